@@ -1,0 +1,50 @@
+//! Build script: make the binary find libtorch without LD_LIBRARY_PATH and keep libtorch_cuda.
+//!
+//! torch-sys links libtorch with the linker's default `--as-needed`, which drops
+//! `libtorch_cuda.so` (nothing references its symbols directly), and then CUDA is never
+//! initialised at run time. We re-add it with `--no-as-needed` when the wheel has it, and
+//! set an rpath to libtorch's `lib/` directory so the binary runs from a plain shell.
+//!
+//! libtorch is located like torch-sys does it: `$LIBTORCH/lib`, or the `torch` package of the
+//! active Python (`LIBTORCH_USE_PYTORCH=1`, interpreter `python` inside a virtualenv, else `python3`).
+use std::path::PathBuf;
+use std::process::Command;
+
+fn libtorch_lib_dir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("LIBTORCH_LIB") {
+        return Some(PathBuf::from(dir).join("lib"));
+    }
+    if let Ok(dir) = std::env::var("LIBTORCH") {
+        return Some(PathBuf::from(dir).join("lib"));
+    }
+    let python = if std::env::var_os("VIRTUAL_ENV").is_some() { "python" } else { "python3" };
+    let out = Command::new(python)
+        .args(["-c", "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
+fn main() {
+    for var in ["LIBTORCH", "LIBTORCH_LIB", "LIBTORCH_USE_PYTORCH", "VIRTUAL_ENV"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+    let Some(lib) = libtorch_lib_dir() else {
+        println!("cargo:warning=conceptree: libtorch not found; the binary will need LD_LIBRARY_PATH");
+        return;
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    println!("cargo:rustc-env=CONCEPTREE_LIBTORCH_DIR={}", lib.display());
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        println!("cargo:rustc-env=CONCEPTREE_LINKED_CUDA=1");
+    }
+}

@@ -1,0 +1,290 @@
+//! Dataset = label rows joined with image files; label spaces, splits and class weights.
+//!
+//! * [`Dataset::open`] pairs every labelled id with `<dir>/<id>.{jpg,jpeg,png}` and checks the
+//!   image header; a missing or unreadable image is an error naming the id and file, or, with
+//!   `skip_bad`, a counted and reported skip.
+//! * [`LabelSpace`] is the ordered concept list a model predicts (flat top-K, or one per level).
+//! * [`split_train_val`] is a seeded split, by group when groups are given (near-duplicate slices of
+//!   one case must not straddle train and validation).
+//! * [`balanced_pos_weights`] is scikit-learn's `compute_class_weight("balanced")` applied to label
+//!   occurrences: `w_k = M / (K * n_k)` with `M` the total number of occurrences of the `K` concepts.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::labels::{LabelRow, SkipReport, Skipped};
+
+/// Image extensions looked up for an id, in order.
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// Errors joining labels with images.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("images directory {0} does not exist or is not a directory")]
+    NoImageDir(PathBuf),
+    #[error("{labels}:{line}: no image for id '{id}' in {dir} (looked for {id}.jpg, .jpeg, .png)")]
+    MissingImage { labels: String, line: usize, id: String, dir: PathBuf },
+    #[error("{labels}:{line}: image {path} (id '{id}') cannot be read: {reason}")]
+    BadImage { labels: String, line: usize, id: String, path: PathBuf, reason: String },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    Malformed { path: PathBuf, line: usize, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Locate the image of `id` in `dir`.
+pub fn find_image(dir: &Path, id: &str) -> Option<PathBuf> {
+    IMAGE_EXTENSIONS.iter().map(|ext| dir.join(format!("{id}.{ext}"))).find(|p| p.is_file())
+}
+
+/// Labelled images: `ids[i]` has `labels[i]` and lives at `paths[i]`.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub ids: Vec<String>,
+    pub labels: Vec<BTreeSet<String>>,
+    pub paths: Vec<PathBuf>,
+}
+
+impl Dataset {
+    /// Join label rows with images in `dir`, checking that each image exists and its header decodes.
+    pub fn open(rows: &[LabelRow], labels_source: &str, dir: &Path, skip_bad: bool) -> Result<(Dataset, SkipReport), DatasetError> {
+        if !dir.is_dir() {
+            return Err(DatasetError::NoImageDir(dir.to_path_buf()));
+        }
+        let checked: Vec<Result<PathBuf, DatasetError>> = rows
+            .par_iter()
+            .map(|r| {
+                let path = find_image(dir, &r.id).ok_or_else(|| DatasetError::MissingImage {
+                    labels: labels_source.to_string(),
+                    line: r.line,
+                    id: r.id.clone(),
+                    dir: dir.to_path_buf(),
+                })?;
+                check_image_header(&path).map_err(|reason| DatasetError::BadImage {
+                    labels: labels_source.to_string(),
+                    line: r.line,
+                    id: r.id.clone(),
+                    path: path.clone(),
+                    reason,
+                })?;
+                Ok(path)
+            })
+            .collect();
+        let mut ds = Dataset::default();
+        let mut report = SkipReport { source: dir.display().to_string(), skipped: vec![] };
+        for (r, c) in rows.iter().zip(checked) {
+            match c {
+                Ok(path) => {
+                    ds.ids.push(r.id.clone());
+                    ds.labels.push(r.cuis.iter().cloned().collect());
+                    ds.paths.push(path);
+                }
+                Err(e) if skip_bad => {
+                    let kind = if matches!(e, DatasetError::MissingImage { .. }) { "missing image" } else { "unreadable image" };
+                    report.skipped.push(Skipped { line: r.line, id: Some(r.id.clone()), reason: format!("{kind}: {e}") });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if ds.ids.is_empty() {
+            return Err(DatasetError::Invalid(format!("no usable images in {} for the labels in {labels_source}", dir.display())));
+        }
+        Ok((ds, report))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The subset at `idx` (in that order).
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        Dataset {
+            ids: idx.iter().map(|&i| self.ids[i].clone()).collect(),
+            labels: idx.iter().map(|&i| self.labels[i].clone()).collect(),
+            paths: idx.iter().map(|&i| self.paths[i].clone()).collect(),
+        }
+    }
+
+    /// Frequency of every concept.
+    pub fn concept_counts(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for set in &self.labels {
+            for c in set {
+                *m.entry(c.clone()).or_insert(0) += 1;
+            }
+        }
+        m
+    }
+}
+
+/// Cheap validity check: the header decodes and the dimensions are sane.
+fn check_image_header(path: &Path) -> Result<(), String> {
+    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
+    let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
+    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    if w == 0 || h == 0 {
+        return Err("zero-sized image".into());
+    }
+    if (w as u64) * (h as u64) > super::pipeline::MAX_PIXELS {
+        return Err(format!("{w}x{h} exceeds the limit of {} pixels", super::pipeline::MAX_PIXELS));
+    }
+    Ok(())
+}
+
+/// The ordered concepts a model predicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelSpace {
+    /// Concepts in output order.
+    pub concepts: Vec<String>,
+    /// Training-set frequency of each concept.
+    pub counts: Vec<usize>,
+}
+
+impl LabelSpace {
+    /// The `top_k` most frequent concepts with at least `min_count` images (ties by CUI).
+    pub fn top_k(counts: &BTreeMap<String, usize>, top_k: usize, min_count: usize) -> LabelSpace {
+        let mut v: Vec<(&String, &usize)> = counts.iter().filter(|(_, &n)| n >= min_count.max(1)).collect();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        v.truncate(top_k);
+        LabelSpace { concepts: v.iter().map(|(c, _)| (*c).clone()).collect(), counts: v.iter().map(|(_, n)| **n).collect() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.concepts.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.concepts.is_empty()
+    }
+
+    pub fn index(&self) -> HashMap<&str, usize> {
+        self.concepts.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect()
+    }
+
+    /// Multi-hot targets `[N, K]` (row-major) for the given label sets.
+    pub fn multi_hot(&self, labels: &[BTreeSet<String>]) -> Vec<f32> {
+        let idx = self.index();
+        let k = self.len();
+        let mut out = vec![0f32; labels.len() * k];
+        for (i, set) in labels.iter().enumerate() {
+            for c in set {
+                if let Some(&j) = idx.get(c.as_str()) {
+                    out[i * k + j] = 1.0;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// scikit-learn "balanced" weights over label occurrences: `w_k = M / (K * n_k)`, used as BCE
+/// positive weights. A concept with no occurrence gets weight 1.
+pub fn balanced_pos_weights(counts: &[usize]) -> Vec<f32> {
+    let k = counts.len() as f64;
+    let m: f64 = counts.iter().map(|&n| n as f64).sum();
+    counts.iter().map(|&n| if n == 0 { 1.0 } else { (m / (k * n as f64)) as f32 }).collect()
+}
+
+/// Read an `id,group` table (a CSV with a header holding `id` and `group` columns, like realrad's meta.csv).
+pub fn read_groups(path: &Path) -> Result<HashMap<String, String>, DatasetError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .map_err(|e| DatasetError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| DatasetError::Malformed { path: path.to_path_buf(), line: 1, message: e.to_string() })?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+    let (Some(ci), Some(cg)) = (col("id"), col("group")) else {
+        return Err(DatasetError::Malformed { path: path.to_path_buf(), line: 1, message: "header needs 'id' and 'group' columns".into() });
+    };
+    let mut out = HashMap::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| DatasetError::Malformed { path: path.to_path_buf(), line: i + 2, message: e.to_string() })?;
+        out.insert(rec[ci].to_string(), rec[cg].to_string());
+    }
+    Ok(out)
+}
+
+/// Seeded train/validation split. With `groups`, whole groups go to one side (an id without a
+/// group is its own group). Returns (train indices, val indices), each sorted.
+pub fn split_train_val(ids: &[String], val_fraction: f64, seed: u64, groups: Option<&HashMap<String, String>>) -> (Vec<usize>, Vec<usize>) {
+    let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let g = groups.and_then(|g| g.get(id)).cloned().unwrap_or_else(|| format!("\u{0}{id}"));
+        by_group.entry(g).or_default().push(i);
+    }
+    let mut groups_v: Vec<Vec<usize>> = by_group.into_values().collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SALT);
+    groups_v.shuffle(&mut rng);
+    let target = (ids.len() as f64 * val_fraction).round() as usize;
+    let (mut train, mut val) = (vec![], vec![]);
+    for g in groups_v {
+        if val.len() < target {
+            val.extend(g);
+        } else {
+            train.extend(g);
+        }
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
+}
+
+/// Mixed into the split seed so the split differs from the augmentation stream of the same seed.
+const SPLIT_SALT: u64 = 0x5eed_5b11;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_by_count_then_cui_and_respects_min_count() {
+        let counts: BTreeMap<String, usize> =
+            [("C3", 5), ("C1", 5), ("C2", 9), ("C4", 1)].iter().map(|(c, n)| (c.to_string(), *n)).collect();
+        let ls = LabelSpace::top_k(&counts, 3, 2);
+        assert_eq!(ls.concepts, vec!["C2", "C1", "C3"]);
+        assert_eq!(ls.counts, vec![9, 5, 5]);
+        assert_eq!(LabelSpace::top_k(&counts, 10, 6).concepts, vec!["C2"]);
+    }
+
+    #[test]
+    fn balanced_weights_match_sklearn_formula() {
+        // sklearn: compute_class_weight('balanced', classes=[0,1], y=[0]*30+[1]*10) -> [0.6667, 2.0]
+        let w = balanced_pos_weights(&[30, 10]);
+        assert!((w[0] - 40.0 / 60.0).abs() < 1e-6 && (w[1] - 2.0).abs() < 1e-6, "{w:?}");
+    }
+
+    #[test]
+    fn multi_hot_ignores_concepts_outside_the_space() {
+        let ls = LabelSpace { concepts: vec!["A".into(), "B".into()], counts: vec![1, 1] };
+        let labels = vec![["B", "Z"].iter().map(|s| s.to_string()).collect(), BTreeSet::new()];
+        assert_eq!(ls.multi_hot(&labels), vec![0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn split_is_seeded_disjoint_and_keeps_groups_together() {
+        let ids: Vec<String> = (0..100).map(|i| format!("img{i}")).collect();
+        let groups: HashMap<String, String> = ids.iter().enumerate().map(|(i, id)| (id.clone(), format!("g{}", i / 4))).collect();
+        let (tr, va) = split_train_val(&ids, 0.15, 7, Some(&groups));
+        assert_eq!(tr.len() + va.len(), 100);
+        assert!(tr.iter().all(|i| !va.contains(i)));
+        assert!((14..=20).contains(&va.len()), "{}", va.len());
+        for &v in &va {
+            let g = &groups[&ids[v]];
+            assert!(tr.iter().all(|&t| &groups[&ids[t]] != g), "group {g} straddles the split");
+        }
+        assert_eq!(split_train_val(&ids, 0.15, 7, Some(&groups)), (tr.clone(), va.clone()));
+        assert_ne!(split_train_val(&ids, 0.15, 8, Some(&groups)).1, va);
+    }
+}

@@ -1,0 +1,419 @@
+//! Label files: ImageCLEF 2019, ImageCLEF 2020+ and ROCO concept lists, with strict parsing.
+//!
+//! | format | example line |
+//! | --- | --- |
+//! | ImageCLEF 2019 | `id<TAB>C0040405;C0817096` |
+//! | ImageCLEF 2020+ | header `ID,CUIs`, then `id,C0040405;C0817096` |
+//! | ROCO | `ROCO_00020<TAB><TAB>C0040405<TAB>C0817096` |
+//!
+//! Every problem names the file and line. With `skip_bad` a bad row is skipped, counted and
+//! reported in [`SkipReport`] instead of failing; nothing is ever dropped silently.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Which label-file layout to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelFormat {
+    /// Detect from the first non-empty line (default).
+    Auto,
+    /// `id<TAB>CUI;CUI;...` (ImageCLEF 2019, also our own output).
+    Clef2019,
+    /// `ID,CUIs` header, then `id,CUI;CUI` (ImageCLEF 2020 and later).
+    Clef2020,
+    /// `ROCO_ID<TAB><TAB>CUI<TAB>CUI...`.
+    Roco,
+}
+
+impl FromStr for LabelFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "clef2019" | "imageclef2019" | "2019" => Ok(Self::Clef2019),
+            "clef2020" | "imageclef2020" | "2020" | "csv" => Ok(Self::Clef2020),
+            "roco" => Ok(Self::Roco),
+            other => Err(format!("unknown label format '{other}' (auto, clef2019, clef2020, roco)")),
+        }
+    }
+}
+
+impl fmt::Display for LabelFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Clef2019 => "clef2019",
+            Self::Clef2020 => "clef2020",
+            Self::Roco => "roco",
+        })
+    }
+}
+
+/// One parsed row: an image id and its CUIs (upper-cased, in file order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelRow {
+    pub id: String,
+    pub cuis: Vec<String>,
+    /// 1-based line number in the source file.
+    pub line: usize,
+}
+
+/// Options for [`read_labels`].
+#[derive(Debug, Clone, Copy)]
+pub struct ParseOptions {
+    pub format: LabelFormat,
+    /// Skip (and count) bad rows instead of failing on the first one.
+    pub skip_bad: bool,
+    /// Accept rows with no CUI (true for submissions and ImageCLEF ground truth; false for training).
+    pub allow_empty: bool,
+    /// Reject repeated CUIs within one row (the official submission pre-check does).
+    pub reject_repeated_cui: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self { format: LabelFormat::Auto, skip_bad: false, allow_empty: false, reject_repeated_cui: false }
+    }
+}
+
+/// A bad row, skipped under `--skip-bad`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub line: usize,
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// What was skipped while reading, by reason; printed so nothing is lost silently.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SkipReport {
+    pub source: String,
+    pub skipped: Vec<Skipped>,
+}
+
+impl SkipReport {
+    pub fn is_empty(&self) -> bool {
+        self.skipped.is_empty()
+    }
+    /// Counts per reason kind (the part of the reason before ':').
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for s in &self.skipped {
+            let kind = s.reason.split(':').next().unwrap_or("").to_string();
+            *m.entry(kind).or_insert(0) += 1;
+        }
+        m
+    }
+    pub fn merge(&mut self, other: SkipReport) {
+        self.skipped.extend(other.skipped);
+    }
+}
+
+impl fmt::Display for SkipReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.skipped.is_empty() {
+            return Ok(());
+        }
+        writeln!(f, "skipped {} row(s)/image(s) of {}:", self.skipped.len(), self.source)?;
+        for (kind, n) in self.counts() {
+            writeln!(f, "  {n:>6}  {kind}")?;
+        }
+        for s in self.skipped.iter().take(5) {
+            writeln!(f, "  e.g. line {}{}: {}", s.line, s.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(), s.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors while reading label files; each names the file and, where there is one, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    #[error("cannot read label file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    Malformed { path: PathBuf, line: usize, message: String },
+    #[error("{path}:{line}: image id '{id}' appears again (first on line {first_line})")]
+    DuplicateId { path: PathBuf, line: usize, id: String, first_line: usize },
+    #[error("{path}:{line}: '{token}' (image '{id}') is not a UMLS CUI (expected C followed by 7 digits)")]
+    BadCui { path: PathBuf, line: usize, id: String, token: String },
+    #[error("{path}:{line}: image '{id}' has an empty label set")]
+    EmptyLabels { path: PathBuf, line: usize, id: String },
+    #[error("{path}:{line}: image '{id}' lists concept {cui} more than once")]
+    RepeatedCui { path: PathBuf, line: usize, id: String, cui: String },
+    #[error("{path}: no label rows")]
+    Empty { path: PathBuf },
+    #[error("{path}: cannot detect the label format from line {line}: '{sample}' (use --format clef2019|clef2020|roco)")]
+    UnknownFormat { path: PathBuf, line: usize, sample: String },
+}
+
+/// True when `s` looks like a UMLS CUI: `C` + 7 digits (case-insensitive).
+pub fn is_cui(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 8 && (b[0] == b'C' || b[0] == b'c') && b[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// Detect the format from the first non-empty line.
+pub fn detect_format(first_line: &str) -> Option<LabelFormat> {
+    let l = first_line.trim_end_matches(['\r', '\n']);
+    if l.contains("\t\t") {
+        return Some(LabelFormat::Roco);
+    }
+    if l.contains('\t') {
+        return Some(LabelFormat::Clef2019);
+    }
+    let lower = l.to_ascii_lowercase();
+    if lower.starts_with("id,") || lower.contains(',') {
+        return Some(LabelFormat::Clef2020);
+    }
+    None
+}
+
+/// Read and validate a label file. See [`ParseOptions`] for what is an error.
+pub fn read_labels(path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io { path: path.to_path_buf(), source })?;
+    parse_labels(&text, path, opts)
+}
+
+/// Parse label text (as read from `path`, used in messages).
+pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
+    let mut report = SkipReport { source: path.display().to_string(), skipped: vec![] };
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let mut format = opts.format;
+    let mut rows = Vec::new();
+    let mut first_line_of: HashMap<String, usize> = HashMap::new();
+    let mut header_checked = false;
+    for (line_no, line) in &mut lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if format == LabelFormat::Auto {
+            format = detect_format(line).ok_or_else(|| LabelError::UnknownFormat {
+                path: path.to_path_buf(),
+                line: line_no,
+                sample: line.chars().take(60).collect(),
+            })?;
+        }
+        if format == LabelFormat::Clef2020 && !header_checked {
+            header_checked = true;
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("id,") {
+                continue; // header line
+            }
+        }
+        let parsed = parse_row(line, line_no, format, path, opts);
+        let row = match parsed {
+            Ok(r) => r,
+            Err(e) if opts.skip_bad => {
+                report.skipped.push(Skipped { line: line_no, id: None, reason: skip_reason(&e) });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(&first) = first_line_of.get(&row.id) {
+            let e = LabelError::DuplicateId { path: path.to_path_buf(), line: line_no, id: row.id.clone(), first_line: first };
+            if opts.skip_bad {
+                report.skipped.push(Skipped { line: line_no, id: Some(row.id), reason: skip_reason(&e) });
+                continue;
+            }
+            return Err(e);
+        }
+        first_line_of.insert(row.id.clone(), line_no);
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(LabelError::Empty { path: path.to_path_buf() });
+    }
+    Ok((rows, report))
+}
+
+fn skip_reason(e: &LabelError) -> String {
+    let kind = match e {
+        LabelError::Malformed { .. } => "malformed row",
+        LabelError::DuplicateId { .. } => "duplicate id",
+        LabelError::BadCui { .. } => "not a CUI",
+        LabelError::EmptyLabels { .. } => "empty label set",
+        LabelError::RepeatedCui { .. } => "repeated concept",
+        _ => "other",
+    };
+    format!("{kind}: {e}")
+}
+
+fn parse_row(line: &str, line_no: usize, format: LabelFormat, path: &Path, opts: ParseOptions) -> Result<LabelRow, LabelError> {
+    let malformed = |message: String| LabelError::Malformed { path: path.to_path_buf(), line: line_no, message };
+    let (id, tokens): (&str, Vec<&str>) = match format {
+        LabelFormat::Clef2019 => {
+            let mut parts = line.splitn(2, '\t');
+            let id = parts.next().unwrap_or("");
+            let rest = parts.next().ok_or_else(|| malformed("expected 'id<TAB>CUI;CUI;...' (no tab found)".into()))?;
+            if rest.contains('\t') {
+                return Err(malformed("more than one tab: is this a ROCO file? (use --format roco)".into()));
+            }
+            (id, rest.split(';').collect())
+        }
+        LabelFormat::Clef2020 => {
+            let mut parts = line.splitn(2, ',');
+            let id = parts.next().unwrap_or("");
+            let rest = parts.next().ok_or_else(|| malformed("expected 'ID,CUI;CUI;...' (no comma found)".into()))?;
+            let rest = rest.trim().trim_matches('"');
+            if rest.contains(',') {
+                return Err(malformed("more than two columns (CUIs are separated by ';' inside the second column)".into()));
+            }
+            (id, rest.split(';').collect())
+        }
+        LabelFormat::Roco => {
+            let mut parts = line.split('\t');
+            let id = parts.next().unwrap_or("");
+            let empty = parts.next();
+            if empty.map(|s| !s.is_empty()).unwrap_or(false) {
+                return Err(malformed("expected 'ROCO_ID<TAB><TAB>CUI<TAB>...' (second field must be empty)".into()));
+            }
+            (id, parts.collect())
+        }
+        LabelFormat::Auto => unreachable!("format resolved before parsing rows"),
+    };
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(malformed("empty image id".into()));
+    }
+    if id.contains(char::is_whitespace) {
+        return Err(malformed(format!("image id '{id}' contains whitespace")));
+    }
+    let mut cuis = Vec::with_capacity(tokens.len());
+    let mut seen = BTreeSet::new();
+    for tok in tokens {
+        let tok = tok.trim();
+        if tok.is_empty() {
+            continue;
+        }
+        if !is_cui(tok) {
+            return Err(LabelError::BadCui { path: path.to_path_buf(), line: line_no, id: id.to_string(), token: tok.to_string() });
+        }
+        let cui = tok.to_ascii_uppercase();
+        if !seen.insert(cui.clone()) {
+            if opts.reject_repeated_cui {
+                return Err(LabelError::RepeatedCui { path: path.to_path_buf(), line: line_no, id: id.to_string(), cui });
+            }
+            continue; // a repeated label in a training file carries no information
+        }
+        cuis.push(cui);
+    }
+    if cuis.is_empty() && !opts.allow_empty {
+        return Err(LabelError::EmptyLabels { path: path.to_path_buf(), line: line_no, id: id.to_string() });
+    }
+    Ok(LabelRow { id: id.to_string(), cuis, line: line_no })
+}
+
+/// Write rows in ImageCLEF 2019 format (`id<TAB>CUI;CUI`), the submission format.
+pub fn write_clef2019(path: &Path, rows: impl IntoIterator<Item = (String, Vec<String>)>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for (id, cuis) in rows {
+        writeln!(w, "{id}\t{}", cuis.join(";"))?;
+    }
+    w.flush()
+}
+
+/// Rows as a map id -> CUI set.
+pub fn to_map(rows: &[LabelRow]) -> BTreeMap<String, BTreeSet<String>> {
+    rows.iter().map(|r| (r.id.clone(), r.cuis.iter().cloned().collect())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
+        parse_labels(text, Path::new("labels.txt"), opts)
+    }
+
+    #[test]
+    fn detects_the_three_formats() {
+        assert_eq!(detect_format("img1\tC0040405;C0817096"), Some(LabelFormat::Clef2019));
+        assert_eq!(detect_format("ID,CUIs"), Some(LabelFormat::Clef2020));
+        assert_eq!(detect_format("ROCO_00020\t\tC4300092\tC0040395"), Some(LabelFormat::Roco));
+        assert_eq!(detect_format("just words"), None);
+    }
+
+    #[test]
+    fn parses_clef2019_and_uppercases() {
+        let (rows, rep) = parse("a\tC0040405;c0817096\nb\tC0024485\n", ParseOptions::default()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].cuis, vec!["C0040405", "C0817096"]);
+        assert_eq!(rows[1].line, 2);
+        assert!(rep.is_empty());
+    }
+
+    #[test]
+    fn parses_clef2020_with_header() {
+        let (rows, _) = parse("ID,CUIs\nx1,C0040405;C0817096\nx2,C0024485\n", ParseOptions::default()).unwrap();
+        assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["x1", "x2"]);
+        assert_eq!(rows[0].line, 2);
+    }
+
+    #[test]
+    fn parses_roco() {
+        let (rows, _) = parse("ROCO_1\t\tC0040405\tC0817096\n", ParseOptions::default()).unwrap();
+        assert_eq!(rows[0].cuis.len(), 2);
+    }
+
+    #[test]
+    fn bad_cui_names_line_and_token() {
+        let e = parse("a\tC0040405\nb\tC004;C0817096\n", ParseOptions::default()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("labels.txt:2"), "{msg}");
+        assert!(msg.contains("'C004'"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_id_is_an_error_naming_both_lines() {
+        let e = parse("a\tC0040405\nb\tC0040405\na\tC0817096\n", ParseOptions::default()).unwrap_err();
+        assert!(matches!(e, LabelError::DuplicateId { line: 3, first_line: 1, .. }), "{e}");
+    }
+
+    #[test]
+    fn empty_label_set_is_an_error_for_training_only() {
+        let e = parse("a\t\n", ParseOptions { format: LabelFormat::Clef2019, ..Default::default() }).unwrap_err();
+        assert!(matches!(e, LabelError::EmptyLabels { line: 1, .. }), "{e}");
+        let opts = ParseOptions { format: LabelFormat::Clef2019, allow_empty: true, ..Default::default() };
+        let (rows, _) = parse("a\t\n", opts).unwrap();
+        assert!(rows[0].cuis.is_empty());
+    }
+
+    #[test]
+    fn malformed_row_without_tab() {
+        let e = parse("a\tC0040405\nnonsense-line\n", ParseOptions { format: LabelFormat::Clef2019, ..Default::default() })
+            .unwrap_err();
+        assert!(matches!(e, LabelError::Malformed { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn skip_bad_counts_every_skipped_row() {
+        let text = "a\tC0040405\nb\tXYZ\nc\t\na\tC0817096\nd\tC0024485\n";
+        let (rows, rep) = parse(text, ParseOptions { skip_bad: true, ..Default::default() }).unwrap();
+        assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["a", "d"]);
+        assert_eq!(rep.skipped.len(), 3);
+        let counts = rep.counts();
+        assert_eq!(counts["not a CUI"], 1);
+        assert_eq!(counts["empty label set"], 1);
+        assert_eq!(counts["duplicate id"], 1);
+        assert!(rep.to_string().contains("skipped 3"));
+    }
+
+    #[test]
+    fn repeated_cui_rejected_when_asked() {
+        let opts = ParseOptions { reject_repeated_cui: true, ..Default::default() };
+        let e = parse("a\tC0040405;c0040405\n", opts).unwrap_err();
+        assert!(matches!(e, LabelError::RepeatedCui { .. }), "{e}");
+        let (rows, _) = parse("a\tC0040405;c0040405\n", ParseOptions::default()).unwrap();
+        assert_eq!(rows[0].cuis, vec!["C0040405"]);
+    }
+
+    #[test]
+    fn empty_file_is_an_error() {
+        assert!(matches!(parse("\n\n", ParseOptions::default()), Err(LabelError::Empty { .. })));
+    }
+}

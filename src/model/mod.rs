@@ -1,0 +1,241 @@
+//! Models: a ResNet trunk shared by one or more heads.
+//!
+//! A flat model is one multi-label head over the top-K concepts (the paper's baseline); a
+//! hierarchical model has one head per ontology level. Both are a [`Model`] with a list of
+//! [`HeadSpec`]s, so training, prediction and evaluation are written once.
+pub mod resnet;
+pub mod weights;
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+pub use resnet::{Trunk, TrunkKind, TRUNK_GROUPS};
+
+/// How a head turns logits into concept probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadKind {
+    /// Independent sigmoids, one per concept (several concepts may be present).
+    MultiLabel,
+    /// Softmax over the concepts plus an explicit "none of these" class (at most one present).
+    SingleLabel,
+}
+
+/// One output head: a name (the level, or `flat`), its concepts, and its kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadSpec {
+    pub name: String,
+    pub concepts: Vec<String>,
+    pub kind: HeadKind,
+}
+
+impl HeadSpec {
+    /// Logit width: one per concept, plus the "none" class for single-label heads.
+    pub fn n_outputs(&self) -> i64 {
+        self.concepts.len() as i64 + i64::from(self.kind == HeadKind::SingleLabel)
+    }
+}
+
+/// Sizes of the paper's head: auxiliary 1x1 convolution, then two dense layers with dropout.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeadConfig {
+    /// Output channels of the auxiliary convolution.
+    pub aux_channels: i64,
+    /// Width of the hidden dense layer.
+    pub hidden: i64,
+    /// Dropout probability before each dense layer.
+    pub dropout: f64,
+}
+
+impl HeadConfig {
+    /// Defaults scaled to the trunk: 512 aux channels and 256 hidden units for ResNets, less for `tiny`.
+    pub fn for_trunk(kind: TrunkKind) -> HeadConfig {
+        match kind {
+            TrunkKind::Tiny => HeadConfig { aux_channels: 64, hidden: 64, dropout: 0.3 },
+            _ => HeadConfig { aux_channels: 512, hidden: 256, dropout: 0.5 },
+        }
+    }
+}
+
+/// Everything needed to rebuild a model (stored in `config.json` of a run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub trunk: TrunkKind,
+    pub head: HeadConfig,
+    pub heads: Vec<HeadSpec>,
+    /// Feed each head the (detached) probabilities of the heads before it.
+    pub condition_on_previous: bool,
+}
+
+impl ModelConfig {
+    /// All concepts, in the concatenated output order of [`Model::probabilities`].
+    pub fn concepts(&self) -> Vec<String> {
+        self.heads.iter().flat_map(|h| h.concepts.iter().cloned()).collect()
+    }
+}
+
+/// The paper's head.
+#[derive(Debug)]
+pub struct Head {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+    dropout: f64,
+}
+
+impl Head {
+    /// `in_channels` from the trunk, `extra` conditioning inputs, `n_out` logits.
+    pub fn new(p: &nn::Path, in_channels: i64, extra: i64, n_out: i64, cfg: &HeadConfig) -> Head {
+        let conv = nn::conv2d(p / "conv", in_channels, cfg.aux_channels, 1, nn::ConvConfig { bias: false, ..Default::default() });
+        let bn = nn::batch_norm2d(p / "bn", cfg.aux_channels, Default::default());
+        let fc1 = nn::linear(p / "fc1", cfg.aux_channels + extra, cfg.hidden, Default::default());
+        let fc2 = nn::linear(p / "fc2", cfg.hidden, n_out, Default::default());
+        Head { conv, bn, fc1, fc2, dropout: cfg.dropout }
+    }
+
+    /// features `[B, C, h, w]` (+ conditioning `[B, extra]`) -> logits `[B, n_out]`.
+    pub fn forward_t(&self, feats: &Tensor, cond: Option<&Tensor>, train: bool) -> Tensor {
+        let y = feats.apply(&self.conv).apply_t(&self.bn, train).relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        let y = match cond {
+            Some(c) => Tensor::cat(&[y, c.shallow_clone()], 1),
+            None => y,
+        };
+        y.dropout(self.dropout, train).apply(&self.fc1).relu().dropout(self.dropout, train).apply(&self.fc2)
+    }
+}
+
+/// Trunk + heads. Trunk variables live at the var-store root (torchvision names); heads under `heads.<name>`.
+#[derive(Debug)]
+pub struct Model {
+    pub cfg: ModelConfig,
+    pub trunk: Trunk,
+    pub heads: Vec<Head>,
+}
+
+/// Probabilities of one head's concepts from its logits `[B, n_outputs]` -> `[B, n_concepts]`.
+pub fn head_probabilities(spec: &HeadSpec, logits: &Tensor) -> Tensor {
+    match spec.kind {
+        HeadKind::MultiLabel => logits.sigmoid(),
+        HeadKind::SingleLabel => logits.softmax(-1, Kind::Float).narrow(1, 0, spec.concepts.len() as i64),
+    }
+}
+
+impl Model {
+    pub fn new(root: &nn::Path, cfg: ModelConfig) -> Model {
+        let trunk = Trunk::new(root, cfg.trunk);
+        let c = cfg.trunk.out_channels();
+        let mut extra = 0;
+        let mut heads = Vec::new();
+        for spec in &cfg.heads {
+            let p = root / "heads" / spec.name.as_str();
+            let e = if cfg.condition_on_previous { extra } else { 0 };
+            heads.push(Head::new(&p, c, e, spec.n_outputs(), &cfg.head));
+            extra += spec.concepts.len() as i64;
+        }
+        Model { cfg, trunk, heads }
+    }
+
+    /// Images `[B, 3, S, S]` -> one logits tensor per head, `[B, n_outputs_h]`.
+    pub fn forward_t(&self, x: &Tensor, train_trunk: bool, train_heads: bool) -> Vec<Tensor> {
+        let feats = self.trunk.forward_t(x, train_trunk);
+        self.heads_forward(&feats, train_heads)
+    }
+
+    /// Trunk features `[B, C, h, w]` -> logits per head.
+    pub fn heads_forward(&self, feats: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut out: Vec<Tensor> = Vec::with_capacity(self.heads.len());
+        let mut probs: Vec<Tensor> = Vec::new();
+        for (spec, head) in self.cfg.heads.iter().zip(&self.heads) {
+            let cond = (self.cfg.condition_on_previous && !probs.is_empty()).then(|| Tensor::cat(&probs, 1));
+            let logits = head.forward_t(feats, cond.as_ref(), train);
+            if self.cfg.condition_on_previous {
+                probs.push(head_probabilities(spec, &logits).detach());
+            }
+            out.push(logits);
+        }
+        out
+    }
+
+    /// Concept probabilities `[B, K]` in [`ModelConfig::concepts`] order.
+    pub fn probabilities(&self, logits: &[Tensor]) -> Tensor {
+        let parts: Vec<Tensor> = self.cfg.heads.iter().zip(logits).map(|(s, l)| head_probabilities(s, l)).collect();
+        Tensor::cat(&parts, 1)
+    }
+}
+
+/// Count the elements of the variables whose names start with one of `prefixes`.
+pub fn count_parameters(vs: &nn::VarStore, prefixes: &[String]) -> i64 {
+    vs.variables()
+        .iter()
+        .filter(|(n, _)| prefixes.iter().any(|p| has_prefix(n, p)))
+        .map(|(_, t)| t.numel() as i64)
+        .sum()
+}
+
+/// `name` is `prefix` or lies under it (`layer4` matches `layer4.0.conv1.weight`, not `layer40`).
+pub fn has_prefix(name: &str, prefix: &str) -> bool {
+    name == prefix || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn cfg(trunk: TrunkKind, heads: Vec<HeadSpec>, condition: bool) -> ModelConfig {
+        ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: condition }
+    }
+
+    fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
+        HeadSpec { name: name.into(), concepts: (0..k).map(|i| format!("C{:07}", i)).collect(), kind }
+    }
+
+    #[test]
+    fn zeros_batch_gives_b_by_k_for_every_trunk_and_head() {
+        for trunk in [TrunkKind::Tiny, TrunkKind::Resnet18, TrunkKind::Resnet50] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = Model::new(&vs.root(), cfg(trunk, vec![spec("flat", 25, HeadKind::MultiLabel)], false));
+            let x = Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+            let out = tch::no_grad(|| m.forward_t(&x, false, false));
+            assert_eq!(out[0].size(), vec![2, 25], "{trunk}");
+            assert_eq!(m.probabilities(&out).size(), vec![2, 25]);
+        }
+    }
+
+    #[test]
+    fn hierarchical_heads_shapes_and_softmax_none_column() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let heads = vec![spec("modality", 3, HeadKind::SingleLabel), spec("anatomy", 5, HeadKind::MultiLabel)];
+        let m = Model::new(&vs.root(), cfg(TrunkKind::Tiny, heads, true));
+        let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let out = tch::no_grad(|| m.forward_t(&x, false, false));
+        assert_eq!(out[0].size(), vec![4, 4]);
+        assert_eq!(out[1].size(), vec![4, 5]);
+        let p = m.probabilities(&out);
+        assert_eq!(p.size(), vec![4, 8]);
+        // modality probabilities exclude "none", so they sum to less than 1
+        let s: Vec<f32> = Vec::try_from(p.narrow(1, 0, 3).sum_dim_intlist(1, false, Kind::Float)).unwrap();
+        assert!(s.iter().all(|v| *v > 0.0 && *v < 1.0), "{s:?}");
+    }
+
+    #[test]
+    fn resnet50_has_torchvision_names_and_parameter_count() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = Trunk::new(&vs.root(), TrunkKind::Resnet50);
+        let vars = vs.variables();
+        for name in ["conv1.weight", "bn1.running_var", "layer1.0.downsample.0.weight", "layer4.2.conv3.weight", "layer3.5.bn2.bias"] {
+            assert!(vars.contains_key(name), "missing {name}");
+        }
+        // torchvision resnet50 has 25,557,032 parameters; without fc (2048*1000 + 1000) 23,508,032.
+        let trainable: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(trainable, 23_508_032);
+    }
+
+    #[test]
+    fn prefix_matching_respects_dots() {
+        assert!(has_prefix("layer4.0.conv1.weight", "layer4"));
+        assert!(!has_prefix("layer40.weight", "layer4"));
+        assert!(has_prefix("bn1", "bn1"));
+    }
+}
