@@ -8,6 +8,7 @@ pub mod data;
 pub mod eval;
 pub mod model;
 pub mod ontology;
+pub mod report;
 pub mod train;
 
 /// Exit code for success.

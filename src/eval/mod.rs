@@ -1,0 +1,36 @@
+//! Evaluation: the official ImageCLEF F1, per-level, per-concept and hierarchical metrics,
+//! submission validation and threshold tuning (pure functions, independent of tch).
+pub mod metrics;
+pub mod submission;
+pub mod thresholds;
+
+use std::collections::BTreeSet;
+
+use crate::ontology::{Level, Ontology};
+
+/// Ontology hooks for [`metrics::evaluate`].
+///
+/// * level: the concept's level in `ontology` (curated, else from its semantic types);
+/// * closure: all ontology ancestors (Kiritchenko et al.'s hierarchical P/R/F1);
+/// * coherence: judged against the evaluation vocabulary `vocab` (the concepts the ground truth
+///   uses): a predicted set is coherent when every ancestor of each of its concepts that lies in
+///   `vocab` is present too, and at most one modality chain is predicted. Ancestors the ground
+///   truth never uses are not demanded, since no ImageCLEF-style label set contains them.
+pub fn ontology_hooks<'a>(ontology: &'a Ontology, vocab: BTreeSet<String>) -> metrics::EvalHooks<'a> {
+    metrics::EvalHooks {
+        level_of: Some(Box::new(move |c: &str| ontology.level_of(c).map(|l| l.to_string()))),
+        closure: Some(Box::new(move |s: &BTreeSet<String>| ontology.closure(s))),
+        is_coherent: Some(Box::new(move |s: &BTreeSet<String>| is_coherent_within(ontology, s, &vocab))),
+    }
+}
+
+/// Coherence of `set` relative to `vocab` (see [`ontology_hooks`]).
+pub fn is_coherent_within(ontology: &Ontology, set: &BTreeSet<String>, vocab: &BTreeSet<String>) -> bool {
+    let closed = set.iter().all(|c| ontology.ancestors(c).iter().filter(|a| vocab.contains(*a)).all(|a| set.contains(a)));
+    let modalities: Vec<&String> = set.iter().filter(|c| ontology.level_of(c) == Some(Level::Modality)).collect();
+    // one chain: every pair of predicted modalities is ancestor-related
+    let one_chain = modalities.iter().all(|a| {
+        modalities.iter().all(|b| a == b || ontology.ancestors(a).contains(*b) || ontology.ancestors(b).contains(*a))
+    });
+    closed && one_chain
+}

@@ -1,0 +1,321 @@
+//! `conceptree` command line: parses arguments, turns them into typed configs, calls the library,
+//! and maps errors to exit codes (0 ok, 1 failure, 2 bad usage or bad input).
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use conceptree::data::labels::LabelFormat;
+use conceptree::model::TrunkKind;
+use conceptree::train::{ClassWeights, DeviceChoice, HierSchedule, Mode, Strategy};
+
+#[derive(Parser, Debug)]
+#[command(name = "conceptree", version, about = "Ontology-aware concept detection in radiology images (UMLS CUIs)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// libtorch version, CUDA and cuDNN availability, threads, build.
+    Doctor,
+    /// Data tools: synthetic phantoms, dataset statistics.
+    #[command(subcommand)]
+    Data(DataCmd),
+    /// Train a flat (top-K) or hierarchical (one head per ontology level) model.
+    Train(Box<TrainArgs>),
+    /// Predict concepts for images with a trained run; writes an ImageCLEF submission.
+    Predict(PredictArgs),
+    /// Score a submission against ground truth (official ImageCLEF F1, per level, per concept).
+    Evaluate(EvaluateArgs),
+    /// Inspect, validate and export the concept hierarchy.
+    #[command(subcommand)]
+    Ontology(OntologyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCmd {
+    /// Write deterministic synthetic radiology phantoms with an ImageCLEF 2019 label file.
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of images.
+        #[arg(long, default_value_t = 400)]
+        n: usize,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 128)]
+        size: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Dataset statistics: images, concepts, labels per image, top-N concepts, imbalance.
+    Stats {
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long, default_value = "auto")]
+        format: LabelFormat,
+        #[arg(long, default_value_t = 25)]
+        top: usize,
+        /// Report how many concepts have at least this many images (the paper kept >= 1000).
+        #[arg(long, default_value_t = 1000)]
+        min_count: usize,
+        /// Write the top-N frequency plot (the paper's Figure 1) as SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        #[arg(long)]
+        ontology: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a one-folder-per-CUI image tree into OUT/labels.csv + OUT/images.
+    ImportFolders {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a one-folder-per-CUI image tree (hard links) from a label file and its images.
+    ExportFolders {
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Only the top-K concepts (0 = all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+    },
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// flat (paper baseline, top-K concepts) or hierarchical (one head per level).
+    #[arg(long, default_value = "flat")]
+    mode: Mode,
+    #[arg(long)]
+    train_labels: PathBuf,
+    /// Directory holding `<id>.jpg|jpeg|png`.
+    #[arg(long)]
+    images: PathBuf,
+    /// Run directory to create.
+    #[arg(long)]
+    out: PathBuf,
+    /// Validation labels; default: hold out --val-split of the training labels.
+    #[arg(long)]
+    val_labels: Option<PathBuf>,
+    /// CSV with `id` and `group` columns: split by group (e.g. patient or case).
+    #[arg(long)]
+    groups: Option<PathBuf>,
+    #[arg(long, default_value_t = 0.15)]
+    val_split: f64,
+    /// Ontology TSV (default: the built-in radiology hierarchy).
+    #[arg(long)]
+    ontology: Option<PathBuf>,
+    /// Levels with a head, top first (hierarchical mode).
+    #[arg(long, value_delimiter = ',', default_value = "modality,anatomy,laterality")]
+    levels: Vec<conceptree::ontology::Level>,
+    /// joint (all heads at once) or stepwise (one level added per stage).
+    #[arg(long, default_value = "stepwise")]
+    schedule: HierSchedule,
+    /// Feed each head the probabilities of the levels above it.
+    #[arg(long)]
+    condition: bool,
+    #[arg(long, default_value = "resnet50")]
+    trunk: TrunkKind,
+    /// torchvision-format safetensors state dict for the trunk (e.g. ImageNet or RadImageNet).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// head (frozen trunk), full (paper run 1), layerwise (paper run 2).
+    #[arg(long, default_value = "full")]
+    strategy: Strategy,
+    #[arg(long, default_value_t = 25)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1)]
+    min_count: usize,
+    #[arg(long, default_value_t = 224)]
+    image_size: u32,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Learning-rate factor for each later stage of a layerwise or stepwise schedule.
+    #[arg(long, default_value_t = 0.5)]
+    stage_lr_decay: f64,
+    #[arg(long, default_value = "balanced")]
+    class_weights: ClassWeights,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Turn augmentation off.
+    #[arg(long)]
+    no_augment: bool,
+    /// Skip (and report) malformed rows and missing or unreadable images instead of failing.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Use at most this many training images (0 = all).
+    #[arg(long, default_value_t = 0)]
+    max_train_images: usize,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// Run directory written by `conceptree train`.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    images: PathBuf,
+    /// Label or id file naming the images to predict (default: every image in --images).
+    #[arg(long)]
+    ids: Option<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    /// One global threshold instead of the tuned ones in the run directory.
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Also write per-level scores and the path through the hierarchy (JSON lines) to this file.
+    #[arg(long)]
+    explain: Option<PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+}
+
+#[derive(Args, Debug)]
+struct EvaluateArgs {
+    #[arg(long)]
+    gt: PathBuf,
+    #[arg(long)]
+    pred: PathBuf,
+    /// Ontology for per-level, hierarchical and coherence figures (default: built-in).
+    #[arg(long)]
+    ontology: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    format: LabelFormat,
+    /// Score images missing from the submission as 0 (counted) instead of failing.
+    #[arg(long)]
+    allow_missing: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum OntologyCmd {
+    /// Check ontology files; every problem with file and line; exit 2 on any.
+    Validate { files: Vec<PathBuf> },
+    /// Concepts per level, depth, roots, leaves.
+    Stats {
+        #[arg(long)]
+        ontology: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One concept: name, level, semantic types, ancestors, children.
+    Show {
+        cui: String,
+        #[arg(long)]
+        ontology: Option<PathBuf>,
+    },
+    /// Where the CUIs of a label file fall: per level, unknown, noise.
+    Map {
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long, default_value = "auto")]
+        format: LabelFormat,
+        #[arg(long)]
+        ontology: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Graphviz DOT of the hierarchy (or a subtree / one level); --out with .png/.svg renders it.
+    Dot {
+        #[arg(long)]
+        root: Option<String>,
+        #[arg(long)]
+        level: Option<conceptree::ontology::Level>,
+        #[arg(long)]
+        ontology: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Build an ontology TSV from UMLS Metathesaurus RRF files, restricted to the CUIs of a label file.
+    FromUmls {
+        /// Directory with MRCONSO.RRF, MRREL.RRF, MRSTY.RRF.
+        #[arg(long)]
+        rrf: PathBuf,
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Command::Doctor => commands::doctor(),
+        Command::Data(DataCmd::Synth { out, n, size, seed }) => commands::synth(&out, n, size, seed),
+        Command::Data(DataCmd::Stats { labels, format, top, min_count, plot, ontology, json }) => {
+            commands::data_stats(&labels, format, top, min_count, plot.as_deref(), ontology.as_deref(), json)
+        }
+        Command::Data(DataCmd::ImportFolders { root, out }) => commands::import_folders(&root, &out),
+        Command::Data(DataCmd::ExportFolders { labels, images, out, top_k }) => commands::export_folders(&labels, &images, &out, top_k),
+        Command::Train(a) => commands::train(a.into_config()),
+        Command::Predict(a) => commands::predict(&a.model, &a.images, a.ids.as_deref(), &a.out, a.threshold, a.explain.as_deref(), a.batch_size, a.device),
+        Command::Evaluate(a) => commands::evaluate(&a.gt, &a.pred, a.ontology.as_deref(), a.format, a.allow_missing, a.json),
+        Command::Ontology(c) => match c {
+            OntologyCmd::Validate { files } => commands::ontology_validate(&files),
+            OntologyCmd::Stats { ontology, json } => commands::ontology_stats(ontology.as_deref(), json),
+            OntologyCmd::Show { cui, ontology } => commands::ontology_show(&cui, ontology.as_deref()),
+            OntologyCmd::Map { labels, format, ontology, json } => commands::ontology_map(&labels, format, ontology.as_deref(), json),
+            OntologyCmd::Dot { root, level, ontology, out } => commands::ontology_dot(root.as_deref(), level, ontology.as_deref(), out.as_deref()),
+            OntologyCmd::FromUmls { rrf, labels, out } => commands::ontology_from_umls(&rrf, labels.as_deref(), &out),
+        },
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(commands::exit_code(&e));
+    }
+}
+
+impl TrainArgs {
+    fn into_config(self) -> conceptree::train::TrainConfig {
+        use conceptree::data::pipeline::AugmentConfig;
+        conceptree::train::TrainConfig {
+            train_labels: self.train_labels,
+            images: self.images,
+            out: self.out,
+            val_labels: self.val_labels,
+            groups: self.groups,
+            ontology: self.ontology,
+            mode: self.mode,
+            levels: self.levels,
+            schedule: self.schedule,
+            condition_on_previous: self.condition,
+            trunk: self.trunk,
+            weights: self.weights,
+            strategy: self.strategy,
+            top_k: self.top_k,
+            min_count: self.min_count,
+            image_size: self.image_size,
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            lr: self.lr,
+            stage_lr_decay: self.stage_lr_decay,
+            class_weights: self.class_weights,
+            val_split: self.val_split,
+            seed: self.seed,
+            device: self.device,
+            augment: (!self.no_augment).then(AugmentConfig::default),
+            skip_bad: self.skip_bad,
+            prefetch: 2,
+            max_train_images: self.max_train_images,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Graphviz DOT export of the ontology or a part of it.
+//!
+//! Nodes are labelled `CUI\nname` and filled with one colour per level (white: no level; grey
+//! text: noise-flagged); edges point from child to parent, drawn bottom-to-top, part_of dashed.
+//! Render with `dot -Tsvg ontology.dot > ontology.svg`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::{Level, Ontology, OntologyError, Relation};
+
+/// Fill colour of a level (Graphviz colour names; ColorBrewer Set3-like pastels).
+fn level_colour(level: Option<Level>) -> &'static str {
+    match level {
+        Some(Level::Modality) => "#8dd3c7",
+        Some(Level::Anatomy) => "#ffffb3",
+        Some(Level::Laterality) => "#bebada",
+        Some(Level::Plane) => "#fb8072",
+        Some(Level::View) => "#80b1d3",
+        Some(Level::Technique) => "#fdb462",
+        Some(Level::Finding) => "#b3de69",
+        None => "#ffffff",
+    }
+}
+
+/// Escapes a string for a double-quoted DOT id or label.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+impl Ontology {
+    /// DOT text of the whole ontology, or of `root` and its descendants, optionally only the
+    /// concepts of one `level`; only edges between drawn concepts are drawn. Fails with
+    /// [`OntologyError::UnknownCui`] if `root` is not in the ontology.
+    pub fn to_dot(
+        &self,
+        root: Option<&str>,
+        level: Option<Level>,
+    ) -> Result<String, OntologyError> {
+        let mut cuis: BTreeSet<String> = match root {
+            Some(r) => {
+                if !self.contains(r) {
+                    return Err(OntologyError::UnknownCui { cui: r.to_string() });
+                }
+                let mut set = self.descendants(r);
+                set.insert(r.to_string());
+                set
+            }
+            None => self.concepts().map(|c| c.cui.clone()).collect(),
+        };
+        if let Some(l) = level {
+            cuis.retain(|c| self.level_of(c) == Some(l));
+        }
+        let mut out = String::from("digraph ontology {\n  rankdir=BT;\n");
+        out.push_str(
+            "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n",
+        );
+        for cui in &cuis {
+            let Some(c) = self.get(cui) else { continue };
+            let font = if c.noise {
+                ", fontcolor=\"#888888\""
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  \"{}\" [label=\"{}\\n{}\", fillcolor=\"{}\"{}];",
+                escape(cui),
+                escape(cui),
+                escape(&c.name),
+                level_colour(self.level_of(cui)),
+                font
+            );
+        }
+        for cui in &cuis {
+            for (parent, relation) in self.parents(cui) {
+                if !cuis.contains(parent) {
+                    continue;
+                }
+                let style = match relation {
+                    Relation::IsA => "",
+                    Relation::PartOf => " [style=dashed]",
+                };
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" -> \"{}\"{};",
+                    escape(cui),
+                    escape(parent),
+                    style
+                );
+            }
+        }
+        out.push_str("}\n");
+        Ok(out)
+    }
+}

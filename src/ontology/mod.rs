@@ -1,0 +1,538 @@
+//! The radiology concept ontology: UMLS concepts (CUIs) on levels, linked by is_a / part_of.
+//!
+//! Concepts are UMLS Metathesaurus concepts (Bodenreider 2004, "The Unified Medical Language
+//! System (UMLS): integrating biomedical terminology", NAR 32:D267). Each may sit on one
+//! [`Level`] (modality, anatomy, laterality, plane, view, technique, finding), as in the
+//! per-level models of ImageCLEF 2019 concept detection. The hierarchy is a petgraph
+//! `DiGraph<Concept, Relation>` whose edges point from child to parent.
+//!
+//! Sources: the curated file `ontology/radiology.tsv` ([`Ontology::builtin`], [`Ontology::load`];
+//! format in `tsv.rs` and `ontology/README.md`) or UMLS RRF files ([`Ontology::from_umls_rrf`]).
+//! A curated file is validated as a whole ([`Ontology::validate_tsv_str`]): every problem is
+//! reported with its file and line, and loading fails if there is any.
+//!
+//! Invariants of a loaded ontology: the graph is acyclic, and (for curated files) the modality
+//! concepts among any concept's ancestors-or-self form one chain, so "one modality per image"
+//! is expressible as [`Ontology::is_coherent`].
+
+mod dot;
+mod report;
+mod rrf;
+pub mod semtypes;
+pub mod tsv;
+mod validate;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ndarray::Array2;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use serde::{Deserialize, Serialize};
+
+pub use report::{
+    ConceptReport, CuiCount, LabelMapReport, LevelCount, NamedCui, OntologyStats, ParentLink,
+};
+pub use semtypes::{SemtypeEntry, SemtypeTable};
+pub use tsv::{Problem, ProblemKind};
+
+/// The shipped curated ontology, `ontology/radiology.tsv`.
+pub const BUILTIN_TSV: &str = include_str!("../../ontology/radiology.tsv");
+
+/// Where a concept sits in a per-level model. Serialized and parsed as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Imaging modality (CT, MRI, plain x-ray, ...): at most one chain per image.
+    Modality,
+    /// Body region or organ.
+    Anatomy,
+    /// Left / right / bilateral.
+    Laterality,
+    /// Cross-sectional scan plane (axial, coronal, sagittal).
+    Plane,
+    /// Projection view of radiography (PA, AP, lateral, oblique).
+    View,
+    /// Acquisition technique (contrast, tomography, ...).
+    Technique,
+    /// Finding, disease or lesion.
+    Finding,
+}
+
+impl Level {
+    /// Every level, in the canonical order used for heads, reports and tie-breaking.
+    pub const ALL: [Level; 7] = [
+        Level::Modality,
+        Level::Anatomy,
+        Level::Laterality,
+        Level::Plane,
+        Level::View,
+        Level::Technique,
+        Level::Finding,
+    ];
+
+    /// The lowercase name (`"modality"`, ...), as in files and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Modality => "modality",
+            Level::Anatomy => "anatomy",
+            Level::Laterality => "laterality",
+            Level::Plane => "plane",
+            Level::View => "view",
+            Level::Technique => "technique",
+            Level::Finding => "finding",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not a level name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown level '{0}' (expected one of modality, anatomy, laterality, plane, view, technique, finding)")]
+pub struct ParseLevelError(pub String);
+
+impl FromStr for Level {
+    type Err = ParseLevelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| ParseLevelError(s.to_string()))
+    }
+}
+
+/// The kind of a child -> parent edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    /// The child is a kind of the parent (UMLS `isa`).
+    IsA,
+    /// The child is a part of the parent (UMLS `part_of`).
+    PartOf,
+}
+
+impl Relation {
+    /// `"is_a"` or `"part_of"`, as in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::IsA => "is_a",
+            Relation::PartOf => "part_of",
+        }
+    }
+}
+
+impl fmt::Display for Relation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Relation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "is_a" => Ok(Relation::IsA),
+            "part_of" => Ok(Relation::PartOf),
+            other => Err(format!(
+                "unknown relation '{other}' (expected is_a or part_of)"
+            )),
+        }
+    }
+}
+
+/// One UMLS concept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concept {
+    /// UMLS concept unique identifier, `C` + seven digits.
+    pub cui: String,
+    /// UMLS preferred name.
+    pub name: String,
+    /// UMLS semantic types (TUIs, e.g. `T060`), possibly empty.
+    pub semantic_types: Vec<String>,
+    /// Curated level; `None` when the source gives none (see [`Ontology::level_of`]).
+    pub level: Option<Level>,
+    /// Known label noise in ImageCLEF/ROCO annotations.
+    pub noise: bool,
+}
+
+/// Errors of this module. Messages name the file, line or CUI at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum OntologyError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A curated file has problems; all of them are listed, one per line.
+    #[error("invalid ontology {source_name} ({} problem(s)):\n{}", .problems.len(), format_problems(.problems))]
+    Invalid {
+        /// File name the text came from.
+        source_name: String,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// A CUI that the ontology does not contain.
+    #[error("unknown CUI {cui}: not in the ontology")]
+    UnknownCui {
+        /// The CUI asked for.
+        cui: String,
+    },
+    /// A malformed line in a UMLS RRF file.
+    #[error("{}:{line}: {message}", path.display())]
+    Rrf {
+        /// The RRF file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn format_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A concept hierarchy over UMLS CUIs (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Ontology {
+    /// Edges child -> parent.
+    graph: DiGraph<Concept, Relation>,
+    index: HashMap<String, NodeIndex>,
+    /// Effective level per node: curated, else from semantic types.
+    levels: Vec<Option<Level>>,
+    /// Longest path to a root, per node.
+    depths: Vec<usize>,
+}
+
+impl Ontology {
+    /// Wraps a graph (edges child -> parent), computing the lookup index, effective levels and
+    /// depths. Depths are all 0 if the graph has a cycle (only possible for a graph that failed
+    /// validation and is never handed out).
+    pub(crate) fn from_graph(graph: DiGraph<Concept, Relation>) -> Ontology {
+        let index = graph
+            .node_indices()
+            .map(|n| (graph[n].cui.clone(), n))
+            .collect();
+        let table = SemtypeTable::builtin();
+        let levels = graph
+            .node_indices()
+            .map(|n| {
+                let c = &graph[n];
+                c.level.or_else(|| {
+                    if c.noise {
+                        None
+                    } else {
+                        table.level_of(&c.semantic_types)
+                    }
+                })
+            })
+            .collect();
+        let mut depths = vec![0usize; graph.node_count()];
+        if let Ok(order) = petgraph::algo::toposort(&graph, None) {
+            // children come before parents in `order`: walk it backwards, parents first
+            for &n in order.iter().rev() {
+                depths[n.index()] = graph
+                    .neighbors_directed(n, Direction::Outgoing)
+                    .map(|p| depths[p.index()] + 1)
+                    .max()
+                    .unwrap_or(0);
+            }
+        }
+        Ontology {
+            graph,
+            index,
+            levels,
+            depths,
+        }
+    }
+
+    /// The shipped curated ontology (`ontology/radiology.tsv`). Panics only if the shipped file
+    /// is invalid, which a unit test rules out.
+    pub fn builtin() -> Ontology {
+        Ontology::from_tsv_str(BUILTIN_TSV, "ontology/radiology.tsv")
+            .unwrap_or_else(|e| panic!("the shipped ontology is invalid: {e}"))
+    }
+
+    /// Parses and validates a curated file (format in `tsv.rs`). Fails with
+    /// [`OntologyError::Invalid`] listing every problem if there is any.
+    pub fn from_tsv_str(text: &str, source: &str) -> Result<Ontology, OntologyError> {
+        validate::check_and_build(text, source).map_err(|problems| OntologyError::Invalid {
+            source_name: source.to_string(),
+            problems,
+        })
+    }
+
+    /// Reads and validates a curated file.
+    pub fn load(path: &Path) -> Result<Ontology, OntologyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| OntologyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ontology::from_tsv_str(&text, &path.display().to_string())
+    }
+
+    /// Every problem of a curated file, sorted by line (empty when it is valid).
+    pub fn validate_tsv_str(text: &str, source: &str) -> Vec<Problem> {
+        validate::check_and_build(text, source)
+            .err()
+            .unwrap_or_default()
+    }
+
+    /// Loads concepts and hierarchy from UMLS RRF files in `dir` (`MRCONSO.RRF`, `MRREL.RRF`,
+    /// `MRSTY.RRF`); with `restrict_to`, keeps only those CUIs and the edges among them.
+    /// See `rrf.rs` for the exact reading of each file.
+    pub fn from_umls_rrf(
+        dir: &Path,
+        restrict_to: Option<&BTreeSet<String>>,
+    ) -> Result<Ontology, OntologyError> {
+        rrf::load(dir, restrict_to)
+    }
+
+    fn node(&self, cui: &str) -> Option<NodeIndex> {
+        self.index.get(cui).copied()
+    }
+
+    fn cui_of(&self, n: NodeIndex) -> &str {
+        &self.graph[n].cui
+    }
+
+    /// Number of concepts.
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// True when the ontology has no concept.
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    /// Whether the CUI is in the ontology.
+    pub fn contains(&self, cui: &str) -> bool {
+        self.index.contains_key(cui)
+    }
+
+    /// The concept with this CUI.
+    pub fn get(&self, cui: &str) -> Option<&Concept> {
+        self.node(cui).map(|n| &self.graph[n])
+    }
+
+    /// All concepts, in file (or load) order.
+    pub fn concepts(&self) -> impl Iterator<Item = &Concept> {
+        self.graph.node_weights()
+    }
+
+    /// The concept's level: its curated level, else the level of its semantic types
+    /// ([`Ontology::level_from_semtypes`]; not for noise-flagged concepts, which should not be
+    /// learned), else `None`. `None` for unknown CUIs.
+    pub fn level_of(&self, cui: &str) -> Option<Level> {
+        self.node(cui).and_then(|n| self.levels[n.index()])
+    }
+
+    /// The level the shipped semantic type table (`ontology/semtypes.tsv`) gives a list of TUIs;
+    /// with several, the first level in [`Level::ALL`] order.
+    pub fn level_from_semtypes(tuis: &[String]) -> Option<Level> {
+        SemtypeTable::builtin().level_of(tuis)
+    }
+
+    /// Direct parents with the relation to each, sorted by CUI. Empty for unknown CUIs.
+    pub fn parents(&self, cui: &str) -> Vec<(&str, Relation)> {
+        let Some(n) = self.node(cui) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(&str, Relation)> = self
+            .graph
+            .edges_directed(n, Direction::Outgoing)
+            .map(|e| (self.cui_of(e.target()), *e.weight()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Direct children, sorted by CUI. Empty for unknown CUIs.
+    pub fn children(&self, cui: &str) -> Vec<&str> {
+        let Some(n) = self.node(cui) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = self
+            .graph
+            .neighbors_directed(n, Direction::Incoming)
+            .map(|c| self.cui_of(c))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Nodes reachable from `start` along `dir`, without `start` itself.
+    fn reach(&self, start: NodeIndex, dir: Direction) -> Vec<NodeIndex> {
+        let mut seen = vec![false; self.graph.node_count()];
+        seen[start.index()] = true;
+        let mut stack = vec![start];
+        let mut out = Vec::new();
+        while let Some(n) = stack.pop() {
+            for m in self.graph.neighbors_directed(n, dir) {
+                if !seen[m.index()] {
+                    seen[m.index()] = true;
+                    out.push(m);
+                    stack.push(m);
+                }
+            }
+        }
+        out
+    }
+
+    fn cui_set(&self, nodes: Vec<NodeIndex>) -> BTreeSet<String> {
+        nodes
+            .into_iter()
+            .map(|n| self.cui_of(n).to_string())
+            .collect()
+    }
+
+    /// All ancestors (transitively, over both relations), never the concept itself.
+    /// Empty for unknown CUIs.
+    pub fn ancestors(&self, cui: &str) -> BTreeSet<String> {
+        self.node(cui)
+            .map(|n| self.cui_set(self.reach(n, Direction::Outgoing)))
+            .unwrap_or_default()
+    }
+
+    /// All descendants (transitively), never the concept itself. Empty for unknown CUIs.
+    pub fn descendants(&self, cui: &str) -> BTreeSet<String> {
+        self.node(cui)
+            .map(|n| self.cui_set(self.reach(n, Direction::Incoming)))
+            .unwrap_or_default()
+    }
+
+    /// Length of the longest path from the concept up to a root (roots: 0). `None` for unknown
+    /// CUIs.
+    pub fn depth(&self, cui: &str) -> Option<usize> {
+        self.node(cui).map(|n| self.depths[n.index()])
+    }
+
+    /// The deepest concept that is an ancestor-or-self of both (ties: smallest CUI); `None` if
+    /// either is unknown or they share none.
+    pub fn lowest_common_ancestor(&self, a: &str, b: &str) -> Option<String> {
+        let (na, nb) = (self.node(a)?, self.node(b)?);
+        let mut up_a = self.reach(na, Direction::Outgoing);
+        up_a.push(na);
+        let mut up_b = self.reach(nb, Direction::Outgoing);
+        up_b.push(nb);
+        let up_b: BTreeSet<NodeIndex> = up_b.into_iter().collect();
+        up_a.into_iter()
+            .filter(|n| up_b.contains(n))
+            .min_by(|x, y| {
+                self.depths[y.index()]
+                    .cmp(&self.depths[x.index()])
+                    .then_with(|| self.cui_of(*x).cmp(self.cui_of(*y)))
+            })
+            .map(|n| self.cui_of(n).to_string())
+    }
+
+    /// CUIs whose level ([`Ontology::level_of`]) is `level`, sorted.
+    pub fn concepts_of_level(&self, level: Level) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .graph
+            .node_indices()
+            .filter(|n| self.levels[n.index()] == Some(level))
+            .map(|n| self.cui_of(n))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The set plus every ancestor of its known CUIs; unknown CUIs are kept as they are.
+    pub fn closure(&self, set: &BTreeSet<String>) -> BTreeSet<String> {
+        let mut out = set.clone();
+        for cui in set {
+            out.extend(self.ancestors(cui));
+        }
+        out
+    }
+
+    /// The most specific modality concepts of the set: those of its known modality concepts
+    /// that are not an ancestor of another modality concept in the set. Sorted.
+    pub fn modality_leaves<'a>(&self, set: &'a BTreeSet<String>) -> Vec<&'a str> {
+        let modal: Vec<&'a String> = set
+            .iter()
+            .filter(|c| self.level_of(c) == Some(Level::Modality))
+            .collect();
+        let mut covered: BTreeSet<String> = BTreeSet::new();
+        for m in &modal {
+            covered.extend(self.ancestors(m));
+        }
+        modal
+            .into_iter()
+            .filter(|m| !covered.contains(m.as_str()))
+            .map(|m| m.as_str())
+            .collect()
+    }
+
+    /// How many distinct modality chains the set names (the count of
+    /// [`Ontology::modality_leaves`]).
+    pub fn modality_count(&self, set: &BTreeSet<String>) -> usize {
+        self.modality_leaves(set).len()
+    }
+
+    /// A label set is coherent when every known concept's ancestors are in it and its modality
+    /// concepts form at most one chain (one modality per image).
+    pub fn is_coherent(&self, set: &BTreeSet<String>) -> bool {
+        set.iter().all(|c| self.ancestors(c).is_subset(set)) && self.modality_count(set) <= 1
+    }
+
+    /// `[K, K]` matrix over `cuis`: `m[[i, j]] = 1.0` when `cuis[j]` is an ancestor-or-self of
+    /// `cuis[i]`, else `0.0`. Unknown CUIs only have their diagonal entry. Used by the trainer
+    /// for the hierarchy max-constraint (a parent scores at least as high as any child).
+    pub fn ancestor_matrix(&self, cuis: &[String]) -> Array2<f32> {
+        let k = cuis.len();
+        let mut m = Array2::<f32>::zeros((k, k));
+        for (i, ci) in cuis.iter().enumerate() {
+            let anc = self.ancestors(ci);
+            for (j, cj) in cuis.iter().enumerate() {
+                if ci == cj || anc.contains(cj) {
+                    m[[i, j]] = 1.0;
+                }
+            }
+        }
+        m
+    }
+
+    /// Concepts without parents, sorted.
+    pub fn roots(&self) -> Vec<&str> {
+        self.sorted_where(Direction::Outgoing)
+    }
+
+    /// Concepts without children, sorted.
+    pub fn leaves(&self) -> Vec<&str> {
+        self.sorted_where(Direction::Incoming)
+    }
+
+    fn sorted_where(&self, empty: Direction) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .graph
+            .node_indices()
+            .filter(|&n| self.graph.neighbors_directed(n, empty).next().is_none())
+            .map(|n| self.cui_of(n))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

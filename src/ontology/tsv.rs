@@ -1,0 +1,372 @@
+//! The curated ontology file format (`ontology/radiology.tsv`) and its row-level checks.
+//!
+//! `#` starts a comment line; blank lines are ignored; the first other line is the header
+//! `cui<TAB>name<TAB>level<TAB>parents<TAB>semantic_types<TAB>flags`. Per row:
+//! - `cui`: a UMLS CUI, `C` and seven digits;
+//! - `name`: the UMLS preferred name (free text without tabs, not empty);
+//! - `level`: one of [`Level::ALL`]'s names or `-` (no curated level);
+//! - `parents`: `-` or `;`-separated entries `CUI` (is_a), `is_a:CUI` or `part_of:CUI`;
+//! - `semantic_types`: `-` or `;`-separated TUIs (`T060`);
+//! - `flags`: `-` or `;`-separated words from [`FLAGS`] (`noise`: a concept known to be label
+//!   noise in ImageCLEF/ROCO annotations).
+//!
+//! This module checks each row on its own (`parse_rows`); graph-level checks (unknown parents,
+//! cycles, modality conflicts) live in `validate.rs`. Every problem is a [`Problem`] carrying the
+//! file name and 1-based line number.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::semtypes::is_tui;
+use super::{Level, Relation};
+
+/// The header every curated file must start with (after comments).
+pub const HEADER: [&str; 6] = ["cui", "name", "level", "parents", "semantic_types", "flags"];
+
+/// Flags a row may carry. `noise`: known label noise in ImageCLEF/ROCO (e.g. C0751437
+/// "Adenohypophyseal Diseases" produced from the word "anterior").
+pub const FLAGS: &[&str] = &["noise"];
+
+/// What kind of problem a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Missing header, or a header other than [`HEADER`].
+    BadHeader,
+    /// Wrong number of columns, or an empty name.
+    MalformedRow,
+    /// A CUI (in the `cui` column or a parent entry) that is not `C` + seven digits.
+    MalformedCui,
+    /// The same CUI defined on two rows.
+    DuplicateCui,
+    /// A parent CUI that no row defines.
+    UnknownParent,
+    /// A parent entry with a relation other than `is_a` / `part_of`.
+    MalformedParent,
+    /// A level name that is not one of [`Level::ALL`] (nor `-`).
+    UnknownLevel,
+    /// A semantic type that is not `T` + three digits.
+    MalformedSemanticType,
+    /// The same TUI twice in a semantic type table.
+    DuplicateSemanticType,
+    /// A flag that is not in [`FLAGS`].
+    UnknownFlag,
+    /// The parent edges form a cycle.
+    Cycle,
+    /// Two modality concepts that are not in one chain among a concept's ancestors-or-self.
+    ModalityConflict,
+}
+
+/// One problem found in an ontology file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// File name (or other label) the text came from.
+    pub source: String,
+    /// 1-based line number, when the problem belongs to one line.
+    pub line: Option<usize>,
+    /// Its kind, for programs.
+    pub kind: ProblemKind,
+    /// Its description, for people.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.source, line, self.message),
+            None => write!(f, "{}: {}", self.source, self.message),
+        }
+    }
+}
+
+/// One well-formed data row of a curated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Row {
+    pub line: usize,
+    pub cui: String,
+    pub name: String,
+    pub level: Option<Level>,
+    pub parents: Vec<(String, Relation)>,
+    pub semantic_types: Vec<String>,
+    pub noise: bool,
+}
+
+/// True for a well-formed CUI: `C` followed by exactly seven ASCII digits.
+pub fn is_cui(s: &str) -> bool {
+    s.len() == 8 && s.starts_with('C') && s[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Splits a `-` or `;`-separated list cell into trimmed, non-empty items.
+fn list(cell: &str) -> Vec<&str> {
+    if cell.trim() == "-" {
+        return Vec::new();
+    }
+    cell.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Parses the rows of a curated file, returning the well-formed rows and every row-level problem.
+/// A row with any problem is left out (so later checks see only trustworthy rows); its problems
+/// are all reported.
+pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    let mut header_seen = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut push = |kind, message: String| {
+            problems.push(Problem {
+                source: source.to_string(),
+                line: Some(line_no),
+                kind,
+                message,
+            })
+        };
+        let cols: Vec<&str> = line.split('\t').collect();
+        if !header_seen {
+            header_seen = true;
+            let found: Vec<&str> = cols.iter().map(|c| c.trim()).collect();
+            if found != HEADER {
+                push(
+                    ProblemKind::BadHeader,
+                    format!(
+                        "expected header '{}', found '{}'",
+                        HEADER.join("<TAB>"),
+                        line
+                    ),
+                );
+                return (rows, problems);
+            }
+            continue;
+        }
+        if cols.len() != HEADER.len() {
+            push(
+                ProblemKind::MalformedRow,
+                format!(
+                    "expected {} tab-separated columns ({}), found {}",
+                    HEADER.len(),
+                    HEADER.join(", "),
+                    cols.len()
+                ),
+            );
+            continue;
+        }
+        let mut ok = true;
+        let cui = cols[0].trim();
+        if !is_cui(cui) {
+            push(
+                ProblemKind::MalformedCui,
+                format!("malformed CUI '{cui}' (expected C and 7 digits)"),
+            );
+            ok = false;
+        }
+        let name = cols[1].trim();
+        if name.is_empty() {
+            push(
+                ProblemKind::MalformedRow,
+                format!("{cui} has an empty name"),
+            );
+            ok = false;
+        }
+        let level_cell = cols[2].trim();
+        let level = if level_cell == "-" {
+            None
+        } else {
+            match level_cell.parse::<Level>() {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    push(ProblemKind::UnknownLevel, format!("{cui}: {e}"));
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let mut parents = Vec::new();
+        for entry in list(cols[3]) {
+            let (relation, parent) = match entry.split_once(':') {
+                None => (Some(Relation::IsA), entry),
+                Some((rel, parent)) => (rel.trim().parse::<Relation>().ok(), parent.trim()),
+            };
+            let Some(relation) = relation else {
+                push(
+                    ProblemKind::MalformedParent,
+                    format!("{cui}: parent entry '{entry}' has an unknown relation (expected is_a or part_of)"),
+                );
+                ok = false;
+                continue;
+            };
+            if !is_cui(parent) {
+                push(
+                    ProblemKind::MalformedCui,
+                    format!("{cui}: malformed parent CUI '{parent}'"),
+                );
+                ok = false;
+                continue;
+            }
+            parents.push((parent.to_string(), relation));
+        }
+        let mut semantic_types = Vec::new();
+        for tui in list(cols[4]) {
+            if is_tui(tui) {
+                semantic_types.push(tui.to_string());
+            } else {
+                push(
+                    ProblemKind::MalformedSemanticType,
+                    format!("{cui}: malformed semantic type '{tui}' (expected T and 3 digits)"),
+                );
+                ok = false;
+            }
+        }
+        let mut noise = false;
+        for flag in list(cols[5]) {
+            if flag == "noise" {
+                noise = true;
+            } else {
+                push(
+                    ProblemKind::UnknownFlag,
+                    format!("{cui}: unknown flag '{flag}' (known: {})", FLAGS.join(", ")),
+                );
+                ok = false;
+            }
+        }
+        if ok {
+            rows.push(Row {
+                line: line_no,
+                cui: cui.to_string(),
+                name: name.to_string(),
+                level,
+                parents,
+                semantic_types,
+                noise,
+            });
+        }
+    }
+    if !header_seen {
+        problems.push(Problem {
+            source: source.to_string(),
+            line: None,
+            kind: ProblemKind::BadHeader,
+            message: format!("no header line '{}'", HEADER.join("<TAB>")),
+        });
+    }
+    (rows, problems)
+}
+
+/// Replaces the characters the format cannot hold in a cell (tab, newline) with spaces.
+fn cell(s: &str) -> String {
+    s.replace(['\t', '\n', '\r'], " ")
+}
+
+impl super::Ontology {
+    /// The ontology in the curated file format, concepts in load order, parents as `CUI` (is_a)
+    /// or `part_of:CUI`, so that [`super::Ontology::from_tsv_str`] reads back the same content
+    /// (same [`super::Ontology::content_hash`]). Use it to seed a curated file from UMLS RRF;
+    /// such a file may still fail validation (e.g. a modality conflict in the UMLS hierarchy),
+    /// which is then for a person to resolve.
+    pub fn to_tsv(&self) -> String {
+        let mut out = String::from("# conceptree ontology (format: ontology/README.md)\n");
+        out.push_str(&HEADER.join("\t"));
+        out.push('\n');
+        let dash = |v: Vec<String>| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(";")
+            }
+        };
+        for c in self.concepts() {
+            let parents = self
+                .parents(&c.cui)
+                .into_iter()
+                .map(|(p, r)| match r {
+                    Relation::IsA => p.to_string(),
+                    Relation::PartOf => format!("part_of:{p}"),
+                })
+                .collect();
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                c.cui,
+                cell(&c.name),
+                c.level.map(Level::as_str).unwrap_or("-"),
+                dash(parents),
+                dash(c.semantic_types.clone()),
+                if c.noise { "noise" } else { "-" }
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: &str = "cui\tname\tlevel\tparents\tsemantic_types\tflags\n";
+
+    #[test]
+    fn parses_every_column_form() {
+        let text = format!(
+            "# a comment\n\n{H}C0000001\tA\tanatomy\t-\t-\t-\n\
+             C0000002\tB b\t-\tC0000001;part_of:C0000001; is_a:C0000003\tT023;T029\tnoise\n\
+             C0000003\tC\tfinding\t-\t-\t-\r\n"
+        );
+        let (rows, problems) = parse_rows(&text, "t");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].line, 4);
+        assert_eq!(rows[0].level, Some(Level::Anatomy));
+        let b = &rows[1];
+        assert_eq!(
+            (b.line, b.name.as_str(), b.level, b.noise),
+            (5, "B b", None, true)
+        );
+        assert_eq!(
+            b.parents,
+            vec![
+                ("C0000001".to_string(), Relation::IsA),
+                ("C0000001".to_string(), Relation::PartOf),
+                ("C0000003".to_string(), Relation::IsA)
+            ]
+        );
+        assert_eq!(b.semantic_types, vec!["T023", "T029"]);
+        assert_eq!(rows[2].level, Some(Level::Finding));
+    }
+
+    #[test]
+    fn cui_and_tui_shapes() {
+        assert!(is_cui("C0040405"));
+        for bad in ["C040405", "c0040405", "C00404055", "C00404O5", "", "CUI"] {
+            assert!(!is_cui(bad), "{bad}");
+        }
+        assert!(is_tui("T060"));
+        assert!(!is_tui("T60") && !is_tui("t060") && !is_tui("T0600"));
+    }
+
+    #[test]
+    fn a_row_with_several_problems_reports_them_all_and_is_dropped() {
+        let text = format!("{H}C12\t\tsurgery\tx:C0000001;C9\tT1\tweird\n");
+        let (rows, problems) = parse_rows(&text, "t");
+        assert!(rows.is_empty());
+        let kinds: Vec<ProblemKind> = problems.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ProblemKind::MalformedCui,
+                ProblemKind::MalformedRow,
+                ProblemKind::UnknownLevel,
+                ProblemKind::MalformedParent,
+                ProblemKind::MalformedCui,
+                ProblemKind::MalformedSemanticType,
+                ProblemKind::UnknownFlag
+            ]
+        );
+        assert!(problems.iter().all(|p| p.line == Some(2)));
+    }
+}

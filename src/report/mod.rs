@@ -1,0 +1,2 @@
+//! Reports: plots, error analysis and HTML/Markdown summaries.
+pub mod plot;

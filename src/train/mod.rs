@@ -1,0 +1,598 @@
+//! Training: one loop for flat and hierarchical models, driven by a typed stage schedule.
+//!
+//! A run directory holds `config.json` (all options resolved), `model.json` (the
+//! [`ModelConfig`]: trunk, heads and their concepts), `schedule.json`, `split.json` (train/val
+//! ids), `metrics.jsonl` (one line per epoch), `model.safetensors` (written atomically after
+//! every epoch), `thresholds.json` (tuned on validation) and `provenance.json` (versions).
+pub mod config;
+pub mod infer;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{nn, COptimizer, Device, Kind, Reduction, Tensor};
+
+pub use config::{build_schedule, ClassWeights, DeviceChoice, HierSchedule, Mode, Schedule, Stage, Strategy, TrainConfig};
+use infer::Decoder;
+
+use crate::data::dataset::{balanced_pos_weights, read_groups, split_train_val, Dataset, DatasetError, LabelSpace};
+use crate::data::labels::{read_labels, LabelError, ParseOptions};
+use crate::data::pipeline::{load_batch, Loader, Pipeline, PipelineError};
+use crate::eval::metrics::imageclef_f1;
+use crate::eval::thresholds::{tune, Thresholds, TuneMode};
+use crate::model::{has_prefix, weights, HeadConfig, HeadKind, HeadSpec, Model, ModelConfig};
+use crate::ontology::{Level, Ontology};
+
+/// Training failures. Input problems map to exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Labels(#[from] LabelError),
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Weights(#[from] weights::WeightsError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("loss became {value} at stage '{stage}', epoch {epoch}, step {step}; the last good checkpoint is kept in {run}")]
+    NonFinite { value: f64, stage: String, epoch: usize, step: usize, run: PathBuf },
+    #[error("run directory {0}: {1}")]
+    Run(PathBuf, String),
+}
+
+impl TrainError {
+    /// True when the user's input or options are at fault (exit code 2).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Self::Config(_) | Self::Labels(_) | Self::Dataset(_) | Self::Pipeline(_) | Self::Weights(_) | Self::Run(..))
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { path: path.to_path_buf(), source }
+}
+
+/// Write `bytes` to `path` atomically (temp file in the same directory, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    let s = serde_json::to_string_pretty(value).expect("serialisable");
+    write_atomic(path, s.as_bytes())
+}
+
+/// Resolve the device choice.
+pub fn resolve_device(d: DeviceChoice) -> Result<Device, TrainError> {
+    match d {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceChoice::Cuda => Err(TrainError::Config("--device cuda asked for, but libtorch sees no CUDA device (see `conceptree doctor`)".into())),
+    }
+}
+
+/// Versions and hashes that make a run reproducible.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provenance {
+    pub conceptree_version: String,
+    pub git_commit: Option<String>,
+    pub libtorch: String,
+    pub cuda_available: bool,
+    pub device: String,
+    pub ontology_hash: String,
+}
+
+/// Per-head training targets for a dataset.
+enum HeadTargets {
+    Multi(Vec<f32>, usize),
+    Single(Vec<i64>),
+}
+
+impl HeadTargets {
+    fn build(spec: &HeadSpec, labels: &[BTreeSet<String>]) -> HeadTargets {
+        let space = LabelSpace { concepts: spec.concepts.clone(), counts: vec![0; spec.concepts.len()] };
+        match spec.kind {
+            HeadKind::MultiLabel => HeadTargets::Multi(space.multi_hot(labels), spec.concepts.len()),
+            HeadKind::SingleLabel => HeadTargets::Single(
+                labels
+                    .iter()
+                    .map(|set| spec.concepts.iter().position(|c| set.contains(c)).unwrap_or(spec.concepts.len()) as i64)
+                    .collect(),
+            ),
+        }
+    }
+
+    fn batch(&self, idx: &[usize], device: Device) -> Tensor {
+        match self {
+            HeadTargets::Multi(v, k) => {
+                let rows: Vec<f32> = idx.iter().flat_map(|&i| v[i * k..(i + 1) * k].iter().copied()).collect();
+                Tensor::from_slice(&rows).view([idx.len() as i64, *k as i64]).to_device(device)
+            }
+            HeadTargets::Single(v) => {
+                let rows: Vec<i64> = idx.iter().map(|&i| v[i]).collect();
+                Tensor::from_slice(&rows).to_device(device)
+            }
+        }
+    }
+
+    /// Balanced class weights for this head's loss.
+    fn weights(&self, spec: &HeadSpec) -> Vec<f32> {
+        match self {
+            HeadTargets::Multi(v, k) => {
+                let counts: Vec<usize> = (0..*k).map(|j| v.iter().skip(j).step_by(*k).filter(|x| **x > 0.5).count()).collect();
+                balanced_pos_weights(&counts)
+            }
+            HeadTargets::Single(v) => {
+                let n = spec.concepts.len() + 1;
+                let mut counts = vec![0usize; n];
+                v.iter().for_each(|&c| counts[c as usize] += 1);
+                // sklearn "balanced" over classes present: N / (C * n_c)
+                let present = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
+                let total = v.len() as f64;
+                counts.iter().map(|&c| if c == 0 { 1.0 } else { (total / (present * c as f64)) as f32 }).collect()
+            }
+        }
+    }
+}
+
+/// Head specs for `cfg` from the training labels.
+pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
+    let counts = train.concept_counts();
+    match cfg.mode {
+        Mode::Flat => {
+            let space = LabelSpace::top_k(&counts, cfg.top_k, cfg.min_count);
+            if space.is_empty() {
+                return Err(TrainError::Config(format!("no concept occurs on at least {} training images", cfg.min_count)));
+            }
+            Ok(vec![HeadSpec { name: "flat".into(), concepts: space.concepts, kind: HeadKind::MultiLabel }])
+        }
+        Mode::Hierarchical => {
+            let mut specs = Vec::new();
+            for &level in &cfg.levels {
+                let mut concepts: Vec<(String, usize)> = counts
+                    .iter()
+                    .filter(|(c, &n)| n >= cfg.min_count.max(1) && ontology.level_of(c) == Some(level))
+                    .map(|(c, &n)| (c.clone(), n))
+                    .collect();
+                concepts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                if concepts.is_empty() {
+                    eprintln!("note: no training concept on level '{level}'; that head is left out");
+                    continue;
+                }
+                let set: BTreeSet<&str> = concepts.iter().map(|(c, _)| c.as_str()).collect();
+                let max_per_image = train.labels.iter().map(|l| l.iter().filter(|c| set.contains(c.as_str())).count()).max().unwrap_or(0);
+                let kind = if max_per_image <= 1 { HeadKind::SingleLabel } else { HeadKind::MultiLabel };
+                specs.push(HeadSpec { name: level.to_string(), concepts: concepts.into_iter().map(|(c, _)| c).collect(), kind });
+            }
+            if specs.is_empty() {
+                return Err(TrainError::Config(format!(
+                    "none of the levels {:?} has a concept in the training labels (run `conceptree ontology map --labels ...`)",
+                    cfg.levels.iter().map(|l| l.to_string()).collect::<Vec<_>>()
+                )));
+            }
+            Ok(specs)
+        }
+    }
+}
+
+/// Result of [`train`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub run: PathBuf,
+    pub n_train: usize,
+    pub n_val: usize,
+    pub concepts: usize,
+    pub val_f1_at_half: f64,
+    pub val_f1_tuned: f64,
+    pub seconds: f64,
+    pub skipped: usize,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub stage: String,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_imageclef_f1: f64,
+    pub images_per_second: f64,
+    pub seconds: f64,
+}
+
+/// Train a model as configured; everything is written to `cfg.out`.
+pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, TrainError> {
+    cfg.validate().map_err(TrainError::Config)?;
+    let t0 = Instant::now();
+    let device = resolve_device(cfg.device)?;
+    tch::manual_seed(cfg.seed as i64);
+    std::fs::create_dir_all(&cfg.out).map_err(io_err(&cfg.out))?;
+    if cfg.out.join("model.safetensors").exists() {
+        return Err(TrainError::Run(cfg.out.clone(), "already holds a trained model; choose another --out or remove it".into()));
+    }
+
+    // ---- data
+    let opts = ParseOptions { skip_bad: cfg.skip_bad, ..Default::default() };
+    let (rows, mut skipped) = read_labels(&cfg.train_labels, opts)?;
+    let (full, img_skips) = Dataset::open(&rows, &cfg.train_labels.display().to_string(), &cfg.images, cfg.skip_bad)?;
+    skipped.merge(img_skips);
+    let (train_ds, val_ds) = match &cfg.val_labels {
+        Some(v) => {
+            let (vrows, vskip) = read_labels(v, opts)?;
+            skipped.merge(vskip);
+            let (vds, vimg) = Dataset::open(&vrows, &v.display().to_string(), &cfg.images, cfg.skip_bad)?;
+            skipped.merge(vimg);
+            (full, vds)
+        }
+        None => {
+            let groups = cfg.groups.as_deref().map(read_groups).transpose()?;
+            let (tr, va) = split_train_val(&full.ids, cfg.val_split, cfg.seed, groups.as_ref());
+            (full.subset(&tr), full.subset(&va))
+        }
+    };
+    if !skipped.is_empty() {
+        eprint!("{skipped}");
+    }
+    if val_ds.is_empty() || train_ds.is_empty() {
+        return Err(TrainError::Config(format!("split left {} training and {} validation images", train_ds.len(), val_ds.len())));
+    }
+    let train_ds = if cfg.max_train_images > 0 && train_ds.len() > cfg.max_train_images {
+        train_ds.subset(&(0..cfg.max_train_images).collect::<Vec<_>>())
+    } else {
+        train_ds
+    };
+
+    // ---- model
+    let specs = head_specs(cfg, &train_ds, ontology)?;
+    let model_cfg = ModelConfig {
+        trunk: cfg.trunk,
+        head: HeadConfig::for_trunk(cfg.trunk),
+        heads: specs.clone(),
+        condition_on_previous: cfg.condition_on_previous,
+    };
+    let mut cfg = cfg.clone();
+    let predicts_laterality = model_cfg.concepts().iter().any(|c| ontology.level_of(c) == Some(Level::Laterality));
+    if let Some(a) = cfg.augment.as_mut() {
+        if a.hflip && predicts_laterality {
+            eprintln!("note: horizontal flips are turned off because the model predicts laterality (a flip swaps left and right)");
+            a.hflip = false;
+        }
+    }
+    let cfg = cfg;
+    let vs = nn::VarStore::new(device);
+    let model = Model::new(&vs.root(), model_cfg.clone());
+    if let Some(w) = &cfg.weights {
+        let rep = weights::load_trunk_weights(&vs, w)?;
+        eprintln!("loaded {} trunk tensors from {} ({} ignored)", rep.loaded, w.display(), rep.ignored);
+    }
+    let head_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let schedule = build_schedule(&cfg, &head_names);
+
+    // ---- run directory
+    write_json(&cfg.out.join("config.json"), &cfg)?;
+    write_json(&cfg.out.join("model.json"), &model_cfg)?;
+    write_json(&cfg.out.join("schedule.json"), &schedule)?;
+    write_json(&cfg.out.join("split.json"), &serde_json::json!({"train": train_ds.ids, "val": val_ds.ids}))?;
+    write_json(
+        &cfg.out.join("provenance.json"),
+        &Provenance {
+            conceptree_version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: option_env!("CONCEPTREE_GIT_COMMIT").map(String::from),
+            libtorch: "2.11.0".into(),
+            cuda_available: tch::Cuda::is_available(),
+            device: format!("{device:?}"),
+            ontology_hash: ontology.content_hash(),
+        },
+    )?;
+    if !skipped.is_empty() {
+        write_json(&cfg.out.join("skipped.json"), &skipped)?;
+    }
+    eprintln!(
+        "training {} model: trunk {}, {} heads ({}), {} concepts; {} train / {} val images; device {:?}",
+        match cfg.mode { Mode::Flat => "flat", Mode::Hierarchical => "hierarchical" },
+        cfg.trunk,
+        specs.len(),
+        specs.iter().map(|s| format!("{}:{}{}", s.name, s.concepts.len(), if s.kind == HeadKind::SingleLabel { "+none" } else { "" })).collect::<Vec<_>>().join(", "),
+        model_cfg.concepts().len(),
+        train_ds.len(),
+        val_ds.len(),
+        device
+    );
+    eprint!("schedule:\n{schedule}");
+
+    let train_targets: Vec<HeadTargets> = specs.iter().map(|s| HeadTargets::build(s, &train_ds.labels)).collect();
+    let val_targets: Vec<HeadTargets> = specs.iter().map(|s| HeadTargets::build(s, &val_ds.labels)).collect();
+    let class_weights: Vec<Option<Tensor>> = specs
+        .iter()
+        .zip(&train_targets)
+        .map(|(s, t)| match cfg.class_weights {
+            ClassWeights::Balanced => Some(Tensor::from_slice(&t.weights(s)).to_device(device)),
+            ClassWeights::None => None,
+        })
+        .collect();
+    let losses = Losses { specs: &specs, weights: &class_weights };
+
+    let train_paths = Arc::new(train_ds.paths.clone());
+    let train_pipe = Pipeline { size: cfg.image_size, augment: cfg.augment };
+    let eval_pipe = Pipeline { size: cfg.image_size, augment: None };
+    let mut metrics_file = std::fs::File::create(cfg.out.join("metrics.jsonl")).map_err(io_err(&cfg.out))?;
+    let decoder = Decoder::new(&model_cfg, ontology, cfg.mode == Mode::Hierarchical);
+    let val_gt: BTreeMap<String, BTreeSet<String>> = val_ds.ids.iter().cloned().zip(val_ds.labels.iter().cloned()).collect();
+
+    let mut epoch_global = 0;
+    let mut last_val_probs = None;
+    for stage in &schedule.stages {
+        let opt = configure_stage(&vs, stage, cfg.lr)?;
+        // A frozen trunk is a frozen trunk: its features are computed once, without augmentation.
+        let cached = if !stage.trunk_trains {
+            Some(trunk_features(&model, &eval_pipe, &train_ds.paths, cfg.batch_size, cfg.seed, device)?)
+        } else {
+            None
+        };
+        for _ in 0..stage.epochs {
+            epoch_global += 1;
+            let te = Instant::now();
+            let mut order: Vec<usize> = (0..train_ds.len()).collect();
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch_global as u64)));
+            let pb = progress(order.len() as u64, &format!("epoch {epoch_global} [{}]", stage.name));
+            let mut loss_sum = 0.0;
+            let mut n_seen = 0usize;
+            let mut step = 0usize;
+            let mut run_batch = |idx: &[usize], logits: Vec<Tensor>| -> Result<(), TrainError> {
+                let loss = losses.total(&logits, &train_targets, idx, &stage.heads_in_loss, device);
+                let v = loss.double_value(&[]);
+                if !v.is_finite() {
+                    return Err(TrainError::NonFinite { value: v, stage: stage.name.clone(), epoch: epoch_global, step, run: cfg.out.clone() });
+                }
+                opt.zero_grad()?;
+                loss.backward();
+                opt.step()?;
+                loss_sum += v * idx.len() as f64;
+                n_seen += idx.len();
+                step += 1;
+                pb.inc(idx.len() as u64);
+                pb.set_message(format!("loss {:.4}  {:.1} img/s", loss_sum / n_seen as f64, n_seen as f64 / te.elapsed().as_secs_f64()));
+                Ok(())
+            };
+            match &cached {
+                Some(feats) => {
+                    for chunk in order.chunks(cfg.batch_size) {
+                        let ix = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+                        let f = feats.index_select(0, &ix);
+                        let logits = model.heads_forward(&f, true);
+                        run_batch(chunk, logits)?;
+                    }
+                }
+                None => {
+                    let loader = Loader::start(train_pipe, train_paths.clone(), order.clone(), cfg.batch_size, cfg.seed, epoch_global as u64, cfg.prefetch);
+                    for batch in loader {
+                        let batch = batch?;
+                        let x = images_tensor(&batch.images, batch.indices.len(), cfg.image_size, device);
+                        let logits = model.forward_t(&x, stage.trunk_trains, true);
+                        run_batch(&batch.indices, logits)?;
+                    }
+                }
+            }
+            pb.finish_and_clear();
+            let train_loss = loss_sum / n_seen.max(1) as f64;
+            let train_secs = te.elapsed().as_secs_f64();
+            // ---- validation
+            let (val_probs, val_loss) = predict_probs(&model, &eval_pipe, &val_ds.paths, cfg.batch_size, device, Some((&losses, &val_targets)))?;
+            let half = Thresholds { global: 0.5, ..Default::default() };
+            let pred = decoder.decide(&val_probs, &half);
+            let pred_map: BTreeMap<String, BTreeSet<String>> = val_ds.ids.iter().cloned().zip(pred).collect();
+            let f1 = imageclef_f1(&val_gt, &pred_map).f1;
+            let m = EpochMetrics {
+                epoch: epoch_global,
+                stage: stage.name.clone(),
+                train_loss,
+                val_loss,
+                val_imageclef_f1: f1,
+                images_per_second: n_seen as f64 / train_secs,
+                seconds: te.elapsed().as_secs_f64(),
+            };
+            eprintln!(
+                "epoch {:>3} [{}] train loss {:.4}  val loss {:.4}  val F1@0.5 {:.4}  ({:.1} img/s, {:.1}s)",
+                m.epoch, m.stage, m.train_loss, m.val_loss, m.val_imageclef_f1, m.images_per_second, m.seconds
+            );
+            writeln!(metrics_file, "{}", serde_json::to_string(&m).expect("serialisable")).map_err(io_err(&cfg.out))?;
+            save_model(&vs, &cfg.out.join("model.safetensors"))?;
+            last_val_probs = Some(val_probs);
+        }
+    }
+
+    // ---- thresholds tuned on validation
+    let val_probs = last_val_probs.expect("at least one epoch ran");
+    let scores = decoder.decision_scores(&val_probs);
+    let level_of = |c: &str| decoder.concepts.iter().position(|x| x == c).and_then(|k| decoder.levels[k].clone());
+    let grid: Vec<f32> = (1..20).map(|i| i as f32 * 0.05).collect();
+    let (thresholds, tuned_f1) = tune(&scores, &decoder.concepts, &val_ds.ids, &val_gt, &level_of, TuneMode::PerLevel, &grid)
+        .map_err(|e| TrainError::Run(cfg.out.clone(), format!("threshold tuning: {e}")))?;
+    thresholds.save(&cfg.out.join("thresholds.json")).map_err(|e| TrainError::Run(cfg.out.clone(), e.to_string()))?;
+    let half = Thresholds { global: 0.5, ..Default::default() };
+    let pred_map: BTreeMap<String, BTreeSet<String>> = val_ds.ids.iter().cloned().zip(decoder.decide(&val_probs, &half)).collect();
+    let summary = TrainSummary {
+        run: cfg.out.clone(),
+        n_train: train_ds.len(),
+        n_val: val_ds.len(),
+        concepts: decoder.concepts.len(),
+        val_f1_at_half: imageclef_f1(&val_gt, &pred_map).f1,
+        val_f1_tuned: tuned_f1,
+        seconds: t0.elapsed().as_secs_f64(),
+        skipped: skipped.skipped.len(),
+    };
+    write_json(&cfg.out.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// Per-head losses with class weights.
+struct Losses<'a> {
+    specs: &'a [HeadSpec],
+    weights: &'a [Option<Tensor>],
+}
+
+impl Losses<'_> {
+    fn head(&self, h: usize, logits: &Tensor, target: &Tensor) -> Tensor {
+        let w = self.weights[h].as_ref();
+        match self.specs[h].kind {
+            HeadKind::MultiLabel => logits.binary_cross_entropy_with_logits(target, None::<&Tensor>, w, Reduction::Mean),
+            HeadKind::SingleLabel => logits.cross_entropy_loss(target, w, Reduction::Mean, -100, 0.0),
+        }
+    }
+
+    fn total(&self, logits: &[Tensor], targets: &[HeadTargets], idx: &[usize], heads: &[usize], device: Device) -> Tensor {
+        let mut total = Tensor::zeros([], (Kind::Float, device));
+        for &h in heads {
+            total += self.head(h, &logits[h], &targets[h].batch(idx, device));
+        }
+        total
+    }
+}
+
+/// Make exactly the stage's parameters trainable and build an Adam optimizer over them.
+pub fn configure_stage(vs: &nn::VarStore, stage: &Stage, _base_lr: f64) -> Result<COptimizer, TrainError> {
+    let vars = vs.variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let mut opt = COptimizer::adam(stage.groups.first().map(|g| g.lr).unwrap_or(1e-4), 0.9, 0.999, 0.0, 1e-8, false)?;
+    for name in names {
+        let t = &vars[name];
+        // BatchNorm running statistics are buffers, not parameters.
+        if name.ends_with("running_mean") || name.ends_with("running_var") {
+            continue;
+        }
+        let group = stage.groups.iter().position(|g| g.prefixes.iter().any(|p| has_prefix(name, p)));
+        let mut t = t.shallow_clone();
+        let _ = t.requires_grad_(group.is_some());
+        if let Some(g) = group {
+            opt.add_parameters(&t, g)?;
+        }
+    }
+    for (g, group) in stage.groups.iter().enumerate() {
+        opt.set_learning_rate_group(g, group.lr)?;
+    }
+    Ok(opt)
+}
+
+fn images_tensor(images: &[f32], b: usize, size: u32, device: Device) -> Tensor {
+    Tensor::from_slice(images).view([b as i64, 3, size as i64, size as i64]).to_device(device)
+}
+
+fn progress(len: u64, prefix: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]").expect("valid template"));
+    pb.set_prefix(prefix.to_string());
+    pb
+}
+
+/// Trunk features of every image (no augmentation, BatchNorm in eval mode), `[N, C, h, w]`.
+fn trunk_features(model: &Model, pipe: &Pipeline, paths: &[PathBuf], batch: usize, seed: u64, device: Device) -> Result<Tensor, TrainError> {
+    let idx: Vec<usize> = (0..paths.len()).collect();
+    let pb = progress(paths.len() as u64, "caching trunk features");
+    let mut parts = Vec::new();
+    for chunk in idx.chunks(batch) {
+        let b = load_batch(pipe, paths, chunk, seed, 0)?;
+        let x = images_tensor(&b.images, chunk.len(), pipe.size, device);
+        parts.push(tch::no_grad(|| model.trunk.forward_t(&x, false)));
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(Tensor::cat(&parts, 0))
+}
+
+/// Probabilities `[N, K]` for the images at `paths` (and the mean loss when targets are given).
+fn predict_probs(
+    model: &Model,
+    pipe: &Pipeline,
+    paths: &[PathBuf],
+    batch: usize,
+    device: Device,
+    targets: Option<(&Losses, &[HeadTargets])>,
+) -> Result<(Array2<f32>, f64), TrainError> {
+    let k = model.cfg.concepts().len();
+    let mut out = Array2::<f32>::zeros((paths.len(), k));
+    let mut loss_sum = 0.0;
+    let order: Vec<usize> = (0..paths.len()).collect();
+    let loader = Loader::start(*pipe, Arc::new(paths.to_vec()), order, batch, 0, 0, 2);
+    for b in loader {
+        let b = b?;
+        let x = images_tensor(&b.images, b.indices.len(), pipe.size, device);
+        let (probs, loss) = tch::no_grad(|| {
+            let logits = model.forward_t(&x, false, false);
+            let loss = targets.map(|(l, t)| {
+                let all: Vec<usize> = (0..l.specs.len()).collect();
+                l.total(&logits, t, &b.indices, &all, device).double_value(&[])
+            });
+            (model.probabilities(&logits).to_device(Device::Cpu).to_kind(Kind::Float), loss)
+        });
+        let v: Vec<f32> = Vec::try_from(probs.flatten(0, -1))?;
+        for (r, &i) in b.indices.iter().enumerate() {
+            out.row_mut(i).assign(&ndarray::ArrayView1::from(&v[r * k..(r + 1) * k]));
+        }
+        loss_sum += loss.unwrap_or(0.0) * b.indices.len() as f64;
+    }
+    Ok((out, loss_sum / paths.len().max(1) as f64))
+}
+
+fn save_model(vs: &nn::VarStore, path: &Path) -> Result<(), TrainError> {
+    // The temp name must keep the .safetensors extension: tch picks the format from it.
+    let tmp = path.with_extension("tmp.safetensors");
+    vs.save(&tmp)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// A trained run loaded for prediction.
+pub struct LoadedRun {
+    pub dir: PathBuf,
+    pub config: TrainConfig,
+    pub model_cfg: ModelConfig,
+    pub vs: nn::VarStore,
+    pub model: Model,
+    pub thresholds: Thresholds,
+}
+
+impl LoadedRun {
+    /// Load `dir` (config.json, model.json, model.safetensors, thresholds.json).
+    pub fn open(dir: &Path, device: Device) -> Result<LoadedRun, TrainError> {
+        let read = |name: &str| -> Result<String, TrainError> {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("cannot read {name}: {e} (is this a conceptree run directory?)")))
+        };
+        let config: TrainConfig = serde_json::from_str(&read("config.json")?).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("config.json: {e}")))?;
+        let model_cfg: ModelConfig = serde_json::from_str(&read("model.json")?).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("model.json: {e}")))?;
+        let thresholds = match read("thresholds.json") {
+            Ok(s) => serde_json::from_str(&s).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("thresholds.json: {e}")))?,
+            Err(_) => Thresholds { global: 0.5, ..Default::default() },
+        };
+        let mut vs = nn::VarStore::new(device);
+        let model = Model::new(&vs.root(), model_cfg.clone());
+        vs.load(dir.join("model.safetensors")).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("model.safetensors: {e}")))?;
+        Ok(LoadedRun { dir: dir.to_path_buf(), config, model_cfg, vs, model, thresholds })
+    }
+
+    /// Concept probabilities for images.
+    pub fn probabilities(&self, paths: &[PathBuf], batch: usize) -> Result<Array2<f32>, TrainError> {
+        let pipe = Pipeline { size: self.config.image_size, augment: None };
+        Ok(predict_probs(&self.model, &pipe, paths, batch, self.vs.device(), None)?.0)
+    }
+}

@@ -1,0 +1,168 @@
+//! End-to-end tests: the real binary on tiny generated data in a temp dir.
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn bin() -> Command {
+    Command::cargo_bin("conceptree").expect("binary built")
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("runs");
+    assert!(out.status.success(), "conceptree {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_fails(args: &[&str], code: i32) -> String {
+    let out = bin().args(args).output().expect("runs");
+    assert_eq!(out.status.code(), Some(code), "conceptree {args:?}:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn synth(dir: &Path, n: usize, seed: u64) {
+    run_ok(&["data", "synth", "--out", s(dir), "--n", &n.to_string(), "--size", "32", "--seed", &seed.to_string()]);
+}
+
+fn train(data: &Path, out: &Path, extra: &[&str]) {
+    let labels = data.join("labels.csv");
+    let images = data.join("images");
+    let mut args = vec![
+        "train", "--train-labels", s(&labels), "--images", s(&images), "--out", s(out), "--trunk", "tiny", "--image-size", "32",
+        "--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--device", "cpu",
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+}
+
+#[test]
+fn flat_and_hierarchical_runs_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("train");
+    let test = tmp.path().join("test");
+    synth(&data, 80, 1);
+    synth(&test, 30, 2);
+
+    // flat baseline
+    let flat = tmp.path().join("flat");
+    train(&data, &flat, &["--mode", "flat", "--top-k", "10"]);
+    for f in ["config.json", "model.json", "schedule.json", "split.json", "metrics.jsonl", "model.safetensors", "thresholds.json", "provenance.json"] {
+        assert!(flat.join(f).is_file(), "missing {f}");
+    }
+    let metrics = std::fs::read_to_string(flat.join("metrics.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    let f1 = line["val_imageclef_f1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&f1), "{f1}");
+    let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(flat.join("model.json")).unwrap()).unwrap();
+    assert_eq!(model["heads"][0]["concepts"].as_array().unwrap().len(), 10);
+
+    // hierarchical
+    let hier = tmp.path().join("hier");
+    train(&data, &hier, &["--mode", "hierarchical", "--levels", "modality,anatomy,laterality", "--schedule", "stepwise"]);
+    let sched: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(hier.join("schedule.json")).unwrap()).unwrap();
+    assert_eq!(sched["stages"].as_array().unwrap().len(), 1, "1 epoch -> stages collapse to at least one epoch each");
+
+    for run in [&flat, &hier] {
+        let sub = run.join("sub.csv");
+        let explain = run.join("explain.jsonl");
+        run_ok(&["predict", "--model", s(run), "--images", s(&test.join("images")), "--out", s(&sub), "--device", "cpu", "--explain", s(&explain)]);
+        let text = std::fs::read_to_string(&sub).unwrap();
+        assert_eq!(text.lines().count(), 30);
+        assert!(text.lines().all(|l| l.starts_with("SYN_") && l.contains('\t')));
+        assert_eq!(std::fs::read_to_string(&explain).unwrap().lines().count(), 30);
+        let out = run_ok(&["evaluate", "--gt", s(&test.join("labels.csv")), "--pred", s(&sub), "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let f1 = v["imageclef_f1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f1));
+        assert_eq!(v["n_images"].as_u64().unwrap(), 30);
+        if run == &hier {
+            assert_eq!(v["coherence_rate"].as_f64().unwrap(), 1.0, "hierarchical predictions must be coherent");
+        }
+    }
+}
+
+#[test]
+fn bad_label_file_exits_2_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    synth(&data, 10, 3);
+    let bad = tmp.path().join("bad.csv");
+    let mut text = std::fs::read_to_string(data.join("labels.csv")).unwrap();
+    text.push_str("SYN_00003\tC0040405;NOTACUI\n");
+    std::fs::write(&bad, text).unwrap();
+    let err = run_fails(
+        &["train", "--train-labels", s(&bad), "--images", s(&data.join("images")), "--out", s(&tmp.path().join("r")), "--trunk", "tiny", "--device", "cpu"],
+        2,
+    );
+    assert!(err.contains("bad.csv:11") && err.contains("NOTACUI"), "{err}");
+}
+
+#[test]
+fn missing_image_exits_2_or_is_skipped_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    synth(&data, 40, 4);
+    std::fs::remove_file(data.join("images/SYN_00005.jpg")).unwrap();
+    std::fs::write(data.join("images/SYN_00006.jpg"), b"not a jpeg").unwrap();
+    let labels = data.join("labels.csv");
+    let images = data.join("images");
+    let base = ["train", "--train-labels", s(&labels), "--images", s(&images), "--trunk", "tiny", "--image-size", "32", "--epochs", "1", "--device", "cpu"];
+    let mut a = base.to_vec();
+    let r1 = tmp.path().join("r1");
+    a.extend_from_slice(&["--out", s(&r1)]);
+    let err = run_fails(&a, 2);
+    assert!(err.contains("SYN_00005") || err.contains("SYN_00006"), "{err}");
+    let mut b = base.to_vec();
+    let r2 = tmp.path().join("r2");
+    b.extend_from_slice(&["--out", s(&r2), "--skip-bad"]);
+    let out = bin().args(&b).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("skipped 2"), "{err}");
+    let skipped: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(r2.join("skipped.json")).unwrap()).unwrap();
+    assert_eq!(skipped["skipped"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn evaluate_rejects_unknown_and_repeated_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gt = tmp.path().join("gt.csv");
+    std::fs::write(&gt, "a\tC0040405;C0817096\nb\tC0024485\n").unwrap();
+    let pred = tmp.path().join("pred.csv");
+    std::fs::write(&pred, "a\tC0040405\nb\tC0024485\nzz\tC0024485\n").unwrap();
+    let err = run_fails(&["evaluate", "--gt", s(&gt), "--pred", s(&pred)], 2);
+    assert!(err.contains("pred.csv:3") && err.contains("zz"), "{err}");
+    std::fs::write(&pred, "a\tC0040405\nb\tC0024485\na\tC0024485\n").unwrap();
+    let err = run_fails(&["evaluate", "--gt", s(&gt), "--pred", s(&pred)], 2);
+    assert!(err.contains("pred.csv:3"), "{err}");
+    // a correct submission: a = 2*1/(2+1) = 0.6667, b = 1 -> mean 0.8333
+    std::fs::write(&pred, "a\tC0040405\nb\tc0024485\n").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&run_ok(&["evaluate", "--gt", s(&gt), "--pred", s(&pred), "--json"])).unwrap();
+    assert!((v["imageclef_f1"].as_f64().unwrap() - 5.0 / 6.0).abs() < 1e-9);
+}
+
+#[test]
+fn ontology_commands_work_on_the_builtin_hierarchy() {
+    let out = run_ok(&["ontology", "validate"]);
+    assert!(out.contains("valid"));
+    let out = run_ok(&["ontology", "show", "C0006104"]);
+    assert!(out.contains("Brain") && out.contains("C0018670"), "{out}");
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("cycle.tsv");
+    std::fs::write(
+        &bad,
+        "cui\tname\tlevel\tparents\tsemantic_types\tflags\nC0000001\tA\tanatomy\tpart_of:C0000002\t-\t-\nC0000002\tB\tanatomy\tpart_of:C0000001\t-\t-\n",
+    )
+    .unwrap();
+    let err = run_fails(&["ontology", "validate", s(&bad)], 2);
+    assert!(err.contains("cycle") && err.contains("C0000001") && err.contains("C0000002"), "{err}");
+}
+
+#[test]
+fn doctor_reports_libtorch() {
+    let out = run_ok(&["doctor"]);
+    assert!(out.contains("CUDA available") && out.contains("matmul check"), "{out}");
+}
