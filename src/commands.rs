@@ -81,9 +81,18 @@ pub fn synth(out: &Path, n: usize, size: u32, seed: u64) -> Result<()> {
     Ok(())
 }
 
+pub fn resume(run: &Path) -> Result<()> {
+    let cfg: TrainConfig = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).map_err(|e| UsageError(format!("{}: {e}", run.join("config.json").display())))?)?;
+    let ontology = load_ontology(cfg.ontology.as_deref())?;
+    report_training(train::resume(run, &ontology)?)
+}
+
 pub fn train(cfg: TrainConfig) -> Result<()> {
     let ontology = load_ontology(cfg.ontology.as_deref())?;
-    let s = train::train(&cfg, &ontology)?;
+    report_training(train::train(&cfg, &ontology)?)
+}
+
+fn report_training(s: train::TrainSummary) -> Result<()> {
     println!(
         "trained {} on {} images ({} val) in {:.1}s: val ImageCLEF F1 {:.4} at 0.5, {:.4} with tuned thresholds; run in {}",
         s.concepts,

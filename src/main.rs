@@ -95,14 +95,17 @@ struct TrainArgs {
     /// flat (paper baseline, top-K concepts) or hierarchical (one head per level).
     #[arg(long, default_value = "flat")]
     mode: Mode,
-    #[arg(long)]
-    train_labels: PathBuf,
+    /// Continue an interrupted run from its last checkpoint (all other options come from its config.json).
+    #[arg(long, conflicts_with_all = ["train_labels", "images", "out"])]
+    resume: Option<PathBuf>,
+    #[arg(long, required_unless_present = "resume")]
+    train_labels: Option<PathBuf>,
     /// Directory holding `<id>.jpg|jpeg|png`.
-    #[arg(long)]
-    images: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    images: Option<PathBuf>,
     /// Run directory to create.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    out: Option<PathBuf>,
     /// Validation labels; default: hold out --val-split of the training labels.
     #[arg(long)]
     val_labels: Option<PathBuf>,
@@ -266,7 +269,10 @@ fn main() {
         }
         Command::Data(DataCmd::ImportFolders { root, out }) => commands::import_folders(&root, &out),
         Command::Data(DataCmd::ExportFolders { labels, images, out, top_k }) => commands::export_folders(&labels, &images, &out, top_k),
-        Command::Train(a) => commands::train(a.into_config()),
+        Command::Train(a) => match a.resume.clone() {
+            Some(run) => commands::resume(&run),
+            None => commands::train(a.into_config()),
+        },
         Command::Predict(a) => commands::predict(&a.model, &a.images, a.ids.as_deref(), &a.out, a.threshold, a.explain.as_deref(), a.batch_size, a.device),
         Command::Evaluate(a) => commands::evaluate(&a.gt, &a.pred, a.ontology.as_deref(), a.format, a.allow_missing, a.json),
         Command::Ontology(c) => match c {
@@ -288,9 +294,9 @@ impl TrainArgs {
     fn into_config(self) -> conceptree::train::TrainConfig {
         use conceptree::data::pipeline::AugmentConfig;
         conceptree::train::TrainConfig {
-            train_labels: self.train_labels,
-            images: self.images,
-            out: self.out,
+            train_labels: self.train_labels.unwrap_or_default(),
+            images: self.images.unwrap_or_default(),
+            out: self.out.unwrap_or_default(),
             val_labels: self.val_labels,
             groups: self.groups,
             ontology: self.ontology,

@@ -63,7 +63,9 @@ fn flat_and_hierarchical_runs_end_to_end() {
     let hier = tmp.path().join("hier");
     train(&data, &hier, &["--mode", "hierarchical", "--levels", "modality,anatomy,laterality", "--schedule", "stepwise"]);
     let sched: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(hier.join("schedule.json")).unwrap()).unwrap();
-    assert_eq!(sched["stages"].as_array().unwrap().len(), 1, "1 epoch -> stages collapse to at least one epoch each");
+    // stepwise: one stage per level, and every stage gets at least one epoch even at --epochs 1
+    assert_eq!(sched["stages"].as_array().unwrap().len(), 3);
+    assert_eq!(std::fs::read_to_string(hier.join("metrics.jsonl")).unwrap().lines().count(), 3);
 
     for run in [&flat, &hier] {
         let sub = run.join("sub.csv");

@@ -72,52 +72,229 @@ impl Pipeline {
     }
 
     /// Decode `path` and write the normalised CHW image into `out` (`image_len()` floats).
+    ///
+    /// The fast path: JPEGs are decoded by zune-jpeg, or, when the file is at least twice the
+    /// target size on both sides, by jpeg-decoder with DCT scaling to the smallest of 1/2, 1/4,
+    /// 1/8 that still covers `size x size` (as Pillow's `draft` does); then a SIMD resize
+    /// (fast_image_resize, bilinear = image's `Triangle`). See [`decode_raw`] and [`resize_planes`].
     pub fn load_into(&self, path: &Path, rng: &mut ChaCha8Rng, out: &mut [f32]) -> Result<(), PipelineError> {
-        let img = decode(path)?;
-        self.process_into(&img, rng, out);
+        let raw = decode_raw(path, Some(self.size))?;
+        self.process_raw_into(&raw, rng, out);
         Ok(())
     }
 
     /// Resize, augment and normalise an already decoded image.
     pub fn process_into(&self, img: &DynamicImage, rng: &mut ChaCha8Rng, out: &mut [f32]) {
-        let s = self.size;
-        let gray = matches!(
-            img.color(),
-            image::ColorType::L8 | image::ColorType::La8 | image::ColorType::L16 | image::ColorType::La16
-        );
-        let planes: Vec<Vec<u8>> = if gray {
-            let g = img.to_luma8();
-            let r = image::imageops::resize(&g, s, s, FilterType::Triangle);
-            vec![r.into_raw()]
-        } else {
-            let c = img.to_rgb8();
-            let r = image::imageops::resize(&c, s, s, FilterType::Triangle);
-            let raw = r.into_raw();
-            (0..3).map(|ch| raw.iter().skip(ch).step_by(3).copied().collect()).collect()
-        };
+        self.process_raw_into(&RawImage::from_dynamic(img), rng, out);
+    }
+
+    /// Resize, augment and normalise a decoded [`RawImage`].
+    pub fn process_raw_into(&self, raw: &RawImage, rng: &mut ChaCha8Rng, out: &mut [f32]) {
+        let planes = resize_planes(raw, self.size);
+        self.finish_planes(&planes, rng, out);
+    }
+
+    /// Augment and normalise `size x size` u8 planes (1 = grayscale, replicated; or 3 = RGB).
+    fn finish_planes(&self, planes: &[Vec<u8>], rng: &mut ChaCha8Rng, out: &mut [f32]) {
+        let s = self.size as usize;
+        let n = s * s;
         let transform = self.augment.map(|a| RandomAffine::sample(&a, rng));
-        let n = (s * s) as usize;
-        let mut tmp = vec![0f32; n];
-        for ch in 0..3 {
-            let src = &planes[if planes.len() == 1 { 0 } else { ch }];
-            match &transform {
-                Some(t) => t.warp(src, s as usize, &mut tmp),
-                None => tmp.iter_mut().zip(src).for_each(|(d, &v)| *d = v as f32),
+        // (v / 255 - mean) / std  ==  v * scale + bias
+        let scale = |ch: usize| 1.0 / (255.0 * IMAGENET_STD[ch]);
+        let bias = |ch: usize| -IMAGENET_MEAN[ch] / IMAGENET_STD[ch];
+        match &transform {
+            None => {
+                for ch in 0..3 {
+                    let src = &planes[if planes.len() == 1 { 0 } else { ch }];
+                    let (a, b) = (scale(ch), bias(ch));
+                    out[ch * n..(ch + 1) * n].iter_mut().zip(src).for_each(|(d, &v)| *d = v as f32 * a + b);
+                }
             }
-            let (m, sd) = (IMAGENET_MEAN[ch], IMAGENET_STD[ch]);
-            let dst = &mut out[ch * n..(ch + 1) * n];
-            for (d, &v) in dst.iter_mut().zip(&tmp) {
-                *d = (v / 255.0 - m) / sd;
+            Some(t) => {
+                // Warp each distinct plane once (a grayscale plane serves all three channels).
+                let srcs: Vec<&[u8]> = planes.iter().map(|p| p.as_slice()).collect();
+                let (first, rest) = out.split_at_mut(n);
+                let (second, third) = rest.split_at_mut(n);
+                let mut dsts: [&mut [f32]; 3] = [first, second, &mut third[..n]];
+                let k = srcs.len();
+                t.warp_planes(&srcs, s, &mut dsts[..k]);
+                if k == 1 {
+                    let (head, tail) = dsts.split_at_mut(1);
+                    tail[0].copy_from_slice(head[0]);
+                    tail[1].copy_from_slice(head[0]);
+                }
+                for (ch, d) in dsts.iter_mut().enumerate() {
+                    let (a, b) = (scale(ch), bias(ch));
+                    d.iter_mut().for_each(|v| *v = *v * a + b);
+                }
             }
         }
     }
 }
 
+/// A decoded image as interleaved 8-bit pixels: 1 channel (grayscale) or 3 (RGB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawImage {
+    pub width: u32,
+    pub height: u32,
+    /// 1 or 3.
+    pub channels: u8,
+    /// `height * width * channels` bytes, row-major.
+    pub data: Vec<u8>,
+}
+
+impl RawImage {
+    /// Grayscale images (with or without alpha, 8 or 16 bit) become 1 channel, everything else RGB.
+    pub fn from_dynamic(img: &DynamicImage) -> RawImage {
+        let gray = matches!(
+            img.color(),
+            image::ColorType::L8 | image::ColorType::La8 | image::ColorType::L16 | image::ColorType::La16
+        );
+        let (width, height) = (img.width(), img.height());
+        if gray {
+            let data = match img {
+                DynamicImage::ImageLuma8(g) => g.as_raw().clone(),
+                _ => img.to_luma8().into_raw(),
+            };
+            RawImage { width, height, channels: 1, data }
+        } else {
+            let data = match img {
+                DynamicImage::ImageRgb8(c) => c.as_raw().clone(),
+                _ => img.to_rgb8().into_raw(),
+            };
+            RawImage { width, height, channels: 3, data }
+        }
+    }
+}
+
+/// Decode an image file into a [`RawImage`], refusing absurd dimensions before allocating.
+///
+/// JPEGs take the fast path (zune-jpeg; with `min_size = Some(s)` and a file at least `2s` on
+/// both sides, jpeg-decoder with DCT scaling, so the result may be smaller than the file but
+/// never smaller than `s x s`). Other formats, and JPEGs the fast decoders refuse, go through
+/// [`decode`] (the image crate), whose error is the one reported.
+pub fn decode_raw(path: &Path, min_size: Option<u32>) -> Result<RawImage, PipelineError> {
+    let err = |reason: String| PipelineError::Decode { path: path.to_path_buf(), reason };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        let fast = match min_size {
+            Some(s) => decode_jpeg_scaled(&bytes, s),
+            None => None,
+        };
+        if let Some(r) = fast.or_else(|| decode_jpeg_zune(&bytes)) {
+            return r.map_err(err);
+        }
+    }
+    Ok(RawImage::from_dynamic(&decode_bytes(path, &bytes)?))
+}
+
+fn too_big(w: u64, h: u64) -> Option<String> {
+    (w * h > MAX_PIXELS).then(|| format!("{w}x{h} pixels is more than the {MAX_PIXELS} allowed"))
+}
+
+/// zune-jpeg decode to Luma or RGB. `None`: not handled here (fall back to the image crate).
+pub fn decode_jpeg_zune(bytes: &[u8]) -> Option<Result<RawImage, String>> {
+    use zune_core::colorspace::ColorSpace;
+    let opts = zune_core::options::DecoderOptions::default().set_strict_mode(false).set_max_width(65535).set_max_height(65535);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), opts);
+    d.decode_headers().ok()?;
+    let (w, h) = d.dimensions()?;
+    if let Some(e) = too_big(w as u64, h as u64) {
+        return Some(Err(e));
+    }
+    let (out, channels) = match d.input_colorspace()? {
+        ColorSpace::Luma | ColorSpace::LumaA => (ColorSpace::Luma, 1),
+        ColorSpace::RGB | ColorSpace::RGBA | ColorSpace::YCbCr => (ColorSpace::RGB, 3),
+        _ => return None, // CMYK, YCCK, ...: let the image crate decide
+    };
+    d.set_options(d.options().jpeg_set_out_colorspace(out));
+    let data = d.decode().ok()?;
+    (data.len() == w * h * channels as usize).then_some(Ok(RawImage { width: w as u32, height: h as u32, channels, data }))
+}
+
+/// jpeg-decoder with DCT scaling when the image is at least `2 * min_size` on both sides.
+/// `None`: not worth it, or not handled here.
+pub fn decode_jpeg_scaled(bytes: &[u8], min_size: u32) -> Option<Result<RawImage, String>> {
+    let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
+    d.read_info().ok()?;
+    let info = d.info()?;
+    if let Some(e) = too_big(info.width as u64, info.height as u64) {
+        return Some(Err(e));
+    }
+    let channels = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => 1,
+        jpeg_decoder::PixelFormat::RGB24 => 3,
+        _ => return None,
+    };
+    if (info.width as u32) < 2 * min_size || (info.height as u32) < 2 * min_size || min_size > u16::MAX as u32 {
+        return None;
+    }
+    let (w, h) = d.scale(min_size as u16, min_size as u16).ok()?;
+    let data = d.decode().ok()?;
+    (data.len() == w as usize * h as usize * channels as usize)
+        .then_some(Ok(RawImage { width: w as u32, height: h as u32, channels, data }))
+}
+
+thread_local! {
+    static RESIZER: std::cell::RefCell<fast_image_resize::Resizer> = std::cell::RefCell::new(fast_image_resize::Resizer::new());
+}
+
+/// Resize to `s x s` (no crop) with a SIMD bilinear filter (fast_image_resize, `Convolution(Bilinear)`,
+/// which is the image crate's `Triangle`: support 1 px, widened by the scale factor when
+/// shrinking) and split into planes: one for grayscale, three for RGB. Within ±1 grey level of
+/// [`resize_planes_reference`].
+pub fn resize_planes(raw: &RawImage, s: u32) -> Vec<Vec<u8>> {
+    use fast_image_resize::{images::Image, images::ImageRef, FilterType as F, PixelType, ResizeAlg, ResizeOptions};
+    let pt = if raw.channels == 1 { PixelType::U8 } else { PixelType::U8x3 };
+    let resized = if raw.width == s && raw.height == s {
+        raw.data.clone()
+    } else {
+        let src = ImageRef::new(raw.width, raw.height, &raw.data, pt).expect("RawImage buffer matches its size");
+        let mut dst = Image::new(s, s, pt);
+        let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(F::Bilinear));
+        RESIZER.with(|r| r.borrow_mut().resize(&src, &mut dst, &opts)).expect("same pixel type, non-empty sizes");
+        dst.into_vec()
+    };
+    split_planes(resized, raw.channels)
+}
+
+/// The reference resize: `image::imageops::resize(.., FilterType::Triangle)`, split into planes.
+/// Slower; kept for tests and benchmarks.
+pub fn resize_planes_reference(raw: &RawImage, s: u32) -> Vec<Vec<u8>> {
+    let resized = if raw.channels == 1 {
+        let g = image::GrayImage::from_raw(raw.width, raw.height, raw.data.clone()).expect("size matches");
+        image::imageops::resize(&g, s, s, FilterType::Triangle).into_raw()
+    } else {
+        let c = image::RgbImage::from_raw(raw.width, raw.height, raw.data.clone()).expect("size matches");
+        image::imageops::resize(&c, s, s, FilterType::Triangle).into_raw()
+    };
+    split_planes(resized, raw.channels)
+}
+
+fn split_planes(interleaved: Vec<u8>, channels: u8) -> Vec<Vec<u8>> {
+    if channels == 1 {
+        return vec![interleaved];
+    }
+    let n = interleaved.len() / 3;
+    let mut planes = vec![vec![0u8; n]; 3];
+    for (i, px) in interleaved.chunks_exact(3).enumerate() {
+        planes[0][i] = px[0];
+        planes[1][i] = px[1];
+        planes[2][i] = px[2];
+    }
+    planes
+}
+
 /// Decode an image file, refusing absurd dimensions before allocating.
 pub fn decode(path: &Path) -> Result<DynamicImage, PipelineError> {
     let err = |reason: String| PipelineError::Decode { path: path.to_path_buf(), reason };
-    let reader = image::ImageReader::open(path).map_err(|e| err(e.to_string()))?;
-    let mut reader = reader.with_guessed_format().map_err(|e| err(e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    decode_bytes(path, &bytes)
+}
+
+fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage, PipelineError> {
+    let err = |reason: String| PipelineError::Decode { path: path.to_path_buf(), reason };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| err(e.to_string()))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 4);
     reader.limits(limits);
@@ -160,6 +337,12 @@ impl RandomAffine {
 
     /// Warp one `s x s` u8 plane into `out` (f32, 0..255) with bilinear sampling and edge clamping.
     pub fn warp(&self, src: &[u8], s: usize, out: &mut [f32]) {
+        self.warp_planes(&[src], s, &mut [out]);
+    }
+
+    /// [`warp`](Self::warp) several planes with one map (the sample positions are computed once).
+    pub fn warp_planes(&self, srcs: &[&[u8]], s: usize, outs: &mut [&mut [f32]]) {
+        assert_eq!(srcs.len(), outs.len(), "one output per plane");
         let c = (s as f32 - 1.0) / 2.0;
         let max = (s - 1) as f32;
         let [a, b, cc, d] = self.m;
@@ -173,10 +356,12 @@ impl RandomAffine {
                 let (x0, y0) = (xs.floor() as usize, ys.floor() as usize);
                 let (x1, y1) = ((x0 + 1).min(s - 1), (y0 + 1).min(s - 1));
                 let (fx, fy) = (xs - x0 as f32, ys - y0 as f32);
-                let p = |xx: usize, yy: usize| src[yy * s + xx] as f32;
-                let top = p(x0, y0) * (1.0 - fx) + p(x1, y0) * fx;
-                let bot = p(x0, y1) * (1.0 - fx) + p(x1, y1) * fx;
-                out[y * s + x] = top * (1.0 - fy) + bot * fy;
+                let (i00, i10, i01, i11) = (y0 * s + x0, y0 * s + x1, y1 * s + x0, y1 * s + x1);
+                for (src, out) in srcs.iter().zip(outs.iter_mut()) {
+                    let top = src[i00] as f32 * (1.0 - fx) + src[i10] as f32 * fx;
+                    let bot = src[i01] as f32 * (1.0 - fx) + src[i11] as f32 * fx;
+                    out[y * s + x] = top * (1.0 - fy) + bot * fy;
+                }
             }
         }
     }

@@ -659,11 +659,7 @@ fn for_superellipse(n: usize, pose: &Pose, cx: f32, cy: f32, rx: f32, ry: f32, a
             let dx = px_center(i, n) - x0;
             let lx = dx * ca + dy * sa;
             let ly = -dx * sa + dy * ca;
-            let q = if p == 2.0 {
-                lx * lx * irx2 + ly * ly * iry2
-            } else {
-                (lx.abs() / rx).powf(p) + (ly.abs() / ry).powf(p)
-            };
+            let q = if p == 2.0 { lx * lx * irx2 + ly * ly * iry2 } else { (lx.abs() / rx).powf(p) + (ly.abs() / ry).powf(p) };
             if q <= 1.0 {
                 f(j * n + i, q);
             }
@@ -858,19 +854,18 @@ impl Proj {
 // Small numeric helpers
 // ---------------------------------------------------------------------------------------------
 
+/// `n`² approximately standard-normal values (Irwin-Hall: sum of four 16-bit uniforms from one
+/// `u64`, rescaled; plenty for image noise and several times cheaper than Box-Muller).
 fn noise_field<R: Rng + ?Sized>(rng: &mut R, n: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(n * n);
-    while v.len() < n * n {
-        let u1: f32 = rng.gen_range(1e-7f32..1.0);
-        let u2: f32 = rng.gen();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (std::f32::consts::TAU * u2).sin_cos();
-        v.push(r * c);
-        if v.len() < n * n {
-            v.push(r * s);
-        }
-    }
-    v
+    const MEAN: f32 = 2.0 * 65535.0;
+    const INV_SD: f32 = 1.0 / 37_837.2; // sqrt(4 * (65536² - 1) / 12)
+    (0..n * n)
+        .map(|_| {
+            let u = rng.next_u64();
+            let s = (u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48);
+            (s as f32 - MEAN) * INV_SD
+        })
+        .collect()
 }
 
 /// Smooth unit-variance noise (correlation length ~`sigma` px): organ texture.
@@ -1158,12 +1153,12 @@ fn chest_axial<R: Rng + ?Sized>(l: &mut Labels, h: &Hab, z: f32, rng: &mut R) ->
     }
     l.circ(0.1, 0.26, 0.055, T::Artery); // descending aorta
     l.circ(0.02, 0.22, 0.02, T::Gas); // oesophagus
-    // spine
+                                      // spine
     l.bone_ell(0.0, 0.38, 0.085, 0.075, 0.0, 0.015);
     l.line((0.0, 0.46), (0.0, 0.56), 0.02, T::Bone);
     l.circ(0.0, 0.46, 0.03, T::Csf);
     l.bone_ell(0.0, -bd + h.fat + 0.04, 0.06, 0.025, 0.0, 0.008); // sternum
-    // pulmonary vessels
+                                                                  // pulmonary vessels
     for lu in [rl, ll] {
         for _ in 0..10 {
             let (u, v) = (rng.gen_range(-0.75f32..0.75), rng.gen_range(-0.75f32..0.75));
@@ -1470,7 +1465,7 @@ fn knee_sagittal<R: Rng + ?Sized>(l: &mut Labels, h: &Hab, z: f32, rng: &mut R) 
     l.bone_ell(0.02, 0.15, 0.23, 0.08, -0.05, 0.02);
     l.bone_tube(&[(0.02, 0.15), (0.05, 1.3)], 0.12, 0.03);
     l.ell(-0.12, 0.32, 0.05, 0.06, 0.0, T::Bone); // tuberosity
-    // patella and extensor mechanism
+                                                  // patella and extensor mechanism
     let pt = rng.gen_range(-0.15..0.15);
     l.ell(-0.32, -0.2, 0.07, 0.15, 0.25 + pt, T::Cartilage);
     l.bone_ell(-0.34, -0.2, 0.055, 0.135, 0.25 + pt, 0.015);
@@ -1720,7 +1715,8 @@ fn render_section<R: Rng + ?Sized>(spec: &PhantomSpec, n: usize, h: &Hab, rng: &
         draw_table(&mut l, plane, posterior_extent(spec.anatomy, plane, h));
         let mut tab = ct_table(spec.contrast);
         jitter_table(&mut tab, 8.0, 0.03, rng);
-        tab[T::Ggo as usize] = rng.gen_range(-700.0..-150.0);
+        // pneumonia: ground glass (lung window only) or consolidation (visible in any window)
+        tab[T::Ggo as usize] = if rng.gen_bool(0.4) { rng.gen_range(-100.0..30.0) } else { rng.gen_range(-700.0..-150.0) };
         let tex = texture(rng, n, 2.0 * scale);
         let ta = rng.gen_range(3.0..9.0f32);
         let mut hu: Vec<f32> = l.t.iter().zip(&tex).map(|(&t, x)| tab[t as usize] + ta * x).collect();
@@ -1748,11 +1744,7 @@ fn render_section<R: Rng + ?Sized>(spec: &PhantomSpec, n: usize, h: &Hab, rng: &
             for i in 0..n {
                 let x = px_center(i, n);
                 let k = j * n + i;
-                out[k] = if x * x + y * y > fov * fov {
-                    pad
-                } else {
-                    ((hu[k] + sigma * noise[k] - lo) / wd).clamp(0.0, 1.0)
-                };
+                out[k] = if x * x + y * y > fov * fov { pad } else { ((hu[k] + sigma * noise[k] - lo) / wd).clamp(0.0, 1.0) };
             }
         }
         out
@@ -1832,7 +1824,8 @@ fn render_xray<R: Rng + ?Sized>(spec: &PhantomSpec, n: usize, h: &Hab, rng: &mut
     let (lo, hi) = (rng.gen_range(0.0..0.08f32), rng.gen_range(0.85..1.0f32));
     // collimation: unexposed borders stay light
     let coll = rng.gen_bool(0.35);
-    let (cl, cr, ct, cb) = (rng.gen_range(-1.0..-0.8f32), rng.gen_range(0.8..1.0f32), rng.gen_range(-1.0..-0.8f32), rng.gen_range(0.8..1.0f32));
+    let (cl, cr, ct, cb) =
+        (rng.gen_range(-1.0..-0.8f32), rng.gen_range(0.8..1.0f32), rng.gen_range(-1.0..-0.8f32), rng.gen_range(0.8..1.0f32));
     let cval = rng.gen_range(0.7..0.95f32);
     for j in 0..n {
         let y = px_center(j, n);
@@ -1900,12 +1893,12 @@ fn chest_xray<R: Rng + ?Sized>(p: &mut Proj, h: &Hab, view: PlaneOrView, rng: &m
     p.ellipsoid(0.0, -0.3, 0.1, 0.35, 0.0, 0.25, 0.8); // mediastinum
     p.ellipsoid(0.12, -0.32, 0.07, 0.06, 0.0, 0.1, 1.0); // aortic knob
     p.ellipsoid(0.36, 0.62, 0.08, 0.05, 0.0, 0.1, -0.8); // gastric bubble
-    // spine
+                                                         // spine
     for v in 0..14 {
         p.ellipsoid(0.0, -1.05 + v as f32 * 0.16, 0.08, 0.065, 0.0, 0.05, 2.0);
     }
     p.tube(&[(0.0, -1.2), (0.0, -0.3)], 0.035, -1.0); // trachea
-    // clavicles: higher and more horizontal on AP
+                                                      // clavicles: higher and more horizontal on AP
     for sx in [-1.0f32, 1.0] {
         let (y0, y1) = if ap { (rng.gen_range(-0.78..-0.71), -0.8) } else { (rng.gen_range(-0.74..-0.67), -0.83) };
         p.tube(&quad((sx * 0.08, y0), (sx * 0.35, y0 + 0.02), (sx * 0.6 * h.w, y1), 6), 0.025, 4.0);
@@ -1946,7 +1939,7 @@ fn abdomen_xray<R: Rng + ?Sized>(p: &mut Proj, h: &Hab, rng: &mut R) {
         }
     }
     p.ellipsoid(0.0, 0.7, 0.13, 0.2, 0.0, 0.08, 3.0); // sacrum
-    // bowel gas
+                                                      // bowel gas
     let colon = [(-0.55, 0.3), (-0.55, -0.35), (0.0, -0.3), (0.55, -0.4), (0.55, 0.3)];
     for w in colon.windows(2) {
         if rng.gen_bool(0.7) {
@@ -1954,7 +1947,15 @@ fn abdomen_xray<R: Rng + ?Sized>(p: &mut Proj, h: &Hab, rng: &mut R) {
         }
     }
     for _ in 0..rng.gen_range(5..14) {
-        p.ellipsoid(rng.gen_range(-0.5..0.5), rng.gen_range(-0.3..0.5), rng.gen_range(0.03..0.07), rng.gen_range(0.03..0.06), 0.0, 0.06, -3.0);
+        p.ellipsoid(
+            rng.gen_range(-0.5..0.5),
+            rng.gen_range(-0.3..0.5),
+            rng.gen_range(0.03..0.07),
+            rng.gen_range(0.03..0.06),
+            0.0,
+            0.06,
+            -3.0,
+        );
     }
 }
 
@@ -2202,7 +2203,7 @@ fn draw_in_corner<R: Rng + ?Sized>(v: &mut [f32], n: usize, text: &str, scale: u
     }
     let m = rng.gen_range(2..=(n / 20).max(3));
     let corner = pick(rng, &[(0u8, 40), (1, 40), (2, 10), (3, 10)]);
-    let x = if corner % 2 == 0 { m } else { n - w - m };
+    let x = if matches!(corner, 0 | 2) { m } else { n - w - m };
     let y = if corner < 2 { m } else { n - h - m };
     if boxed {
         // dark box with a thin light frame, as lead markers look
@@ -2285,7 +2286,8 @@ mod tests {
         generate(&small(24, 7), a.path()).unwrap();
         generate(&small(24, 7), b.path()).unwrap();
         generate(&small(24, 8), c.path()).unwrap();
-        let (ia, ib, ic) = (read_dir_bytes(&a.path().join("images")), read_dir_bytes(&b.path().join("images")), read_dir_bytes(&c.path().join("images")));
+        let (ia, ib, ic) =
+            (read_dir_bytes(&a.path().join("images")), read_dir_bytes(&b.path().join("images")), read_dir_bytes(&c.path().join("images")));
         assert_eq!(ia.len(), 24);
         assert_eq!(ia, ib);
         assert_eq!(read_dir_bytes(a.path()), read_dir_bytes(b.path()));
@@ -2402,7 +2404,10 @@ mod tests {
         }
         assert!(by_group.values().any(|v| v.len() > 1));
         for v in by_group.values() {
-            assert!(v.iter().all(|s| s.modality == v[0].modality && s.anatomy == v[0].anatomy && s.laterality == v[0].laterality && s.subject == v[0].subject));
+            assert!(v.iter().all(|s| s.modality == v[0].modality
+                && s.anatomy == v[0].anatomy
+                && s.laterality == v[0].laterality
+                && s.subject == v[0].subject));
         }
     }
 
@@ -2468,7 +2473,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for m in [Modality::Ct, Modality::Mri, Modality::XRay, Modality::Ultrasound] {
             for a in [Anatomy::Head, Anatomy::Chest, Anatomy::Abdomen, Anatomy::Knee] {
-                for p in [None, Some(PlaneOrView::Axial), Some(PlaneOrView::Coronal), Some(PlaneOrView::Sagittal), Some(PlaneOrView::Pa), Some(PlaneOrView::Ap), Some(PlaneOrView::Lateral)] {
+                for p in [
+                    None,
+                    Some(PlaneOrView::Axial),
+                    Some(PlaneOrView::Coronal),
+                    Some(PlaneOrView::Sagittal),
+                    Some(PlaneOrView::Pa),
+                    Some(PlaneOrView::Ap),
+                    Some(PlaneOrView::Lateral),
+                ] {
                     let spec = PhantomSpec {
                         modality: m,
                         anatomy: a,

@@ -6,6 +6,7 @@
 //! every epoch), `thresholds.json` (tuned on validation) and `provenance.json` (versions).
 pub mod config;
 pub mod infer;
+pub mod optim;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -19,7 +20,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::{nn, COptimizer, Device, Kind, Reduction, Tensor};
+use tch::{nn, Device, Kind, Reduction, Tensor};
+
+use optim::Adam;
 
 pub use config::{build_schedule, ClassWeights, DeviceChoice, HierSchedule, Mode, Schedule, Stage, Strategy, TrainConfig};
 use infer::Decoder;
@@ -221,13 +224,33 @@ pub struct EpochMetrics {
 
 /// Train a model as configured; everything is written to `cfg.out`.
 pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, TrainError> {
+    run_training(cfg, ontology, false)
+}
+
+/// Continue the interrupted run in `dir` from its last checkpoint (`checkpoint.safetensors`).
+/// With a fixed seed on CPU the result is bitwise the same as an uninterrupted run.
+pub fn resume(dir: &Path, ontology: &Ontology) -> Result<TrainSummary, TrainError> {
+    let text = std::fs::read_to_string(dir.join("config.json"))
+        .map_err(|e| TrainError::Run(dir.to_path_buf(), format!("cannot read config.json: {e} (is this a conceptree run directory?)")))?;
+    let mut cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("config.json: {e}")))?;
+    cfg.out = dir.to_path_buf();
+    run_training(&cfg, ontology, true)
+}
+
+/// Name of the per-epoch checkpoint (model + optimizer + progress in one file, renamed atomically).
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Result<TrainSummary, TrainError> {
     cfg.validate().map_err(TrainError::Config)?;
     let t0 = Instant::now();
     let device = resolve_device(cfg.device)?;
     tch::manual_seed(cfg.seed as i64);
     std::fs::create_dir_all(&cfg.out).map_err(io_err(&cfg.out))?;
-    if cfg.out.join("model.safetensors").exists() {
-        return Err(TrainError::Run(cfg.out.clone(), "already holds a trained model; choose another --out or remove it".into()));
+    // Fail on an unwritable run directory before any work starts.
+    write_atomic(&cfg.out.join(".write-test"), b"ok")?;
+    let _ = std::fs::remove_file(cfg.out.join(".write-test"));
+    if !resuming && (cfg.out.join("model.safetensors").exists() || cfg.out.join(CHECKPOINT).exists()) {
+        return Err(TrainError::Run(cfg.out.clone(), "already holds a model; choose another --out, remove it, or continue it with --resume".into()));
     }
 
     // ---- data
@@ -262,13 +285,18 @@ pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, Tra
     };
 
     // ---- model
-    let specs = head_specs(cfg, &train_ds, ontology)?;
-    let model_cfg = ModelConfig {
-        trunk: cfg.trunk,
-        head: HeadConfig::for_trunk(cfg.trunk),
-        heads: specs.clone(),
-        condition_on_previous: cfg.condition_on_previous,
+    let model_cfg = if resuming {
+        let text = std::fs::read_to_string(cfg.out.join("model.json")).map_err(io_err(&cfg.out))?;
+        serde_json::from_str::<ModelConfig>(&text).map_err(|e| TrainError::Run(cfg.out.clone(), format!("model.json: {e}")))?
+    } else {
+        ModelConfig {
+            trunk: cfg.trunk,
+            head: HeadConfig::for_trunk(cfg.trunk),
+            heads: head_specs(cfg, &train_ds, ontology)?,
+            condition_on_previous: cfg.condition_on_previous,
+        }
     };
+    let specs = model_cfg.heads.clone();
     let mut cfg = cfg.clone();
     let predicts_laterality = model_cfg.concepts().iter().any(|c| ontology.level_of(c) == Some(Level::Laterality));
     if let Some(a) = cfg.augment.as_mut() {
@@ -280,7 +308,7 @@ pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, Tra
     let cfg = cfg;
     let vs = nn::VarStore::new(device);
     let model = Model::new(&vs.root(), model_cfg.clone());
-    if let Some(w) = &cfg.weights {
+    if let (Some(w), false) = (&cfg.weights, resuming) {
         let rep = weights::load_trunk_weights(&vs, w)?;
         eprintln!("loaded {} trunk tensors from {} ({} ignored)", rep.loaded, w.display(), rep.ignored);
     }
@@ -288,6 +316,16 @@ pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, Tra
     let schedule = build_schedule(&cfg, &head_names);
 
     // ---- run directory
+    let mut done = Progress::default();
+    if resuming {
+        done = load_checkpoint(&vs, &cfg.out)?;
+        let split: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cfg.out.join("split.json")).map_err(io_err(&cfg.out))?)
+            .map_err(|e| TrainError::Run(cfg.out.clone(), format!("split.json: {e}")))?;
+        if split["train"] != serde_json::json!(train_ds.ids) || split["val"] != serde_json::json!(val_ds.ids) {
+            return Err(TrainError::Run(cfg.out.clone(), "the labels or images changed since the run started (split differs); cannot resume".into()));
+        }
+        eprintln!("resuming {} after epoch {}", cfg.out.display(), done.completed_epochs);
+    }
     write_json(&cfg.out.join("config.json"), &cfg)?;
     write_json(&cfg.out.join("model.json"), &model_cfg)?;
     write_json(&cfg.out.join("schedule.json"), &schedule)?;
@@ -334,14 +372,26 @@ pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, Tra
     let train_paths = Arc::new(train_ds.paths.clone());
     let train_pipe = Pipeline { size: cfg.image_size, augment: cfg.augment };
     let eval_pipe = Pipeline { size: cfg.image_size, augment: None };
-    let mut metrics_file = std::fs::File::create(cfg.out.join("metrics.jsonl")).map_err(io_err(&cfg.out))?;
+    let metrics_path = cfg.out.join("metrics.jsonl");
+    // Keep exactly the lines of the completed epochs (a killed run may have written one more).
+    let kept: String = std::fs::read_to_string(&metrics_path).unwrap_or_default().lines().take(done.completed_epochs).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&metrics_path, kept).map_err(io_err(&metrics_path))?;
+    let mut metrics_file = std::fs::OpenOptions::new().append(true).open(&metrics_path).map_err(io_err(&metrics_path))?;
     let decoder = Decoder::new(&model_cfg, ontology, cfg.mode == Mode::Hierarchical);
     let val_gt: BTreeMap<String, BTreeSet<String>> = val_ds.ids.iter().cloned().zip(val_ds.labels.iter().cloned()).collect();
 
     let mut epoch_global = 0;
     let mut last_val_probs = None;
-    for stage in &schedule.stages {
-        let opt = configure_stage(&vs, stage, cfg.lr)?;
+    for (si, stage) in schedule.stages.iter().enumerate() {
+        if epoch_global + stage.epochs <= done.completed_epochs {
+            epoch_global += stage.epochs;
+            continue; // finished before the interruption
+        }
+        let mut opt = configure_stage(&vs, stage);
+        if done.completed_epochs > epoch_global {
+            // interrupted inside this stage: restore its optimizer moments
+            opt.load_state(&done.optimizer).map_err(|e| TrainError::Run(cfg.out.clone(), format!("{CHECKPOINT}: {e}")))?;
+        }
         // A frozen trunk is a frozen trunk: its features are computed once, without augmentation.
         let cached = if !stage.trunk_trains {
             Some(trunk_features(&model, &eval_pipe, &train_ds.paths, cfg.batch_size, cfg.seed, device)?)
@@ -350,6 +400,11 @@ pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, Tra
         };
         for _ in 0..stage.epochs {
             epoch_global += 1;
+            if epoch_global <= done.completed_epochs {
+                continue;
+            }
+            // Dropout draws from libtorch's generator: reseed per epoch so a resumed run matches.
+            tch::manual_seed(cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch_global as u64) as i64);
             let te = Instant::now();
             let mut order: Vec<usize> = (0..train_ds.len()).collect();
             order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch_global as u64)));
@@ -363,9 +418,9 @@ pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, Tra
                 if !v.is_finite() {
                     return Err(TrainError::NonFinite { value: v, stage: stage.name.clone(), epoch: epoch_global, step, run: cfg.out.clone() });
                 }
-                opt.zero_grad()?;
+                opt.zero_grad();
                 loss.backward();
-                opt.step()?;
+                opt.step();
                 loss_sum += v * idx.len() as f64;
                 n_seen += idx.len();
                 step += 1;
@@ -414,14 +469,18 @@ pub fn train(cfg: &TrainConfig, ontology: &Ontology) -> Result<TrainSummary, Tra
                 "epoch {:>3} [{}] train loss {:.4}  val loss {:.4}  val F1@0.5 {:.4}  ({:.1} img/s, {:.1}s)",
                 m.epoch, m.stage, m.train_loss, m.val_loss, m.val_imageclef_f1, m.images_per_second, m.seconds
             );
-            writeln!(metrics_file, "{}", serde_json::to_string(&m).expect("serialisable")).map_err(io_err(&cfg.out))?;
+            save_checkpoint(&vs, &opt, si, epoch_global, &cfg.out)?;
             save_model(&vs, &cfg.out.join("model.safetensors"))?;
+            writeln!(metrics_file, "{}", serde_json::to_string(&m).expect("serialisable")).map_err(io_err(&cfg.out))?;
             last_val_probs = Some(val_probs);
         }
     }
 
     // ---- thresholds tuned on validation
-    let val_probs = last_val_probs.expect("at least one epoch ran");
+    let val_probs = match last_val_probs {
+        Some(p) => p,
+        None => predict_probs(&model, &eval_pipe, &val_ds.paths, cfg.batch_size, device, None)?.0,
+    };
     let scores = decoder.decision_scores(&val_probs);
     let level_of = |c: &str| decoder.concepts.iter().position(|x| x == c).and_then(|k| decoder.levels[k].clone());
     let grid: Vec<f32> = (1..20).map(|i| i as f32 * 0.05).collect();
@@ -468,29 +527,25 @@ impl Losses<'_> {
     }
 }
 
-/// Make exactly the stage's parameters trainable and build an Adam optimizer over them.
-pub fn configure_stage(vs: &nn::VarStore, stage: &Stage, _base_lr: f64) -> Result<COptimizer, TrainError> {
+/// Make exactly the stage's parameters trainable (everything else frozen) and build Adam over them,
+/// one learning-rate group per [`config::ParamGroup`]. BatchNorm running statistics are buffers.
+pub fn configure_stage(vs: &nn::VarStore, stage: &Stage) -> Adam {
     let vars = vs.variables();
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
-    let mut opt = COptimizer::adam(stage.groups.first().map(|g| g.lr).unwrap_or(1e-4), 0.9, 0.999, 0.0, 1e-8, false)?;
+    let mut groups: Vec<(Vec<(String, Tensor)>, f64)> = stage.groups.iter().map(|g| (Vec::new(), g.lr)).collect();
     for name in names {
-        let t = &vars[name];
-        // BatchNorm running statistics are buffers, not parameters.
         if name.ends_with("running_mean") || name.ends_with("running_var") {
             continue;
         }
         let group = stage.groups.iter().position(|g| g.prefixes.iter().any(|p| has_prefix(name, p)));
-        let mut t = t.shallow_clone();
+        let mut t = vars[name].shallow_clone();
         let _ = t.requires_grad_(group.is_some());
         if let Some(g) = group {
-            opt.add_parameters(&t, g)?;
+            groups[g].0.push((name.clone(), t));
         }
     }
-    for (g, group) in stage.groups.iter().enumerate() {
-        opt.set_learning_rate_group(g, group.lr)?;
-    }
-    Ok(opt)
+    Adam::new(groups)
 }
 
 fn images_tensor(images: &[f32], b: usize, size: u32, device: Device) -> Tensor {
@@ -553,6 +608,43 @@ fn predict_probs(
     Ok((out, loss_sum / paths.len().max(1) as f64))
 }
 
+/// What a checkpoint says was done.
+#[derive(Default)]
+struct Progress {
+    completed_epochs: usize,
+    optimizer: std::collections::HashMap<String, Tensor>,
+}
+
+/// Model variables, optimizer moments and progress in one safetensors file, written atomically.
+fn save_checkpoint(vs: &nn::VarStore, opt: &Adam, stage: usize, completed_epochs: usize, dir: &Path) -> Result<(), TrainError> {
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
+    named.extend(opt.state());
+    named.push(("progress.completed_epochs".into(), Tensor::from(completed_epochs as i64)));
+    named.push(("progress.stage".into(), Tensor::from(stage as i64)));
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let path = dir.join(CHECKPOINT);
+    let tmp = dir.join("checkpoint.tmp.safetensors");
+    Tensor::write_safetensors(&named, &tmp)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))
+}
+
+fn load_checkpoint(vs: &nn::VarStore, dir: &Path) -> Result<Progress, TrainError> {
+    let path = dir.join(CHECKPOINT);
+    let tensors = Tensor::read_safetensors(&path).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("cannot read {CHECKPOINT}: {e}")))?;
+    let mut map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+    let vars = vs.variables();
+    tch::no_grad(|| -> Result<(), TrainError> {
+        for (name, var) in &vars {
+            let t = map.remove(&format!("model.{name}")).ok_or_else(|| TrainError::Run(dir.to_path_buf(), format!("{CHECKPOINT} lacks '{name}'")))?;
+            var.shallow_clone().copy_(&t.to_device(var.device()));
+        }
+        Ok(())
+    })?;
+    let completed = map.get("progress.completed_epochs").map(|t| t.int64_value(&[]) as usize).unwrap_or(0);
+    Ok(Progress { completed_epochs: completed, optimizer: map })
+}
+
 fn save_model(vs: &nn::VarStore, path: &Path) -> Result<(), TrainError> {
     // The temp name must keep the .safetensors extension: tch picks the format from it.
     let tmp = path.with_extension("tmp.safetensors");
@@ -594,5 +686,94 @@ impl LoadedRun {
     pub fn probabilities(&self, paths: &[PathBuf], batch: usize) -> Result<Array2<f32>, TrainError> {
         let pipe = Pipeline { size: self.config.image_size, augment: None };
         Ok(predict_probs(&self.model, &pipe, paths, batch, self.vs.device(), None)?.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HeadKind, HeadSpec, TrunkKind};
+
+    fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
+        HeadSpec { name: name.into(), concepts: (0..k).map(|i| format!("C{:07}", i)).collect(), kind }
+    }
+
+    #[test]
+    fn multi_label_loss_matches_hand_computation() {
+        // l = -[pw*y*log σ(x) + (1-y) log(1-σ(x))]: x=0,y=1,pw=2 -> 2 ln 2 = 1.386294; x=2,y=0 -> -ln(1-σ(2)) = 2.126928
+        let specs = vec![spec("flat", 2, HeadKind::MultiLabel)];
+        let w = vec![Some(Tensor::from_slice(&[2f32, 1.0]))];
+        let l = Losses { specs: &specs, weights: &w };
+        let v = l.head(0, &Tensor::from_slice(&[0f32, 2.0]).view([1, 2]), &Tensor::from_slice(&[1f32, 0.0]).view([1, 2])).double_value(&[]);
+        assert!((v - (1.386294 + 2.126928) / 2.0).abs() < 1e-5, "{v}");
+    }
+
+    #[test]
+    fn single_label_loss_with_none_class_matches_hand_computation() {
+        // CE([1,0,0], 0) = ln(1 + 2/e) = 0.551445; CE([0,0,0], 2 = none) = ln 3; weighted mean with w=[2,1,1]:
+        // (2*0.551445 + 1*1.098612) / (2 + 1) = 0.733834
+        let specs = vec![spec("modality", 2, HeadKind::SingleLabel)];
+        let w = vec![Some(Tensor::from_slice(&[2f32, 1.0, 1.0]))];
+        let l = Losses { specs: &specs, weights: &w };
+        let logits = Tensor::from_slice(&[1f32, 0.0, 0.0, 0.0, 0.0, 0.0]).view([2, 3]);
+        let v = l.head(0, &logits, &Tensor::from_slice(&[0i64, 2])).double_value(&[]);
+        assert!((v - 0.733834).abs() < 1e-5, "{v}");
+    }
+
+    #[test]
+    fn single_label_targets_use_none_index() {
+        let s = spec("laterality", 2, HeadKind::SingleLabel);
+        let labels: Vec<BTreeSet<String>> = vec![["C0000001".to_string()].into(), BTreeSet::new()];
+        match HeadTargets::build(&s, &labels) {
+            HeadTargets::Single(v) => assert_eq!(v, vec![1, 2]),
+            _ => panic!("expected single-label targets"),
+        }
+    }
+
+    /// Every stage trains exactly the parameters it claims: count them, and check that one step
+    /// moves all of them and nothing else.
+    #[test]
+    fn each_stage_trains_exactly_its_parameters() {
+        for (mode, strategy, schedule, heads) in [
+            (Mode::Flat, Strategy::Layerwise, HierSchedule::Joint, vec![spec("flat", 4, HeadKind::MultiLabel)]),
+            (Mode::Hierarchical, Strategy::Full, HierSchedule::Stepwise, vec![spec("modality", 3, HeadKind::SingleLabel), spec("anatomy", 4, HeadKind::MultiLabel)]),
+            (Mode::Flat, Strategy::Head, HierSchedule::Joint, vec![spec("flat", 4, HeadKind::MultiLabel)]),
+        ] {
+            tch::manual_seed(0);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = TrainConfig { mode, strategy, schedule, epochs: 6, trunk: TrunkKind::Tiny, ..Default::default() };
+            let mcfg = ModelConfig { trunk: TrunkKind::Tiny, head: HeadConfig::for_trunk(TrunkKind::Tiny), heads: heads.clone(), condition_on_previous: false };
+            let model = Model::new(&vs.root(), mcfg);
+            let names: Vec<String> = heads.iter().map(|h| h.name.clone()).collect();
+            let sched = build_schedule(&cfg, &names);
+            let is_param = |n: &str| !n.ends_with("running_mean") && !n.ends_with("running_var");
+            for stage in &sched.stages {
+                let mut opt = configure_stage(&vs, stage);
+                let claimed: Vec<String> = stage.groups.iter().flat_map(|g| g.prefixes.clone()).collect();
+                let expected: i64 = vs
+                    .variables()
+                    .iter()
+                    .filter(|(n, _)| is_param(n) && claimed.iter().any(|p| has_prefix(n, p)))
+                    .map(|(_, t)| t.numel() as i64)
+                    .sum();
+                assert_eq!(opt.numel(), expected, "stage {}", stage.name);
+                assert!(expected > 0);
+                let before: BTreeMap<String, Tensor> = vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
+                let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+                let logits = model.forward_t(&x, stage.trunk_trains, true);
+                let loss = stage.heads_in_loss.iter().map(|&h| logits[h].square().mean(Kind::Float)).fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+                for (n, t) in vs.variables() {
+                    if !is_param(&n) {
+                        continue;
+                    }
+                    let moved = !t.detach().equal(&before[&n]);
+                    let trained = claimed.iter().any(|p| has_prefix(&n, p));
+                    assert_eq!(moved, trained, "stage '{}': {n} moved={moved} but trained={trained}", stage.name);
+                }
+            }
+        }
     }
 }

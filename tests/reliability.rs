@@ -1,0 +1,106 @@
+//! Fault tolerance: a training process killed mid-run resumes to the same final weights.
+use std::path::Path;
+use std::process::Command as Std;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn bin() -> Std {
+    Std::cargo_bin("conceptree").unwrap()
+}
+
+#[test]
+fn sigkill_mid_run_then_resume_gives_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    assert!(bin().args(["data", "synth", "--out", s(&data), "--n", "300", "--size", "32", "--seed", "9"]).status().unwrap().success());
+    let labels = data.join("labels.csv");
+    let images = data.join("images");
+    let args = |out: &Path| {
+        vec![
+            "train".to_string(), "--train-labels".into(), s(&labels).into(), "--images".into(), s(&images).into(), "--out".into(), s(out).into(),
+            "--trunk".into(), "tiny".into(), "--image-size".into(), "32".into(), "--epochs".into(), "6".into(), "--batch-size".into(), "8".into(),
+            "--lr".into(), "1e-3".into(), "--device".into(), "cpu".into(), "--mode".into(), "hierarchical".into(), "--levels".into(), "modality,anatomy".into(),
+        ]
+    };
+    let full = tmp.path().join("full");
+    assert!(bin().args(args(&full)).output().unwrap().status.success());
+
+    let killed = tmp.path().join("killed");
+    let mut child = bin().args(args(&killed)).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let metrics = killed.join("metrics.jsonl");
+    let t0 = Instant::now();
+    // wait for the first finished epoch, then kill without warning
+    while std::fs::read_to_string(&metrics).map(|m| m.lines().count()).unwrap_or(0) < 1 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "training never finished an epoch");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let done_before = std::fs::read_to_string(&metrics).unwrap().lines().count();
+    assert!(done_before < 6, "the run finished before it could be killed; make it longer");
+
+    let out = bin().args(["train", "--resume", s(&killed)]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"));
+    let a = std::fs::read(full.join("model.safetensors")).unwrap();
+    let b = std::fs::read(killed.join("model.safetensors")).unwrap();
+    assert!(a == b, "resumed weights differ from the uninterrupted run's");
+    let strip = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string(p).unwrap().lines().map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{} {} {}", v["epoch"], v["train_loss"], v["val_imageclef_f1"])
+        }).collect()
+    };
+    assert_eq!(strip(&full.join("metrics.jsonl")), strip(&metrics));
+}
+
+#[test]
+fn same_seed_gives_same_metrics_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    assert!(bin().args(["data", "synth", "--out", s(&data), "--n", "60", "--size", "32"]).status().unwrap().success());
+    let mut lines = vec![];
+    for r in ["a", "b"] {
+        let out = tmp.path().join(r);
+        let st = bin()
+            .args(["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--out", s(&out)])
+            .args(["--trunk", "tiny", "--image-size", "32", "--epochs", "2", "--device", "cpu", "--seed", "3"])
+            .output()
+            .unwrap();
+        assert!(st.status.success());
+        let m: Vec<String> = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{} {} {}", v["train_loss"], v["val_loss"], v["val_imageclef_f1"])
+        }).collect();
+        lines.push(m);
+    }
+    assert_eq!(lines[0], lines[1]);
+}
+
+#[test]
+fn unwritable_or_existing_run_dir_fails_before_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    assert!(bin().args(["data", "synth", "--out", s(&data), "--n", "20", "--size", "32"]).status().unwrap().success());
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("model.safetensors"), b"x").unwrap();
+    let out = bin()
+        .args(["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--out", s(&run), "--trunk", "tiny", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+    let out = bin()
+        .args(["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&tmp.path().join("nope")), "--out", s(&tmp.path().join("r2")), "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
