@@ -10,7 +10,7 @@ use conceptree::data::labels::{read_labels, to_map, write_clef2019, LabelError, 
 use conceptree::data::{self};
 use conceptree::eval::{self, metrics, submission};
 use conceptree::ontology::{Level, Ontology, OntologyError};
-use conceptree::train::{self, infer::Decoder, DeviceChoice, LoadedRun, TrainConfig, TrainError};
+use conceptree::train::{self, DeviceChoice, LoadedRun, TrainConfig, TrainError};
 use conceptree::{EXIT_BAD_INPUT, EXIT_FAILURE};
 
 /// A usage problem found by a command (exit code 2).
@@ -148,13 +148,7 @@ pub fn predict(model: &Path, images: &Path, ids: Option<&Path>, out: &Path, thre
     let ontology = load_ontology(run.config.ontology.as_deref())?;
     let items = ids_to_predict(images, ids)?;
     let paths: Vec<PathBuf> = items.iter().map(|(_, p)| p.clone()).collect();
-    let probs = run.probabilities(&paths, batch.max(1))?;
-    let decoder = Decoder::new(&run.model_cfg, &ontology, run.config.mode == train::Mode::Hierarchical);
-    let thresholds = match threshold {
-        Some(t) => eval::thresholds::Thresholds { global: t, ..Default::default() },
-        None => run.thresholds.clone(),
-    };
-    let sets = decoder.decide(&probs, &thresholds);
+    let (probs, sets) = run.predict(&ontology, &paths, batch.max(1), threshold)?;
     write_clef2019(out, items.iter().zip(&sets).map(|((id, _), s)| (id.clone(), s.iter().cloned().collect())))
         .with_context(|| format!("cannot write {}", out.display()))?;
     if let Some(path) = explain {
@@ -338,5 +332,13 @@ pub fn export_folders(labels: &Path, images: &Path, out: &Path, top_k: usize) ->
     });
     let n = data::stats::export_folders(&rows, images, out, keep.as_ref()).map_err(|e| UsageError(e.to_string()))?;
     println!("wrote {n} files under {}", out.display());
+    Ok(())
+}
+
+pub fn experiment_paper(cfg: conceptree::experiment::ExperimentConfig) -> Result<()> {
+    let ontology = load_ontology(cfg.base.ontology.as_deref())?;
+    let results = conceptree::experiment::run_paper(&cfg, &ontology)?;
+    print!("{}", conceptree::experiment::table4_markdown(&results, &cfg.base));
+    println!("\nwrote {} (table3.*, figure1.svg, table4.md, table4.json, runs/)", cfg.out.display());
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod eval;
+pub mod experiment;
 pub mod model;
 pub mod ontology;
 pub mod report;

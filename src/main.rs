@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use conceptree::data::labels::LabelFormat;
 use conceptree::model::TrunkKind;
-use conceptree::train::{ClassWeights, DeviceChoice, HierSchedule, Mode, Strategy};
+use conceptree::train::{ClassWeights, DeviceChoice, HierSchedule, Mode, Strategy, TrainConfig};
 
 #[derive(Parser, Debug)]
 #[command(name = "conceptree", version, about = "Ontology-aware concept detection in radiology images (UMLS CUIs)")]
@@ -30,6 +30,9 @@ enum Command {
     Predict(PredictArgs),
     /// Score a submission against ground truth (official ImageCLEF F1, per level, per concept).
     Evaluate(EvaluateArgs),
+    /// Whole experiments (e.g. reproduce the seed paper).
+    #[command(subcommand)]
+    Experiment(ExperimentCmd),
     /// Inspect, validate and export the concept hierarchy.
     #[command(subcommand)]
     Ontology(OntologyCmd),
@@ -90,6 +93,58 @@ enum DataCmd {
     },
 }
 
+/// Training options shared by `train` and `experiment`.
+#[derive(Args, Debug, Clone)]
+struct CommonTrain {
+    /// Ontology TSV (default: the built-in radiology hierarchy).
+    #[arg(long)]
+    ontology: Option<PathBuf>,
+    /// Levels with a head, top first (hierarchical mode).
+    #[arg(long, value_delimiter = ',', default_value = "modality,anatomy,laterality")]
+    levels: Vec<conceptree::ontology::Level>,
+    /// Feed each head the probabilities of the levels above it.
+    #[arg(long)]
+    condition: bool,
+    #[arg(long, default_value = "resnet50")]
+    trunk: TrunkKind,
+    /// torchvision-format safetensors state dict for the trunk (e.g. ImageNet or RadImageNet).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Flat mode: the K most frequent concepts.
+    #[arg(long, default_value_t = 25)]
+    top_k: usize,
+    /// Keep concepts on at least this many training images.
+    #[arg(long, default_value_t = 1)]
+    min_count: usize,
+    #[arg(long, default_value_t = 224)]
+    image_size: u32,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Total epochs (a stepwise or layerwise schedule splits them over its stages, at least one each).
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Learning-rate factor for each later stage of a layerwise or stepwise schedule.
+    #[arg(long, default_value_t = 0.5)]
+    stage_lr_decay: f64,
+    #[arg(long, default_value = "balanced")]
+    class_weights: ClassWeights,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Turn augmentation off.
+    #[arg(long)]
+    no_augment: bool,
+    /// Skip (and report) malformed rows and missing or unreadable images instead of failing.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Use at most this many training images (0 = all).
+    #[arg(long, default_value_t = 0)]
+    max_train_images: usize,
+}
+
 #[derive(Args, Debug)]
 struct TrainArgs {
     /// flat (paper baseline, top-K concepts) or hierarchical (one head per level).
@@ -114,56 +169,36 @@ struct TrainArgs {
     groups: Option<PathBuf>,
     #[arg(long, default_value_t = 0.15)]
     val_split: f64,
-    /// Ontology TSV (default: the built-in radiology hierarchy).
-    #[arg(long)]
-    ontology: Option<PathBuf>,
-    /// Levels with a head, top first (hierarchical mode).
-    #[arg(long, value_delimiter = ',', default_value = "modality,anatomy,laterality")]
-    levels: Vec<conceptree::ontology::Level>,
     /// joint (all heads at once) or stepwise (one level added per stage).
     #[arg(long, default_value = "stepwise")]
     schedule: HierSchedule,
-    /// Feed each head the probabilities of the levels above it.
-    #[arg(long)]
-    condition: bool,
-    #[arg(long, default_value = "resnet50")]
-    trunk: TrunkKind,
-    /// torchvision-format safetensors state dict for the trunk (e.g. ImageNet or RadImageNet).
-    #[arg(long)]
-    weights: Option<PathBuf>,
     /// head (frozen trunk), full (paper run 1), layerwise (paper run 2).
     #[arg(long, default_value = "full")]
     strategy: Strategy,
-    #[arg(long, default_value_t = 25)]
-    top_k: usize,
-    #[arg(long, default_value_t = 1)]
-    min_count: usize,
-    #[arg(long, default_value_t = 224)]
-    image_size: u32,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    #[arg(long, default_value_t = 1e-4)]
-    lr: f64,
-    /// Learning-rate factor for each later stage of a layerwise or stepwise schedule.
-    #[arg(long, default_value_t = 0.5)]
-    stage_lr_decay: f64,
-    #[arg(long, default_value = "balanced")]
-    class_weights: ClassWeights,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    #[arg(long, default_value = "auto")]
-    device: DeviceChoice,
-    /// Turn augmentation off.
-    #[arg(long)]
-    no_augment: bool,
-    /// Skip (and report) malformed rows and missing or unreadable images instead of failing.
-    #[arg(long)]
-    skip_bad: bool,
-    /// Use at most this many training images (0 = all).
-    #[arg(long, default_value_t = 0)]
-    max_train_images: usize,
+    #[command(flatten)]
+    common: CommonTrain,
+}
+
+#[derive(Subcommand, Debug)]
+enum ExperimentCmd {
+    /// The seed paper's study: dataset statistics, flat full + layerwise, hierarchical joint +
+    /// stepwise on one split and budget, test-set Table 4 with per-level F1. Resumable.
+    Paper {
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// CSV with `id` and `group` columns: split by group.
+        #[arg(long)]
+        groups: Option<PathBuf>,
+        /// Runs to do (default all): flat_full, flat_layerwise, hier_joint, hier_stepwise.
+        #[arg(long, value_delimiter = ',', default_value = "flat_full,flat_layerwise,hier_joint,hier_stepwise")]
+        runs: Vec<String>,
+        #[command(flatten)]
+        common: CommonTrain,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -274,6 +309,10 @@ fn main() {
             None => commands::train(a.into_config()),
         },
         Command::Predict(a) => commands::predict(&a.model, &a.images, a.ids.as_deref(), &a.out, a.threshold, a.explain.as_deref(), a.batch_size, a.device),
+        Command::Experiment(ExperimentCmd::Paper { labels, images, out, groups, runs, common }) => {
+            let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..Default::default() });
+            commands::experiment_paper(conceptree::experiment::ExperimentConfig { labels, images, out, groups, base, runs })
+        }
         Command::Evaluate(a) => commands::evaluate(&a.gt, &a.pred, a.ontology.as_deref(), a.format, a.allow_missing, a.json),
         Command::Ontology(c) => match c {
             OntologyCmd::Validate { files } => commands::ontology_validate(&files),
@@ -290,23 +329,16 @@ fn main() {
     }
 }
 
-impl TrainArgs {
-    fn into_config(self) -> conceptree::train::TrainConfig {
+impl CommonTrain {
+    /// Fill the shared options into `base`.
+    fn into_config(self, base: TrainConfig) -> TrainConfig {
         use conceptree::data::pipeline::AugmentConfig;
-        conceptree::train::TrainConfig {
-            train_labels: self.train_labels.unwrap_or_default(),
-            images: self.images.unwrap_or_default(),
-            out: self.out.unwrap_or_default(),
-            val_labels: self.val_labels,
-            groups: self.groups,
+        TrainConfig {
             ontology: self.ontology,
-            mode: self.mode,
             levels: self.levels,
-            schedule: self.schedule,
             condition_on_previous: self.condition,
             trunk: self.trunk,
             weights: self.weights,
-            strategy: self.strategy,
             top_k: self.top_k,
             min_count: self.min_count,
             image_size: self.image_size,
@@ -315,13 +347,30 @@ impl TrainArgs {
             lr: self.lr,
             stage_lr_decay: self.stage_lr_decay,
             class_weights: self.class_weights,
-            val_split: self.val_split,
             seed: self.seed,
             device: self.device,
             augment: (!self.no_augment).then(AugmentConfig::default),
             skip_bad: self.skip_bad,
-            prefetch: 2,
             max_train_images: self.max_train_images,
+            ..base
         }
+    }
+}
+
+impl TrainArgs {
+    fn into_config(self) -> TrainConfig {
+        let base = TrainConfig {
+            train_labels: self.train_labels.unwrap_or_default(),
+            images: self.images.unwrap_or_default(),
+            out: self.out.unwrap_or_default(),
+            val_labels: self.val_labels,
+            groups: self.groups,
+            mode: self.mode,
+            schedule: self.schedule,
+            strategy: self.strategy,
+            val_split: self.val_split,
+            ..TrainConfig::default()
+        };
+        self.common.into_config(base)
     }
 }

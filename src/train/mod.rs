@@ -682,10 +682,26 @@ impl LoadedRun {
         Ok(LoadedRun { dir: dir.to_path_buf(), config, model_cfg, vs, model, thresholds })
     }
 
-    /// Concept probabilities for images.
+    /// Concept probabilities for images, `[N, K]` in [`ModelConfig::concepts`] order.
     pub fn probabilities(&self, paths: &[PathBuf], batch: usize) -> Result<Array2<f32>, TrainError> {
         let pipe = Pipeline { size: self.config.image_size, augment: None };
         Ok(predict_probs(&self.model, &pipe, paths, batch, self.vs.device(), None)?.0)
+    }
+
+    /// The decoder of this run (hierarchy enforced for hierarchical runs).
+    pub fn decoder(&self, ontology: &Ontology) -> Decoder {
+        Decoder::new(&self.model_cfg, ontology, self.config.mode == Mode::Hierarchical)
+    }
+
+    /// Concept sets for images, with the run's tuned thresholds or one global `threshold`.
+    pub fn predict(&self, ontology: &Ontology, paths: &[PathBuf], batch: usize, threshold: Option<f32>) -> Result<(Array2<f32>, Vec<BTreeSet<String>>), TrainError> {
+        let probs = self.probabilities(paths, batch)?;
+        let thresholds = match threshold {
+            Some(t) => Thresholds { global: t, ..Default::default() },
+            None => self.thresholds.clone(),
+        };
+        let sets = self.decoder(ontology).decide(&probs, &thresholds);
+        Ok((probs, sets))
     }
 }
 
