@@ -238,10 +238,43 @@ pub fn ontology_show(cui: &str, path: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-pub fn ontology_map(labels: &Path, format: LabelFormat, path: Option<&Path>, json: bool) -> Result<()> {
+/// Read a CUI -> semantic types table: MRSTY.RRF (`CUI|TUI|...`) or a TSV `cui<TAB>...<TAB>T060;T023`
+/// whose semantic types are in the column named `semantic_types`, `semtypes` or `semtype_candidates`
+/// (default: the second). Entries may be `T060:Name`. A `semtype_candidates` column (a derived
+/// table listing the types seen on every image of the CUI, most specific first) contributes only its
+/// first candidate, since the others are usually the caption's other concepts.
+fn read_semtypes(path: &Path) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    let mut map: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    let header: Vec<&str> = text.lines().next().unwrap_or("").split('\t').collect();
+    let col = header.iter().position(|h| ["semantic_types", "semtypes", "semtype_candidates"].contains(&h.trim())).unwrap_or(1);
+    let first_only = header.get(col).is_some_and(|h| h.trim() == "semtype_candidates");
+    for (i, line) in text.lines().enumerate() {
+        let (cui, rest) = if line.contains('|') {
+            let mut f = line.split('|');
+            (f.next().unwrap_or(""), f.next().unwrap_or(""))
+        } else {
+            let f: Vec<&str> = line.split('\t').collect();
+            (f.first().copied().unwrap_or(""), f.get(col).copied().unwrap_or(""))
+        };
+        if i == 0 && !conceptree::data::labels::is_cui(cui) {
+            continue; // header
+        }
+        if !conceptree::data::labels::is_cui(cui) {
+            bail!(UsageError(format!("{}:{}: '{cui}' is not a CUI", path.display(), i + 1)));
+        }
+        let tuis = rest.split(';').map(|t| t.split(':').next().unwrap_or("").trim().to_string()).filter(|t| !t.is_empty());
+        let tuis: Vec<String> = if first_only { tuis.take(1).collect() } else { tuis.collect() };
+        map.entry(cui.to_ascii_uppercase()).or_default().extend(tuis);
+    }
+    Ok(map)
+}
+
+pub fn ontology_map(labels: &Path, format: LabelFormat, path: Option<&Path>, semtypes: Option<&Path>, json: bool) -> Result<()> {
     let o = load_ontology(path)?;
     let (rows, _) = read_labels(labels, ParseOptions { format, allow_empty: true, ..Default::default() })?;
-    let report = o.map_labels(rows.iter().map(|r| r.cuis.as_slice()));
+    let table = semtypes.map(read_semtypes).transpose()?;
+    let report = o.map_labels_with(rows.iter().map(|r| r.cuis.as_slice()), table.as_ref());
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -340,5 +373,52 @@ pub fn experiment_paper(cfg: conceptree::experiment::ExperimentConfig) -> Result
     let results = conceptree::experiment::run_paper(&cfg, &ontology)?;
     print!("{}", conceptree::experiment::table4_markdown(&results, &cfg.base));
     println!("\nwrote {} (table3.*, figure1.svg, table4.md, table4.json, runs/)", cfg.out.display());
+    Ok(())
+}
+
+/// `conceptree analyse`: reads and validates like [`evaluate`], then writes the error-analysis
+/// report (`report.html`, `summary.md`, `analysis.json`, SVG plots) into `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn analyse(
+    gt: &Path,
+    pred: &Path,
+    out: &Path,
+    ontology: Option<&Path>,
+    scores: Option<&Path>,
+    format: LabelFormat,
+    allow_missing: bool,
+    cfg: conceptree::report::analyse::AnalyseConfig,
+) -> Result<()> {
+    use conceptree::report::{analyse as an, html};
+    let bad = |e: an::AnalyseError| if e.is_bad_input() { anyhow::Error::new(UsageError(e.to_string())) } else { anyhow::Error::new(e) };
+    cfg.validate().map_err(bad)?;
+    let (gt_rows, _) = read_labels(gt, ParseOptions { format, allow_empty: true, ..Default::default() })?;
+    let pred_opts = ParseOptions { format: LabelFormat::Auto, allow_empty: true, reject_repeated_cui: true, ..Default::default() };
+    let (pred_rows, _) = read_labels(pred, pred_opts)?;
+    let gt_map = to_map(&gt_rows);
+    let gt_ids: BTreeSet<String> = gt_map.keys().cloned().collect();
+    let sub = submission::validate_submission(&gt_ids, &pred_rows, &pred.display().to_string(), allow_missing)?;
+    let onto = load_ontology(ontology)?;
+    let score_map = scores.map(an::read_scores).transpose().map_err(bad)?;
+    let mut a = an::analyse(&gt_map, &sub.preds, &onto, score_map.as_ref(), &cfg).map_err(bad)?;
+    a.inputs.insert("ground truth".into(), gt.display().to_string());
+    a.inputs.insert("predictions".into(), pred.display().to_string());
+    if let Some(d) = &cfg.images {
+        a.inputs.insert("images".into(), d.display().to_string());
+    }
+    if let Some(s) = scores {
+        a.inputs.insert("scores".into(), s.display().to_string());
+    }
+    let files = html::write_report(&a, out)?;
+    println!("ImageCLEF F1 {:.4} over {} images; {} exactly right", a.metrics.imageclef_f1, a.metrics.n_images, a.count(an::ErrorKind::Correct));
+    let kinds: Vec<String> = a.error_counts.iter().filter(|k| k.kind != an::ErrorKind::Correct).map(|k| format!("{} {}", k.kind.as_str(), k.count)).collect();
+    println!("errors: {}", kinds.join(", "));
+    if let Some(c) = &a.threshold_curve {
+        println!("best global threshold {:.2}: ImageCLEF F1 {:.4}", c.best_threshold, c.best_f1);
+    }
+    if a.missing_thumbnails > 0 {
+        println!("{} sample image(s) without thumbnail", a.missing_thumbnails);
+    }
+    println!("wrote {} and {} ({})", files.markdown.display(), files.html.display(), out.display());
     Ok(())
 }

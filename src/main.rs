@@ -30,6 +30,8 @@ enum Command {
     Predict(PredictArgs),
     /// Score a submission against ground truth (official ImageCLEF F1, per level, per concept).
     Evaluate(EvaluateArgs),
+    /// Per-level error analysis: error kinds, confusion tables, sample table with thumbnails, plots (HTML + Markdown + JSON).
+    Analyse(AnalyseArgs),
     /// Whole experiments (e.g. reproduce the seed paper).
     #[command(subcommand)]
     Experiment(ExperimentCmd),
@@ -243,6 +245,33 @@ struct EvaluateArgs {
     json: bool,
 }
 
+#[derive(Args, Debug)]
+struct AnalyseArgs {
+    #[arg(long)]
+    gt: PathBuf,
+    #[arg(long)]
+    pred: PathBuf,
+    /// Directory with `<id>.jpg|jpeg|png` for the sample thumbnails (missing images get a placeholder).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Output directory: report.html, summary.md, analysis.json and SVG plots.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    ontology: Option<PathBuf>,
+    /// Per-concept probabilities, one line per image: `id<TAB>CUI:p;CUI:p` (for the threshold curve).
+    #[arg(long)]
+    scores: Option<PathBuf>,
+    /// Example images per error kind.
+    #[arg(long, default_value_t = 3)]
+    samples: usize,
+    #[arg(long, default_value = "auto")]
+    format: LabelFormat,
+    /// Analyse images missing from the submission as empty predictions instead of failing.
+    #[arg(long)]
+    allow_missing: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum OntologyCmd {
     /// Check ontology files; every problem with file and line; exit 2 on any.
@@ -268,6 +297,10 @@ enum OntologyCmd {
         format: LabelFormat,
         #[arg(long)]
         ontology: Option<PathBuf>,
+        /// Place CUIs outside the ontology by semantic type: a TSV of `cui<TAB>T060;T023...`
+        /// (a header line is skipped; extra columns ignored; `T060:Name` entries accepted) or MRSTY.RRF.
+        #[arg(long)]
+        semtypes: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -314,11 +347,15 @@ fn main() {
             commands::experiment_paper(conceptree::experiment::ExperimentConfig { labels, images, out, groups, base, runs })
         }
         Command::Evaluate(a) => commands::evaluate(&a.gt, &a.pred, a.ontology.as_deref(), a.format, a.allow_missing, a.json),
+        Command::Analyse(a) => {
+            let cfg = conceptree::report::analyse::AnalyseConfig { samples_per_kind: a.samples, images: a.images, ..Default::default() };
+            commands::analyse(&a.gt, &a.pred, &a.out, a.ontology.as_deref(), a.scores.as_deref(), a.format, a.allow_missing, cfg)
+        }
         Command::Ontology(c) => match c {
             OntologyCmd::Validate { files } => commands::ontology_validate(&files),
             OntologyCmd::Stats { ontology, json } => commands::ontology_stats(ontology.as_deref(), json),
             OntologyCmd::Show { cui, ontology } => commands::ontology_show(&cui, ontology.as_deref()),
-            OntologyCmd::Map { labels, format, ontology, json } => commands::ontology_map(&labels, format, ontology.as_deref(), json),
+            OntologyCmd::Map { labels, format, ontology, semtypes, json } => commands::ontology_map(&labels, format, ontology.as_deref(), semtypes.as_deref(), json),
             OntologyCmd::Dot { root, level, ontology, out } => commands::ontology_dot(root.as_deref(), level, ontology.as_deref(), out.as_deref()),
             OntologyCmd::FromUmls { rrf, labels, out } => commands::ontology_from_umls(&rrf, labels.as_deref(), &out),
         },

@@ -173,6 +173,9 @@ pub struct LabelMapReport {
     pub noise: Vec<CuiCount>,
     /// CUIs not in the ontology (so on no level), most frequent first.
     pub unknown: Vec<CuiCount>,
+    /// Occurrences of CUIs outside the ontology that were placed on a level by their semantic
+    /// types from a user-supplied table (included in `per_level`).
+    pub placed_by_semantic_type: usize,
 }
 
 impl LabelMapReport {
@@ -210,6 +213,9 @@ impl fmt::Display for LabelMapReport {
                 list.len(),
                 Self::total(list)
             )?;
+        }
+        if self.placed_by_semantic_type > 0 {
+            writeln!(f, "({} of the level occurrences are CUIs outside the ontology, placed by semantic type)", self.placed_by_semantic_type)?;
         }
         for (label, list) in [("noise", &self.noise), ("unknown", &self.unknown)] {
             if !list.is_empty() {
@@ -316,6 +322,17 @@ impl Ontology {
     /// Places the CUIs of label rows (one slice of CUIs per image) on the levels; see
     /// [`LabelMapReport`]. A CUI repeated within one row counts once.
     pub fn map_labels<'a>(&self, rows: impl IntoIterator<Item = &'a [String]>) -> LabelMapReport {
+        self.map_labels_with(rows, None)
+    }
+
+    /// [`Ontology::map_labels`], placing CUIs outside the ontology by their semantic types from
+    /// `semtypes` (CUI -> TUIs, e.g. from UMLS MRSTY.RRF) through the semantic-type table.
+    pub fn map_labels_with<'a>(
+        &self,
+        rows: impl IntoIterator<Item = &'a [String]>,
+        semtypes: Option<&HashMap<String, Vec<String>>>,
+    ) -> LabelMapReport {
+        let mut placed_by_semantic_type = 0;
         let mut n_rows = 0;
         let mut occurrences = 0;
         let mut per_level: BTreeMap<Level, (BTreeSet<&'a str>, usize)> = Level::ALL
@@ -334,7 +351,16 @@ impl Ontology {
             for cui in distinct {
                 occurrences += 1;
                 let bucket = match self.get(cui) {
-                    None => &mut unknown,
+                    None => match semtypes.and_then(|t| t.get(cui)).and_then(|tuis| Ontology::level_from_semtypes(tuis)) {
+                        Some(level) => {
+                            let slot = per_level.entry(level).or_default();
+                            slot.0.insert(cui);
+                            slot.1 += 1;
+                            placed_by_semantic_type += 1;
+                            continue;
+                        }
+                        None => &mut unknown,
+                    },
                     Some(c) if c.noise => &mut noise,
                     Some(_) => match self.level_of(cui) {
                         Some(level) => {
@@ -367,6 +393,7 @@ impl Ontology {
             no_level: sorted_counts(no_level),
             noise: sorted_counts(noise),
             unknown: sorted_counts(unknown),
+            placed_by_semantic_type,
         }
     }
 
