@@ -52,11 +52,12 @@ pub struct RunResult {
     pub n_test: usize,
 }
 
-/// The runs the experiment knows, in table order.
-pub const RUNS: [(&str, &str); 4] = [
+/// The runs the experiment knows, in table order (the default list leaves out `hier_joint_cond`).
+pub const RUNS: [(&str, &str); 5] = [
     ("flat_full", "flat top-K, full fine-tuning (paper run 1)"),
     ("flat_layerwise", "flat top-K, layerwise fine-tuning (paper run 2)"),
     ("hier_joint", "hierarchical, all levels jointly"),
+    ("hier_joint_cond", "hierarchical, jointly, heads conditioned on upper levels"),
     ("hier_stepwise", "hierarchical, stepwise by level (proposed)"),
 ];
 
@@ -71,10 +72,11 @@ fn run_config(name: &str, base: &TrainConfig) -> Option<TrainConfig> {
             c.mode = Mode::Flat;
             c.strategy = Strategy::Layerwise;
         }
-        "hier_joint" => {
+        "hier_joint" | "hier_joint_cond" => {
             c.mode = Mode::Hierarchical;
             c.schedule = HierSchedule::Joint;
             c.strategy = Strategy::Full;
+            c.condition_on_previous = name == "hier_joint_cond";
         }
         "hier_stepwise" => {
             c.mode = Mode::Hierarchical;

@@ -195,7 +195,7 @@ enum ExperimentCmd {
         /// CSV with `id` and `group` columns: split by group.
         #[arg(long)]
         groups: Option<PathBuf>,
-        /// Runs to do (default all): flat_full, flat_layerwise, hier_joint, hier_stepwise.
+        /// Runs to do: flat_full, flat_layerwise, hier_joint, hier_joint_cond (heads see upper levels), hier_stepwise.
         #[arg(long, value_delimiter = ',', default_value = "flat_full,flat_layerwise,hier_joint,hier_stepwise")]
         runs: Vec<String>,
         #[command(flatten)]
