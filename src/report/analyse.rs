@@ -490,7 +490,7 @@ pub fn thumbnail_data_uri(path: &Path, max_side: u32) -> Result<String, String> 
         .map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
     let small = img.resize(max_side, max_side, image::imageops::FilterType::Triangle);
     let mut buf = Vec::new();
-    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(Cursor::new(&mut buf), 85);
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(Cursor::new(&mut buf), 85);
     let res = if small.color().has_color() {
         let rgb = small.to_rgb8();
         enc.encode(rgb.as_raw(), rgb.width(), rgb.height(), image::ExtendedColorType::Rgb8)

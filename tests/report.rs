@@ -1,0 +1,400 @@
+//! End-to-end tests of `conceptree analyse`: synthetic phantoms, a prediction file made by
+//! perturbing their labels (one image per error kind), the report files, exit codes, and a
+//! headless-Chromium rendering of report.html.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Proc, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+const CT: &str = "C0040405";
+const MRI: &str = "C0024485";
+const XR: &str = "C1306645";
+const US: &str = "C0041618";
+const CHEST: &str = "C0817096";
+const ABDOMEN: &str = "C0000726";
+const LEFT: &str = "C0205091";
+const RIGHT: &str = "C0205090";
+const MODALITIES: [&str; 4] = [CT, MRI, XR, US];
+/// Anatomy CUIs of the phantoms: head and neck, head, brain, chest, abdomen, knee.
+const ANATOMY: [&str; 6] = ["C0460004", "C0018670", "C0006104", CHEST, ABDOMEN, "C0022742"];
+/// Root concepts (no ancestors) an image may lack: pneumonia, contrast, axial, coronal.
+const EXTRAS: [&str; 4] = ["C0032285", "C0009924", "C0205131", "C0205123"];
+const KINDS: [&str; 8] =
+    ["correct", "wrong_modality", "wrong_anatomy", "laterality_flipped", "incoherent", "extra_concept", "missed_concept", "mixed"];
+
+fn bin() -> Command {
+    Command::cargo_bin("conceptree").expect("binary built")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().expect("runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "conceptree {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+type Map = BTreeMap<String, BTreeSet<String>>;
+
+fn read_map(path: &Path) -> Map {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (id, c) = l.split_once('\t').unwrap();
+            (id.to_string(), c.split(';').filter(|x| !x.is_empty()).map(str::to_string).collect())
+        })
+        .collect()
+}
+
+fn write_map(path: &Path, m: &Map) {
+    let text: String = m.iter().map(|(id, c)| format!("{id}\t{}\n", c.iter().cloned().collect::<Vec<_>>().join(";"))).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A phantom data set with a prediction file in which each error kind occurs a known number of
+/// times, plus a scores file, two broken images and one image left out of the predictions.
+struct Case {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    gt: PathBuf,
+    pred: PathBuf,
+    scores: PathBuf,
+    images: PathBuf,
+    /// Expected count per kind.
+    expected: BTreeMap<&'static str, usize>,
+    /// Expected images on the modality confusion diagonal.
+    modality_agree: usize,
+}
+
+fn other_modality(g: &BTreeSet<String>) -> &'static str {
+    MODALITIES.into_iter().find(|m| !g.contains(*m)).unwrap()
+}
+
+fn modality_of(g: &BTreeSet<String>) -> String {
+    MODALITIES.into_iter().find(|m| g.contains(*m)).expect("every phantom has a modality").to_string()
+}
+
+fn extra_for(g: &BTreeSet<String>) -> &'static str {
+    EXTRAS.into_iter().find(|e| !g.contains(*e)).expect("some root concept is absent")
+}
+
+fn make_case() -> Case {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let data = root.join("data");
+    run_ok(&["data", "synth", "--out", s(&data), "--n", "20", "--size", "32"]);
+    let mut gt = read_map(&data.join("labels.csv"));
+    assert_eq!(gt.len(), 20);
+    let mut pred = gt.clone();
+    let ids: Vec<String> = gt.keys().cloned().collect();
+    let mut free: Vec<String> = ids.clone();
+
+    // Laterality flip: prefer a phantom with a side; otherwise give one a side in the GT.
+    let lat = free.iter().position(|id| gt[id].contains(LEFT) || gt[id].contains(RIGHT)).unwrap_or(0);
+    let id = free.remove(lat);
+    let g = gt.get_mut(&id).unwrap();
+    if !g.contains(LEFT) && !g.contains(RIGHT) {
+        g.insert(LEFT.to_string());
+    }
+    let mut p = g.clone();
+    if p.remove(LEFT) {
+        p.insert(RIGHT.to_string());
+    } else {
+        p.remove(RIGHT);
+        p.insert(LEFT.to_string());
+    }
+    pred.insert(id.clone(), p);
+
+    let mut take = || free.remove(0);
+    // Wrong modality (its image file will be deleted).
+    let wm = take();
+    let mut p = gt[&wm].clone();
+    let m = modality_of(&p);
+    p.remove(&m);
+    p.insert(other_modality(&gt[&wm]).to_string());
+    pred.insert(wm.clone(), p);
+    // Wrong anatomy (its image file will be corrupted).
+    let wa = take();
+    let mut p: BTreeSet<String> = gt[&wa].iter().filter(|c| !ANATOMY.contains(&c.as_str())).cloned().collect();
+    p.insert(if gt[&wa].contains(CHEST) { ABDOMEN } else { CHEST }.to_string());
+    pred.insert(wa.clone(), p);
+    // Incoherent: a second modality chain.
+    let inc = take();
+    pred.get_mut(&inc).unwrap().insert(other_modality(&gt[&inc]).to_string());
+    // Extra: a root concept the image lacks.
+    let ex = take();
+    pred.get_mut(&ex).unwrap().insert(extra_for(&gt[&ex]).to_string());
+    // Missed: the modality dropped.
+    let mi = take();
+    let m = modality_of(&gt[&mi]);
+    pred.get_mut(&mi).unwrap().remove(&m);
+    // Mixed: modality dropped and an extra root concept added.
+    let mx = take();
+    let m = modality_of(&gt[&mx]);
+    let p = pred.get_mut(&mx).unwrap();
+    p.remove(&m);
+    p.insert(extra_for(&gt[&mx]).to_string());
+    // Missing prediction: analysed as empty, so missed.
+    let gone = take();
+    pred.remove(&gone);
+
+    let gt_path = root.join("gt.tsv");
+    let pred_path = root.join("pred.tsv");
+    write_map(&gt_path, &gt);
+    write_map(&pred_path, &pred);
+
+    // Scores: GT concepts 0.8, every other phantom concept 0.2 -> perfect for t in (0.2, 0.8].
+    let all: BTreeSet<&str> =
+        MODALITIES.iter().chain(&ANATOMY).chain(&EXTRAS).copied().chain([LEFT, RIGHT]).chain(gt.values().flatten().map(String::as_str)).collect();
+    let scores: String = gt
+        .iter()
+        .map(|(id, g)| {
+            let pairs: Vec<String> = all.iter().map(|c| format!("{c}:{}", if g.contains(*c) { 0.8 } else { 0.2 })).collect();
+            format!("{id}\t{}\n", pairs.join(";"))
+        })
+        .collect();
+    let scores_path = root.join("scores.tsv");
+    std::fs::write(&scores_path, scores).unwrap();
+
+    let images = data.join("images");
+    std::fs::remove_file(images.join(format!("{wm}.jpg"))).unwrap();
+    std::fs::write(images.join(format!("{wa}.jpg")), b"this is not a jpeg").unwrap();
+
+    let expected: BTreeMap<&str, usize> = [
+        ("correct", 12),
+        ("wrong_modality", 1),
+        ("wrong_anatomy", 1),
+        ("laterality_flipped", 1),
+        ("incoherent", 1),
+        ("extra_concept", 1),
+        ("missed_concept", 2),
+        ("mixed", 1),
+    ]
+    .into();
+    // Off the modality diagonal: wrong modality, incoherent (several), missed, mixed, missing.
+    Case { _dir: dir, root, gt: gt_path, pred: pred_path, scores: scores_path, images, expected, modality_agree: 15 }
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn analyse(c: &Case, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["analyse", "--gt", s(&c.gt), "--pred", s(&c.pred), "--images", s(&c.images), "--out", s(out), "--allow-missing"];
+    args.extend_from_slice(extra);
+    run_ok(&args)
+}
+
+#[test]
+fn analyse_end_to_end_with_scores() {
+    let c = make_case();
+    let out = c.root.join("report");
+    let stdout = analyse(&c, &out, &["--scores", s(&c.scores), "--samples", "2"]);
+    assert!(stdout.contains("ImageCLEF F1") && stdout.contains("summary.md"), "{stdout}");
+    assert!(stdout.contains("2 sample image(s) without thumbnail"), "{stdout}");
+    for f in ["report.html", "summary.md", "analysis.json", "per_level_f1.svg", "concept_f1_vs_frequency.svg", "error_kinds.svg", "threshold_curve.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let j = read_json(&out.join("analysis.json"));
+    let counts: BTreeMap<String, usize> = j["error_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kind"].as_str().unwrap().to_string(), k["count"].as_u64().unwrap() as usize))
+        .collect();
+    let kinds: Vec<&str> = j["error_counts"].as_array().unwrap().iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, KINDS, "precedence order");
+    for (k, n) in &c.expected {
+        assert_eq!(counts[*k], *n, "count of {k}: {counts:?}");
+    }
+    assert_eq!(j["images"].as_array().unwrap().len(), 20);
+    assert_eq!(j["images"].as_array().unwrap().iter().filter(|im| im["missing_prediction"] == true).count(), 1);
+    assert_eq!(j["missing_thumbnails"], 2);
+    let modality = j["confusions"].as_array().unwrap().iter().find(|t| t["level"] == "modality").expect("modality table");
+    let total: u64 = modality["counts"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(total, 20);
+    assert_eq!(modality["n_agree"], c.modality_agree);
+    assert!(modality["cols"].as_array().unwrap().iter().any(|k| k == "several"));
+    let tc = &j["threshold_curve"];
+    assert_eq!(tc["best_f1"].as_f64().unwrap(), 1.0);
+    assert!((tc["best_threshold"].as_f64().unwrap() - 0.25).abs() < 1e-6, "{}", tc["best_threshold"]);
+    // The official figure in the JSON is the one `evaluate` prints.
+    let ev = run_ok(&["evaluate", "--gt", s(&c.gt), "--pred", s(&c.pred), "--allow-missing", "--json"]);
+    let ev: serde_json::Value = serde_json::from_str(&ev).unwrap();
+    assert_eq!(ev["imageclef_f1"], j["metrics"]["imageclef_f1"]);
+
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    // Samples: 2 correct, 2 missed, one of each other kind = 10 rows, 2 without image.
+    assert_eq!(html.matches("<img src=\"data:image/jpeg;base64,").count(), 8);
+    assert_eq!(html.matches("class=\"ph\"").count(), 2);
+    for k in KINDS {
+        assert!(html.contains(&format!("id=\"kind-{k}\"")), "section {k}");
+    }
+    assert!(html.contains("X-Ray Computed Tomography") && html.contains("Best global threshold"));
+    assert_eq!(html.matches("<svg").count(), 4);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("**ImageCLEF F1: ") && md.contains("## Confusion tables") && md.contains("| Wrong modality | 1 |"));
+}
+
+#[test]
+fn analyse_without_scores_or_images() {
+    let c = make_case();
+    let out = c.root.join("plain");
+    run_ok(&["analyse", "--gt", s(&c.gt), "--pred", s(&c.pred), "--out", s(&out), "--allow-missing", "--samples", "1"]);
+    assert!(!out.join("threshold_curve.svg").exists());
+    let j = read_json(&out.join("analysis.json"));
+    assert!(j["threshold_curve"].is_null());
+    // 8 kinds, one sample each, none with a thumbnail: no images directory.
+    assert_eq!(j["missing_thumbnails"], 8);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Skipped: no scores file given"));
+    assert!(!html.contains("data:image/jpeg;base64"));
+    // An images directory that does not exist is reported, not fatal.
+    let out2 = c.root.join("nodir");
+    run_ok(&["analyse", "--gt", s(&c.gt), "--pred", s(&c.pred), "--images", s(&c.root.join("nope")), "--out", s(&out2), "--allow-missing"]);
+    let html = std::fs::read_to_string(out2.join("report.html")).unwrap();
+    assert!(html.contains("does not exist"));
+}
+
+#[test]
+fn analyse_bad_input_exits_2() {
+    let c = make_case();
+    let out = c.root.join("bad");
+    // A GT image missing from the predictions, without --allow-missing.
+    let (code, _, err) = run(&["analyse", "--gt", s(&c.gt), "--pred", s(&c.pred), "--out", s(&out)]);
+    assert_eq!(code, 2, "{err}");
+    // A malformed prediction line.
+    let bad_pred = c.root.join("bad_pred.tsv");
+    std::fs::write(&bad_pred, "SYN_00000\tC0040405;C0040405\n").unwrap();
+    let (code, _, err) = run(&["analyse", "--gt", s(&c.gt), "--pred", s(&bad_pred), "--out", s(&out), "--allow-missing"]);
+    assert_eq!(code, 2, "{err}");
+    // A malformed scores file names its line.
+    let bad_scores = c.root.join("bad_scores.tsv");
+    std::fs::write(&bad_scores, "SYN_00000\tC0040405:0.5\nSYN_00001\tC0040405:7\n").unwrap();
+    let (code, _, err) =
+        run(&["analyse", "--gt", s(&c.gt), "--pred", s(&c.pred), "--out", s(&out), "--allow-missing", "--scores", s(&bad_scores)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bad_scores.tsv:2"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headless Chromium
+
+fn find_chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// Chromium, installing Debian's package if needed; `Err` says why it cannot be had.
+fn chromium() -> Result<PathBuf, String> {
+    if let Some(p) = find_chromium() {
+        return Ok(p);
+    }
+    let apt = |args: &[&str]| {
+        Proc::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("apt-get: {e}"))
+            .and_then(|s| if s.success() { Ok(()) } else { Err(format!("apt-get {} exited with {s}", args.join(" "))) })
+    };
+    let install = ["install", "-y", "-qq", "chromium"];
+    if let Err(first) = apt(&install) {
+        apt(&["update", "-qq"]).map_err(|e| format!("{first}; {e}"))?;
+        apt(&install)?;
+    }
+    find_chromium().ok_or_else(|| "apt-get install chromium finished but /usr/bin/chromium is missing".into())
+}
+
+/// Runs `cmd` with stdout to `stdout_file`, killing it after `limit`.
+fn run_limited(mut cmd: Proc, stdout_file: &Path, limit: Duration) -> Result<(), String> {
+    let out = std::fs::File::create(stdout_file).map_err(|e| e.to_string())?;
+    let mut child = cmd.stdout(out).stderr(Stdio::null()).spawn().map_err(|e| format!("cannot start chromium: {e}"))?;
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            return if st.success() { Ok(()) } else { Err(format!("chromium exited with {st}")) };
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("chromium took longer than {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn chromium_cmd(bin: &Path, profile: &Path) -> Proc {
+    let mut c = Proc::new(bin);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+#[test]
+fn report_renders_in_headless_chromium() {
+    let bin = match chromium() {
+        Ok(b) => b,
+        Err(why) => {
+            println!("skipped: chromium unavailable: {why}");
+            return;
+        }
+    };
+    let c = make_case();
+    let out = c.root.join("report");
+    analyse(&c, &out, &["--scores", s(&c.scores)]);
+    let html = out.join("report.html");
+    let url = format!("file://{}", html.display());
+    let tmp = tempfile::tempdir().unwrap();
+
+    let shot = tmp.path().join("shot.png");
+    let mut cmd = chromium_cmd(&bin, &tmp.path().join("profile1"));
+    cmd.arg(format!("--screenshot={}", shot.display())).arg("--window-size=1200,1600").arg(&url);
+    run_limited(cmd, &tmp.path().join("shot.log"), Duration::from_secs(60)).unwrap();
+    assert!(shot.is_file(), "no screenshot written");
+    let img = image::open(&shot).expect("screenshot decodes").to_luma8();
+    assert_eq!((img.width(), img.height()), (1200, 1600));
+    let px: Vec<f64> = img.pixels().map(|p| f64::from(p.0[0])).collect();
+    let mean = px.iter().sum::<f64>() / px.len() as f64;
+    let var = px.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / px.len() as f64;
+    let dark = px.iter().filter(|v| **v < 128.0).count() as f64 / px.len() as f64;
+    assert!(var > 100.0 && dark > 0.005, "screenshot looks blank: mean {mean:.1}, variance {var:.1}, dark share {dark:.4}");
+    if let Ok(keep) = std::env::var("CONCEPTREE_SCREENSHOT_DIR") {
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::copy(&shot, Path::new(&keep).join("report.png"));
+        let _ = std::fs::copy(&html, Path::new(&keep).join("report.html"));
+    }
+
+    let dom_path = tmp.path().join("dom.html");
+    let mut cmd = chromium_cmd(&bin, &tmp.path().join("profile2"));
+    cmd.arg("--dump-dom").arg(&url);
+    run_limited(cmd, &dom_path, Duration::from_secs(60)).unwrap();
+    let dom = std::fs::read_to_string(&dom_path).unwrap();
+    let j = read_json(&out.join("analysis.json"));
+    let f1 = format!("{:.4}", j["metrics"]["imageclef_f1"].as_f64().unwrap());
+    assert!(dom.contains("Concept detection: error analysis"), "headline missing from the DOM");
+    assert!(dom.contains("ImageCLEF F1") && dom.contains(&f1), "ImageCLEF F1 {f1} missing from the DOM");
+    assert!(dom.contains("data:image/jpeg;base64"));
+}
