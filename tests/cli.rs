@@ -168,3 +168,61 @@ fn doctor_reports_libtorch() {
     let out = run_ok(&["doctor"]);
     assert!(out.contains("CUDA available") && out.contains("matmul check"), "{out}");
 }
+
+#[test]
+fn experiment_paper_runs_on_phantoms_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    synth(&data, 90, 7);
+    let out = tmp.path().join("exp");
+    let (labels, images, meta) = (data.join("labels.csv"), data.join("images"), data.join("meta.csv"));
+    let args = [
+        "experiment", "paper", "--labels", s(&labels), "--images", s(&images), "--groups", s(&meta),
+        "--out", s(&out), "--trunk", "tiny", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--lr", "1e-3",
+    ];
+    let stdout = run_ok(&args);
+    assert!(stdout.contains("paper run 1") && stdout.contains("stepwise"), "{stdout}");
+    for f in ["table3.txt", "table3.json", "figure1.svg", "table4.md", "table4.json", "split/train.csv", "split/val.csv", "split/test.csv"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let t4: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("table4.json")).unwrap()).unwrap();
+    let runs = t4.as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    for r in runs {
+        let f1 = r["imageclef_f1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f1));
+        assert!(r["per_level_f1"]["modality"].is_number());
+    }
+    // hierarchical runs are coherent on the test part
+    assert_eq!(runs[2]["coherence_rate"].as_f64(), Some(1.0));
+    assert_eq!(runs[3]["coherence_rate"].as_f64(), Some(1.0));
+    // test ids are disjoint from training ids
+    let ids = |f: &str| -> std::collections::BTreeSet<String> {
+        std::fs::read_to_string(out.join(f)).unwrap().lines().map(|l| l.split('\t').next().unwrap().to_string()).collect()
+    };
+    assert!(ids("split/train.csv").is_disjoint(&ids("split/test.csv")));
+    // a second invocation reuses the finished runs instead of training again
+    let model = out.join("runs/flat_full/model.safetensors");
+    let before = std::fs::metadata(&model).unwrap().modified().unwrap();
+    let o = bin().args(args).output().unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already trained"));
+    assert_eq!(std::fs::metadata(&model).unwrap().modified().unwrap(), before);
+}
+
+#[test]
+fn data_stats_reports_counts_and_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let labels = tmp.path().join("l.csv");
+    std::fs::write(&labels, "a\tC0040405;C0817096\nb\tC0040405\nc\tC0024485;C0817096;C0205091\n").unwrap();
+    let plot = tmp.path().join("fig.svg");
+    let out = run_ok(&["data", "stats", "--labels", s(&labels), "--top", "2", "--min-count", "2", "--plot", s(&plot), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["n_images"], 3);
+    assert_eq!(v["n_concepts"], 4);
+    assert_eq!(v["labels_per_image_max"], 3);
+    assert_eq!(v["concepts_at_min_count"], 2);
+    assert_eq!(v["top"][0]["cui"], "C0040405");
+    assert_eq!(v["top"][0]["name"], "X-Ray Computed Tomography");
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+}

@@ -35,13 +35,25 @@ fn frame(title: &str, ylabel: &str, xlabel: &str) -> String {
     s
 }
 
+/// Axis maximum for data whose largest value is `max`: integer data gets a multiple of 4 so the
+/// four grid steps fall on whole numbers.
+fn nice_max(max: f64, integer: bool) -> f64 {
+    let m = max.max(1e-9) * 1.05;
+    if integer {
+        ((m / 4.0).ceil() * 4.0).max(4.0)
+    } else {
+        m
+    }
+}
+
 fn y_axis(s: &mut String, ymax: f64) {
     let ph = H - MT - MB;
+    let integer = ymax.fract() == 0.0 && (ymax / 4.0).fract() == 0.0;
     for i in 0..=4 {
         let v = ymax * i as f64 / 4.0;
         let y = MT + ph - ph * i as f64 / 4.0;
         let _ = write!(s, r##"<line x1="{ML}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#dddddd"/>"##, W - MR);
-        let label = if ymax >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+        let label = if integer || ymax >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") };
         let _ = write!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{label}</text>"#, ML - 6.0, y + 4.0);
     }
     let _ = write!(s, r##"<line x1="{ML}" x2="{ML}" y1="{MT}" y2="{}" stroke="#333333"/>"##, H - MB);
@@ -50,7 +62,8 @@ fn y_axis(s: &mut String, ymax: f64) {
 /// A vertical bar chart: one bar per (label, value); labels are rotated under the axis.
 pub fn bar_chart(title: &str, ylabel: &str, labels: &[String], values: &[f64]) -> String {
     let mut s = frame(title, ylabel, "");
-    let ymax = values.iter().cloned().fold(0.0f64, f64::max).max(1e-9) * 1.05;
+    let integer = values.iter().all(|v| v.fract() == 0.0);
+    let ymax = nice_max(values.iter().cloned().fold(0.0f64, f64::max), integer);
     y_axis(&mut s, ymax);
     let ph = H - MT - MB;
     let n = values.len().max(1) as f64;
@@ -135,6 +148,8 @@ mod tests {
         assert_eq!(svg.matches("<rect x=").count(), 2);
         assert!(svg.contains("a&lt;b") && !svg.contains("a<b"));
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // counts get whole-number ticks: max 3 -> axis 0..4 in steps of 1
+        assert!(svg.contains(">4</text>") && svg.contains(">1</text>") && !svg.contains(">3.15<"), "{svg}");
     }
 
     #[test]
