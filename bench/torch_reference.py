@@ -7,6 +7,9 @@ Each measurement prints one JSON object per line: {"name", "unit", "value"}.
   train:    ResNet50 (or --arch), batch B, Adam 1e-4, BCE-with-logits, img/s end to end (loader included),
             optionally AMP (bf16 autocast) on CUDA and channels_last.
   infer:    img/s under no_grad, and peak memory (RSS; CUDA max allocated).
+  eval:     ImageCLEF per-image F1 (and per-concept P/R/F1 + micro/macro) on --gt/--pred files
+            (ImageCLEF 2019 format), vectorised with numpy; seconds for the computation after parsing.
+`--name` overrides the measurement name so that conceptree-bench's lines pair with these.
 """
 import argparse, json, os, resource, sys, time, glob
 
@@ -25,7 +28,9 @@ class Images(Dataset):
         self.paths = paths
         ops = [T.Resize((size, size))]
         if augment:
-            ops += [T.RandomAffine(degrees=10, scale=(0.9, 1.1), shear=5), T.RandomHorizontalFlip()]
+            # bilinear like conceptree's warp (torchvision's default here is nearest)
+            ops += [T.RandomAffine(degrees=10, scale=(0.9, 1.1), shear=5, interpolation=T.InterpolationMode.BILINEAR),
+                    T.RandomHorizontalFlip()]
         ops += [T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])]
         self.tf = T.Compose(ops)
         self.n_labels = n_labels
@@ -65,7 +70,7 @@ def model_for(arch, n_labels):
     return m
 
 
-def bench_train(paths, size, workers, batch, arch, device, amp, steps, channels_last):
+def bench_train(paths, size, workers, batch, arch, device, amp, steps, channels_last, amp_dtype=torch.bfloat16, warmup=2):
     m = model_for(arch, 25).to(device)
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
@@ -74,35 +79,35 @@ def bench_train(paths, size, workers, batch, arch, device, amp, steps, channels_
     dl = loader(paths, size, workers, batch, shuffle=True)
     m.train()
     done, t, n = 0, None, 0
-    while done < steps + 2:
+    while done < steps + warmup:
         for x, y in dl:
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             if channels_last:
                 x = x.to(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
                 loss = lossf(m(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             done += 1
-            if done == 2:  # warm-up excluded
+            if done == warmup:  # warm-up excluded
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 t = time.perf_counter()
-            elif done > 2:
+            elif done > warmup:
                 n += x.shape[0]
-            if done >= steps + 2:
+            if done >= steps + warmup:
                 break
     if device.type == "cuda":
         torch.cuda.synchronize()
     return n / (time.perf_counter() - t)
 
 
-def bench_infer(size, batch, arch, device, amp, steps):
+def bench_infer(size, batch, arch, device, amp, steps, amp_dtype=torch.bfloat16):
     m = model_for(arch, 25).to(device).eval()
     x = torch.randn(batch, 3, size, size, device=device)
-    with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+    with torch.no_grad(), torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
         for _ in range(2):
             m(x)
         if device.type == "cuda":
@@ -115,9 +120,78 @@ def bench_infer(size, batch, arch, device, amp, steps):
     return batch * steps / (time.perf_counter() - t)
 
 
+def read_labels(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            k, _, v = line.partition("\t")
+            out[k] = {c.strip().upper() for c in v.split(";") if c.strip()}
+    return out
+
+
+def bench_eval(gt_path, pred_path, repeats=3):
+    """Official ImageCLEF F1 (mean over GT images with a non-empty GT of 2|G&P|/(|G|+|P|), a missing
+    prediction scores 0) and per-concept P/R/F1 with micro/macro averages, vectorised with numpy."""
+    import numpy as np
+    gt, pred = read_labels(gt_path), read_labels(pred_path)
+
+    def f1_only():
+        ids = [k for k, v in gt.items() if v]
+        vocab = {}
+        def rows(sets):
+            r, c = [], []
+            for i, s in enumerate(sets):
+                for x in s:
+                    r.append(i); c.append(vocab.setdefault(x, len(vocab)))
+            return np.asarray(r, dtype=np.int64), np.asarray(c, dtype=np.int64)
+        gr, gc = rows(gt[k] for k in ids)
+        pr, pc = rows(pred.get(k, ()) for k in ids)
+        n, k = len(ids), len(vocab)
+        G = np.zeros((n, k), dtype=bool); G[gr, gc] = True
+        P = np.zeros((n, k), dtype=bool); P[pr, pc] = True
+        return ids, G, P
+
+    def image_f1(G, P):
+        inter = np.count_nonzero(G & P, axis=1)
+        denom = G.sum(axis=1) + P.sum(axis=1)
+        return np.where(denom > 0, 2.0 * inter / np.maximum(denom, 1), 0.0)
+
+    def report():
+        ids, G, P = f1_only()
+        f1 = image_f1(G, P).mean() if ids else 0.0
+        tp = np.count_nonzero(G & P, axis=0).astype(np.float64)
+        fp = np.count_nonzero(~G & P, axis=0).astype(np.float64)
+        fn = np.count_nonzero(G & ~P, axis=0).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prec = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+            rec = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+            cf1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+        micro = 2 * tp.sum() / max(2 * tp.sum() + fp.sum() + fn.sum(), 1)
+        return f1, (cf1.mean(), micro)
+
+    def best(fn):
+        ts = []
+        for _ in range(repeats):
+            t = time.perf_counter(); v = fn(); ts.append(time.perf_counter() - t)
+        return min(ts), v
+
+    t_f1_total, f1 = best(lambda: (lambda r: image_f1(r[1], r[2]).mean())(f1_only()))
+    t_rep, (f1r, _) = best(report)
+    print(f"eval: ImageCLEF F1 {f1:.6f} ({f1r:.6f} from the report)", file=sys.stderr)
+    return t_f1_total, t_rep
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["pipeline", "train", "infer"])
+    ap.add_argument("what", choices=["pipeline", "train", "infer", "eval"])
+    ap.add_argument("--name", default=None, help="measurement name (default: derived from the options)")
+    ap.add_argument("--amp-dtype", default="bf16", choices=["bf16", "fp16"])
+    ap.add_argument("--gt", default=None)
+    ap.add_argument("--pred", default=None)
+    ap.add_argument("--tag", default="10000x5000", help="eval: suffix of the measurement names")
     ap.add_argument("--images", default=None)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
@@ -127,7 +201,9 @@ def main():
     ap.add_argument("--amp", action="store_true")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--list-repeat", type=int, default=1, help="go through the (limited) image list this many times")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
@@ -136,18 +212,28 @@ def main():
     paths = sorted(glob.glob(os.path.join(a.images, "*.jpg")) + glob.glob(os.path.join(a.images, "*.png"))) if a.images else []
     if a.limit:
         paths = paths[: a.limit]
+    paths = paths * max(a.list_repeat, 1)
+    amp_dtype = torch.bfloat16 if a.amp_dtype == "bf16" else torch.float16
+    amp_tag = ("_amp" if a.amp_dtype == "bf16" else "_amp_fp16") if a.amp else ""
     if a.what == "pipeline":
-        emit(f"pipeline_{a.workers}w", "img/s", bench_pipeline(paths, a.size, a.workers, a.batch))
+        emit(a.name or f"pipeline_{a.workers}w", "img/s", bench_pipeline(paths, a.size, a.workers, a.batch))
     elif a.what == "train":
-        emit(f"train_{a.arch}_{a.size}_b{a.batch}{'_amp' if a.amp else ''}", "img/s",
-             bench_train(paths, a.size, a.workers, a.batch, a.arch, device, a.amp, a.steps, a.channels_last))
-    else:
+        name = a.name or f"train_{a.arch}_{a.size}_b{a.batch}{amp_tag}"
+        emit(name, "img/s", bench_train(paths, a.size, a.workers, a.batch, a.arch, device, a.amp, a.steps, a.channels_last, amp_dtype, a.warmup))
+    elif a.what == "infer":
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        emit(f"infer_{a.arch}_{a.size}_b{a.batch}{'_amp' if a.amp else ''}", "img/s", bench_infer(a.size, a.batch, a.arch, device, a.amp, a.steps))
+        name = a.name or f"infer_{a.arch}_{a.size}_b{a.batch}{amp_tag}"
+        emit(name, "img/s", bench_infer(a.size, a.batch, a.arch, device, a.amp, a.steps, amp_dtype))
+        emit(f"{name}_peak_rss", "MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         if device.type == "cuda":
-            emit("infer_peak_gpu_mem", "MiB", torch.cuda.max_memory_allocated() / 2**20)
-    emit(f"{a.what}_peak_rss", "MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            emit(f"{name}_peak_gpu_mem", "MiB", torch.cuda.max_memory_allocated() / 2**20)
+    else:
+        if not (a.gt and a.pred):
+            ap.error("eval needs --gt and --pred")
+        t_f1, t_rep = bench_eval(a.gt, a.pred)
+        emit(f"eval_f1_{a.tag}", "s", t_f1)
+        emit(f"eval_report_{a.tag}", "s", t_rep)
 
 
 if __name__ == "__main__":

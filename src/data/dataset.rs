@@ -127,8 +127,13 @@ impl Dataset {
     }
 }
 
-/// Cheap validity check: the header decodes and the dimensions are sane.
+/// Validity check before training: the header decodes, the dimensions are sane, and a JPEG is
+/// complete (decoders would silently fill a truncated one with grey).
 fn check_image_header(path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        super::pipeline::jpeg_complete(&bytes)?;
+    }
     let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
     let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
     let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;

@@ -3,7 +3,8 @@
 //! `#` starts a comment line; blank lines are ignored; the first other line is the header
 //! `cui<TAB>name<TAB>level<TAB>parents<TAB>semantic_types<TAB>flags`. Per row:
 //! - `cui`: a UMLS CUI, `C` and seven digits;
-//! - `name`: the UMLS preferred name (free text without tabs, not empty);
+//! - `name`: the UMLS preferred name (free text without tabs or other control characters, not
+//!   empty);
 //! - `level`: one of [`Level::ALL`]'s names or `-` (no curated level);
 //! - `parents`: `-` or `;`-separated entries `CUI` (is_a), `is_a:CUI` or `part_of:CUI`;
 //! - `semantic_types`: `-` or `;`-separated TUIs (`T060`);
@@ -172,6 +173,13 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
             push(
                 ProblemKind::MalformedRow,
                 format!("{cui} has an empty name"),
+            );
+            ok = false;
+        } else if let Some(c) = name.chars().find(|c| c.is_control()) {
+            // e.g. a stray CR: to_tsv could not write it back (found by fuzzing)
+            push(
+                ProblemKind::MalformedRow,
+                format!("{cui}: name contains the control character U+{:04X}", c as u32),
             );
             ok = false;
         }
@@ -368,5 +376,22 @@ mod tests {
             ]
         );
         assert!(problems.iter().all(|p| p.line == Some(2)));
+    }
+
+    #[test]
+    fn a_control_character_in_a_name_is_a_problem() {
+        // fuzz/ontology_tsv (minimised): a CR inside a name loaded, but to_tsv wrote it back as
+        // a space, so the round trip changed the content hash
+        let text = format!("{H}C0000001\tBrai\rn\t-\t-\t-\t-\n");
+        let (rows, problems) = parse_rows(&text, "t");
+        assert!(rows.is_empty());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!((problems[0].kind, problems[0].line), (ProblemKind::MalformedRow, Some(2)));
+        assert!(problems[0].message.contains("U+000D"), "{}", problems[0].message);
+        // a name with ordinary inner spaces is still fine, and round-trips
+        let text = format!("{H}C0000001\tA  b c\t-\t-\t-\t-\n");
+        let o = super::super::Ontology::from_tsv_str(&text, "t").unwrap();
+        let back = super::super::Ontology::from_tsv_str(&o.to_tsv(), "t").unwrap();
+        assert_eq!(back.content_hash(), o.content_hash());
     }
 }

@@ -76,15 +76,16 @@ impl Adam {
                 s.step += 1;
                 let t = s.step as i32;
                 let lr = self.lrs[s.group];
-                let _ = s.m.g_mul_scalar_(b1);
-                let _ = s.m.g_add_(&(&g * (1.0 - b1)));
-                let _ = s.v.g_mul_scalar_(b2);
-                let _ = s.v.g_add_(&(&g * &g * (1.0 - b2)));
+                // In place, as torch's single-tensor Adam: m.lerp_(g, 1-b1), v.lerp_(g², 1-b2),
+                // p.addcdiv_(m, sqrt(v)/sqrt(bc2) + eps, value = -lr/bc1). Few passes, few temporaries.
+                let _ = s.m.lerp_(&g, 1.0 - b1);
+                let _ = s.v.lerp_(&(&g * &g), 1.0 - b2);
                 let bc1 = 1.0 - b1.powi(t);
                 let bc2 = 1.0 - b2.powi(t);
-                let denom = s.v.sqrt() / bc2.sqrt() + eps;
-                let update = &s.m / denom * (lr / bc1);
-                let _ = s.param.g_sub_(&update);
+                let mut denom = s.v.sqrt();
+                let _ = denom.g_div_scalar_(bc2.sqrt());
+                let _ = denom.g_add_scalar_(eps);
+                let _ = s.param.addcdiv_(&(&s.m * (-lr / bc1)), &denom);
             }
         });
     }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# `make bench`: conceptree vs the PyTorch/torchvision reference (bench/torch_reference.py) on the
+# same data in the same run. Results: target/bench/results.json (a list of
+# {name, unit, conceptree, reference, ratio}; ratio > 1 = conceptree better), target/bench/table.md,
+# the raw lines in target/bench/{conceptree,reference}.jsonl. See BENCHMARKS.md.
+#
+# Knobs (environment): BENCH_THREADS (all cores), BENCH_REALRAD (../shared/realrad/images),
+# BENCH_REALRAD_LIMIT (2048 images), BENCH_SYNTH_N (96 images of 1024 px, each read 3 times),
+# BENCH_REPEAT (2: pipeline runs per side, alternating; the best counts), BENCH_TRAIN_STEPS (3 timed)
+# / BENCH_TRAIN_WARMUP (1), BENCH_INFER_STEPS (5), BENCH_SKIP_TRAIN=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=target/bench
+PY=.venv/bin/python
+BENCH=target/release/conceptree-bench
+NPROC=$(nproc)
+THREADS=${BENCH_THREADS:-$NPROC}
+REALRAD=${BENCH_REALRAD:-../shared/realrad/images}
+REALRAD_LIMIT=${BENCH_REALRAD_LIMIT:-2048}
+SYNTH_N=${BENCH_SYNTH_N:-96}
+REPEAT=${BENCH_REPEAT:-2}
+TRAIN_STEPS=${BENCH_TRAIN_STEPS:-3}
+TRAIN_WARMUP=${BENCH_TRAIN_WARMUP:-1}
+INFER_STEPS=${BENCH_INFER_STEPS:-5}
+
+die() { echo "bench: $*" >&2; exit 1; }
+[ -x "$PY" ] || die "$PY is missing: run 'make venv' (or 'make bench', which does) first"
+
+# The reference needs torchvision (pinned to torch 2.11) and Pillow; only `make bench` installs them.
+if ! "$PY" -c "import torchvision, PIL, numpy" 2>/dev/null; then
+    echo ">> installing torchvision==0.26.0 and pillow into .venv (reference side of the benchmark)"
+    "$PY" -m pip install --disable-pip-version-check -q torchvision==0.26.0 pillow \
+        || die "could not install torchvision==0.26.0 pillow into .venv"
+fi
+
+echo ">> building $BENCH"
+cargo build --release -j "${CARGO_JOBS:-2}" --bin conceptree-bench
+
+mkdir -p "$OUT"
+C="$OUT/conceptree.jsonl"
+R="$OUT/reference.jsonl"
+: >"$C"
+: >"$R"
+: >"$OUT/stages.jsonl"
+START=$(date +%s)
+echo ">> $(date -u +%Y-%m-%dT%H:%M:%SZ) on $NPROC cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Each side's JSON lines go to its file (and the terminal); their stderr stays on the terminal.
+ours() { "$BENCH" "$@" | tee -a "$C"; }
+ref() { "$PY" bench/torch_reference.py "$@" | tee -a "$R"; }
+
+# ---- data: synthetic 1024 px JPEGs (kept between runs), real radiographs when present
+SYNTH="$OUT/synth1024"
+"$BENCH" synth --out "$SYNTH" --n "$SYNTH_N" --size 1024
+sets=("synth1024:$SYNTH/images:0:3")
+if [ -d "$REALRAD" ]; then
+    sets=("realrad:$REALRAD:$REALRAD_LIMIT:1" "${sets[@]}")
+else
+    echo ">> SKIPPED the realrad part: $REALRAD is absent (set BENCH_REALRAD to a folder of radiology JPEGs)"
+fi
+
+# ---- (1) pipeline: decode + resize to 224 + augment + normalise, 1 core and all cores
+for s in "${sets[@]}"; do
+    IFS=: read -r tag dir limit rep <<<"$s"
+    echo ">> pipeline on $tag ($dir)"
+    # per-stage timings, one thread (conceptree only: decoders and resizers compared)
+    "$BENCH" --threads 1 stages --images "$dir" --limit 300 --name "stages_$tag" | tee -a "$OUT/stages.jsonl" >/dev/null
+    for _ in $(seq "$REPEAT"); do
+        for t in 1 "$THREADS"; do
+            ours --threads "$t" pipeline --images "$dir" --limit "$limit" --list-repeat "$rep" --name "pipeline_${tag}_${t}core"
+            ref pipeline --images "$dir" --limit "$limit" --list-repeat "$rep" --workers "$t" --name "pipeline_${tag}_${t}core"
+        done
+    done
+done
+
+# ---- (2) training ResNet50, 224 px, batch 32, Adam 1e-4, loader included
+TRAIN_DIR="$SYNTH/images"
+[ -d "$REALRAD" ] && TRAIN_DIR="$REALRAD"
+if [ -z "${BENCH_SKIP_TRAIN:-}" ]; then
+    echo ">> training (ResNet50, 224, batch 32, $TRAIN_WARMUP warm-up + $TRAIN_STEPS timed steps) on $TRAIN_DIR"
+    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --name train_resnet50_224_b32
+    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --name train_resnet50_224_b32
+else
+    echo ">> SKIPPED training (BENCH_SKIP_TRAIN is set)"
+fi
+
+# ---- (3) inference img/s and peak RSS (separate processes, so RSS is inference's own)
+echo ">> inference (ResNet50, 224, batch 32, $INFER_STEPS steps)"
+ours infer --steps "$INFER_STEPS" --name infer_resnet50_224_b32
+ref infer --steps "$INFER_STEPS" --name infer_resnet50_224_b32
+
+# ---- (4) evaluation: 10,000 images x 5,000 concepts
+echo ">> evaluation (10,000 images x 5,000 concepts)"
+ours eval --out "$OUT/eval" --n-images 10000 --n-concepts 5000
+ref eval --gt "$OUT/eval/gt.csv" --pred "$OUT/eval/pred.csv" --tag 10000x5000
+
+echo ">> load at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(($(date +%s) - START)) s"
+echo
+echo "per-stage timings (one thread, ms/img; conceptree's old path vs the new one):"
+sed 's/^/  /' "$OUT/stages.jsonl"
+echo
+"$BENCH" report --conceptree "$C" --reference "$R" --out "$OUT"
