@@ -38,7 +38,8 @@ demo: build
 doctor: build
 	$(BIN) doctor
 
-## bench: throughput benchmarks (conceptree vs the PyTorch reference), results in target/bench/.
+## bench: throughput benchmarks (conceptree vs the PyTorch reference, see BENCHMARKS.md), results in target/bench/;
+## scripts/gpu-check.sh runs the GPU part on a machine with an NVIDIA GPU and torch 2.11.
 bench: build
 	bash scripts/bench.sh
 

@@ -30,6 +30,16 @@ fn libtorch_lib_dir() -> Option<PathBuf> {
 }
 
 fn main() {
+    // The commit a binary was built from, recorded in every run's provenance.json.
+    if let Ok(out) = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output() {
+        if out.status.success() {
+            let dirty = Command::new("git").args(["status", "--porcelain", "--untracked-files=no"]).output().map(|o| !o.stdout.is_empty()).unwrap_or(false);
+            let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            println!("cargo:rustc-env=CONCEPTREE_GIT_COMMIT={commit}{}", if dirty { "-dirty" } else { "" });
+        }
+    }
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/index");
     for var in ["LIBTORCH", "LIBTORCH_LIB", "LIBTORCH_USE_PYTORCH", "VIRTUAL_ENV"] {
         println!("cargo:rerun-if-env-changed={var}");
     }

@@ -85,9 +85,7 @@ ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --name "trai
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --loss-every 1000000 --name "train_${N}_fp32_no_per_step_loss_read"
 #  pinned host tensors made on a staging thread + non-blocking copy (vs Vec -> Tensor -> device on the training thread)
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --staging pinned --name "train_${N}_fp32_pinned"
-#  + Adam with in-place lerp_/addcdiv_ (8 kernels per parameter instead of 13)
-ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --staging pinned --adam lean --name "train_${N}_fp32_pinned_lean_adam"
-ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --staging pinned --adam lean --amp --name "train_${N}_amp_fp16_pinned_lean_adam"
+ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --staging pinned --amp --name "train_${N}_amp_fp16_pinned"
 ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --name "train_${N}_fp32"
 if [ "$DEVICE" = cuda ]; then  # (CPU autocast is very slow: skipped in a dry run)
     ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --amp --amp-dtype fp16 --name "train_${N}_amp_fp16"
@@ -103,7 +101,7 @@ if [ "$DEVICE" = cuda ]; then
 fi
 
 step "conceptree step breakdown (synchronised after each phase)"
-for variant in "" "--amp" "--staging pinned --adam lean"; do
+for variant in "" "--amp" "--staging pinned"; do
     echo "-- train ${variant:-(as the trainer, fp32)}" >&2
     # shellcheck disable=SC2086
     BENCH_VERBOSE=1 timeout "$LIMIT" "$BENCH" train "${common[@]}" --steps 2 --warmup 1 $variant --name breakdown 2>&1 >/dev/null | quiet

@@ -343,8 +343,10 @@ pub fn data_stats(labels: &Path, format: LabelFormat, top: usize, min_count: usi
         let values: Vec<f64> = stats.top.iter().map(|t| t.images as f64).collect();
         let svg = conceptree::report::plot::bar_chart(&format!("Top {} concepts of {}", stats.top.len(), labels.display()), "images", &names, &values);
         let svg_path = p.with_extension("svg");
-        std::fs::write(&svg_path, svg).with_context(|| format!("cannot write {}", svg_path.display()))?;
-        eprintln!("wrote {}", svg_path.display());
+        std::fs::write(&svg_path, &svg).with_context(|| format!("cannot write {}", svg_path.display()))?;
+        let png_path = p.with_extension("png");
+        conceptree::report::plot::save_png(&svg, &png_path)?;
+        eprintln!("wrote {} and {}", svg_path.display(), png_path.display());
     }
     Ok(())
 }

@@ -112,7 +112,9 @@ pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunR
     write(&out.join("table3.json"), &serde_json::to_string_pretty(&stats).expect("serialisable"))?;
     let names: Vec<String> = stats.top.iter().map(|t| format!("{} {}", t.cui, t.name.as_deref().unwrap_or(""))).collect();
     let counts: Vec<f64> = stats.top.iter().map(|t| t.images as f64).collect();
-    write(&out.join("figure1.svg"), &plot::bar_chart("Top concepts by number of images", "images", &names, &counts))?;
+    let fig1 = plot::bar_chart("Top concepts by number of images", "images", &names, &counts);
+    write(&out.join("figure1.svg"), &fig1)?;
+    plot::save_png(&fig1, &out.join("figure1.png")).map_err(|e| TrainError::Run(out.clone(), e.to_string()))?;
 
     // ---- 2. split: train / val / test by group, seeded, written once and reused on resume
     let split_dir = out.join("split");

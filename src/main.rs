@@ -66,7 +66,7 @@ enum DataCmd {
         /// Report how many concepts have at least this many images (the paper kept >= 1000).
         #[arg(long, default_value_t = 1000)]
         min_count: usize,
-        /// Write the top-N frequency plot (the paper's Figure 1) as SVG.
+        /// Write the top-N frequency plot (the paper's Figure 1) as SVG and PNG (same name, both extensions).
         #[arg(long)]
         plot: Option<PathBuf>,
         #[arg(long)]

@@ -182,7 +182,7 @@ fn experiment_paper_runs_on_phantoms_and_resumes() {
     ];
     let stdout = run_ok(&args);
     assert!(stdout.contains("paper run 1") && stdout.contains("stepwise"), "{stdout}");
-    for f in ["table3.txt", "table3.json", "figure1.svg", "table4.md", "table4.json", "split/train.csv", "split/val.csv", "split/test.csv"] {
+    for f in ["table3.txt", "table3.json", "figure1.svg", "figure1.png", "table4.md", "table4.json", "split/train.csv", "split/val.csv", "split/test.csv"] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let t4: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("table4.json")).unwrap()).unwrap();
@@ -225,4 +225,5 @@ fn data_stats_reports_counts_and_plot() {
     assert_eq!(v["top"][0]["cui"], "C0040405");
     assert_eq!(v["top"][0]["name"], "X-Ray Computed Tomography");
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+    assert!(image::open(plot.with_extension("png")).unwrap().width() > 100);
 }

@@ -104,10 +104,6 @@ enum Cmd {
         /// thread) or `pinned` (a staging thread makes pinned tensors; non-blocking copies).
         #[arg(long, default_value = "trainer")]
         staging: String,
-        /// Optimizer: `trainer` (train::optim::Adam) or `lean` (the same update with in-place
-        /// lerp_/addcdiv_: fewer kernels and temporaries per parameter).
-        #[arg(long, default_value = "trainer")]
-        adam: String,
         #[arg(long)]
         name: Option<String>,
     },
@@ -170,11 +166,11 @@ fn main() -> Result<()> {
         Cmd::Synth { out, n, size } => synth(&out, n, size),
         Cmd::Stages { images, size, limit, name } => stages(&images, size, limit, &name),
         Cmd::Pipeline { images, size, batch, limit, list_repeat, name } => pipeline(&images, size, batch, limit, list_repeat, &name),
-        Cmd::Train { images, device, trunk, size, batch, steps, warmup, amp, loss_every, prefetch, staging, adam, name } => {
+        Cmd::Train { images, device, trunk, size, batch, steps, warmup, amp, loss_every, prefetch, staging, name } => {
             let name = name.unwrap_or_else(|| format!("train_{trunk}_{size}_b{batch}{}", if amp { "_amp" } else { "" }));
-            let opts = TrainOpts { amp, loss_every: loss_every.max(1), prefetch, pinned: staging == "pinned", lean_adam: adam == "lean" };
-            if !matches!(staging.as_str(), "trainer" | "pinned") || !matches!(adam.as_str(), "trainer" | "lean") {
-                bail!("--staging trainer|pinned, --adam trainer|lean");
+            let opts = TrainOpts { amp, loss_every: loss_every.max(1), prefetch, pinned: staging == "pinned" };
+            if !matches!(staging.as_str(), "trainer" | "pinned") {
+                bail!("--staging trainer|pinned");
             }
             train(&images, &device, &trunk, size, batch, steps, warmup, opts, &name)
         }
@@ -366,55 +362,14 @@ struct TrainOpts {
     loss_every: usize,
     prefetch: usize,
     pinned: bool,
-    lean_adam: bool,
 }
 
-/// Adam with in-place updates: `m.lerp_(g, 1-b1)`, `v.lerp_(g*g, 1-b2)`,
-/// `p.addcdiv_(-lr/bc1 * m, sqrt(v)/sqrt(bc2) + eps)`: 8 kernels and 3 temporaries per parameter
-/// (train::optim::Adam: 13 and 8). Same arithmetic as torch.optim.Adam (for_each=False).
-struct LeanAdam {
-    slots: Vec<(Tensor, Tensor, Tensor)>,
-    t: i32,
-    lr: f64,
-}
+/// One staged batch: dataset indices, and either a pinned host tensor or the plain `Vec<f32>`.
+type Staged = Result<(Vec<usize>, Option<Tensor>, Vec<f32>)>;
 
-impl LeanAdam {
-    fn new(params: Vec<Tensor>, lr: f64) -> LeanAdam {
-        let slots = params.into_iter().map(|p| (tch::no_grad(|| p.zeros_like()), tch::no_grad(|| p.zeros_like()), p)).collect();
-        LeanAdam { slots, t: 0, lr }
-    }
-    fn zero_grad(&mut self) {
-        for (_, _, p) in &self.slots {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
-    }
-    fn step(&mut self) {
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
-        self.t += 1;
-        let (bc1, bc2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
-        let step = -self.lr / bc1;
-        tch::no_grad(|| {
-            for (m, v, p) in &mut self.slots {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let _ = m.lerp_(&g, 1.0 - b1);
-                let _ = v.lerp_(&(&g * &g), 1.0 - b2);
-                let mut denom = v.sqrt();
-                let _ = denom.g_div_scalar_(bc2.sqrt());
-                let _ = denom.g_add_scalar_(eps);
-                let _ = p.addcdiv_(&(&*m * step), &denom);
-            }
-        });
-    }
-}
-
+#[allow(clippy::too_many_arguments)]
 fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, steps: usize, warmup: usize, o: TrainOpts, name: &str) -> Result<()> {
-    let TrainOpts { amp, loss_every, prefetch, pinned, lean_adam } = o;
+    let TrainOpts { amp, loss_every, prefetch, pinned } = o;
     const N_LABELS: usize = 25;
     let device = device_of(device)?;
     let pinned = pinned && device.is_cuda(); // pinned memory needs CUDA
@@ -432,11 +387,7 @@ fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, step
     for (_, p) in params.iter_mut() {
         let _ = p.requires_grad_(true);
     }
-    enum Opt {
-        Trainer(Adam),
-        Lean(LeanAdam),
-    }
-    let mut opt = if lean_adam { Opt::Lean(LeanAdam::new(params.into_iter().map(|p| p.1).collect(), 1e-4)) } else { Opt::Trainer(Adam::new(vec![(params, 1e-4)])) };
+    let mut opt = Adam::new(vec![(params, 1e-4)]);
     let pipe = Pipeline { size, augment: Some(AugmentConfig::default()) };
     let (mut done, mut seen, mut epoch) = (0usize, 0usize, 0u64);
     let mut t0 = None;
@@ -450,7 +401,7 @@ fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, step
         // `pinned`: pipeline::TensorLoader makes pinned host tensors on a staging thread, so the
         // training thread only issues a non-blocking copy (DataLoader(pin_memory=True) + .to(non_blocking)).
         // Otherwise, as the trainer: Vec<f32> -> Tensor -> device, on the training thread.
-        let batches: Box<dyn Iterator<Item = Result<(Vec<usize>, Option<Tensor>, Vec<f32>)>>> = if pinned {
+        let batches: Box<dyn Iterator<Item = Staged>> = if pinned {
             Box::new(TensorLoader::start(loader, size, device, prefetch).map(|b| b.map(|(i, t)| (i, Some(t), Vec::new())).map_err(Into::into)))
         } else {
             Box::new(loader.map(|b| b.map(|b| (b.indices, None, b.images)).map_err(Into::into)))
@@ -481,17 +432,11 @@ fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, step
             let vsync = || if verbose { sync(device) };
             vsync();
             let t_fwd = t.elapsed().as_secs_f64();
-            match &mut opt {
-                Opt::Trainer(o) => o.zero_grad(),
-                Opt::Lean(o) => o.zero_grad(),
-            }
+            opt.zero_grad();
             loss.backward();
             vsync();
             let t_bwd = t.elapsed().as_secs_f64() - t_fwd;
-            match &mut opt {
-                Opt::Trainer(o) => o.step(),
-                Opt::Lean(o) => o.step(),
-            }
+            opt.step();
             vsync();
             let t_opt = t.elapsed().as_secs_f64() - t_fwd - t_bwd;
             done += 1;

@@ -201,8 +201,10 @@ impl RawImage {
 /// JPEGs take the fast path: zune-jpeg (the image crate's own JPEG decoder, without the
 /// `DynamicImage` detour); with `min_size = Some(s)` and a file at least `2s` on both sides,
 /// jpeg-decoder with DCT scaling instead, so the result may be smaller than the file but never
-/// smaller than `s x s` (measured, not used by [`Pipeline::load_into`]: see BENCHMARKS.md). Other formats, and JPEGs the fast decoders refuse, go through
-/// [`decode`] (the image crate), whose error is the one reported.
+/// smaller than `s x s` (measured, not used by [`Pipeline::load_into`]: see BENCHMARKS.md).
+/// A JPEG without its end-of-image marker is refused ([`jpeg_complete`]). Other formats, and
+/// JPEGs the fast decoders refuse, go through [`decode`] (the image crate), whose error is the
+/// one reported.
 pub fn decode_raw(path: &Path, min_size: Option<u32>) -> Result<RawImage, PipelineError> {
     let err = |reason: String| PipelineError::Decode { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;

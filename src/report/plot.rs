@@ -5,10 +5,10 @@ use std::fmt::Write;
 
 const W: f64 = 720.0;
 const H: f64 = 420.0;
-const ML: f64 = 70.0; // left margin
+const ML: f64 = 90.0; // left margin (room for rotated labels of the first bars)
 const MR: f64 = 20.0;
 const MT: f64 = 40.0;
-const MB: f64 = 120.0; // room for rotated category labels
+const MB: f64 = 150.0; // room for rotated category labels
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -80,7 +80,9 @@ pub fn bar_chart(title: &str, ylabel: &str, labels: &[String], values: &[f64]) -
         );
         let cx = x + slot * 0.4;
         let ty = H - MB + 12.0;
-        let _ = write!(s, r#"<text x="{cx:.1}" y="{ty:.1}" text-anchor="end" font-size="10" transform="rotate(-60 {cx:.1} {ty:.1})">{}</text>"#, esc(l));
+        // long names are shortened so the rotated labels stay inside the picture (full name in the tooltip)
+        let short: String = if l.chars().count() > 22 { l.chars().take(21).chain(std::iter::once('…')).collect() } else { l.clone() };
+        let _ = write!(s, r#"<text x="{cx:.1}" y="{ty:.1}" text-anchor="end" font-size="10" transform="rotate(-60 {cx:.1} {ty:.1})">{}</text>"#, esc(&short));
     }
     s.push_str("</svg>\n");
     s
@@ -158,5 +160,42 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 3);
         let svg = lines("t", "x", "y", &[("a".into(), vec![(0.0, 0.1), (1.0, 0.3)])]);
         assert_eq!(svg.matches("<polyline").count(), 1);
+    }
+}
+
+/// Errors of [`save_png`].
+#[derive(Debug, thiserror::Error)]
+pub enum PngError {
+    #[error("cannot render SVG: {0}")]
+    Svg(String),
+    #[error("cannot write {path}: {message}")]
+    Write { path: std::path::PathBuf, message: String },
+}
+
+/// Rasterise an SVG chart to a PNG file (system fonts for the text; DejaVu Sans preferred).
+pub fn save_png(svg: &str, path: &std::path::Path) -> Result<(), PngError> {
+    use resvg::{tiny_skia, usvg};
+    let mut opt = usvg::Options::default();
+    opt.fontdb_mut().load_system_fonts();
+    opt.font_family = "DejaVu Sans".into();
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| PngError::Svg(e.to_string()))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| PngError::Svg("empty image".into()))?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.save_png(path).map_err(|e| PngError::Write { path: path.to_path_buf(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod png_tests {
+    #[test]
+    fn png_has_the_svg_size_and_drawn_bars() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bars.png");
+        let svg = super::bar_chart("t", "n", &["a".into(), "b".into()], &[3.0, 1.0]);
+        super::save_png(&svg, &p).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!((img.width(), img.height()), (720, 420));
+        // the bar colour #3b6ea5 is present, the page is not blank
+        assert!(img.pixels().any(|px| px.0 == [0x3b, 0x6e, 0xa5]));
     }
 }

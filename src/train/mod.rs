@@ -29,7 +29,7 @@ use infer::Decoder;
 
 use crate::data::dataset::{balanced_pos_weights, read_groups, split_train_val, Dataset, DatasetError, LabelSpace};
 use crate::data::labels::{read_labels, LabelError, ParseOptions};
-use crate::data::pipeline::{load_batch, Loader, Pipeline, PipelineError};
+use crate::data::pipeline::{load_batch, Loader, Pipeline, PipelineError, TensorLoader};
 use crate::eval::metrics::imageclef_f1;
 use crate::eval::thresholds::{tune, Thresholds, TuneMode};
 use crate::model::{has_prefix, weights, HeadConfig, HeadKind, HeadSpec, Model, ModelConfig};
@@ -335,7 +335,11 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
         &Provenance {
             conceptree_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: option_env!("CONCEPTREE_GIT_COMMIT").map(String::from),
-            libtorch: "2.11.0".into(),
+            libtorch: if tch::Cuda::is_available() {
+                format!("2.11.0 (tch 0.24.0; cuDNN {}, CUDA runtime {})", tch::utils::version_cudnn(), tch::utils::version_cudart())
+            } else {
+                "2.11.0 (tch 0.24.0; CPU)".into()
+            },
             cuda_available: tch::Cuda::is_available(),
             device: format!("{device:?}"),
             ontology_hash: ontology.content_hash(),
@@ -439,11 +443,12 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
                 }
                 None => {
                     let loader = Loader::start(train_pipe, train_paths.clone(), order.clone(), cfg.batch_size, cfg.seed, epoch_global as u64, cfg.prefetch);
-                    for batch in loader {
-                        let batch = batch?;
-                        let x = images_tensor(&batch.images, batch.indices.len(), cfg.image_size, device);
+                    // batches arrive as (pinned, on CUDA) host tensors; the copy to the device does not block
+                    for batch in TensorLoader::start(loader, cfg.image_size, device, cfg.prefetch) {
+                        let (indices, x) = batch?;
+                        let x = x.to_device_(device, Kind::Float, true, false);
                         let logits = model.forward_t(&x, stage.trunk_trains, true);
-                        run_batch(&batch.indices, logits)?;
+                        run_batch(&indices, logits)?;
                     }
                 }
             }
@@ -588,22 +593,22 @@ fn predict_probs(
     let mut loss_sum = 0.0;
     let order: Vec<usize> = (0..paths.len()).collect();
     let loader = Loader::start(*pipe, Arc::new(paths.to_vec()), order, batch, 0, 0, 2);
-    for b in loader {
-        let b = b?;
-        let x = images_tensor(&b.images, b.indices.len(), pipe.size, device);
+    for b in TensorLoader::start(loader, pipe.size, device, 2) {
+        let (indices, x) = b?;
+        let x = x.to_device_(device, Kind::Float, true, false);
         let (probs, loss) = tch::no_grad(|| {
             let logits = model.forward_t(&x, false, false);
             let loss = targets.map(|(l, t)| {
                 let all: Vec<usize> = (0..l.specs.len()).collect();
-                l.total(&logits, t, &b.indices, &all, device).double_value(&[])
+                l.total(&logits, t, &indices, &all, device).double_value(&[])
             });
             (model.probabilities(&logits).to_device(Device::Cpu).to_kind(Kind::Float), loss)
         });
         let v: Vec<f32> = Vec::try_from(probs.flatten(0, -1))?;
-        for (r, &i) in b.indices.iter().enumerate() {
+        for (r, &i) in indices.iter().enumerate() {
             out.row_mut(i).assign(&ndarray::ArrayView1::from(&v[r * k..(r + 1) * k]));
         }
-        loss_sum += loss.unwrap_or(0.0) * b.indices.len() as f64;
+        loss_sum += loss.unwrap_or(0.0) * indices.len() as f64;
     }
     Ok((out, loss_sum / paths.len().max(1) as f64))
 }
