@@ -6,8 +6,8 @@ DIR=${1:-demo}
 BIN=${BIN:-target/release/conceptree}
 N=${DEMO_N:-600}
 SIZE=${DEMO_SIZE:-96}
-EPOCHS=${DEMO_EPOCHS:-6}
-TRUNK=${DEMO_TRUNK:-resnet18}
+EPOCHS=${DEMO_EPOCHS:-12}
+TRUNK=${DEMO_TRUNK:-tiny}
 rm -rf "$DIR"
 mkdir -p "$DIR"
 echo "== 1/5 synthesising $N training and 200 test phantoms ($SIZE px)"

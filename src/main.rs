@@ -127,9 +127,12 @@ struct CommonTrain {
     epochs: usize,
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
-    /// Learning-rate factor for each later stage of a layerwise or stepwise schedule.
-    #[arg(long, default_value_t = 0.5)]
+    /// Stepwise: learning-rate factor for the trunk and earlier heads at each later stage.
+    #[arg(long, default_value_t = 1.0)]
     stage_lr_decay: f64,
+    /// Layerwise: learning-rate factor at each unfreezing stage.
+    #[arg(long, default_value_t = 0.5)]
+    layerwise_lr_decay: f64,
     #[arg(long, default_value = "balanced")]
     class_weights: ClassWeights,
     #[arg(long, default_value_t = 42)]
@@ -383,6 +386,7 @@ impl CommonTrain {
             epochs: self.epochs,
             lr: self.lr,
             stage_lr_decay: self.stage_lr_decay,
+            layerwise_lr_decay: self.layerwise_lr_decay,
             class_weights: self.class_weights,
             seed: self.seed,
             device: self.device,

@@ -108,8 +108,12 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Adam learning rate (paper: 1e-4).
     pub lr: f64,
-    /// Learning-rate factor applied per later stage (layerwise / stepwise).
+    /// Stepwise schedule: learning-rate factor for the trunk and earlier heads at each later stage
+    /// (1.0 = no decay; on phantoms 0.5 cost 0.17 test F1 against 1.0, see BENCHMARKS.md).
     pub stage_lr_decay: f64,
+    /// Layerwise schedule: learning-rate factor per unfreezing stage (Keras recipe: recompile lower).
+    #[serde(default = "default_layerwise_decay")]
+    pub layerwise_lr_decay: f64,
     pub class_weights: ClassWeights,
     pub val_split: f64,
     pub seed: u64,
@@ -144,7 +148,8 @@ impl Default for TrainConfig {
             batch_size: 32,
             epochs: 10,
             lr: 1e-4,
-            stage_lr_decay: 0.5,
+            stage_lr_decay: 1.0,
+            layerwise_lr_decay: 0.5,
             class_weights: ClassWeights::Balanced,
             val_split: 0.15,
             seed: 42,
@@ -189,6 +194,10 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+fn default_layerwise_decay() -> f64 {
+    0.5
 }
 
 /// A group of parameters trained together at one learning rate.
@@ -304,7 +313,7 @@ pub fn build_schedule(cfg: &TrainConfig, head_names: &[String]) -> Schedule {
                             unfrozen.extend(blocks[s - 1].iter().cloned());
                         }
                         // Keras recipe: recompile with a lower learning rate each time more is unfrozen.
-                        let lr = cfg.lr * cfg.stage_lr_decay.powi(s as i32);
+                        let lr = cfg.lr * cfg.layerwise_lr_decay.powi(s as i32);
                         let name = if s == 0 { "heads".to_string() } else { format!("+{}", blocks[s - 1].join("+")) };
                         stages.push(Stage {
                             name,
