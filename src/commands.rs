@@ -174,14 +174,25 @@ pub fn predict(model: &Path, images: &Path, ids: Option<&Path>, out: &Path, thre
     Ok(())
 }
 
-pub fn evaluate(gt: &Path, pred: &Path, ontology: Option<&Path>, format: LabelFormat, allow_missing: bool, json: bool) -> Result<()> {
-    let gt_opts = ParseOptions { format, allow_empty: true, ..Default::default() };
-    let (gt_rows, _) = read_labels(gt, gt_opts)?;
+/// Ground truth (empty label sets allowed, as in ImageCLEF) and a submission validated against it
+/// the way the official pre-check does (unknown/repeated ids and repeated concepts are errors).
+fn read_gt_and_submission(
+    gt: &Path,
+    pred: &Path,
+    format: LabelFormat,
+    allow_missing: bool,
+) -> Result<(std::collections::BTreeMap<String, BTreeSet<String>>, submission::ValidatedSubmission)> {
+    let (gt_rows, _) = read_labels(gt, ParseOptions { format, allow_empty: true, ..Default::default() })?;
     let pred_opts = ParseOptions { format: LabelFormat::Auto, allow_empty: true, reject_repeated_cui: true, ..Default::default() };
     let (pred_rows, _) = read_labels(pred, pred_opts)?;
     let gt_map = to_map(&gt_rows);
     let gt_ids: BTreeSet<String> = gt_map.keys().cloned().collect();
     let sub = submission::validate_submission(&gt_ids, &pred_rows, &pred.display().to_string(), allow_missing)?;
+    Ok((gt_map, sub))
+}
+
+pub fn evaluate(gt: &Path, pred: &Path, ontology: Option<&Path>, format: LabelFormat, allow_missing: bool, json: bool) -> Result<()> {
+    let (gt_map, sub) = read_gt_and_submission(gt, pred, format, allow_missing)?;
     let onto = load_ontology(ontology)?;
     let vocab: BTreeSet<String> = gt_map.values().flatten().cloned().collect();
     let hooks = eval::ontology_hooks(&onto, vocab);
@@ -394,12 +405,7 @@ pub fn analyse(
     use conceptree::report::{analyse as an, html};
     let bad = |e: an::AnalyseError| if e.is_bad_input() { anyhow::Error::new(UsageError(e.to_string())) } else { anyhow::Error::new(e) };
     cfg.validate().map_err(bad)?;
-    let (gt_rows, _) = read_labels(gt, ParseOptions { format, allow_empty: true, ..Default::default() })?;
-    let pred_opts = ParseOptions { format: LabelFormat::Auto, allow_empty: true, reject_repeated_cui: true, ..Default::default() };
-    let (pred_rows, _) = read_labels(pred, pred_opts)?;
-    let gt_map = to_map(&gt_rows);
-    let gt_ids: BTreeSet<String> = gt_map.keys().cloned().collect();
-    let sub = submission::validate_submission(&gt_ids, &pred_rows, &pred.display().to_string(), allow_missing)?;
+    let (gt_map, sub) = read_gt_and_submission(gt, pred, format, allow_missing)?;
     let onto = load_ontology(ontology)?;
     let score_map = scores.map(an::read_scores).transpose().map_err(bad)?;
     let mut a = an::analyse(&gt_map, &sub.preds, &onto, score_map.as_ref(), &cfg).map_err(bad)?;

@@ -447,34 +447,34 @@ pub fn load_batch(pipe: &Pipeline, paths: &[PathBuf], indices: &[usize], seed: u
 
 /// Batches of one epoch produced on a background thread, at most `prefetch` ahead.
 pub struct Loader {
-    rx: Receiver<Result<Batch, PipelineError>>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    inner: Prefetch<Batch>,
     pub n_batches: usize,
 }
 
-impl Loader {
-    /// Start loading `order` in chunks of `batch_size`.
-    pub fn start(pipe: Pipeline, paths: Arc<Vec<PathBuf>>, order: Vec<usize>, batch_size: usize, seed: u64, epoch: u64, prefetch: usize) -> Loader {
+/// The items of an iterator, produced on a background thread at most `prefetch` ahead; stops after
+/// the first error, which is still delivered.
+struct Prefetch<T> {
+    rx: Receiver<Result<T, PipelineError>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<T: Send + 'static> Prefetch<T> {
+    fn spawn(iter: impl Iterator<Item = Result<T, PipelineError>> + Send + 'static, prefetch: usize) -> Prefetch<T> {
         let (tx, rx) = sync_channel(prefetch.max(1));
-        let n_batches = order.len().div_ceil(batch_size.max(1));
         let handle = std::thread::spawn(move || {
-            for chunk in order.chunks(batch_size.max(1)) {
-                let b = load_batch(&pipe, &paths, chunk, seed, epoch);
-                let stop = b.is_err();
-                if tx.send(b).is_err() || stop {
+            for item in iter {
+                let stop = item.is_err();
+                if tx.send(item).is_err() || stop {
                     return;
                 }
             }
         });
-        Loader { rx, handle: Some(handle), n_batches }
+        Prefetch { rx, handle: Some(handle) }
     }
-}
 
-impl Iterator for Loader {
-    type Item = Result<Batch, PipelineError>;
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_item(&mut self) -> Option<Result<T, PipelineError>> {
         match self.rx.recv() {
-            Ok(b) => Some(b),
+            Ok(item) => Some(item),
             Err(_) => {
                 if let Some(h) = self.handle.take() {
                     let _ = h.join();
@@ -482,6 +482,23 @@ impl Iterator for Loader {
                 None
             }
         }
+    }
+}
+
+impl Loader {
+    /// Start loading `order` in chunks of `batch_size`.
+    pub fn start(pipe: Pipeline, paths: Arc<Vec<PathBuf>>, order: Vec<usize>, batch_size: usize, seed: u64, epoch: u64, prefetch: usize) -> Loader {
+        let bs = batch_size.max(1);
+        let n_batches = order.len().div_ceil(bs);
+        let batches = (0..n_batches).map(move |k| load_batch(&pipe, &paths, &order[k * bs..((k + 1) * bs).min(order.len())], seed, epoch));
+        Loader { inner: Prefetch::spawn(batches, prefetch), n_batches }
+    }
+}
+
+impl Iterator for Loader {
+    type Item = Result<Batch, PipelineError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next_item()
     }
 }
 
@@ -494,46 +511,30 @@ impl Iterator for Loader {
 /// pageable memory on the training thread took ~40 ms of a ~115 ms step; with this, ~2 ms
 /// (BENCHMARKS.md). On CPU devices the tensors are plain (no pinning) and nothing is gained.
 pub struct TensorLoader {
-    rx: Receiver<Result<(Vec<usize>, tch::Tensor), PipelineError>>,
-    handle: Option<std::thread::JoinHandle<()>>,
+    inner: Prefetch<(Vec<usize>, tch::Tensor)>,
     pub n_batches: usize,
 }
 
 impl TensorLoader {
     /// Stage `loader`'s batches of `size x size` images for `device`, at most `prefetch` ahead.
     pub fn start(loader: Loader, size: u32, device: tch::Device, prefetch: usize) -> TensorLoader {
-        let (tx, rx) = sync_channel(prefetch.max(1));
         let n_batches = loader.n_batches;
         let s = size as i64;
-        let handle = std::thread::spawn(move || {
-            for b in loader {
-                let item = b.map(|b| {
-                    let t = tch::Tensor::from_slice(&b.images).view([b.indices.len() as i64, 3, s, s]);
-                    let t = if device.is_cuda() { t.pin_memory(device) } else { t };
-                    (b.indices, t)
-                });
-                let stop = item.is_err();
-                if tx.send(item).is_err() || stop {
-                    return;
-                }
-            }
+        let tensors = loader.map(move |b| {
+            b.map(|b| {
+                let t = tch::Tensor::from_slice(&b.images).view([b.indices.len() as i64, 3, s, s]);
+                let t = if device.is_cuda() { t.pin_memory(device) } else { t };
+                (b.indices, t)
+            })
         });
-        TensorLoader { rx, handle: Some(handle), n_batches }
+        TensorLoader { inner: Prefetch::spawn(tensors, prefetch), n_batches }
     }
 }
 
 impl Iterator for TensorLoader {
     type Item = Result<(Vec<usize>, tch::Tensor), PipelineError>;
     fn next(&mut self) -> Option<Self::Item> {
-        match self.rx.recv() {
-            Ok(b) => Some(b),
-            Err(_) => {
-                if let Some(h) = self.handle.take() {
-                    let _ = h.join();
-                }
-                None
-            }
-        }
+        self.inner.next_item()
     }
 }
 
