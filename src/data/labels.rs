@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | ImageCLEF 2019 | `id<TAB>C0040405;C0817096` |
 //! | ImageCLEF 2020+ | header `ID,CUIs`, then `id,C0040405;C0817096` |
-//! | ROCO | `ROCO_00020<TAB><TAB>C0040405<TAB>C0817096` |
+//! | ROCO | `ROCO_99001<TAB><TAB>C0040405<TAB>C0817096` |
 //!
 //! Every problem names the file and line. With `skip_bad` a bad row is skipped, counted and
 //! reported in [`SkipReport`] instead of failing; nothing is ever dropped silently.
@@ -334,7 +334,7 @@ mod tests {
     fn detects_the_three_formats() {
         assert_eq!(detect_format("img1\tC0040405;C0817096"), Some(LabelFormat::Clef2019));
         assert_eq!(detect_format("ID,CUIs"), Some(LabelFormat::Clef2020));
-        assert_eq!(detect_format("ROCO_00020\t\tC4300092\tC0040395"), Some(LabelFormat::Roco));
+        assert_eq!(detect_format("ROCO_99001\t\tC0040405\tC0817096"), Some(LabelFormat::Roco));
         assert_eq!(detect_format("just words"), None);
     }
 
