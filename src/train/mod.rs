@@ -237,6 +237,9 @@ pub fn resume(dir: &Path, ontology: &Ontology) -> Result<TrainSummary, TrainErro
     run_training(&cfg, ontology, true)
 }
 
+/// Largest trunk-feature cache kept for a frozen trunk (bytes); above it features are recomputed.
+pub const FEATURE_CACHE_LIMIT: u64 = 4 << 30;
+
 /// Name of the per-epoch checkpoint (model + optimizer + progress in one file, renamed atomically).
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
@@ -397,9 +400,15 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
             opt.load_state(&done.optimizer).map_err(|e| TrainError::Run(cfg.out.clone(), format!("{CHECKPOINT}: {e}")))?;
         }
         // A frozen trunk is a frozen trunk: its features are computed once, without augmentation.
-        let cached = if !stage.trunk_trains {
+        // (Unless the cache would not fit: then the frozen trunk runs under no_grad every batch.)
+        let side = (cfg.image_size as u64).div_ceil(32);
+        let cache_bytes = train_ds.len() as u64 * cfg.trunk.out_channels() as u64 * side * side * 4;
+        let cached = if !stage.trunk_trains && cache_bytes <= FEATURE_CACHE_LIMIT {
             Some(trunk_features(&model, &eval_pipe, &train_ds.paths, cfg.batch_size, cfg.seed, device)?)
         } else {
+            if !stage.trunk_trains {
+                eprintln!("note: trunk features would take {:.1} GiB; computing them per batch instead of caching", cache_bytes as f64 / (1u64 << 30) as f64);
+            }
             None
         };
         for _ in 0..stage.epochs {
@@ -447,7 +456,12 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
                     for batch in TensorLoader::start(loader, cfg.image_size, device, cfg.prefetch) {
                         let (indices, x) = batch?;
                         let x = x.to_device_(device, Kind::Float, true, false);
-                        let logits = model.forward_t(&x, stage.trunk_trains, true);
+                        let logits = if stage.trunk_trains {
+                            model.forward_t(&x, true, true)
+                        } else {
+                            let feats = tch::no_grad(|| model.trunk.forward_t(&x, false));
+                            model.heads_forward(&feats, true)
+                        };
                         run_batch(&indices, logits)?;
                     }
                 }
