@@ -66,12 +66,7 @@ impl SemtypeTable {
         let mut entries: BTreeMap<String, SemtypeEntry> = BTreeMap::new();
         let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
         let mut header_seen = false;
-        for (i, raw) in text.lines().enumerate() {
-            let line_no = i + 1;
-            let line = raw.trim_end_matches('\r');
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
-            }
+        for (line_no, line) in super::tsv::content_lines(text) {
             let problem = |kind, message: String| Problem {
                 source: source.to_string(),
                 line: Some(line_no),

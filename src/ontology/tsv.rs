@@ -109,6 +109,15 @@ fn list(cell: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The lines of a TSV file that carry content, with their 1-based numbers: blank lines and `#`
+/// comments are skipped, a trailing CR is removed. Shared by the ontology and semantic-type tables.
+pub(crate) fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, raw)| (i + 1, raw.trim_end_matches('\r')))
+        .filter(|(_, line)| !(line.trim().is_empty() || line.trim_start().starts_with('#')))
+}
+
 /// Parses the rows of a curated file, returning the well-formed rows and every row-level problem.
 /// A row with any problem is left out (so later checks see only trustworthy rows); its problems
 /// are all reported.
@@ -116,12 +125,7 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     let mut header_seen = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = raw.trim_end_matches('\r');
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
+    for (line_no, line) in content_lines(text) {
         let mut push = |kind, message: String| {
             problems.push(Problem {
                 source: source.to_string(),
