@@ -75,6 +75,8 @@ def bench_train(paths, size, workers, batch, arch, device, amp, steps, channels_
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    # fp16 needs loss scaling (PyTorch's AMP recipe); bf16 does not
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype == torch.float16)
     lossf = nn.BCEWithLogitsLoss()
     dl = loader(paths, size, workers, batch, shuffle=True)
     m.train()
@@ -88,8 +90,9 @@ def bench_train(paths, size, workers, batch, arch, device, amp, steps, channels_
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
                 loss = lossf(m(x).float(), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             done += 1
             if done == warmup:  # warm-up excluded
                 if device.type == "cuda":
@@ -104,9 +107,12 @@ def bench_train(paths, size, workers, batch, arch, device, amp, steps, channels_
     return n / (time.perf_counter() - t)
 
 
-def bench_infer(size, batch, arch, device, amp, steps, amp_dtype=torch.bfloat16):
+def bench_infer(size, batch, arch, device, amp, steps, channels_last, amp_dtype=torch.bfloat16):
     m = model_for(arch, 25).to(device).eval()
     x = torch.randn(batch, 3, size, size, device=device)
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
     with torch.no_grad(), torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
         for _ in range(2):
             m(x)
@@ -224,7 +230,7 @@ def main():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         name = a.name or f"infer_{a.arch}_{a.size}_b{a.batch}{amp_tag}"
-        emit(name, "img/s", bench_infer(a.size, a.batch, a.arch, device, a.amp, a.steps, amp_dtype))
+        emit(name, "img/s", bench_infer(a.size, a.batch, a.arch, device, a.amp, a.steps, a.channels_last, amp_dtype))
         emit(f"{name}_peak_rss", "MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         if device.type == "cuda":
             emit(f"{name}_peak_gpu_mem", "MiB", torch.cuda.max_memory_allocated() / 2**20)

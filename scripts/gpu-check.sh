@@ -5,12 +5,12 @@
 #
 #   scripts/gpu-check.sh [path/to/conceptree]      # conceptree-bench is taken from the same folder
 #
-# What it runs (about 2 minutes on an H200; every step has a time limit, the whole well under 5 minutes):
+# What it runs (about 2-3 minutes on an H200; every step has a time limit, the whole under 5 minutes):
 #   conceptree doctor; 2048 synthetic 256 px phantoms; training ResNet50 224 px batch 128
-#   (3 warm-up + GPU_STEPS timed steps, loader included) in fp32 and with CUDA autocast, on
-#   conceptree (tch::autocast = float16: tch 0.24 exposes no way to pick bfloat16) and on the
-#   reference (fp32, autocast float16, autocast bfloat16); inference batch 128; a per-phase
-#   breakdown of conceptree's step. Results: $GPU_CHECK_OUT (target/gpu-check) results.json + table.md.
+#   (3 warm-up + GPU_STEPS timed steps, loader included) in fp32 and fp16 mixed precision
+#   (autocast + loss scaling; tch 0.24 exposes no way to pick bfloat16), contiguous and
+#   channels-last, on conceptree and on the reference (the same, plus bf16 autocast);
+#   inference batch 128; a per-phase breakdown of conceptree's step. Results: $GPU_CHECK_OUT (target/gpu-check) results.json + table.md.
 # GPU_CHECK_DRY=1 runs the same commands on the CPU with tiny sizes (to test the script without a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,17 +78,23 @@ IMG="$WORK/synth/images"
 common=(--device "$DEVICE" --batch "$BATCH" --images "$IMG")
 N="resnet50_224_b${BATCH}"
 step "training, $WARMUP warm-up + $STEPS timed steps each, $WORKERS loader threads / workers"
+# conceptree as the trainer runs (TensorLoader: pinned batches, non-blocking copies; --amp = fp16
+# autocast + the trainer's GradScaler; memory format auto = contiguous in fp32, channels-last with --amp)
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --name "train_${N}_fp32"
+ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --memory-format channels-last --name "train_${N}_fp32_cl"
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --name "train_${N}_amp_fp16"
+ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --memory-format contiguous --name "train_${N}_amp_fp16_nchw"
 # diagnostics (conceptree only), each one change to the trainer's step:
 #  the trainer reads the loss back every step (a host sync); how much does that cost?
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --loss-every 1000000 --name "train_${N}_fp32_no_per_step_loss_read"
-#  pinned host tensors made on a staging thread + non-blocking copy (vs Vec -> Tensor -> device on the training thread)
-ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --staging pinned --name "train_${N}_fp32_pinned"
-ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --staging pinned --amp --name "train_${N}_amp_fp16_pinned"
+#  the first trainer's staging: Vec -> Tensor -> device on the training thread
+ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --staging plain --name "train_${N}_fp32_plain_staging"
+# the reference: PyTorch eager, DataLoader(pin_memory=True); AMP = autocast + torch.amp.GradScaler for fp16
 ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --name "train_${N}_fp32"
+ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --channels-last --name "train_${N}_fp32_cl"
 if [ "$DEVICE" = cuda ]; then  # (CPU autocast is very slow: skipped in a dry run)
     ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --amp --amp-dtype fp16 --name "train_${N}_amp_fp16"
+    ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --amp --amp-dtype fp16 --channels-last --name "train_${N}_amp_fp16_cl"
     ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --amp --amp-dtype bf16 --name "train_${N}_amp_bf16"
 fi
 
@@ -101,7 +107,7 @@ if [ "$DEVICE" = cuda ]; then
 fi
 
 step "conceptree step breakdown (synchronised after each phase)"
-for variant in "" "--amp" "--staging pinned"; do
+for variant in "" "--amp" "--staging plain"; do
     echo "-- train ${variant:-(as the trainer, fp32)}" >&2
     # shellcheck disable=SC2086
     BENCH_VERBOSE=1 timeout "$LIMIT" "$BENCH" train "${common[@]}" --steps 2 --warmup 1 $variant --name breakdown 2>&1 >/dev/null | quiet

@@ -148,6 +148,12 @@ struct CommonTrain {
     /// Use at most this many training images (0 = all).
     #[arg(long, default_value_t = 0)]
     max_train_images: usize,
+    /// Layout of images and convolution weights: auto (channels-last on CPU and with --amp), channels-last, contiguous.
+    #[arg(long, default_value = "auto")]
+    memory_format: conceptree::model::MemoryFormat,
+    /// fp16 mixed precision with dynamic loss scaling (CUDA only).
+    #[arg(long)]
+    amp: bool,
 }
 
 #[derive(Args, Debug)]
@@ -393,6 +399,8 @@ impl CommonTrain {
             augment: (!self.no_augment).then(AugmentConfig::default),
             skip_bad: self.skip_bad,
             max_train_images: self.max_train_images,
+            memory_format: self.memory_format,
+            amp: self.amp,
             ..base
         }
     }

@@ -58,6 +58,13 @@ fn flat_and_hierarchical_runs_end_to_end() {
     assert!((0.0..=1.0).contains(&f1), "{f1}");
     let model: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(flat.join("model.json")).unwrap()).unwrap();
     assert_eq!(model["heads"][0]["concepts"].as_array().unwrap().len(), 10);
+    // mixed precision is CUDA-only: on CPU it is refused before any work, as bad usage
+    let err = run_fails(
+        &["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--out", s(&tmp.path().join("amp")), "--device", "cpu", "--amp"],
+        2,
+    );
+    assert!(err.contains("--amp needs a CUDA device"), "{err}");
+    assert!(!tmp.path().join("amp").join("checkpoint.safetensors").exists());
 
     // hierarchical
     let hier = tmp.path().join("hier");

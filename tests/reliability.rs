@@ -104,3 +104,37 @@ fn unwritable_or_existing_run_dir_fails_before_work() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
+
+#[test]
+fn non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    assert!(bin().args(["data", "synth", "--out", s(&data), "--n", "60", "--size", "32"]).status().unwrap().success());
+    let run = tmp.path().join("run");
+    let out = bin()
+        .args(["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--out", s(&run)])
+        .args(["--trunk", "tiny", "--image-size", "32", "--epochs", "1", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A diverged model: one NaN weight in the last layer makes every logit, so every loss, NaN.
+    let ckpt = run.join("checkpoint.safetensors");
+    let mut tensors = tch::Tensor::read_safetensors(&ckpt).unwrap();
+    let bias = tensors.iter_mut().find(|(n, _)| n == "model.heads.flat.fc2.bias").expect("checkpoint holds the head's bias");
+    let _ = bias.1.get(0).fill_(f64::NAN);
+    tch::Tensor::write_safetensors(&tensors, &ckpt).unwrap();
+    let before = std::fs::read(&ckpt).unwrap();
+    // ...and one more epoch to do
+    let cfg_path = run.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["epochs"] = 2.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+
+    let out = bin().args(["train", "--resume", s(&run)]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a diverged run is a failure, not bad input: {err}");
+    assert!(err.contains("loss became NaN") && err.contains("epoch 2, step 0"), "{err}");
+    assert!(err.contains(s(&run)), "names the run whose checkpoint is kept: {err}");
+    assert_eq!(std::fs::read(&ckpt).unwrap(), before, "the last checkpoint is left as it was");
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 1, "no metrics line for the failed epoch");
+}

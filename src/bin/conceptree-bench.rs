@@ -19,8 +19,8 @@ use conceptree::data::pipeline::{
     Loader, Pipeline, RandomAffine, RawImage, TensorLoader, IMAGENET_MEAN, IMAGENET_STD,
 };
 use conceptree::eval::metrics::{evaluate, imageclef_f1, EvalHooks, LabelMap};
-use conceptree::model::{HeadConfig, HeadKind, HeadSpec, Model, ModelConfig, TrunkKind};
-use conceptree::train::optim::Adam;
+use conceptree::model::{HeadConfig, HeadKind, HeadSpec, MemoryFormat, Model, ModelConfig, TrunkKind};
+use conceptree::train::optim::{Adam, GradScaler};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -92,17 +92,21 @@ enum Cmd {
         steps: usize,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        /// CUDA autocast (tch::autocast: float16, libtorch's default autocast type; no-op on CPU).
+        /// fp16 mixed precision as the trainer's --amp (autocast + train::optim::GradScaler; CUDA only).
         #[arg(long)]
         amp: bool,
+        /// auto (as the trainer: channels-last on CPU and with --amp), channels-last, contiguous.
+        #[arg(long, default_value = "auto")]
+        memory_format: MemoryFormat,
         /// Read the loss back to the host every N steps (the trainer reads it every step: 1).
         #[arg(long, default_value_t = 1)]
         loss_every: usize,
         #[arg(long, default_value_t = 2)]
         prefetch: usize,
-        /// Host-to-device staging: `trainer` (as the trainer: Vec -> Tensor -> device, on the training
-        /// thread) or `pinned` (a staging thread makes pinned tensors; non-blocking copies).
-        #[arg(long, default_value = "trainer")]
+        /// Host-to-device staging: `loader` (as the trainer: pipeline::TensorLoader builds the batch
+        /// tensors on a staging thread, pinned on CUDA, copied without blocking) or `plain`
+        /// (Vec -> Tensor -> device on the training thread, the trainer's first version).
+        #[arg(long, default_value = "loader")]
         staging: String,
         #[arg(long)]
         name: Option<String>,
@@ -121,6 +125,8 @@ enum Cmd {
         steps: usize,
         #[arg(long)]
         amp: bool,
+        #[arg(long, default_value = "auto")]
+        memory_format: MemoryFormat,
         #[arg(long)]
         name: Option<String>,
     },
@@ -166,17 +172,17 @@ fn main() -> Result<()> {
         Cmd::Synth { out, n, size } => synth(&out, n, size),
         Cmd::Stages { images, size, limit, name } => stages(&images, size, limit, &name),
         Cmd::Pipeline { images, size, batch, limit, list_repeat, name } => pipeline(&images, size, batch, limit, list_repeat, &name),
-        Cmd::Train { images, device, trunk, size, batch, steps, warmup, amp, loss_every, prefetch, staging, name } => {
+        Cmd::Train { images, device, trunk, size, batch, steps, warmup, amp, memory_format, loss_every, prefetch, staging, name } => {
             let name = name.unwrap_or_else(|| format!("train_{trunk}_{size}_b{batch}{}", if amp { "_amp" } else { "" }));
-            let opts = TrainOpts { amp, loss_every: loss_every.max(1), prefetch, pinned: staging == "pinned" };
-            if !matches!(staging.as_str(), "trainer" | "pinned") {
-                bail!("--staging trainer|pinned");
+            let opts = TrainOpts { amp, memory_format, loss_every: loss_every.max(1), prefetch, loader: staging == "loader" };
+            if !matches!(staging.as_str(), "loader" | "plain") {
+                bail!("--staging loader|plain");
             }
             train(&images, &device, &trunk, size, batch, steps, warmup, opts, &name)
         }
-        Cmd::Infer { device, trunk, size, batch, steps, amp, name } => {
+        Cmd::Infer { device, trunk, size, batch, steps, amp, memory_format, name } => {
             let name = name.unwrap_or_else(|| format!("infer_{trunk}_{size}_b{batch}{}", if amp { "_amp" } else { "" }));
-            infer(&device, &trunk, size, batch, steps, amp, &name)
+            infer(&device, &trunk, size, batch, steps, amp, memory_format, &name)
         }
         Cmd::Eval { out, n_images, n_concepts, repeats } => eval(&out, n_images, n_concepts, repeats.max(1)),
         Cmd::Report { conceptree, reference, out } => report(&conceptree, &reference, &out),
@@ -351,17 +357,27 @@ fn sync(device: Device) {
     }
 }
 
-fn bench_model(vs: &nn::VarStore, trunk: &str, n_labels: usize) -> Result<Model> {
+/// The trainer's flat model, with its precision and memory format set as the trainer sets them.
+fn bench_model(vs: &nn::VarStore, trunk: &str, n_labels: usize, amp: bool, memory_format: MemoryFormat) -> Result<Model> {
     let trunk: TrunkKind = trunk.parse().map_err(anyhow::Error::msg)?;
     let heads = vec![HeadSpec { name: "flat".into(), concepts: (0..n_labels).map(|i| format!("C{i:07}")).collect(), kind: HeadKind::MultiLabel }];
-    Ok(Model::new(&vs.root(), ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: false }))
+    let mut model = Model::new(&vs.root(), ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: false });
+    if amp && !vs.device().is_cuda() {
+        bail!("--amp needs --device cuda");
+    }
+    let channels_last = memory_format.channels_last(vs.device(), amp);
+    model.set_channels_last(vs, channels_last);
+    model.amp = amp;
+    eprintln!("model: {} trunk, {}, {}", model.cfg.trunk, if amp { "fp16 mixed" } else { "fp32" }, if channels_last { "channels-last" } else { "contiguous" });
+    Ok(model)
 }
 
 struct TrainOpts {
     amp: bool,
+    memory_format: MemoryFormat,
     loss_every: usize,
     prefetch: usize,
-    pinned: bool,
+    loader: bool,
 }
 
 /// One staged batch: dataset indices, and either a pinned host tensor or the plain `Vec<f32>`.
@@ -369,14 +385,14 @@ type Staged = Result<(Vec<usize>, Option<Tensor>, Vec<f32>)>;
 
 #[allow(clippy::too_many_arguments)]
 fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, steps: usize, warmup: usize, o: TrainOpts, name: &str) -> Result<()> {
-    let TrainOpts { amp, loss_every, prefetch, pinned } = o;
+    let TrainOpts { amp, memory_format, loss_every, prefetch, loader: use_tensor_loader } = o;
     const N_LABELS: usize = 25;
     let device = device_of(device)?;
-    let pinned = pinned && device.is_cuda(); // pinned memory needs CUDA
     tch::manual_seed(0);
     let paths = Arc::new(list_images(images, 0)?);
     let vs = nn::VarStore::new(device);
-    let model = bench_model(&vs, trunk, N_LABELS)?;
+    let model = bench_model(&vs, trunk, N_LABELS, amp, memory_format)?;
+    let mut scaler = GradScaler::default();
     // The trainer's optimizer (train::optim::Adam, lr 1e-4) over every trainable variable.
     let mut params: Vec<(String, Tensor)> = vs
         .variables()
@@ -398,10 +414,10 @@ fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, step
         let mut order: Vec<usize> = (0..paths.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch));
         let loader = Loader::start(pipe, paths.clone(), order, batch, 0, epoch, prefetch);
-        // `pinned`: pipeline::TensorLoader makes pinned host tensors on a staging thread, so the
-        // training thread only issues a non-blocking copy (DataLoader(pin_memory=True) + .to(non_blocking)).
-        // Otherwise, as the trainer: Vec<f32> -> Tensor -> device, on the training thread.
-        let batches: Box<dyn Iterator<Item = Staged>> = if pinned {
+        // As the trainer: pipeline::TensorLoader makes the batch tensors on a staging thread (pinned
+        // on CUDA), so the training thread only issues a non-blocking copy (DataLoader(pin_memory=True)
+        // + .to(non_blocking=True)). `plain`: Vec<f32> -> Tensor -> device, on the training thread.
+        let batches: Box<dyn Iterator<Item = Staged>> = if use_tensor_loader {
             Box::new(TensorLoader::start(loader, size, device, prefetch).map(|b| b.map(|(i, t)| (i, Some(t), Vec::new())).map_err(Into::into)))
         } else {
             Box::new(loader.map(|b| b.map(|b| (b.indices, None, b.images)).map_err(Into::into)))
@@ -426,17 +442,30 @@ fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, step
             }
             let t_copy = tc.elapsed().as_secs_f64();
             let t = Instant::now();
-            let logits = tch::autocast(amp, || model.forward_t(&x, true, true)).remove(0);
-            let loss = logits.to_kind(Kind::Float).binary_cross_entropy_with_logits(&y, None::<&Tensor>, None::<&Tensor>, Reduction::Mean);
+            let logits = model.forward_t(&x, true, true).remove(0);
+            let loss = logits.binary_cross_entropy_with_logits(&y, None::<&Tensor>, None::<&Tensor>, Reduction::Mean);
             // BENCH_VERBOSE: per-phase times, synchronising CUDA after each phase (slower; not for the img/s rows)
             let vsync = || if verbose { sync(device) };
             vsync();
             let t_fwd = t.elapsed().as_secs_f64();
             opt.zero_grad();
-            loss.backward();
+            if amp {
+                scaler.scale(&loss).backward();
+            } else {
+                loss.backward();
+            }
             vsync();
             let t_bwd = t.elapsed().as_secs_f64() - t_fwd;
-            opt.step();
+            if amp {
+                // as the trainer: unscale, read "finite" back (one sync per step, as GradScaler.step), step or skip
+                let finite = bool::try_from(scaler.unscale_(&opt))?;
+                if finite {
+                    opt.step();
+                }
+                scaler.update(finite);
+            } else {
+                opt.step();
+            }
             vsync();
             let t_opt = t.elapsed().as_secs_f64() - t_fwd - t_bwd;
             done += 1;
@@ -474,13 +503,14 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn infer(device: &str, trunk: &str, size: u32, batch: usize, steps: usize, amp: bool, name: &str) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn infer(device: &str, trunk: &str, size: u32, batch: usize, steps: usize, amp: bool, memory_format: MemoryFormat, name: &str) -> Result<()> {
     let device = device_of(device)?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
-    let model = bench_model(&vs, trunk, 25)?;
+    let model = bench_model(&vs, trunk, 25, amp, memory_format)?;
     let x = Tensor::randn([batch as i64, 3, size as i64, size as i64], (Kind::Float, device));
-    let run = || tch::no_grad(|| tch::autocast(amp, || model.probabilities(&model.forward_t(&x, false, false))));
+    let run = || tch::no_grad(|| model.probabilities(&model.forward_t(&x, false, false)));
     for _ in 0..2 {
         let _ = run();
     }

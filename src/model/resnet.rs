@@ -102,19 +102,23 @@ impl Block {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        // In place where torchvision is (ReLU(inplace=True), `out += identity`): BatchNorm's backward
+        // needs its input, not its output, so its output can be overwritten; this saves one
+        // activation-sized allocation and pass per ReLU and per residual sum.
         let mut y = x.shallow_clone();
         let last = self.convs.len() - 1;
         for (i, (c, bn)) in self.convs.iter().enumerate() {
             y = y.apply(c).apply_t(bn, train);
             if i != last {
-                y = y.relu();
+                let _ = y.relu_();
             }
         }
-        let shortcut = match &self.downsample {
-            Some((c, bn)) => x.apply(c).apply_t(bn, train),
-            None => x.shallow_clone(),
-        };
-        (y + shortcut).relu()
+        match &self.downsample {
+            Some((c, bn)) => y += x.apply(c).apply_t(bn, train),
+            None => y += x,
+        }
+        let _ = y.relu_();
+        y
     }
 }
 
@@ -125,6 +129,8 @@ pub struct Trunk {
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     layers: Vec<Vec<Block>>,
+    /// Convert input images to channels-last (set by [`crate::model::Model::set_channels_last`]).
+    pub channels_last: bool,
 }
 
 /// Top-level parameter groups of a trunk, from the input side: the units of layerwise fine-tuning.
@@ -150,12 +156,13 @@ impl Trunk {
             }
             layers.push(layer);
         }
-        Trunk { kind, conv1, bn1, layers }
+        Trunk { kind, conv1, bn1, layers, channels_last: false }
     }
 
     /// `[B, 3, S, S]` -> `[B, C, S/32, S/32]` with `C = kind.out_channels()`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = if self.channels_last { super::to_channels_last(x) } else { x.shallow_clone() };
+        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for layer in &self.layers {
             for b in layer {
                 y = b.forward_t(&y, train);

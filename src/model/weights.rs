@@ -70,7 +70,7 @@ pub fn load_trunk_weights(vs: &nn::VarStore, path: &Path) -> Result<LoadReport, 
 /// Write the trunk variables of `vs` (torchvision names) as a safetensors state dict.
 pub fn save_trunk_weights(vs: &nn::VarStore, path: &Path) -> Result<(), WeightsError> {
     let vars = vs.variables();
-    let mut named: Vec<(String, Tensor)> = vars.into_iter().filter(|(n, _)| !n.starts_with("heads.")).collect();
+    let mut named: Vec<(String, Tensor)> = vars.into_iter().filter(|(n, _)| !n.starts_with("heads.")).map(|(n, t)| (n, t.contiguous())).collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     Tensor::write_safetensors(&named, path).map_err(|e| WeightsError::Write { path: path.to_path_buf(), message: e.to_string() })
 }

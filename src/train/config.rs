@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::data::pipeline::AugmentConfig;
-use crate::model::{TrunkKind, TRUNK_GROUPS};
+use crate::model::{MemoryFormat, TrunkKind, TRUNK_GROUPS};
 use crate::ontology::Level;
 
 /// Flat (one head over the top-K concepts) or hierarchical (one head per level).
@@ -124,6 +124,12 @@ pub struct TrainConfig {
     pub prefetch: usize,
     /// Stop after this many training images per epoch (0 = all); for smoke runs and benchmarks.
     pub max_train_images: usize,
+    /// Layout of images and convolution weights (auto: channels-last on CPU and with `amp`).
+    #[serde(default)]
+    pub memory_format: MemoryFormat,
+    /// fp16 mixed precision with dynamic loss scaling (CUDA only).
+    #[serde(default)]
+    pub amp: bool,
 }
 
 impl Default for TrainConfig {
@@ -158,6 +164,8 @@ impl Default for TrainConfig {
             skip_bad: false,
             prefetch: 2,
             max_train_images: 0,
+            memory_format: MemoryFormat::Auto,
+            amp: false,
         }
     }
 }

@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
-use optim::Adam;
+use optim::{Adam, GradScaler};
 
 pub use config::{build_schedule, ClassWeights, DeviceChoice, HierSchedule, Mode, Schedule, Stage, Strategy, TrainConfig};
 use infer::Decoder;
@@ -309,12 +309,19 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
         }
     }
     let cfg = cfg;
+    if cfg.amp && !device.is_cuda() {
+        return Err(TrainError::Config(format!("--amp needs a CUDA device (the run is on {device:?}); drop --amp to train in fp32")));
+    }
     let vs = nn::VarStore::new(device);
-    let model = Model::new(&vs.root(), model_cfg.clone());
+    let mut model = Model::new(&vs.root(), model_cfg.clone());
     if let (Some(w), false) = (&cfg.weights, resuming) {
         let rep = weights::load_trunk_weights(&vs, w)?;
         eprintln!("loaded {} trunk tensors from {} ({} ignored)", rep.loaded, w.display(), rep.ignored);
     }
+    let channels_last = cfg.memory_format.channels_last(device, cfg.amp);
+    model.set_channels_last(&vs, channels_last);
+    model.amp = cfg.amp;
+    let model = model;
     let head_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let schedule = build_schedule(&cfg, &head_names);
 
@@ -362,6 +369,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
         val_ds.len(),
         device
     );
+    eprintln!("precision {}, memory format {}", if cfg.amp { "fp16 mixed (dynamic loss scaling)" } else { "fp32" }, if channels_last { "channels-last" } else { "contiguous" });
     eprint!("schedule:\n{schedule}");
 
     let train_targets: Vec<HeadTargets> = specs.iter().map(|s| HeadTargets::build(s, &train_ds.labels)).collect();
@@ -389,6 +397,10 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
 
     let mut epoch_global = 0;
     let mut last_val_probs = None;
+    let mut scaler = GradScaler::default();
+    if resuming {
+        scaler.load_state(&done.optimizer);
+    }
     for (si, stage) in schedule.stages.iter().enumerate() {
         if epoch_global + stage.epochs <= done.completed_epochs {
             epoch_global += stage.epochs;
@@ -425,15 +437,35 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
             let mut loss_sum = 0.0;
             let mut n_seen = 0usize;
             let mut step = 0usize;
+            let skipped_before = scaler.skipped;
             let mut run_batch = |idx: &[usize], logits: Vec<Tensor>| -> Result<(), TrainError> {
                 let loss = losses.total(&logits, &train_targets, idx, &stage.heads_in_loss, device);
-                let v = loss.double_value(&[]);
-                if !v.is_finite() {
-                    return Err(TrainError::NonFinite { value: v, stage: stage.name.clone(), epoch: epoch_global, step, run: cfg.out.clone() });
-                }
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
+                let non_finite = |v: f64| TrainError::NonFinite { value: v, stage: stage.name.clone(), epoch: epoch_global, step, run: cfg.out.clone() };
+                let v = if cfg.amp {
+                    // backward on the scaled loss; loss and "gradients finite" come back in one read
+                    opt.zero_grad();
+                    scaler.scale(&loss).backward();
+                    let finite = scaler.unscale_(&opt);
+                    let both: Vec<f64> = Vec::try_from(Tensor::stack(&[loss.detach(), finite.to_kind(Kind::Float)], 0).to_kind(Kind::Double))?;
+                    if !both[0].is_finite() {
+                        return Err(non_finite(both[0]));
+                    }
+                    let grads_finite = both[1] == 1.0;
+                    if grads_finite {
+                        opt.step();
+                    }
+                    scaler.update(grads_finite);
+                    both[0]
+                } else {
+                    let v = loss.double_value(&[]);
+                    if !v.is_finite() {
+                        return Err(non_finite(v));
+                    }
+                    opt.zero_grad();
+                    loss.backward();
+                    opt.step();
+                    v
+                };
                 loss_sum += v * idx.len() as f64;
                 n_seen += idx.len();
                 step += 1;
@@ -459,7 +491,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
                         let logits = if stage.trunk_trains {
                             model.forward_t(&x, true, true)
                         } else {
-                            let feats = tch::no_grad(|| model.trunk.forward_t(&x, false));
+                            let feats = tch::no_grad(|| model.features(&x, false));
                             model.heads_forward(&feats, true)
                         };
                         run_batch(&indices, logits)?;
@@ -467,6 +499,9 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
                 }
             }
             pb.finish_and_clear();
+            if scaler.skipped > skipped_before {
+                eprintln!("note: {} step(s) skipped for non-finite fp16 gradients; loss scale now {}", scaler.skipped - skipped_before, scaler.scale);
+            }
             let train_loss = loss_sum / n_seen.max(1) as f64;
             let train_secs = te.elapsed().as_secs_f64();
             // ---- validation
@@ -488,7 +523,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
                 "epoch {:>3} [{}] train loss {:.4}  val loss {:.4}  val F1@0.5 {:.4}  ({:.1} img/s, {:.1}s)",
                 m.epoch, m.stage, m.train_loss, m.val_loss, m.val_imageclef_f1, m.images_per_second, m.seconds
             );
-            save_checkpoint(&vs, &opt, si, epoch_global, &cfg.out)?;
+            save_checkpoint(&vs, &opt, &scaler, si, epoch_global, &cfg.out)?;
             save_model(&vs, &cfg.out.join("model.safetensors"))?;
             writeln!(metrics_file, "{}", serde_json::to_string(&m).expect("serialisable")).map_err(io_err(&cfg.out))?;
             last_val_probs = Some(val_probs);
@@ -586,7 +621,7 @@ fn trunk_features(model: &Model, pipe: &Pipeline, paths: &[PathBuf], batch: usiz
     for chunk in idx.chunks(batch) {
         let b = load_batch(pipe, paths, chunk, seed, 0)?;
         let x = images_tensor(&b.images, chunk.len(), pipe.size, device);
-        parts.push(tch::no_grad(|| model.trunk.forward_t(&x, false)));
+        parts.push(tch::no_grad(|| model.features(&x, false)));
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
@@ -635,9 +670,11 @@ struct Progress {
 }
 
 /// Model variables, optimizer moments and progress in one safetensors file, written atomically.
-fn save_checkpoint(vs: &nn::VarStore, opt: &Adam, stage: usize, completed_epochs: usize, dir: &Path) -> Result<(), TrainError> {
-    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
-    named.extend(opt.state());
+fn save_checkpoint(vs: &nn::VarStore, opt: &Adam, scaler: &GradScaler, stage: usize, completed_epochs: usize, dir: &Path) -> Result<(), TrainError> {
+    // safetensors holds dense row-major data: channels-last weights (and their moments) are written contiguous.
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t.contiguous())).collect();
+    named.extend(opt.state().into_iter().map(|(n, t)| (n, t.contiguous())));
+    named.extend(scaler.state());
     named.push(("progress.completed_epochs".into(), Tensor::from(completed_epochs as i64)));
     named.push(("progress.stage".into(), Tensor::from(stage as i64)));
     named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -665,9 +702,10 @@ fn load_checkpoint(vs: &nn::VarStore, dir: &Path) -> Result<Progress, TrainError
 }
 
 fn save_model(vs: &nn::VarStore, path: &Path) -> Result<(), TrainError> {
-    // The temp name must keep the .safetensors extension: tch picks the format from it.
     let tmp = path.with_extension("tmp.safetensors");
-    vs.save(&tmp)?;
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (n, t.contiguous())).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    Tensor::write_safetensors(&named, &tmp)?;
     std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
@@ -696,8 +734,12 @@ impl LoadedRun {
             Err(_) => Thresholds { global: 0.5, ..Default::default() },
         };
         let mut vs = nn::VarStore::new(device);
-        let model = Model::new(&vs.root(), model_cfg.clone());
+        let mut model = Model::new(&vs.root(), model_cfg.clone());
         vs.load(dir.join("model.safetensors")).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("model.safetensors: {e}")))?;
+        // mixed precision only where it can run (a CUDA-trained run predicts in fp32 on CPU)
+        let amp = config.amp && device.is_cuda();
+        model.set_channels_last(&vs, config.memory_format.channels_last(device, amp));
+        model.amp = amp;
         Ok(LoadedRun { dir: dir.to_path_buf(), config, model_cfg, vs, model, thresholds })
     }
 

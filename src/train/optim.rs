@@ -64,6 +64,11 @@ impl Adam {
         }
     }
 
+    /// The defined gradients of the optimised parameters (shallow handles: changing them changes the grads).
+    pub fn grads(&self) -> Vec<Tensor> {
+        self.slots.iter().map(|s| s.param.grad()).filter(|g| g.defined()).collect()
+    }
+
     /// One update of every parameter that has a gradient.
     pub fn step(&mut self) {
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
@@ -121,6 +126,89 @@ impl Adam {
     }
 }
 
+/// Dynamic loss scaling for fp16 mixed precision, with `torch.amp.GradScaler`'s defaults and rules.
+///
+/// fp16 gradients of small losses underflow to zero; the loss is multiplied by `scale` before
+/// `backward`, the gradients divided by it before the optimizer step. A step whose gradients hold
+/// an inf or NaN is skipped and the scale halved; after `growth_interval` good steps in a row the
+/// scale doubles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradScaler {
+    pub scale: f64,
+    pub growth_factor: f64,
+    pub backoff_factor: f64,
+    pub growth_interval: u32,
+    /// Good steps since the scale last changed.
+    pub good_steps: u32,
+    /// Steps skipped because of non-finite gradients (reported per epoch).
+    pub skipped: u64,
+}
+
+impl Default for GradScaler {
+    fn default() -> Self {
+        GradScaler { scale: 65536.0, growth_factor: 2.0, backoff_factor: 0.5, growth_interval: 2000, good_steps: 0, skipped: 0 }
+    }
+}
+
+impl GradScaler {
+    /// The loss to call `backward` on.
+    pub fn scale(&self, loss: &Tensor) -> Tensor {
+        loss * self.scale
+    }
+
+    /// Divide the gradients of `opt`'s parameters by the scale, in place. Returns a 0-d bool tensor
+    /// on their device, true when every gradient is finite (read it back once, with the loss).
+    ///
+    /// A gradient's sum is non-finite when any element is inf or NaN (or when finite elements sum
+    /// past f32's range, which is treated the same way: the step is skipped).
+    pub fn unscale_(&self, opt: &Adam) -> Tensor {
+        let inv = 1.0 / self.scale;
+        tch::no_grad(|| {
+            let sums: Vec<Tensor> = opt
+                .grads()
+                .into_iter()
+                .map(|mut g| {
+                    let _ = g.g_mul_scalar_(inv);
+                    g.sum(Kind::Float)
+                })
+                .collect();
+            if sums.is_empty() {
+                return Tensor::from(true);
+            }
+            Tensor::stack(&sums, 0).sum(Kind::Float).isfinite()
+        })
+    }
+
+    /// Adjust the scale after a step: back off (and count a skipped step) when the gradients were
+    /// not finite, grow after `growth_interval` good steps.
+    pub fn update(&mut self, grads_finite: bool) {
+        if grads_finite {
+            self.good_steps += 1;
+            if self.good_steps >= self.growth_interval {
+                self.scale *= self.growth_factor;
+                self.good_steps = 0;
+            }
+        } else {
+            self.scale *= self.backoff_factor;
+            self.good_steps = 0;
+            self.skipped += 1;
+        }
+    }
+
+    /// State for a checkpoint (`amp.scale`, `amp.good_steps`).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        vec![("amp.scale".into(), Tensor::from(self.scale)), ("amp.good_steps".into(), Tensor::from(self.good_steps as i64))]
+    }
+
+    /// Restore [`GradScaler::state`]; a checkpoint written without mixed precision leaves the defaults.
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) {
+        if let (Some(s), Some(g)) = (state.get("amp.scale"), state.get("amp.good_steps")) {
+            self.scale = s.double_value(&[]);
+            self.good_steps = g.int64_value(&[]) as u32;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +254,74 @@ mod tests {
             Vec::try_from(&p.detach()).unwrap()
         };
         assert_eq!(run(false), run(true));
+    }
+
+    /// One scaled step on `p` with loss `f(p)`: returns (grads finite, p after).
+    fn scaled_step(scaler: &mut GradScaler, opt: &mut Adam, loss: Tensor) -> bool {
+        opt.zero_grad();
+        scaler.scale(&loss).backward();
+        let finite = bool::try_from(scaler.unscale_(opt)).unwrap();
+        if finite {
+            opt.step();
+        }
+        scaler.update(finite);
+        finite
+    }
+
+    #[test]
+    fn grad_scaler_unscales_exactly_and_steps_like_plain_adam() {
+        // Powers of two scale and unscale exactly, so the scaled run equals the plain one bit for bit.
+        let run = |scaled: bool| -> (Vec<f32>, Vec<f32>) {
+            let p = Tensor::from_slice(&[1f32, -2.0, 0.5]).set_requires_grad(true);
+            let mut opt = Adam::new(vec![(vec![("p".into(), p.shallow_clone())], 0.1)]);
+            let mut scaler = GradScaler::default();
+            let mut grads = Vec::new();
+            for _ in 0..3 {
+                let loss = (&p * &p * 3.0).sum(Kind::Float);
+                if scaled {
+                    assert!(scaled_step(&mut scaler, &mut opt, loss));
+                } else {
+                    opt.zero_grad();
+                    loss.backward();
+                    opt.step();
+                }
+                grads = Vec::try_from(&p.grad()).unwrap();
+            }
+            (Vec::try_from(&p.detach()).unwrap(), grads)
+        };
+        let (p_plain, g_plain) = run(false);
+        let (p_scaled, g_scaled) = run(true);
+        assert_eq!(p_plain, p_scaled);
+        assert_eq!(g_plain, g_scaled, "gradients after unscale_ are the true gradients");
+    }
+
+    #[test]
+    fn grad_scaler_skips_non_finite_steps_and_backs_off() {
+        let p = Tensor::from_slice(&[1f32, 2.0]).set_requires_grad(true);
+        let mut opt = Adam::new(vec![(vec![("p".into(), p.shallow_clone())], 0.1)]);
+        let mut scaler = GradScaler { growth_interval: 2, ..Default::default() };
+        // inf gradient: step skipped, parameters and moments untouched, scale halved
+        let inf = Tensor::from_slice(&[f32::INFINITY, 1.0]);
+        assert!(!scaled_step(&mut scaler, &mut opt, (&p * &inf).sum(Kind::Float)));
+        assert_eq!(Vec::<f32>::try_from(&p.detach()).unwrap(), vec![1.0, 2.0]);
+        assert_eq!((scaler.scale, scaler.skipped, scaler.good_steps), (32768.0, 1, 0));
+        // NaN gradient: the same
+        let nan = Tensor::from_slice(&[f32::NAN, 1.0]);
+        assert!(!scaled_step(&mut scaler, &mut opt, (&p * &nan).sum(Kind::Float)));
+        assert_eq!((scaler.scale, scaler.skipped), (16384.0, 2));
+        // a gradient that overflows only once scaled (1e35 * 16384 > f32::MAX): skipped, then fine at a lower scale
+        let big = Tensor::from_slice(&[1e35f32, 0.0]);
+        assert!(!scaled_step(&mut scaler, &mut opt, (&p * &big).sum(Kind::Float)));
+        scaler.scale = 1.0;
+        assert!(scaled_step(&mut scaler, &mut opt, (&p * &big).sum(Kind::Float)));
+        // two good steps in a row double the scale
+        assert!(scaled_step(&mut scaler, &mut opt, p.square().sum(Kind::Float)));
+        assert_eq!((scaler.scale, scaler.good_steps), (2.0, 0));
+        // state round trip
+        let st: HashMap<String, Tensor> = scaler.state().into_iter().collect();
+        let mut back = GradScaler::default();
+        back.load_state(&st);
+        assert_eq!((back.scale, back.good_steps), (scaler.scale, scaler.good_steps));
     }
 
     #[test]
