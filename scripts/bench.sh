@@ -70,6 +70,8 @@ for s in "${sets[@]}"; do
         for t in 1 "$THREADS"; do
             ours --threads "$t" pipeline --images "$dir" --limit "$limit" --list-repeat "$rep" --name "pipeline_${tag}_${t}core"
             ref pipeline --images "$dir" --limit "$limit" --list-repeat "$rep" --workers "$t" --name "pipeline_${tag}_${t}core"
+            # conceptree only: the same from an image cache (`conceptree data cache`; built untimed on first use)
+            ours --threads "$t" pipeline --images "$dir" --limit "$limit" --list-repeat "$rep" --cache "$OUT/cache_$tag" --name "pipeline_${tag}_${t}core_cached"
         done
     done
 done
@@ -79,8 +81,14 @@ TRAIN_DIR="$SYNTH/images"
 [ -d "$REALRAD" ] && TRAIN_DIR="$REALRAD"
 if [ -z "${BENCH_SKIP_TRAIN:-}" ]; then
     echo ">> training (ResNet50, 224, batch 32, $TRAIN_WARMUP warm-up + $TRAIN_STEPS timed steps) on $TRAIN_DIR"
+    # as each side runs by default (conceptree: channels-last on CPU; PyTorch eager: contiguous NCHW)
     ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --name train_resnet50_224_b32
     ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --name train_resnet50_224_b32
+    # like for like: both channels-last, then both contiguous
+    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --memory-format channels-last --name train_resnet50_224_b32_both_cl
+    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --channels-last --name train_resnet50_224_b32_both_cl
+    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --memory-format contiguous --name train_resnet50_224_b32_both_nchw
+    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --name train_resnet50_224_b32_both_nchw
 else
     echo ">> SKIPPED training (BENCH_SKIP_TRAIN is set)"
 fi
@@ -89,6 +97,8 @@ fi
 echo ">> inference (ResNet50, 224, batch 32, $INFER_STEPS steps)"
 ours infer --steps "$INFER_STEPS" --name infer_resnet50_224_b32
 ref infer --steps "$INFER_STEPS" --name infer_resnet50_224_b32
+ours infer --steps "$INFER_STEPS" --memory-format channels-last --name infer_resnet50_224_b32_both_cl
+ref infer --steps "$INFER_STEPS" --channels-last --name infer_resnet50_224_b32_both_cl
 
 # ---- (4) evaluation: 10,000 images x 5,000 concepts
 echo ">> evaluation (10,000 images x 5,000 concepts)"

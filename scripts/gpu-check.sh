@@ -82,8 +82,10 @@ step "training, $WARMUP warm-up + $STEPS timed steps each, $WORKERS loader threa
 # autocast + the trainer's GradScaler; memory format auto = contiguous in fp32, channels-last with --amp)
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --name "train_${N}_fp32"
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --memory-format channels-last --name "train_${N}_fp32_cl"
-ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --name "train_${N}_amp_fp16"
-ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --memory-format contiguous --name "train_${N}_amp_fp16_nchw"
+if [ "$DEVICE" = cuda ]; then  # (--amp is CUDA-only: skipped in a dry run)
+    ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --name "train_${N}_amp_fp16"
+    ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --memory-format contiguous --name "train_${N}_amp_fp16_nchw"
+fi
 # diagnostics (conceptree only), each one change to the trainer's step:
 #  the trainer reads the loss back every step (a host sync); how much does that cost?
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --loss-every 1000000 --name "train_${N}_fp32_no_per_step_loss_read"
@@ -100,14 +102,16 @@ fi
 
 step "inference, batch $BATCH"
 ours infer --device "$DEVICE" --batch "$BATCH" --steps "$((STEPS * 2))" --name "infer_${N}_fp32"
-ours infer --device "$DEVICE" --batch "$BATCH" --steps "$((STEPS * 2))" --amp --name "infer_${N}_amp_fp16"
 ref infer --device "$DEVICE" --batch "$BATCH" --steps "$((STEPS * 2))" --name "infer_${N}_fp32"
 if [ "$DEVICE" = cuda ]; then
+    ours infer --device "$DEVICE" --batch "$BATCH" --steps "$((STEPS * 2))" --amp --name "infer_${N}_amp_fp16"
     ref infer --device "$DEVICE" --batch "$BATCH" --steps "$((STEPS * 2))" --amp --amp-dtype fp16 --name "infer_${N}_amp_fp16"
 fi
 
 step "conceptree step breakdown (synchronised after each phase)"
-for variant in "" "--amp" "--staging plain"; do
+variants=("" "--staging plain")
+[ "$DEVICE" = cuda ] && variants+=("--amp")
+for variant in "${variants[@]}"; do
     echo "-- train ${variant:-(as the trainer, fp32)}" >&2
     # shellcheck disable=SC2086
     BENCH_VERBOSE=1 timeout "$LIMIT" "$BENCH" train "${common[@]}" --steps 2 --warmup 1 $variant --name breakdown 2>&1 >/dev/null | quiet

@@ -30,6 +30,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || cause.is::<submission::SubmissionError>()
             || cause.is::<data::dataset::DatasetError>()
             || cause.is::<data::pipeline::PipelineError>()
+            || cause.is::<data::cache::CacheError>()
             || cause.is::<data::synth::SynthError>()
         {
             return EXIT_BAD_INPUT;
@@ -378,6 +379,44 @@ pub fn export_folders(labels: &Path, images: &Path, out: &Path, top_k: usize) ->
     });
     let n = data::stats::export_folders(&rows, images, out, keep.as_ref()).map_err(|e| UsageError(e.to_string()))?;
     println!("wrote {n} files under {}", out.display());
+    Ok(())
+}
+
+/// `conceptree data cache`: decode and resize the images of one or more label files into an
+/// on-disk cache that `train --image-cache` reads instead of the files.
+pub fn data_cache(labels: &[PathBuf], images: &Path, size: u32, out: &Path, skip_bad: bool) -> Result<()> {
+    if !(16..=1024).contains(&size) {
+        return Err(UsageError(format!("--size {size} is outside 16..=1024")).into());
+    }
+    let opts = ParseOptions { skip_bad, ..Default::default() };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut skipped: Option<data::labels::SkipReport> = None;
+    for l in labels {
+        let (rows, mut skip) = read_labels(l, opts)?;
+        let (ds, img_skip) = data::dataset::Dataset::open(&rows, &l.display().to_string(), images, skip_bad)?;
+        skip.merge(img_skip);
+        paths.extend(ds.paths);
+        match skipped.as_mut() {
+            Some(s) => s.merge(skip),
+            None => skipped = Some(skip),
+        }
+    }
+    if let Some(s) = skipped.filter(|s| !s.is_empty()) {
+        eprint!("{s}");
+    }
+    paths.sort();
+    paths.dedup();
+    let t = std::time::Instant::now();
+    let rep = data::cache::ImageCache::build(&paths, size, out)?;
+    println!(
+        "cached {} images ({} grey, {} colour) at {size}x{size}: {:.1} MiB in {:.1} s -> {}",
+        rep.images,
+        rep.grey,
+        rep.images - rep.grey,
+        rep.bytes as f64 / (1u64 << 20) as f64,
+        t.elapsed().as_secs_f64(),
+        out.display()
+    );
     Ok(())
 }
 

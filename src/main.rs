@@ -74,6 +74,24 @@ enum DataCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Decode and resize the images of label files once, into a cache for `train --image-cache`.
+    Cache {
+        /// Label file(s) naming the images (e.g. training and validation labels).
+        #[arg(long, required = true, num_args = 1..)]
+        labels: Vec<PathBuf>,
+        /// Directory holding `<id>.jpg|jpeg|png`.
+        #[arg(long)]
+        images: PathBuf,
+        /// Side of the cached images: the --image-size of the runs that will read it.
+        #[arg(long, default_value_t = 224)]
+        size: u32,
+        /// Cache directory to write (an existing cache there is replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Skip (and report) malformed rows and missing images instead of failing.
+        #[arg(long)]
+        skip_bad: bool,
+    },
     /// Read a one-folder-per-CUI image tree into OUT/labels.csv + OUT/images.
     ImportFolders {
         #[arg(long)]
@@ -154,6 +172,9 @@ struct CommonTrain {
     /// fp16 mixed precision with dynamic loss scaling (CUDA only).
     #[arg(long)]
     amp: bool,
+    /// Read images from a cache of them decoded and resized to --image-size (`conceptree data cache`).
+    #[arg(long)]
+    image_cache: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -344,6 +365,7 @@ fn main() {
         Command::Data(DataCmd::Stats { labels, format, top, min_count, plot, ontology, json }) => {
             commands::data_stats(&labels, format, top, min_count, plot.as_deref(), ontology.as_deref(), json)
         }
+        Command::Data(DataCmd::Cache { labels, images, size, out, skip_bad }) => commands::data_cache(&labels, &images, size, &out, skip_bad),
         Command::Data(DataCmd::ImportFolders { root, out }) => commands::import_folders(&root, &out),
         Command::Data(DataCmd::ExportFolders { labels, images, out, top_k }) => commands::export_folders(&labels, &images, &out, top_k),
         Command::Train(a) => match a.resume.clone() {
@@ -401,6 +423,7 @@ impl CommonTrain {
             max_train_images: self.max_train_images,
             memory_format: self.memory_format,
             amp: self.amp,
+            image_cache: self.image_cache,
             ..base
         }
     }

@@ -234,3 +234,33 @@ fn data_stats_reports_counts_and_plot() {
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
     assert!(image::open(plot.with_extension("png")).unwrap().width() > 100);
 }
+
+#[test]
+fn image_cache_feeds_training_exactly_like_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    synth(&data, 48, 5);
+    let cache = tmp.path().join("cache32");
+    let out = run_ok(&["data", "cache", "--labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--size", "32", "--out", s(&cache)]);
+    assert!(out.contains("cached 48 images") && out.contains("32x32"), "{out}");
+    let files = tmp.path().join("files");
+    let cached = tmp.path().join("cached");
+    train(&data, &files, &[]);
+    train(&data, &cached, &["--image-cache", s(&cache)]);
+    let metrics = |run: &Path| -> Vec<String> {
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{} {} {}", v["train_loss"], v["val_loss"], v["val_imageclef_f1"])
+        }).collect()
+    };
+    assert_eq!(metrics(&files), metrics(&cached), "the cache gives the trainer the same pixels");
+    assert_eq!(std::fs::read(files.join("model.safetensors")).unwrap(), std::fs::read(cached.join("model.safetensors")).unwrap());
+    // a cache built at another size is refused before training, naming the fix
+    let labels = data.join("labels.csv");
+    let images = data.join("images");
+    let err = run_fails(
+        &["train", "--train-labels", s(&labels), "--images", s(&images), "--out", s(&tmp.path().join("x")), "--trunk", "tiny", "--image-size", "48", "--device", "cpu", "--image-cache", s(&cache)],
+        2,
+    );
+    assert!(err.contains("32x32") && err.contains("--size 48"), "{err}");
+}

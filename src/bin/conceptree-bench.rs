@@ -14,9 +14,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use conceptree::data::cache::ImageCache;
 use conceptree::data::pipeline::{
     decode, decode_jpeg_scaled, decode_jpeg_zune, decode_raw, image_rng, resize_planes, resize_planes_reference, AugmentConfig,
-    Loader, Pipeline, RandomAffine, RawImage, TensorLoader, IMAGENET_MEAN, IMAGENET_STD,
+    ImageSource, Loader, Pipeline, RandomAffine, RawImage, TensorLoader, IMAGENET_MEAN, IMAGENET_STD,
 };
 use conceptree::eval::metrics::{evaluate, imageclef_f1, EvalHooks, LabelMap};
 use conceptree::model::{HeadConfig, HeadKind, HeadSpec, MemoryFormat, Model, ModelConfig, TrunkKind};
@@ -73,6 +74,10 @@ enum Cmd {
         /// Go through the (limited) image list this many times (small sets of large images).
         #[arg(long, default_value_t = 1)]
         list_repeat: usize,
+        /// Read the images from an image cache in this directory (built first, untimed, when it
+        /// does not hold them): decode and resize are skipped, augment + normalise remain.
+        #[arg(long)]
+        cache: Option<PathBuf>,
         #[arg(long, default_value = "pipeline")]
         name: String,
     },
@@ -171,7 +176,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Synth { out, n, size } => synth(&out, n, size),
         Cmd::Stages { images, size, limit, name } => stages(&images, size, limit, &name),
-        Cmd::Pipeline { images, size, batch, limit, list_repeat, name } => pipeline(&images, size, batch, limit, list_repeat, &name),
+        Cmd::Pipeline { images, size, batch, limit, list_repeat, cache, name } => pipeline(&images, size, batch, limit, list_repeat, cache.as_deref(), &name),
         Cmd::Train { images, device, trunk, size, batch, steps, warmup, amp, memory_format, loss_every, prefetch, staging, name } => {
             let name = name.unwrap_or_else(|| format!("train_{trunk}_{size}_b{batch}{}", if amp { "_amp" } else { "" }));
             let opts = TrainOpts { amp, memory_format, loss_every: loss_every.max(1), prefetch, loader: staging == "loader" };
@@ -322,15 +327,27 @@ fn planes_to_raw(planes: Vec<Vec<u8>>, s: u32) -> RawImage {
     RawImage { width: s, height: s, channels: 3, data }
 }
 
-fn pipeline(images: &Path, size: u32, batch: usize, limit: usize, list_repeat: usize, name: &str) -> Result<()> {
+fn pipeline(images: &Path, size: u32, batch: usize, limit: usize, list_repeat: usize, cache: Option<&Path>, name: &str) -> Result<()> {
     let once = list_images(images, limit)?;
     let paths = Arc::new(once.iter().cycle().take(once.len() * list_repeat.max(1)).cloned().collect::<Vec<_>>());
     if paths.len() < 2 * batch {
         bail!("need at least {} images for a pipeline measurement, found {}", 2 * batch, paths.len());
     }
+    let source = match cache {
+        None => ImageSource::from(paths.clone()),
+        Some(dir) => {
+            let covered = ImageCache::open(dir).ok().is_some_and(|c| c.resolve(&once, size).is_ok());
+            if !covered {
+                let t = Instant::now();
+                ImageCache::build(&once, size, dir)?;
+                eprintln!("built the image cache {} in {:.1} s (not timed below)", dir.display(), t.elapsed().as_secs_f64());
+            }
+            ImageSource::cached(paths.clone(), Arc::new(ImageCache::open(dir)?), size)?
+        }
+    };
     let pipe = Pipeline { size, augment: Some(AugmentConfig::default()) };
     let order: Vec<usize> = (0..paths.len()).collect();
-    let mut loader = Loader::start(pipe, paths.clone(), order, batch, 0, 0, 2);
+    let mut loader = Loader::start(pipe, source, order, batch, 0, 0, 2);
     // The first batch (thread start-up) is excluded, as in the reference.
     loader.next().context("no batch")??;
     let t = Instant::now();

@@ -18,6 +18,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::cache::{CacheError, ImageCache};
+
 /// Images larger than this many pixels are refused (a decompression-bomb guard): 12,000 x 12,000.
 pub const MAX_PIXELS: u64 = 144_000_000;
 /// ImageNet channel means (RGB), as used by torchvision.
@@ -101,7 +103,7 @@ impl Pipeline {
     }
 
     /// Augment and normalise `size x size` u8 planes (1 = grayscale, replicated; or 3 = RGB).
-    fn finish_planes(&self, planes: &[Vec<u8>], rng: &mut ChaCha8Rng, out: &mut [f32]) {
+    pub fn finish_planes(&self, planes: &[Vec<u8>], rng: &mut ChaCha8Rng, out: &mut [f32]) {
         let s = self.size as usize;
         let n = s * s;
         let transform = self.augment.map(|a| RandomAffine::sample(&a, rng));
@@ -434,13 +436,56 @@ pub struct Batch {
     pub images: Vec<f32>,
 }
 
+/// Where a loader's images come from: their files, or an [`ImageCache`] of them already decoded
+/// and resized (same output, bit for bit; only augmentation and normalisation are left to do).
+#[derive(Debug, Clone)]
+pub struct ImageSource {
+    pub paths: Arc<Vec<PathBuf>>,
+    /// The cache and each path's entry in it.
+    cache: Option<(Arc<ImageCache>, Arc<Vec<usize>>)>,
+}
+
+impl From<Arc<Vec<PathBuf>>> for ImageSource {
+    fn from(paths: Arc<Vec<PathBuf>>) -> ImageSource {
+        ImageSource { paths, cache: None }
+    }
+}
+
+impl ImageSource {
+    /// Read `paths` from `cache`, which must hold every one of them, unchanged, at `size`.
+    pub fn cached(paths: Arc<Vec<PathBuf>>, cache: Arc<ImageCache>, size: u32) -> Result<ImageSource, CacheError> {
+        let entries = cache.resolve(&paths, size)?;
+        Ok(ImageSource { paths, cache: Some((cache, Arc::new(entries))) })
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Image `i` through `pipe` into `out`.
+    fn load_into(&self, pipe: &Pipeline, i: usize, rng: &mut ChaCha8Rng, out: &mut [f32]) -> Result<(), PipelineError> {
+        match &self.cache {
+            None => pipe.load_into(&self.paths[i], rng, out),
+            Some((cache, entries)) => {
+                let planes = cache.planes(entries[i]).map_err(|e| PipelineError::Decode { path: self.paths[i].clone(), reason: e.to_string() })?;
+                pipe.finish_planes(&planes, rng, out);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Load the images at `indices` in parallel into one batch buffer.
-pub fn load_batch(pipe: &Pipeline, paths: &[PathBuf], indices: &[usize], seed: u64, epoch: u64) -> Result<Batch, PipelineError> {
+pub fn load_batch(pipe: &Pipeline, source: &ImageSource, indices: &[usize], seed: u64, epoch: u64) -> Result<Batch, PipelineError> {
     let len = pipe.image_len();
     let mut images = vec![0f32; indices.len() * len];
     images.par_chunks_mut(len).zip(indices.par_iter()).try_for_each(|(out, &i)| {
         let mut rng = image_rng(seed, epoch, i as u64);
-        pipe.load_into(&paths[i], &mut rng, out)
+        source.load_into(pipe, i, &mut rng, out)
     })?;
     Ok(Batch { indices: indices.to_vec(), images })
 }
@@ -487,10 +532,11 @@ impl<T: Send + 'static> Prefetch<T> {
 
 impl Loader {
     /// Start loading `order` in chunks of `batch_size`.
-    pub fn start(pipe: Pipeline, paths: Arc<Vec<PathBuf>>, order: Vec<usize>, batch_size: usize, seed: u64, epoch: u64, prefetch: usize) -> Loader {
+    pub fn start(pipe: Pipeline, source: impl Into<ImageSource>, order: Vec<usize>, batch_size: usize, seed: u64, epoch: u64, prefetch: usize) -> Loader {
+        let source: ImageSource = source.into();
         let bs = batch_size.max(1);
         let n_batches = order.len().div_ceil(bs);
-        let batches = (0..n_batches).map(move |k| load_batch(&pipe, &paths, &order[k * bs..((k + 1) * bs).min(order.len())], seed, epoch));
+        let batches = (0..n_batches).map(move |k| load_batch(&pipe, &source, &order[k * bs..((k + 1) * bs).min(order.len())], seed, epoch));
         Loader { inner: Prefetch::spawn(batches, prefetch), n_batches }
     }
 }
@@ -732,11 +778,12 @@ mod tests {
     fn load_batch_is_deterministic_across_runs_and_thread_counts() {
         let dir = tempfile::tempdir().unwrap();
         let paths = write_test_images(dir.path());
+        let source = ImageSource::from(Arc::new(paths.clone()));
         let pipe = Pipeline { size: 16, augment: Some(AugmentConfig::default()) };
         let idx: Vec<usize> = vec![6, 0, 3, 1, 5, 2, 4];
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| load_batch(&pipe, &paths, &idx, 7, 2).unwrap())
+            pool.install(|| load_batch(&pipe, &source, &idx, 7, 2).unwrap())
         };
         let a = run(1);
         let b = run(1);
@@ -748,7 +795,7 @@ mod tests {
         assert_eq!(a.images, c.images, "same seed, other thread count");
         // another epoch draws other augmentations
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let d = pool.install(|| load_batch(&pipe, &paths, &idx, 7, 3).unwrap());
+        let d = pool.install(|| load_batch(&pipe, &source, &idx, 7, 3).unwrap());
         assert_ne!(a.images, d.images);
         // an image's slot holds exactly what load_into makes of it
         let len = pipe.image_len();
@@ -766,7 +813,7 @@ mod tests {
         let got: Vec<Batch> = Loader::start(pipe, paths.clone(), order.clone(), 3, 11, 1, 2).map(|b| b.unwrap()).collect();
         assert_eq!(got.len(), 3);
         for (b, chunk) in got.iter().zip(order.chunks(3)) {
-            let want = load_batch(&pipe, &paths, chunk, 11, 1).unwrap();
+            let want = load_batch(&pipe, &paths.clone().into(), chunk, 11, 1).unwrap();
             assert_eq!(b.indices, chunk);
             assert_eq!(b.images, want.images);
         }
@@ -822,7 +869,7 @@ mod tests {
         for ((idx, t), chunk) in got.iter().zip(order.chunks(2)) {
             assert_eq!(idx, chunk);
             assert_eq!(t.size(), vec![chunk.len() as i64, 3, 8, 8]);
-            let want = load_batch(&pipe, &paths, chunk, 4, 0).unwrap().images;
+            let want = load_batch(&pipe, &paths.clone().into(), chunk, 4, 0).unwrap().images;
             assert_eq!(Vec::<f32>::try_from(t.flatten(0, -1)).unwrap(), want);
         }
     }

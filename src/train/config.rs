@@ -130,6 +130,9 @@ pub struct TrainConfig {
     /// fp16 mixed precision with dynamic loss scaling (CUDA only).
     #[serde(default)]
     pub amp: bool,
+    /// Read images from this cache of decoded, resized images (`conceptree data cache`).
+    #[serde(default)]
+    pub image_cache: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -166,6 +169,7 @@ impl Default for TrainConfig {
             max_train_images: 0,
             memory_format: MemoryFormat::Auto,
             amp: false,
+            image_cache: None,
         }
     }
 }

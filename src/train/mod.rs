@@ -29,7 +29,8 @@ use infer::Decoder;
 
 use crate::data::dataset::{balanced_pos_weights, read_groups, split_train_val, Dataset, DatasetError, LabelSpace};
 use crate::data::labels::{read_labels, LabelError, ParseOptions};
-use crate::data::pipeline::{load_batch, Loader, Pipeline, PipelineError, TensorLoader};
+use crate::data::cache::{CacheError, ImageCache};
+use crate::data::pipeline::{load_batch, ImageSource, Loader, Pipeline, PipelineError, TensorLoader};
 use crate::eval::metrics::imageclef_f1;
 use crate::eval::thresholds::{tune, Thresholds, TuneMode};
 use crate::model::{has_prefix, weights, HeadConfig, HeadKind, HeadSpec, Model, ModelConfig};
@@ -47,6 +48,8 @@ pub enum TrainError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
     Weights(#[from] weights::WeightsError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -61,7 +64,7 @@ pub enum TrainError {
 impl TrainError {
     /// True when the user's input or options are at fault (exit code 2).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::Config(_) | Self::Labels(_) | Self::Dataset(_) | Self::Pipeline(_) | Self::Weights(_) | Self::Run(..))
+        matches!(self, Self::Config(_) | Self::Labels(_) | Self::Dataset(_) | Self::Pipeline(_) | Self::Cache(_) | Self::Weights(_) | Self::Run(..))
     }
 }
 
@@ -384,7 +387,19 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
         .collect();
     let losses = Losses { specs: &specs, weights: &class_weights };
 
-    let train_paths = Arc::new(train_ds.paths.clone());
+    // images from their files, or from a cache of them decoded and resized (`conceptree data cache`)
+    let cache = cfg.image_cache.as_deref().map(ImageCache::open).transpose()?.map(Arc::new);
+    let source = |paths: &[PathBuf]| -> Result<ImageSource, TrainError> {
+        let paths = Arc::new(paths.to_vec());
+        Ok(match &cache {
+            Some(c) => ImageSource::cached(paths, c.clone(), cfg.image_size)?,
+            None => paths.into(),
+        })
+    };
+    let (train_src, val_src) = (source(&train_ds.paths)?, source(&val_ds.paths)?);
+    if let Some(c) = &cache {
+        eprintln!("images from the cache {} ({} entries, {}x{})", c.dir.display(), c.entries.len(), c.size, c.size);
+    }
     let train_pipe = Pipeline { size: cfg.image_size, augment: cfg.augment };
     let eval_pipe = Pipeline { size: cfg.image_size, augment: None };
     let metrics_path = cfg.out.join("metrics.jsonl");
@@ -416,7 +431,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
         let side = (cfg.image_size as u64).div_ceil(32);
         let cache_bytes = train_ds.len() as u64 * cfg.trunk.out_channels() as u64 * side * side * 4;
         let cached = if !stage.trunk_trains && cache_bytes <= FEATURE_CACHE_LIMIT {
-            Some(trunk_features(&model, &eval_pipe, &train_ds.paths, cfg.batch_size, cfg.seed, device)?)
+            Some(trunk_features(&model, &eval_pipe, &train_src, cfg.batch_size, cfg.seed, device)?)
         } else {
             if !stage.trunk_trains {
                 eprintln!("note: trunk features would take {:.1} GiB; computing them per batch instead of caching", cache_bytes as f64 / (1u64 << 30) as f64);
@@ -483,7 +498,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
                     }
                 }
                 None => {
-                    let loader = Loader::start(train_pipe, train_paths.clone(), order.clone(), cfg.batch_size, cfg.seed, epoch_global as u64, cfg.prefetch);
+                    let loader = Loader::start(train_pipe, train_src.clone(), order.clone(), cfg.batch_size, cfg.seed, epoch_global as u64, cfg.prefetch);
                     // batches arrive as (pinned, on CUDA) host tensors; the copy to the device does not block
                     for batch in TensorLoader::start(loader, cfg.image_size, device, cfg.prefetch) {
                         let (indices, x) = batch?;
@@ -505,7 +520,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
             let train_loss = loss_sum / n_seen.max(1) as f64;
             let train_secs = te.elapsed().as_secs_f64();
             // ---- validation
-            let (val_probs, val_loss) = predict_probs(&model, &eval_pipe, &val_ds.paths, cfg.batch_size, device, Some((&losses, &val_targets)))?;
+            let (val_probs, val_loss) = predict_probs(&model, &eval_pipe, &val_src, cfg.batch_size, device, Some((&losses, &val_targets)))?;
             let half = Thresholds { global: 0.5, ..Default::default() };
             let pred = decoder.decide(&val_probs, &half);
             let pred_map: BTreeMap<String, BTreeSet<String>> = val_ds.ids.iter().cloned().zip(pred).collect();
@@ -533,7 +548,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
     // ---- thresholds tuned on validation
     let val_probs = match last_val_probs {
         Some(p) => p,
-        None => predict_probs(&model, &eval_pipe, &val_ds.paths, cfg.batch_size, device, None)?.0,
+        None => predict_probs(&model, &eval_pipe, &val_src, cfg.batch_size, device, None)?.0,
     };
     let scores = decoder.decision_scores(&val_probs);
     let level_of = |c: &str| decoder.concepts.iter().position(|x| x == c).and_then(|k| decoder.levels[k].clone());
@@ -614,12 +629,12 @@ fn progress(len: u64, prefix: &str) -> ProgressBar {
 }
 
 /// Trunk features of every image (no augmentation, BatchNorm in eval mode), `[N, C, h, w]`.
-fn trunk_features(model: &Model, pipe: &Pipeline, paths: &[PathBuf], batch: usize, seed: u64, device: Device) -> Result<Tensor, TrainError> {
-    let idx: Vec<usize> = (0..paths.len()).collect();
-    let pb = progress(paths.len() as u64, "caching trunk features");
+fn trunk_features(model: &Model, pipe: &Pipeline, source: &ImageSource, batch: usize, seed: u64, device: Device) -> Result<Tensor, TrainError> {
+    let idx: Vec<usize> = (0..source.len()).collect();
+    let pb = progress(source.len() as u64, "caching trunk features");
     let mut parts = Vec::new();
     for chunk in idx.chunks(batch) {
-        let b = load_batch(pipe, paths, chunk, seed, 0)?;
+        let b = load_batch(pipe, source, chunk, seed, 0)?;
         let x = images_tensor(&b.images, chunk.len(), pipe.size, device);
         parts.push(tch::no_grad(|| model.features(&x, false)));
         pb.inc(chunk.len() as u64);
@@ -628,20 +643,21 @@ fn trunk_features(model: &Model, pipe: &Pipeline, paths: &[PathBuf], batch: usiz
     Ok(Tensor::cat(&parts, 0))
 }
 
-/// Probabilities `[N, K]` for the images at `paths` (and the mean loss when targets are given).
+/// Probabilities `[N, K]` for the images of `source` (and the mean loss when targets are given).
 fn predict_probs(
     model: &Model,
     pipe: &Pipeline,
-    paths: &[PathBuf],
+    source: &ImageSource,
     batch: usize,
     device: Device,
     targets: Option<(&Losses, &[HeadTargets])>,
 ) -> Result<(Array2<f32>, f64), TrainError> {
     let k = model.cfg.concepts().len();
-    let mut out = Array2::<f32>::zeros((paths.len(), k));
+    let n = source.len();
+    let mut out = Array2::<f32>::zeros((n, k));
     let mut loss_sum = 0.0;
-    let order: Vec<usize> = (0..paths.len()).collect();
-    let loader = Loader::start(*pipe, Arc::new(paths.to_vec()), order, batch, 0, 0, 2);
+    let order: Vec<usize> = (0..n).collect();
+    let loader = Loader::start(*pipe, source.clone(), order, batch, 0, 0, 2);
     for b in TensorLoader::start(loader, pipe.size, device, 2) {
         let (indices, x) = b?;
         let x = x.to_device_(device, Kind::Float, true, false);
@@ -659,7 +675,7 @@ fn predict_probs(
         }
         loss_sum += loss.unwrap_or(0.0) * indices.len() as f64;
     }
-    Ok((out, loss_sum / paths.len().max(1) as f64))
+    Ok((out, loss_sum / n.max(1) as f64))
 }
 
 /// What a checkpoint says was done.
@@ -746,7 +762,7 @@ impl LoadedRun {
     /// Concept probabilities for images, `[N, K]` in [`ModelConfig::concepts`] order.
     pub fn probabilities(&self, paths: &[PathBuf], batch: usize) -> Result<Array2<f32>, TrainError> {
         let pipe = Pipeline { size: self.config.image_size, augment: None };
-        Ok(predict_probs(&self.model, &pipe, paths, batch, self.vs.device(), None)?.0)
+        Ok(predict_probs(&self.model, &pipe, &ImageSource::from(Arc::new(paths.to_vec())), batch, self.vs.device(), None)?.0)
     }
 
     /// The decoder of this run (hierarchy enforced for hierarchical runs).
