@@ -86,6 +86,9 @@ pub struct BuildReport {
     pub bytes: u64,
 }
 
+/// An entry (offset not yet set) and its planes.
+type Cached = (Entry, Vec<Vec<u8>>);
+
 fn stamp(path: &Path) -> std::io::Result<(u64, u64)> {
     let m = std::fs::metadata(path)?;
     let mtime = m.modified()?.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
@@ -107,7 +110,7 @@ impl ImageCache {
         let mut entries = Vec::with_capacity(paths.len());
         let mut offset = 0u64;
         for chunk in paths.chunks(256) {
-            let done: Vec<Result<(Entry, Vec<Vec<u8>>), CacheError>> = chunk
+            let done: Vec<Result<Cached, CacheError>> = chunk
                 .par_iter()
                 .map(|p| {
                     let canonical = p.canonicalize().map_err(|e| PipelineError::Decode { path: p.clone(), reason: e.to_string() })?;

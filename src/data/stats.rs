@@ -41,8 +41,11 @@ pub struct DatasetStats {
     pub concepts_at_min_count: usize,
 }
 
+/// A concept's (name, level) for the report, when known.
+pub type Describe<'a> = &'a dyn Fn(&str) -> (Option<String>, Option<String>);
+
 /// Compute statistics; `describe` gives a concept's name and level where known.
-pub fn dataset_stats(rows: &[LabelRow], top: usize, min_count: usize, describe: &dyn Fn(&str) -> (Option<String>, Option<String>)) -> DatasetStats {
+pub fn dataset_stats(rows: &[LabelRow], top: usize, min_count: usize, describe: Describe) -> DatasetStats {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in rows {
         for c in &r.cuis {

@@ -275,7 +275,7 @@ pub fn render_html(a: &Analysis) -> String {
         let _ = write!(s, r#"<tr><td>{}</td><td class="n">{:.4}</td><td class="n">{:.4}</td><td class="n">{:.4}</td><td class="n">{}</td></tr>"#, esc(l), v.f1, v.precision, v.recall, v.n_images);
     }
     s.push_str("</table></div>");
-    let _ = write!(s, "<figure>{}</figure></div></section>\n", svg_of("per_level_f1.svg"));
+    let _ = writeln!(s, "<figure>{}</figure></div></section>", svg_of("per_level_f1.svg"));
 
     // Error kinds
     s.push_str(r#"<section id="errors"><h2>Error kinds</h2><p>Each image counts once, under the first rule that holds, in this order (see <code>src/report/analyse.rs</code>).</p><div class="two"><div><table><tr><th>#</th><th>kind</th><th class="n">images</th><th class="n">share</th><th>rule</th></tr>"#);
@@ -283,7 +283,7 @@ pub fn render_html(a: &Analysis) -> String {
         let _ = write!(s, r##"<tr><td class="n">{}</td><td class="kind"><a href="#kind-{}">{}</a></td><td class="n">{}</td><td class="n">{:.1}%</td><td>{}</td></tr>"##, i + 1, k.kind.as_str(), esc(&k.title), k.count, 100.0 * k.share, esc(&k.description));
     }
     s.push_str("</table></div>");
-    let _ = write!(s, "<figure>{}</figure></div></section>\n", svg_of("error_kinds.svg"));
+    let _ = writeln!(s, "<figure>{}</figure></div></section>", svg_of("error_kinds.svg"));
 
     // Confusion
     s.push_str(r#"<section id="confusion"><h2>Confusion tables</h2><p>Levels where every ground-truth image names at most one concept (ancestors set aside). Rows: ground truth; columns: prediction.</p>"#);

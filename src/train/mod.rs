@@ -218,7 +218,9 @@ pub struct TrainSummary {
 pub struct EpochMetrics {
     pub epoch: usize,
     pub stage: String,
+    /// Mean loss of the heads trained in this stage (all heads outside a stepwise schedule)...
     pub train_loss: f64,
+    /// ...and of the same heads on the validation images, so the two compare.
     pub val_loss: f64,
     pub val_imageclef_f1: f64,
     pub images_per_second: f64,
@@ -461,7 +463,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
                     opt.zero_grad();
                     scaler.scale(&loss).backward();
                     let finite = scaler.unscale_(&opt);
-                    let both: Vec<f64> = Vec::try_from(Tensor::stack(&[loss.detach(), finite.to_kind(Kind::Float)], 0).to_kind(Kind::Double))?;
+                    let both: Vec<f64> = Vec::try_from(Tensor::stack(&[loss.detach(), finite.to_kind(Kind::Float).to_device(loss.device())], 0).to_kind(Kind::Double))?;
                     if !both[0].is_finite() {
                         return Err(non_finite(both[0]));
                     }
@@ -520,7 +522,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
             let train_loss = loss_sum / n_seen.max(1) as f64;
             let train_secs = te.elapsed().as_secs_f64();
             // ---- validation
-            let (val_probs, val_loss) = predict_probs(&model, &eval_pipe, &val_src, cfg.batch_size, device, Some((&losses, &val_targets)))?;
+            let (val_probs, val_loss) = predict_probs(&model, &eval_pipe, &val_src, cfg.batch_size, device, Some((&losses, &val_targets, &stage.heads_in_loss)))?;
             let half = Thresholds { global: 0.5, ..Default::default() };
             let pred = decoder.decide(&val_probs, &half);
             let pred_map: BTreeMap<String, BTreeSet<String>> = val_ds.ids.iter().cloned().zip(pred).collect();
@@ -643,14 +645,15 @@ fn trunk_features(model: &Model, pipe: &Pipeline, source: &ImageSource, batch: u
     Ok(Tensor::cat(&parts, 0))
 }
 
-/// Probabilities `[N, K]` for the images of `source` (and the mean loss when targets are given).
+/// Probabilities `[N, K]` for the images of `source` (and the mean loss of the given heads when
+/// targets are given: the heads of the current stage, so validation and training loss compare).
 fn predict_probs(
     model: &Model,
     pipe: &Pipeline,
     source: &ImageSource,
     batch: usize,
     device: Device,
-    targets: Option<(&Losses, &[HeadTargets])>,
+    targets: Option<(&Losses, &[HeadTargets], &[usize])>,
 ) -> Result<(Array2<f32>, f64), TrainError> {
     let k = model.cfg.concepts().len();
     let n = source.len();
@@ -663,10 +666,7 @@ fn predict_probs(
         let x = x.to_device_(device, Kind::Float, true, false);
         let (probs, loss) = tch::no_grad(|| {
             let logits = model.forward_t(&x, false, false);
-            let loss = targets.map(|(l, t)| {
-                let all: Vec<usize> = (0..l.specs.len()).collect();
-                l.total(&logits, t, &indices, &all, device).double_value(&[])
-            });
+            let loss = targets.map(|(l, t, heads)| l.total(&logits, t, &indices, heads, device).double_value(&[]));
             (model.probabilities(&logits).to_device(Device::Cpu).to_kind(Kind::Float), loss)
         });
         let v: Vec<f32> = Vec::try_from(probs.flatten(0, -1))?;
