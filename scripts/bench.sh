@@ -89,6 +89,11 @@ if [ -z "${BENCH_SKIP_TRAIN:-}" ]; then
     ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --channels-last --name train_resnet50_224_b32_both_cl
     ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --memory-format contiguous --name train_resnet50_224_b32_both_nchw
     ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --name train_resnet50_224_b32_both_nchw
+    # mixed precision: bf16 autocast on CPU (conceptree --amp; PyTorch autocast bf16), default layouts, then both channels-last
+    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --amp --name train_resnet50_224_b32_amp_bf16
+    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --amp --amp-dtype bf16 --name train_resnet50_224_b32_amp_bf16
+    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --amp --memory-format channels-last --name train_resnet50_224_b32_amp_bf16_both_cl
+    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --amp --amp-dtype bf16 --channels-last --name train_resnet50_224_b32_amp_bf16_both_cl
 else
     echo ">> SKIPPED training (BENCH_SKIP_TRAIN is set)"
 fi

@@ -169,7 +169,7 @@ struct CommonTrain {
     /// Layout of images and convolution weights: auto (channels-last on CPU and with --amp), channels-last, contiguous.
     #[arg(long, default_value = "auto")]
     memory_format: conceptree::model::MemoryFormat,
-    /// fp16 mixed precision with dynamic loss scaling (CUDA only).
+    /// Mixed precision: fp16 with dynamic loss scaling on CUDA, bf16 on CPU (fast on CPUs with AMX or AVX-512-BF16, slow without).
     #[arg(long)]
     amp: bool,
     /// Read images from a cache of them decoded and resized to --image-size (`conceptree data cache`).

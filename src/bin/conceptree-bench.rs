@@ -97,7 +97,7 @@ enum Cmd {
         steps: usize,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        /// fp16 mixed precision as the trainer's --amp (autocast + train::optim::GradScaler; CUDA only).
+        /// Mixed precision as the trainer's --amp (CUDA: fp16 autocast + train::optim::GradScaler; CPU: bf16 autocast).
         #[arg(long)]
         amp: bool,
         /// auto (as the trainer: channels-last on CPU and with --amp), channels-last, contiguous.
@@ -379,13 +379,15 @@ fn bench_model(vs: &nn::VarStore, trunk: &str, n_labels: usize, amp: bool, memor
     let trunk: TrunkKind = trunk.parse().map_err(anyhow::Error::msg)?;
     let heads = vec![HeadSpec { name: "flat".into(), concepts: (0..n_labels).map(|i| format!("C{i:07}")).collect(), kind: HeadKind::MultiLabel }];
     let mut model = Model::new(&vs.root(), ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: false });
-    if amp && !vs.device().is_cuda() {
-        bail!("--amp needs --device cuda");
-    }
     let channels_last = memory_format.channels_last(vs.device(), amp);
     model.set_channels_last(vs, channels_last);
     model.amp = amp;
-    eprintln!("model: {} trunk, {}, {}", model.cfg.trunk, if amp { "fp16 mixed" } else { "fp32" }, if channels_last { "channels-last" } else { "contiguous" });
+    let precision = match (amp, vs.device().is_cuda()) {
+        (false, _) => "fp32",
+        (true, true) => "mixed fp16",
+        (true, false) => "mixed bf16",
+    };
+    eprintln!("model: {} trunk, {precision}, {}", model.cfg.trunk, if channels_last { "channels-last" } else { "contiguous" });
     Ok(model)
 }
 
@@ -410,6 +412,7 @@ fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, step
     let vs = nn::VarStore::new(device);
     let model = bench_model(&vs, trunk, N_LABELS, amp, memory_format)?;
     let mut scaler = GradScaler::default();
+    let scaled = amp && device.is_cuda(); // loss scaling for fp16 only, as the trainer
     // The trainer's optimizer (train::optim::Adam, lr 1e-4) over every trainable variable.
     let mut params: Vec<(String, Tensor)> = vs
         .variables()
@@ -466,14 +469,14 @@ fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, step
             vsync();
             let t_fwd = t.elapsed().as_secs_f64();
             opt.zero_grad();
-            if amp {
+            if scaled {
                 scaler.scale(&loss).backward();
             } else {
                 loss.backward();
             }
             vsync();
             let t_bwd = t.elapsed().as_secs_f64() - t_fwd;
-            if amp {
+            if scaled {
                 // as the trainer: unscale, read "finite" back (one sync per step, as GradScaler.step), step or skip
                 let finite = bool::try_from(scaler.unscale_(&opt))?;
                 if finite {

@@ -3,6 +3,7 @@
 //! A flat model is one multi-label head over the top-K concepts (the paper's baseline); a
 //! hierarchical model has one head per ontology level. Both are a [`Model`] with a list of
 //! [`HeadSpec`]s, so training, prediction and evaluation are written once.
+pub mod autocast;
 pub mod resnet;
 pub mod weights;
 
@@ -174,8 +175,8 @@ pub struct Model {
     pub cfg: ModelConfig,
     pub trunk: Trunk,
     pub heads: Vec<Head>,
-    /// Run the forward pass under fp16 autocast (CUDA mixed precision); logits and features come
-    /// back as f32 either way.
+    /// Run the forward pass under autocast (mixed precision: fp16 on CUDA, bf16 on CPU); logits
+    /// and features come back as f32 either way.
     pub amp: bool,
 }
 
@@ -223,7 +224,7 @@ impl Model {
 
     /// Images `[B, 3, S, S]` -> one logits tensor per head, `[B, n_outputs_h]`.
     pub fn forward_t(&self, x: &Tensor, train_trunk: bool, train_heads: bool) -> Vec<Tensor> {
-        self.precision(|| {
+        self.precision(x.device(), || {
             let feats = self.trunk.forward_t(x, train_trunk);
             self.heads_logits(&feats, train_heads)
         })
@@ -231,20 +232,20 @@ impl Model {
 
     /// Images -> trunk features `[B, C, h, w]` (f32).
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
-        self.precision(|| vec![self.trunk.forward_t(x, train)]).remove(0)
+        self.precision(x.device(), || vec![self.trunk.forward_t(x, train)]).remove(0)
     }
 
     /// Trunk features `[B, C, h, w]` -> logits per head.
     pub fn heads_forward(&self, feats: &Tensor, train: bool) -> Vec<Tensor> {
-        self.precision(|| self.heads_logits(feats, train))
+        self.precision(feats.device(), || self.heads_logits(feats, train))
     }
 
     /// Run `f` under autocast when [`Model::amp`] is set, and hand its outputs back as f32.
-    fn precision(&self, f: impl FnOnce() -> Vec<Tensor>) -> Vec<Tensor> {
+    fn precision(&self, device: Device, f: impl FnOnce() -> Vec<Tensor>) -> Vec<Tensor> {
         if !self.amp {
             return f();
         }
-        tch::autocast(true, f).into_iter().map(|t| t.to_kind(Kind::Float)).collect()
+        autocast::autocast(device, true, f).into_iter().map(|t| t.to_kind(Kind::Float)).collect()
     }
 
     fn heads_logits(&self, feats: &Tensor, train: bool) -> Vec<Tensor> {

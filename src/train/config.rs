@@ -127,7 +127,7 @@ pub struct TrainConfig {
     /// Layout of images and convolution weights (auto: channels-last on CPU and with `amp`).
     #[serde(default)]
     pub memory_format: MemoryFormat,
-    /// fp16 mixed precision with dynamic loss scaling (CUDA only).
+    /// Mixed precision: fp16 with dynamic loss scaling on CUDA, bf16 on CPU.
     #[serde(default)]
     pub amp: bool,
     /// Read images from this cache of decoded, resized images (`conceptree data cache`).

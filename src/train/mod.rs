@@ -105,6 +105,12 @@ pub struct Provenance {
     pub cuda_available: bool,
     pub device: String,
     pub ontology_hash: String,
+    /// "fp32", "mixed fp16 (dynamic loss scaling)" or "mixed bf16".
+    #[serde(default)]
+    pub precision: String,
+    /// "channels-last" or "contiguous".
+    #[serde(default)]
+    pub memory_format: String,
 }
 
 /// Per-head training targets for a dataset.
@@ -314,9 +320,6 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
         }
     }
     let cfg = cfg;
-    if cfg.amp && !device.is_cuda() {
-        return Err(TrainError::Config(format!("--amp needs a CUDA device (the run is on {device:?}); drop --amp to train in fp32")));
-    }
     let vs = nn::VarStore::new(device);
     let mut model = Model::new(&vs.root(), model_cfg.clone());
     if let (Some(w), false) = (&cfg.weights, resuming) {
@@ -327,6 +330,14 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
     model.set_channels_last(&vs, channels_last);
     model.amp = cfg.amp;
     let model = model;
+    // fp16 needs loss scaling against underflowing gradients; bf16 has fp32's exponent range
+    let scaled = cfg.amp && device.is_cuda();
+    let precision = match (cfg.amp, device.is_cuda()) {
+        (false, _) => "fp32",
+        (true, true) => "mixed fp16 (dynamic loss scaling)",
+        (true, false) => "mixed bf16",
+    };
+    let memory_format = if channels_last { "channels-last" } else { "contiguous" };
     let head_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let schedule = build_schedule(&cfg, &head_names);
 
@@ -358,6 +369,8 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
             cuda_available: tch::Cuda::is_available(),
             device: format!("{device:?}"),
             ontology_hash: ontology.content_hash(),
+            precision: precision.into(),
+            memory_format: memory_format.into(),
         },
     )?;
     if !skipped.is_empty() {
@@ -374,7 +387,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
         val_ds.len(),
         device
     );
-    eprintln!("precision {}, memory format {}", if cfg.amp { "fp16 mixed (dynamic loss scaling)" } else { "fp32" }, if channels_last { "channels-last" } else { "contiguous" });
+    eprintln!("precision {precision}, memory format {memory_format}");
     eprint!("schedule:\n{schedule}");
 
     let train_targets: Vec<HeadTargets> = specs.iter().map(|s| HeadTargets::build(s, &train_ds.labels)).collect();
@@ -458,7 +471,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
             let mut run_batch = |idx: &[usize], logits: Vec<Tensor>| -> Result<(), TrainError> {
                 let loss = losses.total(&logits, &train_targets, idx, &stage.heads_in_loss, device);
                 let non_finite = |v: f64| TrainError::NonFinite { value: v, stage: stage.name.clone(), epoch: epoch_global, step, run: cfg.out.clone() };
-                let v = if cfg.amp {
+                let v = if scaled {
                     // backward on the scaled loss; loss and "gradients finite" come back in one read
                     opt.zero_grad();
                     scaler.scale(&loss).backward();
@@ -752,8 +765,10 @@ impl LoadedRun {
         let mut vs = nn::VarStore::new(device);
         let mut model = Model::new(&vs.root(), model_cfg.clone());
         vs.load(dir.join("model.safetensors")).map_err(|e| TrainError::Run(dir.to_path_buf(), format!("model.safetensors: {e}")))?;
-        // mixed precision only where it can run (a CUDA-trained run predicts in fp32 on CPU)
-        let amp = config.amp && device.is_cuda();
+        // mixed precision as trained, on the same kind of device (a CUDA fp16 run predicts in fp32
+        // on CPU: bf16 is only fast on CPUs with bf16 instructions, and that is the user's call at training)
+        let trained_on_cuda = read("provenance.json").ok().and_then(|t| serde_json::from_str::<Provenance>(&t).ok()).is_some_and(|p| p.device.starts_with("Cuda"));
+        let amp = config.amp && device.is_cuda() == trained_on_cuda;
         model.set_channels_last(&vs, config.memory_format.channels_last(device, amp));
         model.amp = amp;
         Ok(LoadedRun { dir: dir.to_path_buf(), config, model_cfg, vs, model, thresholds })

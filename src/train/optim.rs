@@ -22,6 +22,10 @@ struct Slot {
 pub struct Adam {
     slots: Vec<Slot>,
     lrs: Vec<f64>,
+    /// One scratch buffer per device, as large as the largest parameter: the step's temporaries
+    /// (g², then the denominator) live in it instead of fresh allocations, which on CPU cost a
+    /// page fault per 4 KiB of every large parameter, every step.
+    scratch: Vec<Tensor>,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
@@ -40,7 +44,16 @@ impl Adam {
                 slots.push(Slot { name, param: p, group: g, m, v, step: 0 });
             }
         }
-        Adam { slots, lrs, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        let mut scratch: Vec<Tensor> = Vec::new();
+        for s in &slots {
+            let (d, n) = (s.param.device(), s.param.numel() as i64);
+            match scratch.iter_mut().find(|t| t.device() == d) {
+                Some(t) if t.numel() as i64 >= n => {}
+                Some(t) => *t = Tensor::empty([n], (Kind::Float, d)),
+                None => scratch.push(Tensor::empty([n], (Kind::Float, d))),
+            }
+        }
+        Adam { slots, lrs, scratch, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 
     /// Number of scalar parameters under optimisation.
@@ -82,15 +95,21 @@ impl Adam {
                 let t = s.step as i32;
                 let lr = self.lrs[s.group];
                 // In place, as torch's single-tensor Adam: m.lerp_(g, 1-b1), v.lerp_(g², 1-b2),
-                // p.addcdiv_(m, sqrt(v)/sqrt(bc2) + eps, value = -lr/bc1). Few passes, few temporaries.
+                // p.addcdiv_(m, sqrt(v)/sqrt(bc2) + eps, value = -lr/bc1); tch's addcdiv_ has no
+                // `value`, so it is folded into the denominator. No allocation: the temporaries
+                // are a view of the scratch buffer with the parameter's shape and strides.
+                let flat = self.scratch.iter().find(|t| t.device() == g.device()).expect("a scratch buffer per device");
+                let mut tmp = flat.as_strided(s.param.size(), s.param.stride(), 0);
                 let _ = s.m.lerp_(&g, 1.0 - b1);
-                let _ = s.v.lerp_(&(&g * &g), 1.0 - b2);
+                let _ = g.mul_out(&tmp, &g);
+                let _ = s.v.lerp_(&tmp, 1.0 - b2);
                 let bc1 = 1.0 - b1.powi(t);
                 let bc2 = 1.0 - b2.powi(t);
-                let mut denom = s.v.sqrt();
-                let _ = denom.g_div_scalar_(bc2.sqrt());
-                let _ = denom.g_add_scalar_(eps);
-                let _ = s.param.addcdiv_(&(&s.m * (-lr / bc1)), &denom);
+                let _ = s.v.sqrt_out(&tmp);
+                let _ = tmp.g_div_scalar_(bc2.sqrt());
+                let _ = tmp.g_add_scalar_(eps);
+                let _ = tmp.g_mul_scalar_(-bc1 / lr);
+                let _ = s.param.addcdiv_(&s.m, &tmp);
             }
         });
     }
