@@ -382,11 +382,7 @@ fn bench_model(vs: &nn::VarStore, trunk: &str, n_labels: usize, amp: bool, memor
     let channels_last = memory_format.channels_last(vs.device(), amp);
     model.set_channels_last(vs, channels_last);
     model.amp = amp;
-    let precision = match (amp, vs.device().is_cuda()) {
-        (false, _) => "fp32",
-        (true, true) => "mixed fp16",
-        (true, false) => "mixed bf16",
-    };
+    let precision = conceptree::model::autocast::precision_label(vs.device(), amp);
     eprintln!("model: {} trunk, {precision}, {}", model.cfg.trunk, if channels_last { "channels-last" } else { "contiguous" });
     Ok(model)
 }

@@ -63,6 +63,15 @@ pub fn cpu_autocast_enabled() -> bool {
     unsafe { is_autocast_enabled(CPU) }
 }
 
+/// How a run computes: "fp32", or mixed precision as [`autocast`] and the trainer do it.
+pub fn precision_label(device: Device, amp: bool) -> &'static str {
+    match (amp, device.is_cuda()) {
+        (false, _) => "fp32",
+        (true, true) => "mixed fp16 (dynamic loss scaling)",
+        (true, false) => "mixed bf16",
+    }
+}
+
 /// Run `f` under autocast for `device` when `enabled`: fp16 on CUDA, bf16 on CPU.
 pub fn autocast<T>(device: Device, enabled: bool, f: impl FnOnce() -> T) -> T {
     if !enabled {

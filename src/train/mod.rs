@@ -332,11 +332,7 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
     let model = model;
     // fp16 needs loss scaling against underflowing gradients; bf16 has fp32's exponent range
     let scaled = cfg.amp && device.is_cuda();
-    let precision = match (cfg.amp, device.is_cuda()) {
-        (false, _) => "fp32",
-        (true, true) => "mixed fp16 (dynamic loss scaling)",
-        (true, false) => "mixed bf16",
-    };
+    let precision = crate::model::autocast::precision_label(device, cfg.amp);
     let memory_format = if channels_last { "channels-last" } else { "contiguous" };
     let head_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let schedule = build_schedule(&cfg, &head_names);
@@ -403,16 +399,16 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
     let losses = Losses { specs: &specs, weights: &class_weights };
 
     // images from their files, or from a cache of them decoded and resized (`conceptree data cache`)
-    let cache = cfg.image_cache.as_deref().map(ImageCache::open).transpose()?.map(Arc::new);
+    let image_cache = cfg.image_cache.as_deref().map(ImageCache::open).transpose()?.map(Arc::new);
     let source = |paths: &[PathBuf]| -> Result<ImageSource, TrainError> {
         let paths = Arc::new(paths.to_vec());
-        Ok(match &cache {
+        Ok(match &image_cache {
             Some(c) => ImageSource::cached(paths, c.clone(), cfg.image_size)?,
             None => paths.into(),
         })
     };
     let (train_src, val_src) = (source(&train_ds.paths)?, source(&val_ds.paths)?);
-    if let Some(c) = &cache {
+    if let Some(c) = &image_cache {
         eprintln!("images from the cache {} ({} entries, {}x{})", c.dir.display(), c.entries.len(), c.size, c.size);
     }
     let train_pipe = Pipeline { size: cfg.image_size, augment: cfg.augment };
