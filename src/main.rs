@@ -175,6 +175,9 @@ struct CommonTrain {
     /// Read images from a cache of them decoded and resized to --image-size (`conceptree data cache`).
     #[arg(long)]
     image_cache: Option<PathBuf>,
+    /// Frozen trunk (--strategy head, layerwise's first stage): keep its features in memory up to this many GiB, else rerun it every batch.
+    #[arg(long, default_value_t = 4.0)]
+    feature_cache_gib: f64,
 }
 
 #[derive(Args, Debug)]
@@ -424,6 +427,7 @@ impl CommonTrain {
             memory_format: self.memory_format,
             amp: self.amp,
             image_cache: self.image_cache,
+            feature_cache_gib: self.feature_cache_gib,
             ..base
         }
     }

@@ -265,3 +265,41 @@ fn image_cache_feeds_training_exactly_like_the_files() {
     );
     assert!(err.contains("32x32") && err.contains("--size 48"), "{err}");
 }
+
+#[test]
+fn frozen_trunk_without_room_for_its_features_reruns_it_per_batch_with_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    synth(&data, 48, 6);
+    let run = |out: &Path, extra: &[&str]| -> String {
+        let labels = data.join("labels.csv");
+        let images = data.join("images");
+        let mut args = vec![
+            "train", "--train-labels", s(&labels), "--images", s(&images), "--out", s(out), "--trunk", "tiny", "--image-size", "32",
+            "--epochs", "2", "--batch-size", "16", "--lr", "1e-3", "--device", "cpu", "--strategy", "head", "--no-augment",
+        ];
+        args.extend_from_slice(extra);
+        let o = bin().args(&args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let (cached, rerun) = (tmp.path().join("cached"), tmp.path().join("rerun"));
+    let err = run(&cached, &[]);
+    assert!(!err.contains("runs on every batch"), "{err}");
+    let err = run(&rerun, &["--feature-cache-gib", "0"]);
+    assert!(err.contains("over --feature-cache-gib 0") && err.contains("the frozen trunk runs on every batch"), "{err}");
+    // without augmentation both paths see the same images through the same frozen trunk
+    let losses = |p: &Path| -> Vec<(f64, f64)> {
+        std::fs::read_to_string(p.join("metrics.jsonl")).unwrap().lines().map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["train_loss"].as_f64().unwrap(), v["val_loss"].as_f64().unwrap())
+        }).collect()
+    };
+    let (a, b) = (losses(&cached), losses(&rerun));
+    assert_eq!(a.len(), 2);
+    for ((ta, va), (tb, vb)) in a.iter().zip(&b) {
+        assert!((ta - tb).abs() < 1e-4 && (va - vb).abs() < 1e-4, "{a:?} vs {b:?}");
+    }
+    let err = run_fails(&["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--out", s(&tmp.path().join("x")), "--feature-cache-gib=-1"], 2);
+    assert!(err.contains("--feature-cache-gib -1 must be 0 or more"), "{err}");
+}

@@ -133,6 +133,10 @@ pub struct TrainConfig {
     /// Read images from this cache of decoded, resized images (`conceptree data cache`).
     #[serde(default)]
     pub image_cache: Option<PathBuf>,
+    /// A frozen trunk's features are computed once and kept in memory up to this size (GiB);
+    /// above it the frozen trunk runs (under no_grad, on augmented images) on every batch.
+    #[serde(default = "default_feature_cache_gib")]
+    pub feature_cache_gib: f64,
 }
 
 impl Default for TrainConfig {
@@ -170,6 +174,7 @@ impl Default for TrainConfig {
             memory_format: MemoryFormat::Auto,
             amp: false,
             image_cache: None,
+            feature_cache_gib: default_feature_cache_gib(),
         }
     }
 }
@@ -179,6 +184,9 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.epochs == 0 {
             return Err("--epochs must be at least 1".into());
+        }
+        if self.feature_cache_gib.is_nan() || self.feature_cache_gib < 0.0 {
+            return Err(format!("--feature-cache-gib {} must be 0 or more", self.feature_cache_gib));
         }
         if self.batch_size == 0 {
             return Err("--batch-size must be at least 1".into());
@@ -206,6 +214,10 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+fn default_feature_cache_gib() -> f64 {
+    4.0
 }
 
 fn default_layerwise_decay() -> f64 {

@@ -248,8 +248,6 @@ pub fn resume(dir: &Path, ontology: &Ontology) -> Result<TrainSummary, TrainErro
     run_training(&cfg, ontology, true)
 }
 
-/// Largest trunk-feature cache kept for a frozen trunk (bytes); above it features are recomputed.
-pub const FEATURE_CACHE_LIMIT: u64 = 4 << 30;
 
 /// Name of the per-epoch checkpoint (model + optimizer + progress in one file, renamed atomically).
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -441,11 +439,15 @@ fn run_training(cfg: &TrainConfig, ontology: &Ontology, resuming: bool) -> Resul
         // (Unless the cache would not fit: then the frozen trunk runs under no_grad every batch.)
         let side = (cfg.image_size as u64).div_ceil(32);
         let cache_bytes = train_ds.len() as u64 * cfg.trunk.out_channels() as u64 * side * side * 4;
-        let cached = if !stage.trunk_trains && cache_bytes <= FEATURE_CACHE_LIMIT {
+        let cached = if !stage.trunk_trains && cache_bytes as f64 <= cfg.feature_cache_gib * (1u64 << 30) as f64 {
             Some(trunk_features(&model, &eval_pipe, &train_src, cfg.batch_size, cfg.seed, device)?)
         } else {
             if !stage.trunk_trains {
-                eprintln!("note: trunk features would take {:.1} GiB; computing them per batch instead of caching", cache_bytes as f64 / (1u64 << 30) as f64);
+                eprintln!(
+                    "note: trunk features would take {:.2} GiB (over --feature-cache-gib {}); the frozen trunk runs on every batch instead",
+                    cache_bytes as f64 / (1u64 << 30) as f64,
+                    cfg.feature_cache_gib
+                );
             }
             None
         };
