@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::pipeline::{decode_raw, resize_planes, PipelineError};
+use super::pipeline::{decode_raw, resized_planes, PipelineError};
 
 const FORMAT: &str = "conceptree-image-cache";
 const VERSION: u32 = 1;
@@ -115,11 +115,7 @@ impl ImageCache {
                 .map(|p| {
                     let canonical = p.canonicalize().map_err(|e| PipelineError::Decode { path: p.clone(), reason: e.to_string() })?;
                     let (bytes, mtime_ns) = stamp(&canonical).map_err(|e| PipelineError::Decode { path: p.clone(), reason: e.to_string() })?;
-                    let raw = decode_raw(p, None)?;
-                    let planes = match raw.gray_plane() {
-                        Some(g) => resize_planes(&g, size),
-                        None => resize_planes(&raw, size),
-                    };
+                    let planes = resized_planes(&decode_raw(p, None)?, size);
                     Ok((Entry { path: canonical, bytes, mtime_ns, planes: planes.len() as u8, offset: 0 }, planes))
                 })
                 .collect();

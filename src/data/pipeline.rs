@@ -95,11 +95,7 @@ impl Pipeline {
     /// An RGB image whose pixels all have R = G = B (most radiographs saved as colour JPEGs) is
     /// processed as one grey plane: a third of the resize and warp work, and the same output.
     pub fn process_raw_into(&self, raw: &RawImage, rng: &mut ChaCha8Rng, out: &mut [f32]) {
-        let planes = match raw.gray_plane() {
-            Some(gray) => resize_planes(&gray, self.size),
-            None => resize_planes(raw, self.size),
-        };
-        self.finish_planes(&planes, rng, out);
+        self.finish_planes(&resized_planes(raw, self.size), rng, out);
     }
 
     /// Augment and normalise `size x size` u8 planes (1 = grayscale, replicated; or 3 = RGB).
@@ -302,6 +298,15 @@ pub fn resize_planes(raw: &RawImage, s: u32) -> Vec<Vec<u8>> {
         dst.into_vec()
     };
     split_planes(resized, raw.channels)
+}
+
+/// The deterministic half of the pipeline: resize to `s x s`, as one plane when the image is grey
+/// (also an RGB image with R = G = B everywhere), else three. The image cache stores exactly this.
+pub fn resized_planes(raw: &RawImage, s: u32) -> Vec<Vec<u8>> {
+    match raw.gray_plane() {
+        Some(gray) => resize_planes(&gray, s),
+        None => resize_planes(raw, s),
+    }
 }
 
 /// The reference resize: `image::imageops::resize(.., FilterType::Triangle)`, split into planes.
