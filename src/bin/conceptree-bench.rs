@@ -85,24 +85,10 @@ enum Cmd {
     Train {
         #[arg(long)]
         images: PathBuf,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long, default_value = "resnet50")]
-        trunk: String,
-        #[arg(long, default_value_t = 224)]
-        size: u32,
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
+        #[command(flatten)]
+        model: ModelArgs,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        /// Mixed precision as the trainer's --amp (CUDA: fp16 autocast + train::optim::GradScaler; CPU: bf16 autocast).
-        #[arg(long)]
-        amp: bool,
-        /// auto (as the trainer: channels-last on CPU and with --amp), channels-last, contiguous.
-        #[arg(long, default_value = "auto")]
-        memory_format: MemoryFormat,
         /// Read the loss back to the host every N steps (the trainer reads it every step: 1).
         #[arg(long, default_value_t = 1)]
         loss_every: usize,
@@ -118,20 +104,8 @@ enum Cmd {
     },
     /// Inference img/s (no_grad, eval mode) on a random batch, and peak RSS.
     Infer {
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long, default_value = "resnet50")]
-        trunk: String,
-        #[arg(long, default_value_t = 224)]
-        size: u32,
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
-        #[arg(long, default_value_t = 5)]
-        steps: usize,
-        #[arg(long)]
-        amp: bool,
-        #[arg(long, default_value = "auto")]
-        memory_format: MemoryFormat,
+        #[command(flatten)]
+        model: ModelArgs,
         #[arg(long)]
         name: Option<String>,
     },
@@ -157,6 +131,35 @@ enum Cmd {
     },
 }
 
+/// The model, batch and precision of the `train` and `infer` measurements.
+#[derive(clap::Args, Debug, Clone)]
+struct ModelArgs {
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value = "resnet50")]
+    trunk: String,
+    #[arg(long, default_value_t = 224)]
+    size: u32,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Mixed precision as the trainer's --amp (CUDA: fp16 autocast + train::optim::GradScaler; CPU: bf16 autocast).
+    #[arg(long)]
+    amp: bool,
+    /// auto (as the trainer: channels-last on CPU and with --amp), channels-last, contiguous.
+    #[arg(long, default_value = "auto")]
+    memory_format: MemoryFormat,
+}
+
+impl ModelArgs {
+    /// `<what>_<trunk>_<size>_b<batch>[_amp]`, the name both sides use for a measurement.
+    fn default_name(&self, what: &str) -> String {
+        format!("{what}_{}_{}_b{}{}", self.trunk, self.size, self.batch, if self.amp { "_amp" } else { "" })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Measurement {
     name: String,
@@ -177,17 +180,17 @@ fn main() -> Result<()> {
         Cmd::Synth { out, n, size } => synth(&out, n, size),
         Cmd::Stages { images, size, limit, name } => stages(&images, size, limit, &name),
         Cmd::Pipeline { images, size, batch, limit, list_repeat, cache, name } => pipeline(&images, size, batch, limit, list_repeat, cache.as_deref(), &name),
-        Cmd::Train { images, device, trunk, size, batch, steps, warmup, amp, memory_format, loss_every, prefetch, staging, name } => {
-            let name = name.unwrap_or_else(|| format!("train_{trunk}_{size}_b{batch}{}", if amp { "_amp" } else { "" }));
-            let opts = TrainOpts { amp, memory_format, loss_every: loss_every.max(1), prefetch, loader: staging == "loader" };
+        Cmd::Train { images, model, warmup, loss_every, prefetch, staging, name } => {
+            let name = name.unwrap_or_else(|| model.default_name("train"));
+            let opts = TrainOpts { warmup, loss_every: loss_every.max(1), prefetch, loader: staging == "loader" };
             if !matches!(staging.as_str(), "loader" | "plain") {
                 bail!("--staging loader|plain");
             }
-            train(&images, &device, &trunk, size, batch, steps, warmup, opts, &name)
+            train(&images, &model, opts, &name)
         }
-        Cmd::Infer { device, trunk, size, batch, steps, amp, memory_format, name } => {
-            let name = name.unwrap_or_else(|| format!("infer_{trunk}_{size}_b{batch}{}", if amp { "_amp" } else { "" }));
-            infer(&device, &trunk, size, batch, steps, amp, memory_format, &name)
+        Cmd::Infer { model, name } => {
+            let name = name.unwrap_or_else(|| model.default_name("infer"));
+            infer(&model, &name)
         }
         Cmd::Eval { out, n_images, n_concepts, repeats } => eval(&out, n_images, n_concepts, repeats.max(1)),
         Cmd::Report { conceptree, reference, out } => report(&conceptree, &reference, &out),
@@ -375,7 +378,8 @@ fn sync(device: Device) {
 }
 
 /// The trainer's flat model, with its precision and memory format set as the trainer sets them.
-fn bench_model(vs: &nn::VarStore, trunk: &str, n_labels: usize, amp: bool, memory_format: MemoryFormat) -> Result<Model> {
+fn bench_model(vs: &nn::VarStore, m: &ModelArgs, n_labels: usize) -> Result<Model> {
+    let (trunk, amp, memory_format) = (m.trunk.as_str(), m.amp, m.memory_format);
     let trunk: TrunkKind = trunk.parse().map_err(anyhow::Error::msg)?;
     let heads = vec![HeadSpec { name: "flat".into(), concepts: (0..n_labels).map(|i| format!("C{i:07}")).collect(), kind: HeadKind::MultiLabel }];
     let mut model = Model::new(&vs.root(), ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: false });
@@ -388,8 +392,7 @@ fn bench_model(vs: &nn::VarStore, trunk: &str, n_labels: usize, amp: bool, memor
 }
 
 struct TrainOpts {
-    amp: bool,
-    memory_format: MemoryFormat,
+    warmup: usize,
     loss_every: usize,
     prefetch: usize,
     loader: bool,
@@ -398,15 +401,15 @@ struct TrainOpts {
 /// One staged batch: dataset indices, and either a pinned host tensor or the plain `Vec<f32>`.
 type Staged = Result<(Vec<usize>, Option<Tensor>, Vec<f32>)>;
 
-#[allow(clippy::too_many_arguments)]
-fn train(images: &Path, device: &str, trunk: &str, size: u32, batch: usize, steps: usize, warmup: usize, o: TrainOpts, name: &str) -> Result<()> {
-    let TrainOpts { amp, memory_format, loss_every, prefetch, loader: use_tensor_loader } = o;
+fn train(images: &Path, m: &ModelArgs, o: TrainOpts, name: &str) -> Result<()> {
+    let TrainOpts { warmup, loss_every, prefetch, loader: use_tensor_loader } = o;
+    let (size, batch, steps, amp) = (m.size, m.batch, m.steps, m.amp);
     const N_LABELS: usize = 25;
-    let device = device_of(device)?;
+    let device = device_of(&m.device)?;
     tch::manual_seed(0);
     let paths = Arc::new(list_images(images, 0)?);
     let vs = nn::VarStore::new(device);
-    let model = bench_model(&vs, trunk, N_LABELS, amp, memory_format)?;
+    let model = bench_model(&vs, m, N_LABELS)?;
     let mut scaler = GradScaler::default();
     let scaled = amp && device.is_cuda(); // loss scaling for fp16 only, as the trainer
     // The trainer's optimizer (train::optim::Adam, lr 1e-4) over every trainable variable.
@@ -519,12 +522,12 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn infer(device: &str, trunk: &str, size: u32, batch: usize, steps: usize, amp: bool, memory_format: MemoryFormat, name: &str) -> Result<()> {
-    let device = device_of(device)?;
+fn infer(m: &ModelArgs, name: &str) -> Result<()> {
+    let (size, batch, steps) = (m.size, m.batch, m.steps);
+    let device = device_of(&m.device)?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
-    let model = bench_model(&vs, trunk, 25, amp, memory_format)?;
+    let model = bench_model(&vs, m, 25)?;
     let x = Tensor::randn([batch as i64, 3, size as i64, size as i64], (Kind::Float, device));
     let run = || tch::no_grad(|| model.probabilities(&model.forward_t(&x, false, false)));
     for _ in 0..2 {
