@@ -6,8 +6,9 @@
 #
 # Knobs (environment): BENCH_THREADS (all cores), BENCH_REALRAD (../shared/realrad/images),
 # BENCH_REALRAD_LIMIT (2048 images), BENCH_SYNTH_N (96 images of 1024 px, each read 3 times),
-# BENCH_REPEAT (2: pipeline runs per side, alternating; the best counts), BENCH_TRAIN_STEPS (3 timed)
-# / BENCH_TRAIN_WARMUP (1), BENCH_INFER_STEPS (5), BENCH_SKIP_TRAIN=1.
+# BENCH_REPEAT (3: runs per side of every row, the two sides alternating; the median counts and
+# the spread is reported), BENCH_TRAIN_STEPS (3 timed) / BENCH_TRAIN_WARMUP (2), BENCH_INFER_STEPS (5),
+# BENCH_SKIP_TRAIN=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +20,9 @@ THREADS=${BENCH_THREADS:-$NPROC}
 REALRAD=${BENCH_REALRAD:-../shared/realrad/images}
 REALRAD_LIMIT=${BENCH_REALRAD_LIMIT:-2048}
 SYNTH_N=${BENCH_SYNTH_N:-96}
-REPEAT=${BENCH_REPEAT:-2}
+REPEAT=${BENCH_REPEAT:-3}
 TRAIN_STEPS=${BENCH_TRAIN_STEPS:-3}
-TRAIN_WARMUP=${BENCH_TRAIN_WARMUP:-1}
+TRAIN_WARMUP=${BENCH_TRAIN_WARMUP:-2}
 INFER_STEPS=${BENCH_INFER_STEPS:-5}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -77,33 +78,40 @@ for s in "${sets[@]}"; do
 done
 
 # ---- (2) training ResNet50, 224 px, batch 32, Adam 1e-4, loader included
+# conceptree: the trainer's own epoch loop (Trainer::train_epoch) on a flat top-25 run.
 TRAIN_DIR="$SYNTH/images"
 [ -d "$REALRAD" ] && TRAIN_DIR="$REALRAD"
+# one pair = a conceptree run then a reference run, both with the given extra options; repeated
+# REPEAT times, alternating, so the shared machine's load falls on both sides alike
+pair() {
+    local what=$1 name=$2 ours_opts=$3 ref_opts=$4
+    for _ in $(seq "$REPEAT"); do
+        # shellcheck disable=SC2086
+        ours "$what" $ours_opts --name "$name"
+        # shellcheck disable=SC2086
+        ref "$what" $ref_opts --name "$name"
+    done
+}
 if [ -z "${BENCH_SKIP_TRAIN:-}" ]; then
-    echo ">> training (ResNet50, 224, batch 32, $TRAIN_WARMUP warm-up + $TRAIN_STEPS timed steps) on $TRAIN_DIR"
+    echo ">> training (ResNet50, 224, batch 32, $TRAIN_WARMUP warm-up + $TRAIN_STEPS timed steps, $REPEAT runs per side) on $TRAIN_DIR"
+    t="--images $TRAIN_DIR --steps $TRAIN_STEPS --warmup $TRAIN_WARMUP"
+    r="$t --workers $THREADS"
     # as each side runs by default (conceptree: channels-last on CPU; PyTorch eager: contiguous NCHW)
-    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --name train_resnet50_224_b32
-    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --name train_resnet50_224_b32
+    pair train train_resnet50_224_b32 "$t" "$r"
     # like for like: both channels-last, then both contiguous
-    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --memory-format channels-last --name train_resnet50_224_b32_both_cl
-    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --channels-last --name train_resnet50_224_b32_both_cl
-    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --memory-format contiguous --name train_resnet50_224_b32_both_nchw
-    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --name train_resnet50_224_b32_both_nchw
+    pair train train_resnet50_224_b32_both_cl "$t --memory-format channels-last" "$r --channels-last"
+    pair train train_resnet50_224_b32_both_nchw "$t --memory-format contiguous" "$r"
     # mixed precision: bf16 autocast on CPU (conceptree --amp; PyTorch autocast bf16), default layouts, then both channels-last
-    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --amp --name train_resnet50_224_b32_amp_bf16
-    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --amp --amp-dtype bf16 --name train_resnet50_224_b32_amp_bf16
-    ours train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --amp --memory-format channels-last --name train_resnet50_224_b32_amp_bf16_both_cl
-    ref train --images "$TRAIN_DIR" --steps "$TRAIN_STEPS" --warmup "$TRAIN_WARMUP" --workers "$THREADS" --amp --amp-dtype bf16 --channels-last --name train_resnet50_224_b32_amp_bf16_both_cl
+    pair train train_resnet50_224_b32_amp_bf16 "$t --amp" "$r --amp --amp-dtype bf16"
+    pair train train_resnet50_224_b32_amp_bf16_both_cl "$t --amp --memory-format channels-last" "$r --amp --amp-dtype bf16 --channels-last"
 else
     echo ">> SKIPPED training (BENCH_SKIP_TRAIN is set)"
 fi
 
 # ---- (3) inference img/s and peak RSS (separate processes, so RSS is inference's own)
-echo ">> inference (ResNet50, 224, batch 32, $INFER_STEPS steps)"
-ours infer --steps "$INFER_STEPS" --name infer_resnet50_224_b32
-ref infer --steps "$INFER_STEPS" --name infer_resnet50_224_b32
-ours infer --steps "$INFER_STEPS" --memory-format channels-last --name infer_resnet50_224_b32_both_cl
-ref infer --steps "$INFER_STEPS" --channels-last --name infer_resnet50_224_b32_both_cl
+echo ">> inference (ResNet50, 224, batch 32, $INFER_STEPS steps, $REPEAT runs per side)"
+pair infer infer_resnet50_224_b32 "--steps $INFER_STEPS" "--steps $INFER_STEPS"
+pair infer infer_resnet50_224_b32_both_cl "--steps $INFER_STEPS --memory-format channels-last" "--steps $INFER_STEPS --channels-last"
 
 # ---- (4) evaluation: 10,000 images x 5,000 concepts
 echo ">> evaluation (10,000 images x 5,000 concepts)"

@@ -17,13 +17,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::data::dataset::{read_groups, split_train_val, IMAGE_EXTENSIONS};
+use crate::data::dataset::{read_groups, split_train_val, Dataset};
+use crate::data::images::ImageDir;
 use crate::data::labels::{read_labels, write_clef2019, LabelRow, ParseOptions};
 use crate::data::stats::dataset_stats;
+use crate::error::Error;
 use crate::eval::{metrics, ontology_hooks};
 use crate::ontology::{Level, Ontology};
-use crate::report::plot;
-use crate::train::{self, HierSchedule, LoadedRun, Mode, Strategy, TrainConfig, TrainError};
+use crate::predict::{LoadOptions, LoadedRun};
+use crate::train::{self, run_dir, HierSchedule, Mode, Strategy, TrainConfig};
 
 /// Options of the experiment (the training options shared by every run live in `base`).
 #[derive(Debug, Clone)]
@@ -88,8 +90,8 @@ fn run_config(name: &str, base: &TrainConfig) -> Option<TrainConfig> {
     Some(c)
 }
 
-fn write(path: &Path, text: &str) -> Result<(), TrainError> {
-    std::fs::write(path, text).map_err(|source| TrainError::Io { path: path.to_path_buf(), source })
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(Error::write(path))
 }
 
 fn subset_rows(rows: &[LabelRow], idx: &[usize]) -> Vec<(String, Vec<String>)> {
@@ -97,9 +99,9 @@ fn subset_rows(rows: &[LabelRow], idx: &[usize]) -> Vec<(String, Vec<String>)> {
 }
 
 /// Run the whole experiment; returns the results table rows.
-pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunResult>, TrainError> {
+pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunResult>, Error> {
     let out = &cfg.out;
-    std::fs::create_dir_all(out.join("runs")).map_err(|source| TrainError::Io { path: out.clone(), source })?;
+    std::fs::create_dir_all(out.join("runs")).map_err(Error::write(out))?;
     let (rows, skipped) = read_labels(&cfg.labels, ParseOptions { skip_bad: cfg.base.skip_bad, ..Default::default() })?;
     if !skipped.is_empty() {
         eprint!("{skipped}");
@@ -110,17 +112,13 @@ pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunR
     let stats = dataset_stats(&rows, 25, 1000, &describe);
     write(&out.join("table3.txt"), &stats.to_string())?;
     write(&out.join("table3.json"), &serde_json::to_string_pretty(&stats).expect("serialisable"))?;
-    let names: Vec<String> = stats.top.iter().map(|t| format!("{} {}", t.cui, t.name.as_deref().unwrap_or(""))).collect();
-    let counts: Vec<f64> = stats.top.iter().map(|t| t.images as f64).collect();
-    let fig1 = plot::bar_chart("Top concepts by number of images", "images", &names, &counts);
-    write(&out.join("figure1.svg"), &fig1)?;
-    plot::save_png(&fig1, &out.join("figure1.png")).map_err(|e| TrainError::Run(out.clone(), e.to_string()))?;
+    crate::report::figures::top_concepts(&stats, "Top concepts by number of images", &out.join("figure1"))?;
 
     // ---- 2. split: train / val / test by group, seeded, written once and reused on resume
     let split_dir = out.join("split");
     let (train_f, val_f, test_f) = (split_dir.join("train.csv"), split_dir.join("val.csv"), split_dir.join("test.csv"));
     if !test_f.exists() {
-        std::fs::create_dir_all(&split_dir).map_err(|source| TrainError::Io { path: split_dir.clone(), source })?;
+        std::fs::create_dir_all(&split_dir).map_err(Error::write(&split_dir))?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let groups = cfg.groups.as_deref().map(read_groups).transpose()?;
         let (rest, test) = split_train_val(&ids, 0.15, cfg.base.seed, groups.as_ref());
@@ -129,45 +127,40 @@ pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunR
         let tr: Vec<usize> = tr.iter().map(|&i| rest[i]).collect();
         let va: Vec<usize> = va.iter().map(|&i| rest[i]).collect();
         for (path, idx) in [(&train_f, &tr), (&val_f, &va), (&test_f, &test)] {
-            write_clef2019(path, subset_rows(&rows, idx)).map_err(|source| TrainError::Io { path: path.clone(), source })?;
+            write_clef2019(path, subset_rows(&rows, idx)).map_err(Error::write(path))?;
         }
     }
     let (test_rows, _) = read_labels(&test_f, ParseOptions::default())?;
     let test_gt: BTreeMap<String, BTreeSet<String>> = test_rows.iter().map(|r| (r.id.clone(), r.cuis.iter().cloned().collect())).collect();
-    let test_paths: Vec<PathBuf> = test_rows
-        .iter()
-        .map(|r| crate::data::dataset::find_image(&cfg.images, &r.id).unwrap_or_else(|| cfg.images.join(format!("{}.{}", r.id, IMAGE_EXTENSIONS[0]))))
-        .collect();
+    let (test_ds, _) = Dataset::open(&test_rows, &test_f.display().to_string(), &ImageDir::open(&cfg.images)?, false)?;
+    let test_paths: Vec<PathBuf> = test_ds.paths;
 
     // ---- 3 + 4. runs and their test scores
     let mut results = Vec::new();
     for name in &cfg.runs {
         let Some(mut rc) = run_config(name, &cfg.base) else {
-            return Err(TrainError::Config(format!("unknown run '{name}' (known: {})", RUNS.map(|r| r.0).join(", "))));
+            return Err(Error::usage(format!("unknown run '{name}' (known: {})", RUNS.map(|r| r.0).join(", "))));
         };
         let description = RUNS.iter().find(|r| r.0 == name).map(|r| r.1).unwrap_or("").to_string();
         rc.train_labels = train_f.clone();
         rc.val_labels = Some(val_f.clone());
         rc.images = cfg.images.clone();
         rc.out = out.join("runs").join(name);
-        let summary_path = rc.out.join("summary.json");
-        if summary_path.exists() {
+        if rc.out.join(run_dir::SUMMARY).exists() {
             eprintln!("== {name}: already trained, reusing {}", rc.out.display());
-        } else if rc.out.join(train::CHECKPOINT).exists() {
+        } else if rc.out.join(run_dir::CONFIG).exists() {
             eprintln!("== {name}: resuming");
             train::resume(&rc.out, ontology)?;
         } else {
             eprintln!("== {name}: {description}");
-            let _ = std::fs::remove_dir_all(&rc.out); // a run that died before its first checkpoint
-            train::train(&rc, ontology)?;
+            train::train(&rc, ontology, false)?;
         }
-        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary_path).map_err(|source| TrainError::Io { path: summary_path.clone(), source })?)
-            .map_err(|e| TrainError::Run(rc.out.clone(), format!("summary.json: {e}")))?;
-        let run = LoadedRun::open(&rc.out, train::resolve_device(cfg.base.device)?)?;
-        let (_, sets) = run.predict(ontology, &test_paths, cfg.base.batch_size.max(1), None)?;
+        let run = LoadedRun::open(&rc.out, cfg.base.device.resolve()?, &LoadOptions::default())?;
+        let summary: train::TrainSummary = run.run.read_json(run_dir::SUMMARY, "train the run again")?;
+        let (_, sets) = run.predict(&test_paths, cfg.base.batch_size.max(1))?;
         let pred: BTreeMap<String, BTreeSet<String>> = test_rows.iter().map(|r| r.id.clone()).zip(sets.iter().cloned()).collect();
         let sub = rc.out.join("test_submission.csv");
-        write_clef2019(&sub, pred.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect()))).map_err(|source| TrainError::Io { path: sub.clone(), source })?;
+        write_clef2019(&sub, pred.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect()))).map_err(Error::write(&sub))?;
         let vocab: BTreeSet<String> = test_gt.values().flatten().cloned().collect();
         let report = metrics::evaluate(&test_gt, &pred, &ontology_hooks(ontology, vocab));
         write(&rc.out.join("test_eval.json"), &serde_json::to_string_pretty(&report).expect("serialisable"))?;
@@ -178,8 +171,8 @@ pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunR
             per_level_f1: report.per_level.iter().map(|(k, v)| (k.clone(), v.f1)).collect(),
             hierarchical_f1: report.hierarchical.as_ref().map(|h| h.f1),
             coherence_rate: report.coherence_rate,
-            val_f1_tuned: summary["val_f1_tuned"].as_f64().unwrap_or(f64::NAN),
-            train_seconds: summary["seconds"].as_f64().unwrap_or(f64::NAN),
+            val_f1_tuned: summary.val_f1_tuned,
+            train_seconds: summary.seconds,
             n_test: report.n_images,
         });
     }

@@ -1,14 +1,21 @@
-//! `conceptree` command line: parses arguments, turns them into typed configs, calls the library,
-//! and maps errors to exit codes (0 ok, 1 failure, 2 bad usage or bad input).
+//! `conceptree` command line: clap structs, turned into typed configs (defaults read from the
+//! library's [`TrainConfig::defaults`]), handed to [`commands`]; errors become exit codes through
+//! [`conceptree::Error::exit_code`] (0 ok, 1 failure, 2 bad usage or bad input).
 mod commands;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use conceptree::data::labels::LabelFormat;
-use conceptree::model::TrunkKind;
+use conceptree::model::{MemoryFormat, TrunkKind};
+use conceptree::ontology::Level;
 use conceptree::train::{ClassWeights, DeviceChoice, HierSchedule, Mode, Strategy, TrainConfig};
+use conceptree::Error;
+
+fn d() -> &'static TrainConfig {
+    TrainConfig::defaults()
+}
 
 #[derive(Parser, Debug)]
 #[command(name = "conceptree", version, about = "Ontology-aware concept detection in radiology images (UMLS CUIs)")]
@@ -21,7 +28,7 @@ struct Cli {
 enum Command {
     /// libtorch version, CUDA and cuDNN availability, threads, build.
     Doctor,
-    /// Data tools: synthetic phantoms, dataset statistics.
+    /// Data tools: synthetic phantoms, dataset statistics, image cache, folder trees.
     #[command(subcommand)]
     Data(DataCmd),
     /// Train a flat (top-K) or hierarchical (one head per ontology level) model.
@@ -44,33 +51,43 @@ enum Command {
 enum DataCmd {
     /// Write deterministic synthetic radiology phantoms with an ImageCLEF 2019 label file.
     Synth {
+        /// Folder to write (images/, labels.csv, meta.csv, phantom_concepts.tsv); must be new or empty.
         #[arg(long)]
         out: PathBuf,
         /// Number of images.
         #[arg(long, default_value_t = 400)]
         n: usize,
         /// Image side in pixels.
-        #[arg(long, default_value_t = 128)]
-        size: u32,
+        #[arg(long, visible_alias = "size", default_value_t = 128)]
+        image_size: u32,
+        /// Seed of the data set (the same seed gives byte-identical files).
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Write into a folder that is not empty (files of the same names are replaced).
+        #[arg(long)]
+        force: bool,
     },
-    /// Dataset statistics: images, concepts, labels per image, top-N concepts, imbalance.
+    /// Dataset statistics: images, concepts, labels per image, top-K concepts, imbalance.
     Stats {
+        /// Label file (ImageCLEF 2019, ImageCLEF 2020+ or ROCO; see --format).
         #[arg(long)]
         labels: PathBuf,
-        #[arg(long, default_value = "auto")]
+        /// Label file format.
+        #[arg(long, value_enum, default_value_t = LabelFormat::Auto)]
         format: LabelFormat,
-        #[arg(long, default_value_t = 25)]
-        top: usize,
+        /// List the K most frequent concepts.
+        #[arg(long, visible_alias = "top", default_value_t = 25)]
+        top_k: usize,
         /// Report how many concepts have at least this many images (the paper kept >= 1000).
         #[arg(long, default_value_t = 1000)]
         min_count: usize,
-        /// Write the top-N frequency plot (the paper's Figure 1) as SVG and PNG (same name, both extensions).
+        /// Write the top-K frequency plot (the paper's Figure 1) as SVG and PNG (same name, both extensions).
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Ontology TSV for concept names and levels (default: the built-in radiology hierarchy).
         #[arg(long)]
         ontology: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -79,13 +96,13 @@ enum DataCmd {
         /// Label file(s) naming the images (e.g. training and validation labels).
         #[arg(long, required = true, num_args = 1..)]
         labels: Vec<PathBuf>,
-        /// Directory holding `<id>.jpg|jpeg|png`.
+        /// Folder holding `<id>.jpg|jpeg|png` (any case).
         #[arg(long)]
         images: PathBuf,
         /// Side of the cached images: the --image-size of the runs that will read it.
-        #[arg(long, default_value_t = 224)]
-        size: u32,
-        /// Cache directory to write (an existing cache there is replaced).
+        #[arg(long, visible_alias = "size", default_value_t = d().image_size)]
+        image_size: u32,
+        /// Cache folder to write (an existing cache there is replaced).
         #[arg(long)]
         out: PathBuf,
         /// Skip (and report) malformed rows and missing images instead of failing.
@@ -94,20 +111,25 @@ enum DataCmd {
     },
     /// Read a one-folder-per-CUI image tree into OUT/labels.csv + OUT/images.
     ImportFolders {
+        /// Folder with one sub-folder per CUI, each holding that concept's images.
         #[arg(long)]
         root: PathBuf,
+        /// Folder to write labels.csv and images/ into.
         #[arg(long)]
         out: PathBuf,
     },
     /// Write a one-folder-per-CUI image tree (hard links) from a label file and its images.
     ExportFolders {
+        /// Label file.
         #[arg(long)]
         labels: PathBuf,
+        /// Folder holding the images of the label file.
         #[arg(long)]
         images: PathBuf,
+        /// Folder to write the tree into.
         #[arg(long)]
         out: PathBuf,
-        /// Only the top-K concepts (0 = all).
+        /// Only the K most frequent concepts (0 = all).
         #[arg(long, default_value_t = 0)]
         top_k: usize,
     },
@@ -120,42 +142,49 @@ struct CommonTrain {
     #[arg(long)]
     ontology: Option<PathBuf>,
     /// Levels with a head, top first (hierarchical mode).
-    #[arg(long, value_delimiter = ',', default_value = "modality,anatomy,laterality")]
-    levels: Vec<conceptree::ontology::Level>,
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = d().levels.clone())]
+    levels: Vec<Level>,
     /// Feed each head the probabilities of the levels above it.
     #[arg(long)]
     condition: bool,
-    #[arg(long, default_value = "resnet50")]
+    /// The ResNet trunk (tiny: a narrow 4-stage ResNet for CPU demos and tests).
+    #[arg(long, value_enum, default_value_t = d().trunk)]
     trunk: TrunkKind,
     /// torchvision-format safetensors state dict for the trunk (e.g. ImageNet or RadImageNet).
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Flat mode: the K most frequent concepts.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = d().top_k)]
     top_k: usize,
     /// Keep concepts on at least this many training images.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = d().min_count)]
     min_count: usize,
-    #[arg(long, default_value_t = 224)]
+    /// Images are resized (without cropping) to this many pixels on each side.
+    #[arg(long, visible_alias = "size", default_value_t = d().image_size)]
     image_size: u32,
-    #[arg(long, default_value_t = 32)]
+    /// Images per training step.
+    #[arg(long, default_value_t = d().batch_size)]
     batch_size: usize,
     /// Total epochs (a stepwise or layerwise schedule splits them over its stages, at least one each).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = d().epochs)]
     epochs: usize,
-    #[arg(long, default_value_t = 1e-4)]
+    /// Adam learning rate.
+    #[arg(long, default_value_t = d().lr)]
     lr: f64,
     /// Stepwise: learning-rate factor for the trunk and earlier heads at each later stage.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = d().stage_lr_decay)]
     stage_lr_decay: f64,
     /// Layerwise: learning-rate factor at each unfreezing stage.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = d().layerwise_lr_decay)]
     layerwise_lr_decay: f64,
-    #[arg(long, default_value = "balanced")]
+    /// Loss weights against class imbalance: balanced (scikit-learn's rule) or none.
+    #[arg(long, value_enum, default_value_t = d().class_weights)]
     class_weights: ClassWeights,
-    #[arg(long, default_value_t = 42)]
+    /// Seed of the initialisation, shuffling, augmentation and dropout (and of the split).
+    #[arg(long, default_value_t = d().seed)]
     seed: u64,
-    #[arg(long, default_value = "auto")]
+    /// Where to train.
+    #[arg(long, value_enum, default_value_t = d().device)]
     device: DeviceChoice,
     /// Turn augmentation off.
     #[arg(long)]
@@ -164,11 +193,11 @@ struct CommonTrain {
     #[arg(long)]
     skip_bad: bool,
     /// Use at most this many training images (0 = all).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = d().max_train_images)]
     max_train_images: usize,
-    /// Layout of images and convolution weights: auto (channels-last on CPU and with --amp), channels-last, contiguous.
-    #[arg(long, default_value = "auto")]
-    memory_format: conceptree::model::MemoryFormat,
+    /// Layout of images and convolution weights (auto: channels-last on CPU and with --amp).
+    #[arg(long, value_enum, default_value_t = d().memory_format)]
+    memory_format: MemoryFormat,
     /// Mixed precision: fp16 with dynamic loss scaling on CUDA, bf16 on CPU (fast on CPUs with AMX or AVX-512-BF16, slow without).
     #[arg(long)]
     amp: bool,
@@ -176,39 +205,44 @@ struct CommonTrain {
     #[arg(long)]
     image_cache: Option<PathBuf>,
     /// Frozen trunk (--strategy head, layerwise's first stage): keep its features in memory up to this many GiB, else rerun it every batch.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = d().feature_cache_gib)]
     feature_cache_gib: f64,
 }
 
 #[derive(Args, Debug)]
 struct TrainArgs {
     /// flat (paper baseline, top-K concepts) or hierarchical (one head per level).
-    #[arg(long, default_value = "flat")]
+    #[arg(long, value_enum, default_value_t = d().mode)]
     mode: Mode,
-    /// Continue an interrupted run from its last checkpoint (all other options come from its config.json).
-    #[arg(long, conflicts_with_all = ["train_labels", "images", "out"])]
+    /// Continue an interrupted run from its last checkpoint; it keeps all its own options, so no other option may be given.
+    #[arg(long, value_name = "RUN")]
     resume: Option<PathBuf>,
-    #[arg(long, required_unless_present = "resume")]
-    train_labels: Option<PathBuf>,
-    /// Directory holding `<id>.jpg|jpeg|png`.
+    /// Training labels (ImageCLEF 2019, ImageCLEF 2020+ or ROCO).
+    #[arg(long, visible_alias = "train-labels", required_unless_present = "resume")]
+    labels: Option<PathBuf>,
+    /// Folder holding `<id>.jpg|jpeg|png` (any case) for every labelled id.
     #[arg(long, required_unless_present = "resume")]
     images: Option<PathBuf>,
-    /// Run directory to create.
+    /// Run directory to create (new or empty).
     #[arg(long, required_unless_present = "resume")]
     out: Option<PathBuf>,
+    /// Write the run into a folder that is not empty (a previous run in it is still refused).
+    #[arg(long)]
+    force: bool,
     /// Validation labels; default: hold out --val-split of the training labels.
     #[arg(long)]
     val_labels: Option<PathBuf>,
     /// CSV with `id` and `group` columns: split by group (e.g. patient or case).
     #[arg(long)]
     groups: Option<PathBuf>,
-    #[arg(long, default_value_t = 0.15)]
+    /// Share of the training images held out for validation (by group with --groups).
+    #[arg(long, default_value_t = d().val_split)]
     val_split: f64,
-    /// joint (all heads at once) or stepwise (one level added per stage).
-    #[arg(long, default_value = "stepwise")]
+    /// Hierarchical mode: joint (all heads at once) or stepwise (one level added per stage).
+    #[arg(long, value_enum, default_value_t = d().schedule)]
     schedule: HierSchedule,
     /// head (frozen trunk), full (paper run 1), layerwise (paper run 2).
-    #[arg(long, default_value = "full")]
+    #[arg(long, value_enum, default_value_t = d().strategy)]
     strategy: Strategy,
     #[command(flatten)]
     common: CommonTrain,
@@ -219,10 +253,13 @@ enum ExperimentCmd {
     /// The seed paper's study: dataset statistics, flat full + layerwise, hierarchical joint +
     /// stepwise on one split and budget, test-set Table 4 with per-level F1. Resumable.
     Paper {
+        /// Label file of the whole data set (split 70/15/15 by the experiment).
         #[arg(long)]
         labels: PathBuf,
+        /// Folder holding the images.
         #[arg(long)]
         images: PathBuf,
+        /// Folder for the experiment's tables, figures and runs (rerun the command to resume).
         #[arg(long)]
         out: PathBuf,
         /// CSV with `id` and `group` columns: split by group.
@@ -241,64 +278,88 @@ struct PredictArgs {
     /// Run directory written by `conceptree train`.
     #[arg(long)]
     model: PathBuf,
+    /// Folder holding the images to predict (`<id>.jpg|jpeg|png`, any case).
     #[arg(long)]
     images: PathBuf,
-    /// Label or id file naming the images to predict (default: every image in --images).
+    /// Label or id file naming the images to predict (first column); default: every image in --images.
     #[arg(long)]
     ids: Option<PathBuf>,
+    /// Submission file to write (ImageCLEF 2019 format: `id<TAB>CUI;CUI`).
     #[arg(long)]
     out: PathBuf,
-    /// One global threshold instead of the tuned ones in the run directory.
+    /// Decide every concept at this one threshold in (0, 1] instead of the run's tuned thresholds.
     #[arg(long)]
     threshold: Option<f32>,
-    /// Also write per-level scores and the path through the hierarchy (JSON lines) to this file.
+    /// Also write, per image, every concept's score and how the decoder decided it (JSON lines; `analyse --scores` reads it).
     #[arg(long)]
     explain: Option<PathBuf>,
+    /// Images per inference batch.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
-    #[arg(long, default_value = "auto")]
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+    /// Skip (and report) missing, ambiguous or unreadable images instead of failing.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Decode with this ontology file instead of the run's own copy (it must have the same content).
+    #[arg(long)]
+    ontology: Option<PathBuf>,
+    /// Accept an ontology whose content differs from the one the run was trained with.
+    #[arg(long)]
+    allow_ontology_change: bool,
+    /// Predict with an unfinished run's last saved weights (needs --threshold).
+    #[arg(long, requires = "threshold")]
+    allow_unfinished: bool,
 }
 
 #[derive(Args, Debug)]
 struct EvaluateArgs {
+    /// Ground-truth label file.
     #[arg(long)]
     gt: PathBuf,
+    /// Submission (predicted labels) to score.
     #[arg(long)]
     pred: PathBuf,
     /// Ontology for per-level, hierarchical and coherence figures (default: built-in).
     #[arg(long)]
     ontology: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
+    /// Format of the ground-truth file.
+    #[arg(long, value_enum, default_value_t = LabelFormat::Auto)]
     format: LabelFormat,
     /// Score images missing from the submission as 0 (counted) instead of failing.
     #[arg(long)]
     allow_missing: bool,
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args, Debug)]
 struct AnalyseArgs {
+    /// Ground-truth label file.
     #[arg(long)]
     gt: PathBuf,
+    /// Submission (predicted labels) to analyse.
     #[arg(long)]
     pred: PathBuf,
-    /// Directory with `<id>.jpg|jpeg|png` for the sample thumbnails (missing images get a placeholder).
+    /// Folder with the images, for the sample thumbnails (missing images get a placeholder).
     #[arg(long)]
     images: Option<PathBuf>,
-    /// Output directory: report.html, summary.md, analysis.json and SVG plots.
+    /// Output folder: report.html, summary.md, analysis.json and SVG plots.
     #[arg(long)]
     out: PathBuf,
+    /// Ontology for levels and names (default: built-in).
     #[arg(long)]
     ontology: Option<PathBuf>,
-    /// Per-concept probabilities, one line per image: `id<TAB>CUI:p;CUI:p` (for the threshold curve).
+    /// Per-concept probabilities for the threshold curve: `predict --explain` output, or lines `id<TAB>CUI:p;CUI:p`.
     #[arg(long)]
     scores: Option<PathBuf>,
     /// Example images per error kind.
     #[arg(long, default_value_t = 3)]
     samples: usize,
-    #[arg(long, default_value = "auto")]
+    /// Format of the ground-truth file.
+    #[arg(long, value_enum, default_value_t = LabelFormat::Auto)]
     format: LabelFormat,
     /// Analyse images missing from the submission as empty predictions instead of failing.
     #[arg(long)]
@@ -308,43 +369,58 @@ struct AnalyseArgs {
 #[derive(Subcommand, Debug)]
 enum OntologyCmd {
     /// Check ontology files; every problem with file and line; exit 2 on any.
-    Validate { files: Vec<PathBuf> },
+    Validate {
+        /// Ontology TSV files (none: check the built-in one).
+        files: Vec<PathBuf>,
+    },
     /// Concepts per level, depth, roots, leaves.
     Stats {
+        /// Ontology TSV (default: built-in).
         #[arg(long)]
         ontology: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// One concept: name, level, semantic types, ancestors, children.
     Show {
+        /// The concept, e.g. C0006104.
         cui: String,
+        /// Ontology TSV (default: built-in).
         #[arg(long)]
         ontology: Option<PathBuf>,
     },
     /// Where the CUIs of a label file fall: per level, unknown, noise.
     Map {
+        /// Label file.
         #[arg(long)]
         labels: PathBuf,
-        #[arg(long, default_value = "auto")]
+        /// Label file format.
+        #[arg(long, value_enum, default_value_t = LabelFormat::Auto)]
         format: LabelFormat,
+        /// Ontology TSV (default: built-in).
         #[arg(long)]
         ontology: Option<PathBuf>,
         /// Place CUIs outside the ontology by semantic type: a TSV of `cui<TAB>T060;T023...`
         /// (a header line is skipped; extra columns ignored; `T060:Name` entries accepted) or MRSTY.RRF.
         #[arg(long)]
         semtypes: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Graphviz DOT of the hierarchy (or a subtree / one level); --out with .png/.svg renders it.
     Dot {
+        /// Only this concept and its descendants.
         #[arg(long)]
         root: Option<String>,
-        #[arg(long)]
-        level: Option<conceptree::ontology::Level>,
+        /// Only the concepts of this level (and their ancestors).
+        #[arg(long, value_enum)]
+        level: Option<Level>,
+        /// Ontology TSV (default: built-in).
         #[arg(long)]
         ontology: Option<PathBuf>,
+        /// File to write (.dot, or .svg/.png/.pdf rendered by Graphviz); default: DOT on standard output.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -353,57 +429,104 @@ enum OntologyCmd {
         /// Directory with MRCONSO.RRF, MRREL.RRF, MRSTY.RRF.
         #[arg(long)]
         rrf: PathBuf,
+        /// Keep only the CUIs of this label file (and their ancestors).
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// Ontology TSV to write.
         #[arg(long)]
         out: PathBuf,
     },
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let result = match cli.cmd {
+    // a closed output pipe (`conceptree ... | head`) ends the program quietly instead of panicking
+    commands::reset_sigpipe();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(cli, &matches) {
+        commands::report_error(&e);
+        std::process::exit(e.exit_code());
+    }
+}
+
+fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
+    match cli.cmd {
         Command::Doctor => commands::doctor(),
-        Command::Data(DataCmd::Synth { out, n, size, seed }) => commands::synth(&out, n, size, seed),
-        Command::Data(DataCmd::Stats { labels, format, top, min_count, plot, ontology, json }) => {
-            commands::data_stats(&labels, format, top, min_count, plot.as_deref(), ontology.as_deref(), json)
-        }
-        Command::Data(DataCmd::Cache { labels, images, size, out, skip_bad }) => commands::data_cache(&labels, &images, size, &out, skip_bad),
-        Command::Data(DataCmd::ImportFolders { root, out }) => commands::import_folders(&root, &out),
-        Command::Data(DataCmd::ExportFolders { labels, images, out, top_k }) => commands::export_folders(&labels, &images, &out, top_k),
+        Command::Data(c) => data(c),
         Command::Train(a) => match a.resume.clone() {
-            Some(run) => commands::resume(&run),
-            None => commands::train(a.into_config()),
+            Some(run) => {
+                let given = explicit_options(matches.subcommand_matches("train").expect("train"), &["resume"]);
+                if !given.is_empty() {
+                    return Err(Error::usage(format!("--resume continues a run with the options it was started with; --{} cannot be given with it", given.join(", --"))));
+                }
+                commands::resume(&run)
+            }
+            None => {
+                let force = a.force;
+                commands::train(a.into_config(), force)
+            }
         },
-        Command::Predict(a) => commands::predict(&a.model, &a.images, a.ids.as_deref(), &a.out, a.threshold, a.explain.as_deref(), a.batch_size, a.device),
+        Command::Predict(a) => commands::predict(commands::PredictCommand {
+            model: a.model,
+            images: a.images,
+            ids: a.ids,
+            out: a.out,
+            explain: a.explain,
+            batch_size: a.batch_size,
+            device: a.device,
+            skip_bad: a.skip_bad,
+            load: conceptree::predict::LoadOptions { ontology: a.ontology, threshold: a.threshold, allow_unfinished: a.allow_unfinished, allow_ontology_change: a.allow_ontology_change },
+        }),
         Command::Experiment(ExperimentCmd::Paper { labels, images, out, groups, runs, common }) => {
-            let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..Default::default() });
+            let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });
             commands::experiment_paper(conceptree::experiment::ExperimentConfig { labels, images, out, groups, base, runs })
         }
         Command::Evaluate(a) => commands::evaluate(&a.gt, &a.pred, a.ontology.as_deref(), a.format, a.allow_missing, a.json),
         Command::Analyse(a) => {
             let cfg = conceptree::report::analyse::AnalyseConfig { samples_per_kind: a.samples, images: a.images, ..Default::default() };
-            commands::analyse(&a.gt, &a.pred, &a.out, a.ontology.as_deref(), a.scores.as_deref(), a.format, a.allow_missing, cfg)
+            commands::analyse(commands::AnalyseCommand { gt: a.gt, pred: a.pred, out: a.out, ontology: a.ontology, scores: a.scores, format: a.format, allow_missing: a.allow_missing, cfg })
         }
-        Command::Ontology(c) => match c {
-            OntologyCmd::Validate { files } => commands::ontology_validate(&files),
-            OntologyCmd::Stats { ontology, json } => commands::ontology_stats(ontology.as_deref(), json),
-            OntologyCmd::Show { cui, ontology } => commands::ontology_show(&cui, ontology.as_deref()),
-            OntologyCmd::Map { labels, format, ontology, semtypes, json } => commands::ontology_map(&labels, format, ontology.as_deref(), semtypes.as_deref(), json),
-            OntologyCmd::Dot { root, level, ontology, out } => commands::ontology_dot(root.as_deref(), level, ontology.as_deref(), out.as_deref()),
-            OntologyCmd::FromUmls { rrf, labels, out } => commands::ontology_from_umls(&rrf, labels.as_deref(), &out),
-        },
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(commands::exit_code(&e));
+        Command::Ontology(c) => ontology(c),
     }
+}
+
+fn data(c: DataCmd) -> Result<(), Error> {
+    match c {
+        DataCmd::Synth { out, n, image_size, seed, force } => commands::synth(&out, n, image_size, seed, force),
+        DataCmd::Stats { labels, format, top_k, min_count, plot, ontology, json } => commands::data_stats(&labels, format, top_k, min_count, plot.as_deref(), ontology.as_deref(), json),
+        DataCmd::Cache { labels, images, image_size, out, skip_bad } => commands::data_cache(&labels, &images, image_size, &out, skip_bad),
+        DataCmd::ImportFolders { root, out } => commands::import_folders(&root, &out),
+        DataCmd::ExportFolders { labels, images, out, top_k } => commands::export_folders(&labels, &images, &out, top_k),
+    }
+}
+
+fn ontology(c: OntologyCmd) -> Result<(), Error> {
+    match c {
+        OntologyCmd::Validate { files } => commands::ontology_validate(&files),
+        OntologyCmd::Stats { ontology, json } => commands::ontology_stats(ontology.as_deref(), json),
+        OntologyCmd::Show { cui, ontology } => commands::ontology_show(&cui, ontology.as_deref()),
+        OntologyCmd::Map { labels, format, ontology, semtypes, json } => commands::ontology_map(&labels, format, ontology.as_deref(), semtypes.as_deref(), json),
+        OntologyCmd::Dot { root, level, ontology, out } => commands::ontology_dot(root.as_deref(), level, ontology.as_deref(), out.as_deref()),
+        OntologyCmd::FromUmls { rrf, labels, out } => commands::ontology_from_umls(&rrf, labels.as_deref(), &out),
+    }
+}
+
+/// The options of `m` given on the command line, except `allowed`.
+fn explicit_options(m: &clap::ArgMatches, allowed: &[&str]) -> Vec<String> {
+    let mut given: Vec<String> = m
+        .ids()
+        .map(|id| id.as_str())
+        .filter(|id| !allowed.contains(id) && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.replace('_', "-"))
+        .collect();
+    given.sort();
+    given
 }
 
 impl CommonTrain {
     /// Fill the shared options into `base`.
     fn into_config(self, base: TrainConfig) -> TrainConfig {
-        use conceptree::data::pipeline::AugmentConfig;
+        use conceptree::data::augment::AugmentConfig;
         TrainConfig {
             ontology: self.ontology,
             levels: self.levels,
@@ -436,7 +559,7 @@ impl CommonTrain {
 impl TrainArgs {
     fn into_config(self) -> TrainConfig {
         let base = TrainConfig {
-            train_labels: self.train_labels.unwrap_or_default(),
+            train_labels: self.labels.unwrap_or_default(),
             images: self.images.unwrap_or_default(),
             out: self.out.unwrap_or_default(),
             val_labels: self.val_labels,
@@ -448,5 +571,39 @@ impl TrainArgs {
             ..TrainConfig::default()
         };
         self.common.into_config(base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed_and_every_option_is_described() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let positional_or_flag = a.get_long().is_some() || a.is_positional();
+                if positional_or_flag && a.get_help().is_none() && !["help", "version"].contains(&a.get_id().as_str()) {
+                    missing.push(format!("{path} --{}", a.get_id()));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&cmd, "conceptree", &mut missing);
+        assert!(missing.is_empty(), "options without a description: {missing:?}");
+    }
+
+    #[test]
+    fn train_defaults_come_from_the_library() {
+        let cli = Cli::try_parse_from(["conceptree", "train", "--labels", "l.csv", "--images", "i", "--out", "o"]).unwrap();
+        let Command::Train(a) = cli.cmd else { panic!("train") };
+        let cfg = a.into_config();
+        let want = TrainConfig { train_labels: "l.csv".into(), images: "i".into(), out: "o".into(), ..TrainConfig::default() };
+        assert_eq!(cfg, want);
     }
 }

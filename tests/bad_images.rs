@@ -10,11 +10,16 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+use conceptree::data::augment::{image_rng, Pipeline};
 use conceptree::data::dataset::Dataset;
+use conceptree::data::decode::{decode, MAX_PIXELS};
+use conceptree::data::images::ImageDir;
 use conceptree::data::labels::LabelRow;
-use conceptree::data::pipeline::{decode, image_rng, Pipeline, MAX_PIXELS};
 use image::{DynamicImage, ImageBuffer, Luma, Rgb, RgbImage};
+
+mod common;
+
+use common::{bin, s};
 
 // ---------------------------------------------------------------- PNG writer
 
@@ -484,7 +489,7 @@ fn dataset_keeps_good_images_and_counts_every_bad_one() {
     let cases = write_cases(dir);
     let rows: Vec<LabelRow> = cases.iter().enumerate().map(|(i, c)| row(c.id, i + 1)).collect();
 
-    let (ds, report) = Dataset::open(&rows, "labels.csv", dir, true).unwrap();
+    let (ds, report) = Dataset::open(&rows, "labels.csv", &ImageDir::open(dir).unwrap(), true).unwrap();
     let kept: Vec<&str> = ds.ids.iter().map(String::as_str).collect();
     let want_kept: Vec<&str> = cases.iter().filter(|c| c.expect == Expect::Kept).map(|c| c.id).collect();
     assert_eq!(kept, want_kept, "report:\n{report}");
@@ -519,7 +524,7 @@ fn dataset_without_skip_bad_fails_naming_the_id() {
     let cases = write_cases(dir);
     for c in cases.iter().filter(|c| c.expect != Expect::Kept) {
         let rows = vec![row("ok", 1), row(c.id, 2)];
-        let e = Dataset::open(&rows, "labels.csv", dir, false).expect_err(c.id).to_string();
+        let e = Dataset::open(&rows, "labels.csv", &ImageDir::open(dir).unwrap(), false).expect_err(c.id).to_string();
         assert!(e.contains(&format!("'{}'", c.id)) && e.contains("labels.csv:2"), "{}: {e}", c.id);
     }
 }
@@ -532,22 +537,14 @@ fn dataset_skips_truncated_jpeg() {
     std::fs::write(dir.join(c.file), &c.bytes).unwrap();
     std::fs::write(dir.join("ok.jpg"), jpeg_bytes(&noise_rgb(8, 8))).unwrap();
     let rows = vec![row("ok", 1), row("truncated", 2)];
-    let (ds, report) = Dataset::open(&rows, "labels.csv", dir, true).unwrap();
+    let (ds, report) = Dataset::open(&rows, "labels.csv", &ImageDir::open(dir).unwrap(), true).unwrap();
     assert_eq!(ds.ids, ["ok"]);
     assert!(report.skipped[0].reason.starts_with("unreadable image") && report.skipped[0].reason.contains("truncated"), "{report}");
-    let e = Dataset::open(&rows, "labels.csv", dir, false).unwrap_err().to_string();
+    let e = Dataset::open(&rows, "labels.csv", &ImageDir::open(dir).unwrap(), false).unwrap_err().to_string();
     assert!(e.contains("'truncated'") && e.contains("labels.csv:2"), "{e}");
 }
 
 // ---------------------------------------------------------------- end to end
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn bin() -> Command {
-    Command::cargo_bin("conceptree").expect("binary built")
-}
 
 #[test]
 fn train_skip_bad_counts_bad_images_and_trains_on_the_rest() {
@@ -594,6 +591,7 @@ fn train_skip_bad_counts_bad_images_and_trains_on_the_rest() {
     assert!(r2.join("model.safetensors").is_file());
 }
 
+
 fn find(dir: &Path, id: &str) -> Option<PathBuf> {
-    ["jpg", "jpeg", "png"].iter().map(|e| dir.join(format!("{id}.{e}"))).find(|p| p.is_file())
+    ImageDir::open(dir).unwrap().find(id).unwrap().map(Path::to_path_buf)
 }

@@ -1,42 +1,9 @@
 //! End-to-end tests: the real binary on tiny generated data in a temp dir.
+mod common;
+
 use std::path::Path;
 
-use assert_cmd::Command;
-
-fn bin() -> Command {
-    Command::cargo_bin("conceptree").expect("binary built")
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let out = bin().args(args).output().expect("runs");
-    assert!(out.status.success(), "conceptree {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_fails(args: &[&str], code: i32) -> String {
-    let out = bin().args(args).output().expect("runs");
-    assert_eq!(out.status.code(), Some(code), "conceptree {args:?}:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn synth(dir: &Path, n: usize, seed: u64) {
-    run_ok(&["data", "synth", "--out", s(dir), "--n", &n.to_string(), "--size", "32", "--seed", &seed.to_string()]);
-}
-
-fn train(data: &Path, out: &Path, extra: &[&str]) {
-    let labels = data.join("labels.csv");
-    let images = data.join("images");
-    let mut args = vec![
-        "train", "--train-labels", s(&labels), "--images", s(&images), "--out", s(out), "--trunk", "tiny", "--image-size", "32",
-        "--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--device", "cpu",
-    ];
-    args.extend_from_slice(extra);
-    run_ok(&args);
-}
+use common::*;
 
 #[test]
 fn flat_and_hierarchical_runs_end_to_end() {
@@ -301,5 +268,5 @@ fn frozen_trunk_without_room_for_its_features_reruns_it_per_batch_with_the_same_
         assert!((ta - tb).abs() < 1e-4 && (va - vb).abs() < 1e-4, "{a:?} vs {b:?}");
     }
     let err = run_fails(&["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--out", s(&tmp.path().join("x")), "--feature-cache-gib=-1"], 2);
-    assert!(err.contains("--feature-cache-gib -1 must be 0 or more"), "{err}");
+    assert!(err.contains("--feature-cache-gib -1: must be 0 or more"), "{err}");
 }

@@ -1,17 +1,10 @@
 //! Fault tolerance: a training process killed mid-run resumes to the same final weights.
 use std::path::Path;
-use std::process::Command as Std;
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
+mod common;
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn bin() -> Std {
-    Std::cargo_bin("conceptree").unwrap()
-}
+use common::{s, std_bin as bin};
 
 #[test]
 fn sigkill_mid_run_then_resume_gives_identical_weights() {
@@ -124,7 +117,8 @@ fn non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint() {
     let _ = bias.1.get(0).fill_(f64::NAN);
     tch::Tensor::write_safetensors(&tensors, &ckpt).unwrap();
     let before = std::fs::read(&ckpt).unwrap();
-    // ...and one more epoch to do
+    // ...and one more epoch to do (an unfinished run: a finished one is not resumed)
+    std::fs::remove_file(run.join("summary.json")).unwrap();
     let cfg_path = run.join("config.json");
     let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     cfg["epochs"] = 2.into();

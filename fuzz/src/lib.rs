@@ -23,3 +23,6 @@ pub mod data {
 pub mod eval {
     pub use super::submission_src as submission;
 }
+
+#[path = "../../src/cui.rs"]
+pub mod cui;

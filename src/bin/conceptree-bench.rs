@@ -14,19 +14,19 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use conceptree::data::augment::{image_rng, AugmentConfig, Pipeline, RandomAffine, IMAGENET_MEAN, IMAGENET_STD};
 use conceptree::data::cache::ImageCache;
-use conceptree::data::pipeline::{
-    decode, decode_jpeg_scaled, decode_jpeg_zune, decode_raw, image_rng, resize_planes, resize_planes_reference, AugmentConfig,
-    ImageSource, Loader, Pipeline, RandomAffine, RawImage, TensorLoader, IMAGENET_MEAN, IMAGENET_STD,
-};
+use conceptree::data::decode::{decode, decode_jpeg_scaled, decode_jpeg_zune, decode_raw, resize_planes, resize_planes_reference, RawImage};
+use conceptree::data::loader::{ImageSource, Loader};
 use conceptree::eval::metrics::{evaluate, imageclef_f1, EvalHooks, LabelMap};
 use conceptree::model::{HeadConfig, HeadKind, HeadSpec, MemoryFormat, Model, ModelConfig, TrunkKind};
-use conceptree::train::optim::{Adam, GradScaler};
-use rand::seq::SliceRandom;
+use conceptree::ontology::Ontology;
+use conceptree::train::{DeviceChoice, Mode, TrainConfig, Trainer};
+use itertools::Itertools;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Reduction, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Parser)]
 #[command(name = "conceptree-bench", about = "conceptree throughput benchmarks (see BENCHMARKS.md)")]
@@ -81,7 +81,8 @@ enum Cmd {
         #[arg(long, default_value = "pipeline")]
         name: String,
     },
-    /// Training img/s end to end (loader, forward, BCE loss, backward, Adam), after warm-up steps.
+    /// Training img/s of the trainer itself (`Trainer::train_epoch`: loader, forward, loss, backward,
+    /// Adam, as `conceptree train` runs them) on a flat top-25 run over the images, after warm-up steps.
     Train {
         #[arg(long)]
         images: PathBuf,
@@ -89,16 +90,6 @@ enum Cmd {
         model: ModelArgs,
         #[arg(long, default_value_t = 2)]
         warmup: usize,
-        /// Read the loss back to the host every N steps (the trainer reads it every step: 1).
-        #[arg(long, default_value_t = 1)]
-        loss_every: usize,
-        #[arg(long, default_value_t = 2)]
-        prefetch: usize,
-        /// Host-to-device staging: `loader` (as the trainer: pipeline::TensorLoader builds the batch
-        /// tensors on a staging thread, pinned on CUDA, copied without blocking) or `plain`
-        /// (Vec -> Tensor -> device on the training thread, the trainer's first version).
-        #[arg(long, default_value = "loader")]
-        staging: String,
         #[arg(long)]
         name: Option<String>,
     },
@@ -134,10 +125,10 @@ enum Cmd {
 /// The model, batch and precision of the `train` and `infer` measurements.
 #[derive(clap::Args, Debug, Clone)]
 struct ModelArgs {
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    #[arg(long, default_value = "resnet50")]
-    trunk: String,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    #[arg(long, value_enum, default_value_t = TrunkKind::Resnet50)]
+    trunk: TrunkKind,
     #[arg(long, default_value_t = 224)]
     size: u32,
     #[arg(long, default_value_t = 32)]
@@ -149,7 +140,7 @@ struct ModelArgs {
     #[arg(long)]
     amp: bool,
     /// auto (as the trainer: channels-last on CPU and with --amp), channels-last, contiguous.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_enum, default_value_t = MemoryFormat::Auto)]
     memory_format: MemoryFormat,
 }
 
@@ -180,13 +171,9 @@ fn main() -> Result<()> {
         Cmd::Synth { out, n, size } => synth(&out, n, size),
         Cmd::Stages { images, size, limit, name } => stages(&images, size, limit, &name),
         Cmd::Pipeline { images, size, batch, limit, list_repeat, cache, name } => pipeline(&images, size, batch, limit, list_repeat, cache.as_deref(), &name),
-        Cmd::Train { images, model, warmup, loss_every, prefetch, staging, name } => {
+        Cmd::Train { images, model, warmup, name } => {
             let name = name.unwrap_or_else(|| model.default_name("train"));
-            let opts = TrainOpts { warmup, loss_every: loss_every.max(1), prefetch, loader: staging == "loader" };
-            if !matches!(staging.as_str(), "loader" | "plain") {
-                bail!("--staging loader|plain");
-            }
-            train(&images, &model, opts, &name)
+            train(&images, &model, warmup, &name)
         }
         Cmd::Infer { model, name } => {
             let name = name.unwrap_or_else(|| model.default_name("infer"));
@@ -362,15 +349,6 @@ fn pipeline(images: &Path, size: u32, batch: usize, limit: usize, list_repeat: u
     Ok(())
 }
 
-fn device_of(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        "cuda" => bail!("--device cuda, but libtorch sees no CUDA device (run `conceptree doctor`)"),
-        o => bail!("unknown device '{o}' (cpu, cuda)"),
-    }
-}
-
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
@@ -379,137 +357,77 @@ fn sync(device: Device) {
 
 /// The trainer's flat model, with its precision and memory format set as the trainer sets them.
 fn bench_model(vs: &nn::VarStore, m: &ModelArgs, n_labels: usize) -> Result<Model> {
-    let (trunk, amp, memory_format) = (m.trunk.as_str(), m.amp, m.memory_format);
-    let trunk: TrunkKind = trunk.parse().map_err(anyhow::Error::msg)?;
     let heads = vec![HeadSpec { name: "flat".into(), concepts: (0..n_labels).map(|i| format!("C{i:07}")).collect(), kind: HeadKind::MultiLabel }];
-    let mut model = Model::new(&vs.root(), ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: false });
-    let channels_last = memory_format.channels_last(vs.device(), amp);
+    let mut model = Model::new(&vs.root(), ModelConfig { trunk: m.trunk, head: HeadConfig::for_trunk(m.trunk), heads, condition_on_previous: false });
+    let channels_last = m.memory_format.channels_last(vs.device(), m.amp);
     model.set_channels_last(vs, channels_last);
-    model.amp = amp;
-    let precision = conceptree::model::autocast::precision_label(vs.device(), amp);
+    model.amp = m.amp;
+    let precision = conceptree::model::autocast::precision_label(vs.device(), m.amp);
     eprintln!("model: {} trunk, {precision}, {}", model.cfg.trunk, if channels_last { "channels-last" } else { "contiguous" });
     Ok(model)
 }
 
-struct TrainOpts {
-    warmup: usize,
-    loss_every: usize,
-    prefetch: usize,
-    loader: bool,
-}
-
-/// One staged batch: dataset indices, and either a pinned host tensor or the plain `Vec<f32>`.
-type Staged = Result<(Vec<usize>, Option<Tensor>, Vec<f32>)>;
-
-fn train(images: &Path, m: &ModelArgs, o: TrainOpts, name: &str) -> Result<()> {
-    let TrainOpts { warmup, loss_every, prefetch, loader: use_tensor_loader } = o;
-    let (size, batch, steps, amp) = (m.size, m.batch, m.steps, m.amp);
+/// Training img/s of `conceptree train`'s own code: a flat top-25 run over the images (image `i`
+/// labelled with concept `i mod 25`), trained through `Trainer::train_epoch`, timed from the end
+/// of the warm-up steps to the end of the last step (loader waits included).
+fn train(images: &Path, m: &ModelArgs, warmup: usize, name: &str) -> Result<()> {
     const N_LABELS: usize = 25;
-    let device = device_of(&m.device)?;
-    tch::manual_seed(0);
-    let paths = Arc::new(list_images(images, 0)?);
-    let vs = nn::VarStore::new(device);
-    let model = bench_model(&vs, m, N_LABELS)?;
-    let mut scaler = GradScaler::default();
-    let scaled = amp && device.is_cuda(); // loss scaling for fp16 only, as the trainer
-    // The trainer's optimizer (train::optim::Adam, lr 1e-4) over every trainable variable.
-    let mut params: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(n, _)| !(n.ends_with("running_mean") || n.ends_with("running_var") || n.ends_with("num_batches_tracked")))
+    let paths = list_images(images, 0)?;
+    let work = std::env::temp_dir().join(format!("conceptree-bench-train-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let labels = work.join("labels.csv");
+    let rows: String = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}\tC{:07}\n", p.file_stem().and_then(|s| s.to_str()).unwrap_or(""), i % N_LABELS + 1))
         .collect();
-    params.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, p) in params.iter_mut() {
-        let _ = p.requires_grad_(true);
-    }
-    let mut opt = Adam::new(vec![(params, 1e-4)]);
-    let pipe = Pipeline { size, augment: Some(AugmentConfig::default()) };
-    let (mut done, mut seen, mut epoch) = (0usize, 0usize, 0u64);
-    let mut t0 = None;
-    let mut last_loss = f64::NAN;
-    let verbose = std::env::var_os("BENCH_VERBOSE").is_some();
-    let mut tw = Instant::now();
-    'outer: loop {
-        let mut order: Vec<usize> = (0..paths.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch));
-        let loader = Loader::start(pipe, paths.clone(), order, batch, 0, epoch, prefetch);
-        // As the trainer: pipeline::TensorLoader makes the batch tensors on a staging thread (pinned
-        // on CUDA), so the training thread only issues a non-blocking copy (DataLoader(pin_memory=True)
-        // + .to(non_blocking=True)). `plain`: Vec<f32> -> Tensor -> device, on the training thread.
-        let batches: Box<dyn Iterator<Item = Staged>> = if use_tensor_loader {
-            Box::new(TensorLoader::start(loader, size, device, prefetch).map(|b| b.map(|(i, t)| (i, Some(t), Vec::new())).map_err(Into::into)))
-        } else {
-            Box::new(loader.map(|b| b.map(|b| (b.indices, None, b.images)).map_err(Into::into)))
-        };
-        for item in batches {
-            let (indices, pinned_x, host) = item?;
-            let t_wait = tw.elapsed().as_secs_f64();
-            let tc = Instant::now();
-            let bs = indices.len();
-            // like the trainer: targets built on the host, images copied to the device
-            let mut y = vec![0f32; bs * N_LABELS];
-            for (r, &i) in indices.iter().enumerate() {
-                y[r * N_LABELS + i % N_LABELS] = 1.0;
-            }
-            let y = Tensor::from_slice(&y).view([bs as i64, N_LABELS as i64]).to_device(device);
-            let x = match pinned_x {
-                Some(t) => t.to_device_(device, Kind::Float, true, false),
-                None => Tensor::from_slice(&host).view([bs as i64, 3, size as i64, size as i64]).to_device(device),
-            };
-            if verbose {
-                sync(device);
-            }
-            let t_copy = tc.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let logits = model.forward_t(&x, true, true).remove(0);
-            let loss = logits.binary_cross_entropy_with_logits(&y, None::<&Tensor>, None::<&Tensor>, Reduction::Mean);
-            // BENCH_VERBOSE: per-phase times, synchronising CUDA after each phase (slower; not for the img/s rows)
-            let vsync = || if verbose { sync(device) };
-            vsync();
-            let t_fwd = t.elapsed().as_secs_f64();
-            opt.zero_grad();
-            if scaled {
-                scaler.scale(&loss).backward();
-            } else {
-                loss.backward();
-            }
-            vsync();
-            let t_bwd = t.elapsed().as_secs_f64() - t_fwd;
-            if scaled {
-                // as the trainer: unscale, read "finite" back (one sync per step, as GradScaler.step), step or skip
-                let finite = bool::try_from(scaler.unscale_(&opt))?;
-                if finite {
-                    opt.step();
+    std::fs::write(&labels, rows)?;
+    let cfg = TrainConfig {
+        train_labels: labels,
+        images: images.to_path_buf(),
+        out: work.join("run"),
+        mode: Mode::Flat,
+        top_k: N_LABELS,
+        trunk: m.trunk,
+        image_size: m.size,
+        batch_size: m.batch,
+        epochs: 1,
+        lr: 1e-4,
+        device: m.device,
+        amp: m.amp,
+        memory_format: m.memory_format,
+        val_split: 0.05,
+        seed: 0,
+        ..TrainConfig::default()
+    };
+    let ontology = Ontology::builtin();
+    let result = (|| -> Result<(f64, usize, f64)> {
+        let mut trainer = Trainer::new(cfg, &ontology, true)?;
+        let device = m.device.resolve()?;
+        let mut stage = trainer.start_stage(0)?;
+        let total = warmup + m.steps;
+        let (mut done, mut seen, mut t0, mut last_loss) = (0usize, 0usize, None, f64::NAN);
+        let mut epoch = 1;
+        while done < total {
+            trainer.train_epoch(&mut stage, epoch, Some(total - done), &mut |s| {
+                done += 1;
+                last_loss = s.loss;
+                // the step's loss was read back, so the device has finished the step
+                if done == warmup {
+                    sync(device);
+                    t0 = Some(Instant::now());
+                } else if done > warmup {
+                    seen += s.images;
                 }
-                scaler.update(finite);
-            } else {
-                opt.step();
-            }
-            vsync();
-            let t_opt = t.elapsed().as_secs_f64() - t_fwd - t_bwd;
-            done += 1;
-            if verbose {
-                eprintln!("step {done}: wait for batch {t_wait:.3}s, to device {t_copy:.3}s, forward {t_fwd:.3}s, backward {t_bwd:.3}s, optimizer {t_opt:.3}s");
-            }
-            if done % loss_every == 0 {
-                last_loss = loss.double_value(&[]);
-            }
-            if done == warmup {
-                sync(device);
-                t0 = Some(Instant::now());
-            } else if done > warmup {
-                seen += bs;
-            }
-            if done >= warmup + steps {
-                break 'outer;
-            }
-            tw = Instant::now();
+            })?;
+            epoch += 1;
         }
-        epoch += 1;
-    }
-    sync(device);
-    let dt = t0.map(|t| t.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
-    eprintln!("train: {done} steps, last loss {last_loss:.4}, {:.2}s timed", dt);
+        sync(device);
+        Ok((t0.map(|t| t.elapsed().as_secs_f64()).unwrap_or(f64::NAN), seen, last_loss))
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    let (dt, seen, last_loss) = result?;
+    eprintln!("train: {} steps through the trainer, last loss {last_loss:.4}, {dt:.2}s timed", warmup + m.steps);
     emit(name, "img/s", seen as f64 / dt);
     Ok(())
 }
@@ -524,7 +442,7 @@ fn peak_rss_mib() -> f64 {
 
 fn infer(m: &ModelArgs, name: &str) -> Result<()> {
     let (size, batch, steps) = (m.size, m.batch, m.steps);
-    let device = device_of(&m.device)?;
+    let device = m.device.resolve()?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = bench_model(&vs, m, 25)?;
@@ -549,7 +467,7 @@ fn write_labels(path: &Path, m: &LabelMap) -> Result<()> {
     for (id, set) in m {
         s.push_str(id);
         s.push('\t');
-        s.push_str(&set.iter().cloned().collect::<Vec<_>>().join(";"));
+        s.push_str(&set.iter().join(";"));
         s.push('\n');
     }
     std::fs::write(path, s).with_context(|| format!("cannot write {}", path.display()))
@@ -604,13 +522,35 @@ fn read_jsonl(path: &Path) -> Result<Vec<Measurement>> {
         .collect()
 }
 
+/// One side's repeated measurements of one name.
+#[derive(Serialize, Clone, Copy)]
+struct Summary {
+    median: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+}
+
+impl Summary {
+    fn of(mut v: Vec<f64>) -> Option<Summary> {
+        v.retain(|x| x.is_finite());
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Some(Summary { median, min: v[0], max: v[n - 1], n })
+    }
+}
+
 #[derive(Serialize)]
 struct Row {
     name: String,
     unit: String,
-    conceptree: Option<f64>,
-    reference: Option<f64>,
-    /// > 1: conceptree better (throughput: c / r; time and memory: r / c).
+    conceptree: Option<Summary>,
+    reference: Option<Summary>,
+    /// Of the medians; > 1: conceptree better (throughput: c / r; time and memory: r / c).
     ratio: Option<f64>,
 }
 
@@ -623,42 +563,36 @@ fn report(conceptree: &Path, reference: &Path, out: &Path) -> Result<()> {
         if seen.insert(m.name.clone(), ()).is_some() {
             continue;
         }
-        // Several lines of one name (repeated runs): the best one counts (max of a rate, min of
-        // a time or a size): on a shared machine, the least disturbed run.
+        // Several lines of one name (repeated runs, the two sides alternating): the median counts,
+        // and the spread (min-max) says how much the shared machine moved it.
         let higher_better = m.unit.ends_with("/s");
-        let best = |v: &[Measurement]| {
-            let vals = v.iter().filter(|x| x.name == m.name && x.value.is_finite()).map(|x| x.value);
-            if higher_better { vals.reduce(f64::max) } else { vals.reduce(f64::min) }
-        };
-        let (cv, rv) = (best(&c), best(&r));
+        let summary = |v: &[Measurement]| Summary::of(v.iter().filter(|x| x.name == m.name).map(|x| x.value).collect());
+        let (cv, rv) = (summary(&c), summary(&r));
         let ratio = match (cv, rv) {
-            (Some(a), Some(b)) if a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite() => Some(if higher_better { a / b } else { b / a }),
+            (Some(a), Some(b)) if a.median > 0.0 && b.median > 0.0 => Some(if higher_better { a.median / b.median } else { b.median / a.median }),
             _ => None,
         };
         rows.push(Row { name: m.name.clone(), unit: m.unit.clone(), conceptree: cv, reference: rv, ratio });
     }
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&rows)?)?;
-    let f = |v: Option<f64>| match v {
-        Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
-        Some(x) if x.abs() >= 1.0 => format!("{x:.2}"),
-        Some(x) => format!("{x:.4}"),
+    let num = |x: f64| match x.abs() {
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 1.0 => format!("{x:.2}"),
+        _ => format!("{x:.4}"),
+    };
+    let f = |v: Option<Summary>| match v {
+        Some(s) if s.n > 1 => format!("{} ({}–{}, n={})", num(s.median), num(s.min), num(s.max), s.n),
+        Some(s) => num(s.median),
         None => "n/a".into(),
     };
     let mut md = String::from("| measurement | unit | conceptree | reference | ratio |\n| --- | --- | ---: | ---: | ---: |\n");
     for row in &rows {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            row.name,
-            row.unit,
-            f(row.conceptree),
-            f(row.reference),
-            row.ratio.map_or("n/a".into(), |x| format!("{x:.2}x"))
-        ));
+        md.push_str(&format!("| {} | {} | {} | {} | {} |\n", row.name, row.unit, f(row.conceptree), f(row.reference), row.ratio.map_or("n/a".into(), |x| format!("{x:.2}x"))));
     }
     std::fs::write(out.join("table.md"), &md)?;
     print!("{md}");
-    eprintln!("ratio > 1: conceptree better (img/s: conceptree / reference; s, MiB: reference / conceptree); repeated runs: best of each side");
+    eprintln!("ratio of the medians > 1: conceptree better (img/s: conceptree / reference; s, MiB: reference / conceptree); repeated runs: median (min–max, n)");
     eprintln!("wrote {} and {}", out.join("results.json").display(), out.join("table.md").display());
     Ok(())
 }

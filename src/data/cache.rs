@@ -19,10 +19,14 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use itertools::Itertools;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::pipeline::{decode_raw, resized_planes, PipelineError};
+use super::dataset::{Dataset, DatasetError};
+use super::decode::{decode_raw, resized_planes, PipelineError};
+use super::images::ImageDir;
+use super::labels::{read_labels, ParseOptions, SkipReport};
 
 const FORMAT: &str = "conceptree-image-cache";
 const VERSION: u32 = 1;
@@ -191,12 +195,33 @@ impl ImageCache {
     }
 }
 
+/// The images of one or more label files (e.g. training and validation labels), each once, sorted:
+/// what a cache for runs on those files must hold. Bad rows and images are errors naming them, or
+/// with `skip_bad` skipped and reported.
+pub fn images_of_label_files(labels: &[PathBuf], images: &Path, skip_bad: bool) -> Result<(Vec<PathBuf>, SkipReport), DatasetError> {
+    let dir = ImageDir::open(images)?;
+    let opts = ParseOptions { skip_bad, ..Default::default() };
+    let mut paths = Vec::new();
+    let mut skipped = SkipReport { source: labels.iter().map(|l| l.display()).join(", "), skipped: vec![] };
+    for l in labels {
+        let (rows, skip) = read_labels(l, opts)?;
+        let (ds, img_skip) = Dataset::open(&rows, &l.display().to_string(), &dir, skip_bad)?;
+        skipped.merge(skip);
+        skipped.merge(img_skip);
+        paths.extend(ds.paths);
+    }
+    paths.sort();
+    paths.dedup();
+    Ok((paths, skipped))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::data::pipeline::{load_batch, AugmentConfig, ImageSource, Pipeline};
+    use crate::data::augment::{AugmentConfig, Pipeline};
+    use crate::data::loader::{load_batch, ImageSource};
 
     /// Two grey PNGs, one colour JPEG, one grey-as-RGB JPEG, of different sizes.
     fn images(dir: &Path) -> Vec<PathBuf> {

@@ -1,8 +1,8 @@
 //! Dataset = label rows joined with image files; label spaces, splits and class weights.
 //!
-//! * [`Dataset::open`] pairs every labelled id with `<dir>/<id>.{jpg,jpeg,png}` and checks the
-//!   image header; a missing or unreadable image is an error naming the id and file, or, with
-//!   `skip_bad`, a counted and reported skip.
+//! * [`Dataset::open`] pairs every labelled id with its image in an [`ImageDir`] and checks the
+//!   image header; a missing, ambiguous or unreadable image is an error naming the id and file, or,
+//!   with `skip_bad`, a counted and reported skip.
 //! * [`LabelSpace`] is the ordered concept list a model predicts (flat top-K, or one per level).
 //! * [`split_train_val`] is a seeded split, by group when groups are given (near-duplicate slices of
 //!   one case must not straddle train and validation).
@@ -11,37 +11,35 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use itertools::Itertools;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::images::ImageDir;
 use super::labels::{LabelRow, SkipReport, Skipped};
-
-/// Image extensions looked up for an id, in order.
-pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
 /// Errors joining labels with images.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("images directory {0} does not exist or is not a directory")]
     NoImageDir(PathBuf),
-    #[error("{labels}:{line}: no image for id '{id}' in {dir} (looked for {id}.jpg, .jpeg, .png)")]
+    #[error("{labels}:{line}: no image for id '{id}' in {dir} (looked for {id}.jpg, .jpeg, .png in any case)")]
     MissingImage { labels: String, line: usize, id: String, dir: PathBuf },
+    #[error("image id '{id}' has {} image files ({}); keep one", paths.len(), paths.iter().map(|p| p.display()).join(", "))]
+    AmbiguousImage { id: String, paths: Vec<PathBuf> },
     #[error("{labels}:{line}: image {path} (id '{id}') cannot be read: {reason}")]
     BadImage { labels: String, line: usize, id: String, path: PathBuf, reason: String },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Malformed { path: PathBuf, line: usize, message: String },
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Locate the image of `id` in `dir`.
-pub fn find_image(dir: &Path, id: &str) -> Option<PathBuf> {
-    IMAGE_EXTENSIONS.iter().map(|ext| dir.join(format!("{id}.{ext}"))).find(|p| p.is_file())
+    #[error("no usable images in {dir} for the labels in {labels}")]
+    NoUsableImages { dir: PathBuf, labels: String },
+    #[error(transparent)]
+    Labels(#[from] super::labels::LabelError),
 }
 
 /// Labelled images: `ids[i]` has `labels[i]` and lives at `paths[i]`.
@@ -53,15 +51,13 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Join label rows with images in `dir`, checking that each image exists and its header decodes.
-    pub fn open(rows: &[LabelRow], labels_source: &str, dir: &Path, skip_bad: bool) -> Result<(Dataset, SkipReport), DatasetError> {
-        if !dir.is_dir() {
-            return Err(DatasetError::NoImageDir(dir.to_path_buf()));
-        }
+    /// Join label rows with their images, checking that each image exists and its header decodes.
+    pub fn open(rows: &[LabelRow], labels_source: &str, images: &ImageDir, skip_bad: bool) -> Result<(Dataset, SkipReport), DatasetError> {
+        let dir = images.dir.as_path();
         let checked: Vec<Result<PathBuf, DatasetError>> = rows
             .par_iter()
             .map(|r| {
-                let path = find_image(dir, &r.id).ok_or_else(|| DatasetError::MissingImage {
+                let path = images.find(&r.id)?.map(Path::to_path_buf).ok_or_else(|| DatasetError::MissingImage {
                     labels: labels_source.to_string(),
                     line: r.line,
                     id: r.id.clone(),
@@ -87,14 +83,18 @@ impl Dataset {
                     ds.paths.push(path);
                 }
                 Err(e) if skip_bad => {
-                    let kind = if matches!(e, DatasetError::MissingImage { .. }) { "missing image" } else { "unreadable image" };
+                    let kind = match e {
+                        DatasetError::MissingImage { .. } => "missing image",
+                        DatasetError::AmbiguousImage { .. } => "ambiguous image",
+                        _ => "unreadable image",
+                    };
                     report.skipped.push(Skipped { line: r.line, id: Some(r.id.clone()), reason: format!("{kind}: {e}") });
                 }
                 Err(e) => return Err(e),
             }
         }
         if ds.ids.is_empty() {
-            return Err(DatasetError::Invalid(format!("no usable images in {} for the labels in {labels_source}", dir.display())));
+            return Err(DatasetError::NoUsableImages { dir: dir.to_path_buf(), labels: labels_source.to_string() });
         }
         Ok((ds, report))
     }
@@ -132,7 +132,7 @@ impl Dataset {
 fn check_image_header(path: &Path) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     if bytes.starts_with(&[0xFF, 0xD8]) {
-        super::pipeline::jpeg_complete(&bytes)?;
+        super::decode::jpeg_complete(&bytes)?;
     }
     let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
     let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
@@ -140,8 +140,8 @@ fn check_image_header(path: &Path) -> Result<(), String> {
     if w == 0 || h == 0 {
         return Err("zero-sized image".into());
     }
-    if (w as u64) * (h as u64) > super::pipeline::MAX_PIXELS {
-        return Err(format!("{w}x{h} exceeds the limit of {} pixels", super::pipeline::MAX_PIXELS));
+    if (w as u64) * (h as u64) > super::decode::MAX_PIXELS {
+        return Err(format!("{w}x{h} exceeds the limit of {} pixels", super::decode::MAX_PIXELS));
     }
     Ok(())
 }

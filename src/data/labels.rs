@@ -11,35 +11,26 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::cui::is_cui;
+use crate::cui::{excerpt, EXCERPT};
+
 /// Which label-file layout to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LabelFormat {
-    /// Detect from the first non-empty line (default).
+    /// Detect from the file's lines (default).
     Auto,
-    /// `id<TAB>CUI;CUI;...` (ImageCLEF 2019, also our own output).
+    /// `id<TAB>CUI;CUI;...` (ImageCLEF 2019, also conceptree's own output).
+    #[value(alias = "imageclef2019", alias = "2019")]
     Clef2019,
-    /// `ID,CUIs` header, then `id,CUI;CUI` (ImageCLEF 2020 and later).
+    /// `ID,CUIs` header, then `id,CUI;CUI` (ImageCLEF 2020 and later, ROCOv2).
+    #[value(alias = "imageclef2020", alias = "2020", alias = "csv")]
     Clef2020,
     /// `ROCO_ID<TAB><TAB>CUI<TAB>CUI...`.
     Roco,
-}
-
-impl FromStr for LabelFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "clef2019" | "imageclef2019" | "2019" => Ok(Self::Clef2019),
-            "clef2020" | "imageclef2020" | "2020" | "csv" => Ok(Self::Clef2020),
-            "roco" => Ok(Self::Roco),
-            other => Err(format!("unknown label format '{other}' (auto, clef2019, clef2020, roco)")),
-        }
-    }
 }
 
 impl fmt::Display for LabelFormat {
@@ -150,12 +141,6 @@ pub enum LabelError {
     UnknownFormat { path: PathBuf, line: usize, sample: String },
 }
 
-/// True when `s` looks like a UMLS CUI: `C` + 7 digits (case-insensitive).
-pub fn is_cui(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 8 && (b[0] == b'C' || b[0] == b'c') && b[1..].iter().all(u8::is_ascii_digit)
-}
-
 /// Detect the format from the first non-empty line.
 pub fn detect_format(first_line: &str) -> Option<LabelFormat> {
     let l = first_line.trim_end_matches(['\r', '\n']);
@@ -181,6 +166,8 @@ pub fn read_labels(path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, Sk
 /// Parse label text (as read from `path`, used in messages).
 pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
     let mut report = SkipReport { source: path.display().to_string(), skipped: vec![] };
+    // a UTF-8 byte-order mark (as some editors write) is not part of the first id
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     let mut format = opts.format;
     let mut rows = Vec::new();
@@ -194,7 +181,7 @@ pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<
             format = detect_format(line).ok_or_else(|| LabelError::UnknownFormat {
                 path: path.to_path_buf(),
                 line: line_no,
-                sample: line.chars().take(60).collect(),
+                sample: excerpt(line, 60),
             })?;
         }
         if format == LabelFormat::Clef2020 && !header_checked {
@@ -214,7 +201,7 @@ pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<
             Err(e) => return Err(e),
         };
         if let Some(&first) = first_line_of.get(&row.id) {
-            let e = LabelError::DuplicateId { path: path.to_path_buf(), line: line_no, id: row.id.clone(), first_line: first };
+            let e = LabelError::DuplicateId { path: path.to_path_buf(), line: line_no, id: excerpt(&row.id, EXCERPT), first_line: first };
             if opts.skip_bad {
                 report.skipped.push(Skipped { line: line_no, id: Some(row.id), reason: skip_reason(&e) });
                 continue;
@@ -280,8 +267,10 @@ fn parse_row(line: &str, line_no: usize, format: LabelFormat, path: &Path, opts:
         return Err(malformed("empty image id".into()));
     }
     if id.contains(char::is_whitespace) {
-        return Err(malformed(format!("image id '{id}' contains whitespace")));
+        return Err(malformed(format!("image id '{}' contains whitespace", excerpt(id, EXCERPT))));
     }
+    // messages quote at most a short prefix of an id or token: a line may be a gigabyte of garbage
+    let id_q = || excerpt(id, EXCERPT);
     let mut cuis = Vec::with_capacity(tokens.len());
     let mut seen = BTreeSet::new();
     for tok in tokens {
@@ -290,19 +279,19 @@ fn parse_row(line: &str, line_no: usize, format: LabelFormat, path: &Path, opts:
             continue;
         }
         if !is_cui(tok) {
-            return Err(LabelError::BadCui { path: path.to_path_buf(), line: line_no, id: id.to_string(), token: tok.to_string() });
+            return Err(LabelError::BadCui { path: path.to_path_buf(), line: line_no, id: id_q(), token: excerpt(tok, EXCERPT) });
         }
         let cui = tok.to_ascii_uppercase();
         if !seen.insert(cui.clone()) {
             if opts.reject_repeated_cui {
-                return Err(LabelError::RepeatedCui { path: path.to_path_buf(), line: line_no, id: id.to_string(), cui });
+                return Err(LabelError::RepeatedCui { path: path.to_path_buf(), line: line_no, id: id_q(), cui });
             }
             continue; // a repeated label in a training file carries no information
         }
         cuis.push(cui);
     }
     if cuis.is_empty() && !opts.allow_empty {
-        return Err(LabelError::EmptyLabels { path: path.to_path_buf(), line: line_no, id: id.to_string() });
+        return Err(LabelError::EmptyLabels { path: path.to_path_buf(), line: line_no, id: id_q() });
     }
     Ok(LabelRow { id: id.to_string(), cuis, line: line_no })
 }

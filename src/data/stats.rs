@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::dataset::IMAGE_EXTENSIONS;
-use super::labels::{is_cui, LabelRow};
+use super::images::ImageDir;
+use super::labels::LabelRow;
+use crate::cui::is_cui;
 
 /// One row of the top-N table.
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +117,10 @@ pub enum FolderError {
     NotACui { path: PathBuf, name: String },
     #[error("{path}: image '{id}' exists with different contents or extensions in two folders ({a} and {b})")]
     Conflict { path: PathBuf, id: String, a: PathBuf, b: PathBuf },
+    #[error("line {line}: no image for id '{id}' in {dir}")]
+    MissingImage { id: String, line: usize, dir: PathBuf },
+    #[error(transparent)]
+    Images(#[from] super::dataset::DatasetError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FolderError + '_ {
@@ -141,13 +146,7 @@ pub fn import_folders(root: &Path, out: &Path) -> Result<Vec<LabelRow>, FolderEr
             return Err(FolderError::NotACui { path: d.clone(), name });
         }
         let cui = name.to_ascii_uppercase();
-        for e in std::fs::read_dir(&d).map_err(io(&d))? {
-            let p = e.map_err(io(&d))?.path();
-            let ext = p.extension().and_then(|x| x.to_str()).map(|x| x.to_ascii_lowercase());
-            if !ext.as_deref().is_some_and(|x| IMAGE_EXTENSIONS.contains(&x)) {
-                continue;
-            }
-            let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
+        for (id, p) in ImageDir::open(&d)?.all()? {
             let entry = labels.entry(id.clone()).or_insert_with(|| (BTreeSet::new(), p.clone()));
             if entry.1.extension() != p.extension() || std::fs::metadata(&entry.1).map(|m| m.len()).ok() != std::fs::metadata(&p).map(|m| m.len()).ok() {
                 return Err(FolderError::Conflict { path: root.to_path_buf(), id, a: entry.1.clone(), b: p });
@@ -168,19 +167,23 @@ pub fn import_folders(root: &Path, out: &Path) -> Result<Vec<LabelRow>, FolderEr
     Ok(rows)
 }
 
-/// Write `out/<CUI>/<id>.<ext>` (hard links where possible) for every row and every CUI in `keep`
-/// (all CUIs when `keep` is None). Returns the number of files written.
-pub fn export_folders(rows: &[LabelRow], images: &Path, out: &Path, keep: Option<&BTreeSet<String>>) -> Result<usize, FolderError> {
+/// Write `out/<CUI>/<id>.<ext>` (hard links where possible) for every row and each of its CUIs
+/// among the `top_k` most frequent ones (all CUIs when `top_k` is 0). Returns the number of files
+/// written.
+pub fn export_folders(rows: &[LabelRow], images: &Path, out: &Path, top_k: usize) -> Result<usize, FolderError> {
+    let keep: Option<BTreeSet<String>> = (top_k > 0).then(|| {
+        let mut counts = BTreeMap::new();
+        rows.iter().flat_map(|r| r.cuis.iter().collect::<BTreeSet<_>>()).for_each(|c| *counts.entry(c.clone()).or_insert(0usize) += 1);
+        super::dataset::LabelSpace::top_k(&counts, top_k, 1).concepts.into_iter().collect()
+    });
     let mut n = 0;
+    let images = ImageDir::open(images)?;
     for r in rows {
-        let Some(src) = super::dataset::find_image(images, &r.id) else {
-            return Err(FolderError::Io {
-                path: images.join(&r.id),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no image for id '{}' (line {})", r.id, r.line)),
-            });
+        let Some(src) = images.find(&r.id)? else {
+            return Err(FolderError::MissingImage { id: r.id.clone(), line: r.line, dir: images.dir.clone() });
         };
         for c in &r.cuis {
-            if keep.is_some_and(|k| !k.contains(c)) {
+            if keep.as_ref().is_some_and(|k| !k.contains(c)) {
                 continue;
             }
             let d = out.join(c);
@@ -226,8 +229,12 @@ mod tests {
         }
         let rows = vec![row("x1", &["C0000001", "C0000002"]), row("x2", &["C0000002"])];
         let tree = tmp.path().join("tree");
-        assert_eq!(export_folders(&rows, &imgs, &tree, None).unwrap(), 3);
+        assert_eq!(export_folders(&rows, &imgs, &tree, 0).unwrap(), 3);
         assert!(tree.join("C0000002/x1.png").is_file());
+        // top-1: only the most frequent concept (C0000002, on both images) gets a folder
+        let top1 = tmp.path().join("top1");
+        assert_eq!(export_folders(&rows, &imgs, &top1, 1).unwrap(), 2);
+        assert!(!top1.join("C0000001").exists());
         let back = import_folders(&tree, &tmp.path().join("imported")).unwrap();
         assert_eq!(back.iter().map(|r| (r.id.clone(), r.cuis.clone())).collect::<Vec<_>>(), rows.iter().map(|r| (r.id.clone(), r.cuis.clone())).collect::<Vec<_>>());
         std::fs::create_dir_all(tree.join("notacui")).unwrap();

@@ -252,6 +252,13 @@ pub fn imageclef_f1(gt: &LabelMap, pred: &LabelMap) -> ImageClefScore {
 // Per level
 
 /// Mean image-level scores restricted to the CUIs of one level.
+///
+/// `f1`, `precision` and `recall` average over the images whose ground truth has the level (the
+/// ImageCLEF secondary-score rule), so they cannot see a level predicted on an image that lacks
+/// it; `f1_any` and `fp_per_image_without` do: `f1_any` averages over the images where the ground
+/// truth *or* the prediction has the level (an image with only predicted concepts scores 0), and
+/// `fp_per_image_without` counts the level's predicted concepts per image whose ground truth has
+/// none of them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LevelScore {
     pub f1: f64,
@@ -259,6 +266,14 @@ pub struct LevelScore {
     pub recall: f64,
     /// Images whose GT restricted to this level is non-empty (the ones averaged over).
     pub n_images: usize,
+    /// F1 over the images where the GT or the prediction has the level.
+    pub f1_any: f64,
+    /// Images where the GT or the prediction has the level.
+    pub images_any: usize,
+    /// Predicted concepts of the level per image whose GT lacks the level (0 without such images).
+    pub fp_per_image_without: f64,
+    /// Scored images whose GT lacks the level.
+    pub images_without: usize,
 }
 
 /// Level name per interned CUI, level names sorted; also the number of CUIs with no level.
@@ -294,8 +309,18 @@ fn per_level_prepared(
 ) -> (BTreeMap<String, LevelScore>, usize) {
     let (of, level_names, n_unleveled) = levels_of(&p.names, level_of);
     let nl = level_names.len();
-    // Per level: sums of f1, precision, recall and the image count.
-    let mut sums = vec![(0.0f64, 0.0f64, 0.0f64, 0usize); nl];
+    // Per level: sums of f1, precision, recall; images with the level in the GT; images with the
+    // level only in the prediction; predicted concepts on those images.
+    #[derive(Clone, Copy, Default)]
+    struct Sums {
+        f1: f64,
+        precision: f64,
+        recall: f64,
+        with_gt: usize,
+        pred_only: usize,
+        fp_without: usize,
+    }
+    let mut sums = vec![Sums::default(); nl];
     // Per-image counts per level: (tp, |G_l|, |P_l|).
     let mut counts = vec![(0usize, 0usize, 0usize); nl];
     let mut touched: Vec<usize> = Vec::new();
@@ -309,8 +334,6 @@ fn per_level_prepared(
                 counts[l].1 += 1;
             }
         }
-        // Levels without GT here are not scored for this image, so only count their P and TP
-        // when the level was touched by the GT.
         let (mut i, mut j) = (0, 0);
         while j < im.pred.len() {
             let c = im.pred[j];
@@ -320,34 +343,52 @@ fn per_level_prepared(
             let hit = i < im.gt.len() && im.gt[i] == c;
             if let Some(l) = of[c as usize] {
                 let l = l as usize;
-                if counts[l].1 > 0 {
-                    counts[l].2 += 1;
-                    if hit {
-                        counts[l].0 += 1;
-                    }
+                if counts[l] == (0, 0, 0) {
+                    touched.push(l);
+                }
+                counts[l].2 += 1;
+                if hit {
+                    counts[l].0 += 1;
                 }
             }
             j += 1;
         }
         for &l in &touched {
             let (tp, g, pn) = counts[l];
-            let (f1, pr, rc) = prf(tp, g, pn);
             let s = &mut sums[l];
-            s.0 += f1;
-            s.1 += pr;
-            s.2 += rc;
-            s.3 += 1;
+            if g > 0 {
+                let (f1, pr, rc) = prf(tp, g, pn);
+                s.f1 += f1;
+                s.precision += pr;
+                s.recall += rc;
+                s.with_gt += 1;
+            } else {
+                s.pred_only += 1;
+                s.fp_without += pn;
+            }
             counts[l] = (0, 0, 0);
         }
         touched.clear();
     }
+    let n_scored = p.images.len();
     let out = level_names
         .into_iter()
         .zip(sums)
-        .filter(|(_, s)| s.3 > 0)
-        .map(|(name, (f, pr, rc, n))| {
-            let n_f = n as f64;
-            (name, LevelScore { f1: f / n_f, precision: pr / n_f, recall: rc / n_f, n_images: n })
+        .filter(|(_, s)| s.with_gt > 0)
+        .map(|(name, s)| {
+            let n_f = s.with_gt as f64;
+            let images_without = n_scored - s.with_gt;
+            let score = LevelScore {
+                f1: s.f1 / n_f,
+                precision: s.precision / n_f,
+                recall: s.recall / n_f,
+                n_images: s.with_gt,
+                f1_any: s.f1 / (s.with_gt + s.pred_only) as f64,
+                images_any: s.with_gt + s.pred_only,
+                fp_per_image_without: ratio(s.fp_without as f64, images_without as f64),
+                images_without,
+            };
+            (name, score)
         })
         .collect();
     (out, n_unleveled)
@@ -359,7 +400,8 @@ fn per_level_prepared(
 ///
 /// Policies: an image whose restricted prediction is empty has precision 0 (and F1 0); CUIs for
 /// which `level_of` returns `None` belong to no level; a level that occurs only in predictions
-/// has no image to average over and is left out of the map.
+/// has no image to average over and is left out of the map. See [`LevelScore`] for `f1_any` and
+/// the false positives on images without the level.
 pub fn per_level_scores(
     gt: &LabelMap,
     pred: &LabelMap,
@@ -665,10 +707,16 @@ impl fmt::Display for EvalReport {
         )?;
         if !self.per_level.is_empty() {
             writeln!(f)?;
-            writeln!(f, "{:<18} {:>8} {:>9} {:>8} {:>8}", "level", "F1", "precision", "recall", "images")?;
+            writeln!(f, "{:<12} {:>8} {:>9} {:>8} {:>8}   {:>8} {:>8}   {:>12} {:>8}", "level", "F1", "precision", "recall", "images", "F1 any", "images", "FP/img w/o", "images")?;
             for (name, l) in &self.per_level {
-                writeln!(f, "{:<18} {:>8.4} {:>9.4} {:>8.4} {:>8}", name, l.f1, l.precision, l.recall, l.n_images)?;
+                writeln!(
+                    f,
+                    "{:<12} {:>8.4} {:>9.4} {:>8.4} {:>8}   {:>8.4} {:>8}   {:>12.4} {:>8}",
+                    name, l.f1, l.precision, l.recall, l.n_images, l.f1_any, l.images_any, l.fp_per_image_without, l.images_without
+                )?;
             }
+            writeln!(f, "(F1: images whose truth has the level; F1 any: images whose truth or prediction has it;")?;
+            writeln!(f, " FP/img w/o: the level's predicted concepts per image whose truth lacks the level)")?;
             if s.concepts_without_level > 0 {
                 writeln!(f, "({} concept(s) have no level and are in no row above)", s.concepts_without_level)?;
             }
@@ -819,6 +867,12 @@ mod tests {
         assert!(close(m.f1, 0.5) && close(m.precision, 0.5) && close(m.recall, 0.5) && m.n_images == 2, "{m:?}");
         let a = lv["anatomy"];
         assert!(close(a.f1, 0.25) && close(a.precision, 0.25) && close(a.recall, 0.25) && a.n_images == 2, "{a:?}");
+        // f1_any also scores img2's anatomy (predicted X1, truth has none): (.5 + 0 + 0) / 3;
+        // img2 is the one image without anatomy in its truth, and it got one anatomy concept
+        assert!(close(a.f1_any, 0.5 / 3.0) && a.images_any == 3, "{a:?}");
+        assert!(close(a.fp_per_image_without, 1.0) && a.images_without == 1, "{a:?}");
+        // modality: img3 has neither truth nor prediction on it, so f1_any = f1; no false positive
+        assert!(close(m.f1_any, 0.5) && m.images_any == 2 && m.images_without == 1 && m.fp_per_image_without == 0.0, "{m:?}");
     }
 
     #[test]

@@ -40,6 +40,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use crate::cui::is_cui;
+
 /// Largest number of concepts the AIcrowd evaluators (2020-2025) accept for one image.
 pub const MAX_CONCEPTS_PER_IMAGE: usize = 100;
 
@@ -167,13 +169,13 @@ pub fn validate_submission_with(
                 continue;
             }
             let malformed = t.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, ';' | ',' | '|'))
-                || (rules.require_umls_cui && !is_umls_cui(t));
+                || (rules.require_umls_cui && !is_cui(t));
             if malformed {
                 return Err(SubmissionError::MalformedCui {
                     file: source.to_string(),
                     line: row.line,
                     id: id.to_string(),
-                    token: token.clone(),
+                    token: crate::cui::excerpt(token, crate::cui::EXCERPT),
                 });
             }
             cuis.push(t.to_uppercase());
@@ -214,11 +216,6 @@ pub fn validate_submission_with(
     Ok(out)
 }
 
-/// True when `s` has the UMLS CUI form: `C` (any case) followed by exactly 7 ASCII digits.
-pub fn is_umls_cui(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 8 && (b[0] == b'C' || b[0] == b'c') && b[1..].iter().all(u8::is_ascii_digit)
-}
 
 #[cfg(test)]
 mod tests {
@@ -331,7 +328,7 @@ mod tests {
 
     #[test]
     fn umls_cui_form() {
-        assert!(is_umls_cui("C0040405") && is_umls_cui("c0040405"));
-        assert!(!is_umls_cui("C004040") && !is_umls_cui("X0040405") && !is_umls_cui("C00404051"));
+        assert!(is_cui("C0040405") && is_cui("c0040405"));
+        assert!(!is_cui("C004040") && !is_cui("X0040405") && !is_cui("C00404051"));
     }
 }

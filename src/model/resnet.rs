@@ -6,11 +6,10 @@
 //! returns the last feature map, because the paper's head starts with an auxiliary convolution.
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::str::FromStr;
 use tch::{nn, nn::ModuleT, Tensor};
 
 /// Which trunk to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TrunkKind {
     /// A narrow 4-stage ResNet (one basic block per stage, 16..128 channels) for tests and CPU demos.
@@ -18,19 +17,6 @@ pub enum TrunkKind {
     Resnet18,
     Resnet34,
     Resnet50,
-}
-
-impl FromStr for TrunkKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "tiny" => Ok(Self::Tiny),
-            "resnet18" => Ok(Self::Resnet18),
-            "resnet34" => Ok(Self::Resnet34),
-            "resnet50" => Ok(Self::Resnet50),
-            o => Err(format!("unknown trunk '{o}' (tiny, resnet18, resnet34, resnet50)")),
-        }
-    }
 }
 
 impl fmt::Display for TrunkKind {

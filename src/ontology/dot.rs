@@ -94,3 +94,29 @@ impl Ontology {
         Ok(out)
     }
 }
+
+/// Write `dot` to `out`: as DOT text for `.dot`/`.gv`, else rendered by Graphviz's `dot` program
+/// in the format the extension names (`.svg`, `.png`, `.pdf`, ...).
+pub fn write_dot(dot: &str, out: &std::path::Path) -> Result<(), OntologyError> {
+    use std::io::Write as _;
+    let io = |source| OntologyError::Io { path: out.to_path_buf(), source };
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("dot").to_ascii_lowercase();
+    if ext == "dot" || ext == "gv" {
+        return std::fs::write(out, dot).map_err(io);
+    }
+    let mut child = std::process::Command::new("dot")
+        .arg(format!("-T{ext}"))
+        .arg("-o")
+        .arg(out)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| OntologyError::Graphviz(format!("rendering .{ext} needs Graphviz's `dot` program on PATH ({e}); write --out FILE.dot instead")))?;
+    child.stdin.take().expect("piped").write_all(dot.as_bytes()).map_err(io)?;
+    let done = child.wait_with_output().map_err(io)?;
+    if !done.status.success() {
+        let why = String::from_utf8_lossy(&done.stderr);
+        return Err(OntologyError::Graphviz(format!("Graphviz `dot -T{ext}` failed ({}): {}", done.status, why.trim())));
+    }
+    Ok(())
+}

@@ -16,6 +16,7 @@
 //! is expressible as [`Ontology::is_coherent`].
 
 mod dot;
+mod problem;
 mod report;
 mod rrf;
 pub mod semtypes;
@@ -37,13 +38,14 @@ pub use report::{
     ConceptReport, CuiCount, LabelMapReport, LevelCount, NamedCui, OntologyStats, ParentLink,
 };
 pub use semtypes::{SemtypeEntry, SemtypeTable};
-pub use tsv::{Problem, ProblemKind};
+pub use dot::write_dot;
+pub use problem::{Problem, ProblemKind};
 
 /// The shipped curated ontology, `ontology/radiology.tsv`.
 pub const BUILTIN_TSV: &str = include_str!("../../ontology/radiology.tsv");
 
 /// Where a concept sits in a per-level model. Serialized and parsed as its lowercase name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Imaging modality (CT, MRI, plain x-ray, ...): at most one chain per image.
@@ -105,7 +107,7 @@ impl FromStr for Level {
         Level::ALL
             .into_iter()
             .find(|l| l.as_str() == s)
-            .ok_or_else(|| ParseLevelError(s.to_string()))
+            .ok_or_else(|| ParseLevelError(crate::cui::excerpt(s, crate::cui::EXCERPT)))
     }
 }
 
@@ -198,6 +200,9 @@ pub enum OntologyError {
         /// What is wrong.
         message: String,
     },
+    /// Rendering a DOT graph with Graphviz failed.
+    #[error("{0}")]
+    Graphviz(String),
 }
 
 fn format_problems(problems: &[Problem]) -> String {

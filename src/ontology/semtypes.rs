@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use super::tsv::{Problem, ProblemKind};
+use super::problem::{content_lines, Problem, ProblemKind};
 use super::Level;
 
 /// The shipped table, `ontology/semtypes.tsv`.
@@ -66,7 +66,7 @@ impl SemtypeTable {
         let mut entries: BTreeMap<String, SemtypeEntry> = BTreeMap::new();
         let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
         let mut header_seen = false;
-        for (line_no, line) in super::tsv::content_lines(text) {
+        for (line_no, line) in content_lines(text) {
             let problem = |kind, message: String| Problem {
                 source: source.to_string(),
                 line: Some(line_no),
@@ -163,6 +163,51 @@ impl SemtypeTable {
     }
 }
 
+/// Read a CUI -> semantic types table: MRSTY.RRF (`CUI|TUI|...`) or a TSV `cui<TAB>...<TAB>T060;T023`
+/// whose semantic types are in the column named `semantic_types`, `semtypes` or `semtype_candidates`
+/// (default: the second). A header line is skipped; entries may be `T060:Name`. A
+/// `semtype_candidates` column (a derived table listing the types seen on every image of the CUI,
+/// most specific first) contributes only its first candidate, since the others are usually the
+/// caption's other concepts. CUIs are upper-cased; a line whose first field is not a CUI is an
+/// error naming the file and line.
+pub fn read_cui_semtypes(path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, super::OntologyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| super::OntologyError::Io { path: path.to_path_buf(), source })?;
+    parse_cui_semtypes(&text, path)
+}
+
+/// [`read_cui_semtypes`] on text read from `path` (named in errors).
+pub fn parse_cui_semtypes(text: &str, path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, super::OntologyError> {
+    use crate::cui::{excerpt, is_cui, EXCERPT};
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut map: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    let header: Vec<&str> = text.lines().next().unwrap_or("").split('\t').collect();
+    let col = header.iter().position(|h| ["semantic_types", "semtypes", "semtype_candidates"].contains(&h.trim())).unwrap_or(1);
+    let first_only = header.get(col).is_some_and(|h| h.trim() == "semtype_candidates");
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (cui, rest) = if line.contains('|') {
+            let mut f = line.split('|');
+            (f.next().unwrap_or(""), f.next().unwrap_or(""))
+        } else {
+            let f: Vec<&str> = line.split('\t').collect();
+            (f.first().copied().unwrap_or(""), f.get(col).copied().unwrap_or(""))
+        };
+        if !is_cui(cui) {
+            if i == 0 {
+                continue; // header
+            }
+            return Err(super::OntologyError::Rrf { path: path.to_path_buf(), line: i + 1, message: format!("'{}' is not a CUI", excerpt(cui, EXCERPT)) });
+        }
+        let tuis = rest.split(';').map(|t| t.split(':').next().unwrap_or("").trim().to_string()).filter(|t| !t.is_empty());
+        let tuis: Vec<String> = if first_only { tuis.take(1).collect() } else { tuis.collect() };
+        map.entry(cui.to_ascii_uppercase()).or_default().extend(tuis);
+    }
+    Ok(map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +270,18 @@ mod tests {
         assert_eq!(p[0].kind, ProblemKind::BadHeader);
         let p = SemtypeTable::parse("tui\tlevel\n", "x").unwrap_err();
         assert_eq!(p[0].line, Some(1));
+    }
+
+    #[test]
+    fn cui_semtype_tables_in_both_layouts() {
+        let p = std::path::Path::new("t.tsv");
+        let m = parse_cui_semtypes("cui\tname\tsemantic_types\nc0000001\tx\tT060:Diagnostic Procedure;T023\n", p).unwrap();
+        assert_eq!(m["C0000001"], vec!["T060", "T023"]);
+        let m = parse_cui_semtypes("cui\tsemtype_candidates\nC0000002\tT047;T033\n", p).unwrap();
+        assert_eq!(m["C0000002"], vec!["T047"], "first candidate only");
+        let m = parse_cui_semtypes("C0000003|T061|A1.2|Therapeutic|AT1|256|\n", p).unwrap();
+        assert_eq!(m["C0000003"], vec!["T061"]);
+        let e = parse_cui_semtypes("cui\tsemtypes\nC0000001\tT060\nbogus\tT060\n", p).unwrap_err().to_string();
+        assert!(e.contains("t.tsv:3") && e.contains("'bogus' is not a CUI"), "{e}");
     }
 }

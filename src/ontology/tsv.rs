@@ -15,12 +15,10 @@
 //! cycles, modality conflicts) live in `validate.rs`. Every problem is a [`Problem`] carrying the
 //! file name and 1-based line number.
 
-use std::fmt;
-
-use serde::Serialize;
-
+use super::problem::{content_lines, Problem, ProblemKind};
 use super::semtypes::is_tui;
 use super::{Level, Relation};
+use crate::cui::{excerpt, is_canonical_cui as is_cui, EXCERPT};
 
 /// The header every curated file must start with (after comments).
 pub const HEADER: [&str; 6] = ["cui", "name", "level", "parents", "semantic_types", "flags"];
@@ -28,58 +26,6 @@ pub const HEADER: [&str; 6] = ["cui", "name", "level", "parents", "semantic_type
 /// Flags a row may carry. `noise`: known label noise in ImageCLEF/ROCO (e.g. C0751437
 /// "Adenohypophyseal Diseases" produced from the word "anterior").
 pub const FLAGS: &[&str] = &["noise"];
-
-/// What kind of problem a [`Problem`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
-    /// Missing header, or a header other than [`HEADER`].
-    BadHeader,
-    /// Wrong number of columns, or an empty name.
-    MalformedRow,
-    /// A CUI (in the `cui` column or a parent entry) that is not `C` + seven digits.
-    MalformedCui,
-    /// The same CUI defined on two rows.
-    DuplicateCui,
-    /// A parent CUI that no row defines.
-    UnknownParent,
-    /// A parent entry with a relation other than `is_a` / `part_of`.
-    MalformedParent,
-    /// A level name that is not one of [`Level::ALL`] (nor `-`).
-    UnknownLevel,
-    /// A semantic type that is not `T` + three digits.
-    MalformedSemanticType,
-    /// The same TUI twice in a semantic type table.
-    DuplicateSemanticType,
-    /// A flag that is not in [`FLAGS`].
-    UnknownFlag,
-    /// The parent edges form a cycle.
-    Cycle,
-    /// Two modality concepts that are not in one chain among a concept's ancestors-or-self.
-    ModalityConflict,
-}
-
-/// One problem found in an ontology file, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// File name (or other label) the text came from.
-    pub source: String,
-    /// 1-based line number, when the problem belongs to one line.
-    pub line: Option<usize>,
-    /// Its kind, for programs.
-    pub kind: ProblemKind,
-    /// Its description, for people.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.source, line, self.message),
-            None => write!(f, "{}: {}", self.source, self.message),
-        }
-    }
-}
 
 /// One well-formed data row of a curated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,11 +39,6 @@ pub(crate) struct Row {
     pub noise: bool,
 }
 
-/// True for a well-formed CUI: `C` followed by exactly seven ASCII digits.
-pub fn is_cui(s: &str) -> bool {
-    s.len() == 8 && s.starts_with('C') && s[1..].bytes().all(|b| b.is_ascii_digit())
-}
-
 /// Splits a `-` or `;`-separated list cell into trimmed, non-empty items.
 fn list(cell: &str) -> Vec<&str> {
     if cell.trim() == "-" {
@@ -107,15 +48,6 @@ fn list(cell: &str) -> Vec<&str> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-/// The lines of a TSV file that carry content, with their 1-based numbers: blank lines and `#`
-/// comments are skipped, a trailing CR is removed. Shared by the ontology and semantic-type tables.
-pub(crate) fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, raw)| (i + 1, raw.trim_end_matches('\r')))
-        .filter(|(_, line)| !(line.trim().is_empty() || line.trim_start().starts_with('#')))
 }
 
 /// Parses the rows of a curated file, returning the well-formed rows and every row-level problem.
@@ -144,7 +76,7 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
                     format!(
                         "expected header '{}', found '{}'",
                         HEADER.join("<TAB>"),
-                        line
+                        excerpt(line, 80)
                     ),
                 );
                 return (rows, problems);
@@ -165,10 +97,14 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
         }
         let mut ok = true;
         let cui = cols[0].trim();
+        // what messages quote: a cell may be a gigabyte of garbage
+        let q = |cell: &str| excerpt(cell, EXCERPT);
+        let cui_q = q(cui);
+        let cui_q = cui_q.as_str();
         if !is_cui(cui) {
             push(
                 ProblemKind::MalformedCui,
-                format!("malformed CUI '{cui}' (expected C and 7 digits)"),
+                format!("malformed CUI '{cui_q}' (expected C and 7 digits)"),
             );
             ok = false;
         }
@@ -176,14 +112,14 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
         if name.is_empty() {
             push(
                 ProblemKind::MalformedRow,
-                format!("{cui} has an empty name"),
+                format!("{cui_q} has an empty name"),
             );
             ok = false;
         } else if let Some(c) = name.chars().find(|c| c.is_control()) {
             // e.g. a stray CR: to_tsv could not write it back (found by fuzzing)
             push(
                 ProblemKind::MalformedRow,
-                format!("{cui}: name contains the control character U+{:04X}", c as u32),
+                format!("{cui_q}: name contains the control character U+{:04X}", c as u32),
             );
             ok = false;
         }
@@ -194,7 +130,7 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
             match level_cell.parse::<Level>() {
                 Ok(l) => Some(l),
                 Err(e) => {
-                    push(ProblemKind::UnknownLevel, format!("{cui}: {e}"));
+                    push(ProblemKind::UnknownLevel, format!("{cui_q}: {e}"));
                     ok = false;
                     None
                 }
@@ -209,7 +145,7 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
             let Some(relation) = relation else {
                 push(
                     ProblemKind::MalformedParent,
-                    format!("{cui}: parent entry '{entry}' has an unknown relation (expected is_a or part_of)"),
+                    format!("{cui_q}: parent entry '{}' has an unknown relation (expected is_a or part_of)", q(entry)),
                 );
                 ok = false;
                 continue;
@@ -217,7 +153,7 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
             if !is_cui(parent) {
                 push(
                     ProblemKind::MalformedCui,
-                    format!("{cui}: malformed parent CUI '{parent}'"),
+                    format!("{cui_q}: malformed parent CUI '{}'", q(parent)),
                 );
                 ok = false;
                 continue;
@@ -231,7 +167,7 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
             } else {
                 push(
                     ProblemKind::MalformedSemanticType,
-                    format!("{cui}: malformed semantic type '{tui}' (expected T and 3 digits)"),
+                    format!("{cui_q}: malformed semantic type '{}' (expected T and 3 digits)", q(tui)),
                 );
                 ok = false;
             }
@@ -243,7 +179,7 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
             } else {
                 push(
                     ProblemKind::UnknownFlag,
-                    format!("{cui}: unknown flag '{flag}' (known: {})", FLAGS.join(", ")),
+                    format!("{cui_q}: unknown flag '{}' (known: {})", q(flag), FLAGS.join(", ")),
                 );
                 ok = false;
             }

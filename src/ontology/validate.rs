@@ -12,7 +12,8 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
-use super::tsv::{parse_rows, Problem, ProblemKind};
+use super::problem::{Problem, ProblemKind};
+use super::tsv::parse_rows;
 use super::{Concept, Level, Ontology};
 
 /// Parses, checks and builds. `Err` holds every problem, sorted by line (file-level ones last).

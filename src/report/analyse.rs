@@ -507,8 +507,9 @@ fn thumbnail_for(images: Option<&Path>, id: &str, max_side: u32) -> Result<Strin
     if !dir.is_dir() {
         return Err(format!("images directory {} does not exist", dir.display()));
     }
-    let path = crate::data::dataset::find_image(dir, id).ok_or_else(|| format!("no image for '{id}' in {}", dir.display()))?;
-    thumbnail_data_uri(&path, max_side)
+    let images = crate::data::images::ImageDir::open(dir).map_err(|e| e.to_string())?;
+    let path = images.find(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("no image for '{id}' in {}", dir.display()))?;
+    thumbnail_data_uri(path, max_side)
 }
 
 // ---------------------------------------------------------------------------------------------

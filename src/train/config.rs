@@ -1,27 +1,32 @@
-//! Typed training configuration and the stage schedule derived from it.
+//! The typed training configuration: the one source of its defaults, and its checks.
 //!
-//! A [`TrainConfig`] is validated before any work starts and written as `config.json` in the run
-//! directory; [`Schedule`] (the list of [`Stage`]s) is derived from it, printed at the start of
-//! training and written as `schedule.json`.
+//! [`TrainConfig::default`] holds every default; the command line reads them from
+//! [`TrainConfig::defaults`] (so `--help` and the library cannot disagree). A configuration is
+//! checked once, before any work, into a [`CheckedConfig`] (the checked/unchecked pattern of
+//! linfa): value checks here, with a [`ConfigError`] naming the option; the files a run reads are
+//! checked when they are opened, by the stage that reads them. The resolved configuration is
+//! written as `config.json` in the run directory.
 use std::path::PathBuf;
-use std::str::FromStr;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::pipeline::AugmentConfig;
-use crate::model::{MemoryFormat, TrunkKind, TRUNK_GROUPS};
+use crate::data::augment::AugmentConfig;
+use crate::model::{MemoryFormat, TrunkKind};
 use crate::ontology::Level;
 
 /// Flat (one head over the top-K concepts) or hierarchical (one head per level).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// The paper's baseline: one multi-label head over the top-K concepts.
     Flat,
+    /// One head per ontology level, decoded coherently.
     Hierarchical,
 }
 
 /// How the trunk is fine-tuned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// Trunk frozen; its features are computed once under `no_grad` and cached.
@@ -33,51 +38,34 @@ pub enum Strategy {
 }
 
 /// How hierarchical heads are scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum HierSchedule {
-    /// All heads at once, per-level losses summed with weights.
+    /// All heads at once, per-level losses summed.
     Joint,
     /// Stage l adds level l's head to the loss (the paper's proposed stepwise training).
     Stepwise,
 }
 
 /// Class weighting of the losses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassWeights {
     /// scikit-learn "balanced" weights (see [`crate::data::dataset::balanced_pos_weights`]).
     Balanced,
+    /// Every example counts the same.
     None,
 }
 
-/// Where to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where to train or predict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
+    /// The first CUDA device when libtorch sees one, else the CPU.
     Auto,
     Cpu,
     Cuda,
 }
-
-macro_rules! from_str_enum {
-    ($t:ty, $($s:literal => $v:expr),+) => {
-        impl FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s.to_ascii_lowercase().as_str() {
-                    $($s => Ok($v),)+
-                    o => Err(format!("unknown value '{o}' (expected one of: {})", [$($s),+].join(", "))),
-                }
-            }
-        }
-    };
-}
-from_str_enum!(Mode, "flat" => Mode::Flat, "hierarchical" => Mode::Hierarchical);
-from_str_enum!(Strategy, "head" => Strategy::Head, "full" => Strategy::Full, "layerwise" => Strategy::Layerwise);
-from_str_enum!(HierSchedule, "joint" => HierSchedule::Joint, "stepwise" => HierSchedule::Stepwise);
-from_str_enum!(ClassWeights, "balanced" => ClassWeights::Balanced, "none" => ClassWeights::None);
-from_str_enum!(DeviceChoice, "auto" => DeviceChoice::Auto, "cpu" => DeviceChoice::Cpu, "cuda" => DeviceChoice::Cuda);
 
 /// Everything a training run needs, with the paper's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,7 +150,7 @@ impl Default for TrainConfig {
             epochs: 10,
             lr: 1e-4,
             stage_lr_decay: 1.0,
-            layerwise_lr_decay: 0.5,
+            layerwise_lr_decay: default_layerwise_decay(),
             class_weights: ClassWeights::Balanced,
             val_split: 0.15,
             seed: 42,
@@ -179,40 +167,100 @@ impl Default for TrainConfig {
     }
 }
 
+static DEFAULTS: LazyLock<TrainConfig> = LazyLock::new(TrainConfig::default);
+
+/// A value out of range or a contradictory combination of options, named as on the command line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--{option} {value}: {rule}")]
+    Value { option: &'static str, value: String, rule: &'static str },
+    #[error("{0}")]
+    Combination(&'static str),
+}
+
+impl crate::error::Classify for ConfigError {
+    fn is_bad_input(&self) -> bool {
+        match self {
+            ConfigError::Value { .. } | ConfigError::Combination(_) => true,
+        }
+    }
+}
+
+/// A [`TrainConfig`] whose values passed [`TrainConfig::check`]; only that function makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedConfig(TrainConfig);
+
+impl std::ops::Deref for CheckedConfig {
+    type Target = TrainConfig;
+    fn deref(&self) -> &TrainConfig {
+        &self.0
+    }
+}
+
+impl CheckedConfig {
+    /// The configuration, for writing or deriving another one (which must be checked again).
+    pub fn into_inner(self) -> TrainConfig {
+        self.0
+    }
+}
+
+/// `Err(ConfigError::Value)` unless `ok`.
+fn require(ok: bool, option: &'static str, value: impl std::fmt::Display, rule: &'static str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Value { option, value: value.to_string(), rule })
+    }
+}
+
 impl TrainConfig {
-    /// Reject inconsistent settings before any work starts.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.epochs == 0 {
-            return Err("--epochs must be at least 1".into());
+    /// The defaults, for the command line's `default_value_t`.
+    pub fn defaults() -> &'static TrainConfig {
+        &DEFAULTS
+    }
+
+    /// Check every value before any work starts.
+    pub fn check(self) -> Result<CheckedConfig, ConfigError> {
+        require(self.epochs >= 1, "epochs", self.epochs, "must be at least 1")?;
+        require(self.batch_size >= 1, "batch-size", self.batch_size, "must be at least 1")?;
+        require((16..=1024).contains(&self.image_size), "image-size", self.image_size, "must be in 16..=1024")?;
+        require(self.lr > 0.0 && self.lr < 1.0, "lr", self.lr, "must be in (0, 1)")?;
+        require(self.stage_lr_decay > 0.0 && self.stage_lr_decay <= 1.0, "stage-lr-decay", self.stage_lr_decay, "must be in (0, 1]")?;
+        require(self.layerwise_lr_decay > 0.0 && self.layerwise_lr_decay <= 1.0, "layerwise-lr-decay", self.layerwise_lr_decay, "must be in (0, 1]")?;
+        require(self.feature_cache_gib >= 0.0, "feature-cache-gib", self.feature_cache_gib, "must be 0 or more")?;
+        require(self.prefetch >= 1, "prefetch", self.prefetch, "must be at least 1")?;
+        if self.val_labels.is_none() {
+            require(self.val_split > 0.0 && self.val_split < 1.0, "val-split", self.val_split, "must be in (0, 1) when no --val-labels is given")?;
         }
-        if self.feature_cache_gib.is_nan() || self.feature_cache_gib < 0.0 {
-            return Err(format!("--feature-cache-gib {} must be 0 or more", self.feature_cache_gib));
-        }
-        if self.batch_size == 0 {
-            return Err("--batch-size must be at least 1".into());
-        }
-        if !(16..=1024).contains(&self.image_size) {
-            return Err(format!("--image-size {} is outside 16..=1024", self.image_size));
-        }
-        if !(self.lr > 0.0 && self.lr < 1.0) {
-            return Err(format!("--lr {} must be in (0, 1)", self.lr));
-        }
-        if self.val_labels.is_none() && !(self.val_split > 0.0 && self.val_split < 1.0) {
-            return Err(format!("--val-split {} must be in (0, 1) when no --val-labels is given", self.val_split));
-        }
-        if self.mode == Mode::Flat && self.top_k == 0 {
-            return Err("--top-k must be at least 1".into());
+        if self.mode == Mode::Flat {
+            require(self.top_k >= 1, "top-k", self.top_k, "must be at least 1")?;
         }
         if self.mode == Mode::Hierarchical && self.levels.is_empty() {
-            return Err("--levels must name at least one level".into());
+            return Err(ConfigError::Combination("--levels must name at least one level in hierarchical mode"));
         }
-        if !self.train_labels.is_file() {
-            return Err(format!("training labels {} not found", self.train_labels.display()));
+        if let Some(a) = &self.augment {
+            require(a.rotation_deg.is_finite() && (0.0..=180.0).contains(&a.rotation_deg), "rotation", a.rotation_deg, "must be in 0..=180 degrees")?;
+            require(a.zoom.is_finite() && (0.0..1.0).contains(&a.zoom), "zoom", a.zoom, "must be in [0, 1)")?;
+            require(a.shear_deg.is_finite() && (0.0..90.0).contains(&a.shear_deg), "shear", a.shear_deg, "must be in [0, 90) degrees")?;
         }
-        if !self.images.is_dir() {
-            return Err(format!("images directory {} not found", self.images.display()));
+        Ok(CheckedConfig(self))
+    }
+
+    /// The same configuration with every input path made absolute, so a run can be resumed and
+    /// its inputs found from any working directory.
+    pub fn with_absolute_paths(mut self) -> TrainConfig {
+        let abs = |p: &mut PathBuf| {
+            if let Ok(a) = std::path::absolute(&*p) {
+                *p = a;
+            }
+        };
+        abs(&mut self.train_labels);
+        abs(&mut self.images);
+        abs(&mut self.out);
+        for p in [&mut self.val_labels, &mut self.groups, &mut self.ontology, &mut self.weights, &mut self.image_cache].into_iter().flatten() {
+            abs(p);
         }
-        Ok(())
+        self
     }
 }
 
@@ -224,166 +272,35 @@ fn default_layerwise_decay() -> f64 {
     0.5
 }
 
-/// A group of parameters trained together at one learning rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ParamGroup {
-    /// Variable-name prefixes (`layer4`, `heads.modality`, ...).
-    pub prefixes: Vec<String>,
-    pub lr: f64,
-}
-
-/// One stage of a schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Stage {
-    pub name: String,
-    pub epochs: usize,
-    /// Heads (by index) whose losses count in this stage.
-    pub heads_in_loss: Vec<usize>,
-    /// What is trained, at which learning rate; everything else is frozen.
-    pub groups: Vec<ParamGroup>,
-    /// Whether the trunk's BatchNorm layers update their statistics (true when any trunk block trains).
-    pub trunk_trains: bool,
-}
-
-/// The stages of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Schedule {
-    pub stages: Vec<Stage>,
-}
-
-impl std::fmt::Display for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, s) in self.stages.iter().enumerate() {
-            writeln!(f, "  stage {} '{}': {} epoch(s), loss on heads {:?}", i + 1, s.name, s.epochs, s.heads_in_loss)?;
-            for g in &s.groups {
-                writeln!(f, "      lr {:.2e}: {}", g.lr, g.prefixes.join(", "))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn split_epochs(total: usize, parts: usize) -> Vec<usize> {
-    let parts = parts.max(1);
-    let base = total / parts;
-    let rem = total % parts;
-    // Later stages (which train more) get the remainder; every stage gets at least one epoch.
-    (0..parts).map(|i| (base + usize::from(i >= parts - rem)).max(1)).collect()
-}
-
-/// Trunk prefixes unfrozen at layerwise step `k` (1-based): layer4, then layer3, ..., then the stem.
-fn trunk_blocks_top_down() -> Vec<Vec<String>> {
-    vec![
-        vec!["layer4".into()],
-        vec!["layer3".into()],
-        vec!["layer2".into()],
-        vec!["layer1".into()],
-        vec!["conv1".into(), "bn1".into()],
-    ]
-}
-
-/// Derive the stage schedule for `cfg` with the given head names (in order).
-pub fn build_schedule(cfg: &TrainConfig, head_names: &[String]) -> Schedule {
-    let head_prefix = |i: usize| format!("heads.{}", head_names[i]);
-    let all_heads: Vec<usize> = (0..head_names.len()).collect();
-    let trunk_all: Vec<String> = TRUNK_GROUPS.iter().map(|s| s.to_string()).collect();
-    let mut stages = Vec::new();
-    match (cfg.mode, cfg.schedule) {
-        (Mode::Hierarchical, HierSchedule::Stepwise) if head_names.len() > 1 => {
-            let epochs = split_epochs(cfg.epochs, head_names.len());
-            for (l, &e) in epochs.iter().enumerate() {
-                let lr = cfg.lr * cfg.stage_lr_decay.powi(l as i32);
-                let mut groups = vec![ParamGroup { prefixes: vec![head_prefix(l)], lr: cfg.lr }];
-                if l > 0 {
-                    groups.push(ParamGroup { prefixes: (0..l).map(head_prefix).collect(), lr });
-                }
-                let trunk_trains = cfg.strategy != Strategy::Head;
-                if trunk_trains {
-                    groups.push(ParamGroup { prefixes: trunk_all.clone(), lr });
-                }
-                stages.push(Stage {
-                    name: format!("+{}", head_names[l]),
-                    epochs: e,
-                    heads_in_loss: (0..=l).collect(),
-                    groups,
-                    trunk_trains,
-                });
-            }
-        }
-        _ => {
-            let heads: Vec<String> = all_heads.iter().map(|&i| head_prefix(i)).collect();
-            match cfg.strategy {
-                Strategy::Head => stages.push(Stage {
-                    name: "heads".into(),
-                    epochs: cfg.epochs,
-                    heads_in_loss: all_heads.clone(),
-                    groups: vec![ParamGroup { prefixes: heads, lr: cfg.lr }],
-                    trunk_trains: false,
-                }),
-                Strategy::Full => stages.push(Stage {
-                    name: "full".into(),
-                    epochs: cfg.epochs,
-                    heads_in_loss: all_heads.clone(),
-                    groups: vec![ParamGroup { prefixes: heads.into_iter().chain(trunk_all.clone()).collect(), lr: cfg.lr }],
-                    trunk_trains: true,
-                }),
-                Strategy::Layerwise => {
-                    let blocks = trunk_blocks_top_down();
-                    let n_stages = (blocks.len() + 1).min(cfg.epochs.max(1));
-                    let epochs = split_epochs(cfg.epochs, n_stages);
-                    let mut unfrozen: Vec<String> = Vec::new();
-                    for (s, &e) in epochs.iter().enumerate() {
-                        if s > 0 {
-                            unfrozen.extend(blocks[s - 1].iter().cloned());
-                        }
-                        // Keras recipe: recompile with a lower learning rate each time more is unfrozen.
-                        let lr = cfg.lr * cfg.layerwise_lr_decay.powi(s as i32);
-                        let name = if s == 0 { "heads".to_string() } else { format!("+{}", blocks[s - 1].join("+")) };
-                        stages.push(Stage {
-                            name,
-                            epochs: e,
-                            heads_in_loss: all_heads.clone(),
-                            groups: vec![ParamGroup { prefixes: heads.iter().cloned().chain(unfrozen.iter().cloned()).collect(), lr }],
-                            trunk_trains: s > 0,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    Schedule { stages }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn epochs_are_split_with_at_least_one_each() {
-        assert_eq!(split_epochs(6, 3), vec![2, 2, 2]);
-        assert_eq!(split_epochs(7, 3), vec![2, 2, 3]);
-        assert_eq!(split_epochs(2, 3), vec![1, 1, 1]);
+    fn checks_name_the_option_and_value() {
+        let bad = [
+            (TrainConfig { epochs: 0, ..Default::default() }, "--epochs 0"),
+            (TrainConfig { lr: f64::NAN, ..Default::default() }, "--lr NaN"),
+            (TrainConfig { lr: 2.0, ..Default::default() }, "--lr 2"),
+            (TrainConfig { image_size: 8, ..Default::default() }, "--image-size 8"),
+            (TrainConfig { val_split: 1.0, ..Default::default() }, "--val-split 1"),
+            (TrainConfig { feature_cache_gib: -1.0, ..Default::default() }, "--feature-cache-gib -1"),
+            (TrainConfig { stage_lr_decay: 0.0, ..Default::default() }, "--stage-lr-decay 0"),
+        ];
+        for (cfg, want) in bad {
+            let e = cfg.check().unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e} (want {want})");
+        }
+        assert!(TrainConfig { mode: Mode::Hierarchical, levels: vec![], ..Default::default() }.check().is_err());
+        assert!(TrainConfig { val_split: 0.0, val_labels: Some("v.csv".into()), ..Default::default() }.check().is_ok(), "no split needed with --val-labels");
+        assert_eq!(*TrainConfig::default().check().unwrap(), TrainConfig::default());
     }
 
     #[test]
-    fn layerwise_unfreezes_from_the_top() {
-        let cfg = TrainConfig { strategy: Strategy::Layerwise, epochs: 6, ..Default::default() };
-        let s = build_schedule(&cfg, &["flat".into()]);
-        assert_eq!(s.stages.len(), 6);
-        assert_eq!(s.stages[0].groups[0].prefixes, vec!["heads.flat"]);
-        assert_eq!(s.stages[1].groups[0].prefixes, vec!["heads.flat", "layer4"]);
-        assert_eq!(s.stages[5].groups[0].prefixes.len(), 7);
-        assert!(s.stages[2].groups[0].lr < s.stages[1].groups[0].lr);
-    }
-
-    #[test]
-    fn stepwise_adds_one_head_per_stage() {
-        let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Stepwise, epochs: 3, ..Default::default() };
-        let names: Vec<String> = ["modality", "anatomy", "laterality"].iter().map(|s| s.to_string()).collect();
-        let s = build_schedule(&cfg, &names);
-        assert_eq!(s.stages.len(), 3);
-        assert_eq!(s.stages[2].heads_in_loss, vec![0, 1, 2]);
-        assert_eq!(s.stages[1].groups[0].prefixes, vec!["heads.anatomy"]);
-        assert_eq!(s.stages[1].groups[1].prefixes, vec!["heads.modality"]);
+    fn absolute_paths_keep_the_file_names() {
+        let c = TrainConfig { train_labels: "a/labels.csv".into(), ontology: Some("o.tsv".into()), ..Default::default() }.with_absolute_paths();
+        assert!(c.train_labels.is_absolute() && c.train_labels.ends_with("a/labels.csv"));
+        assert!(c.ontology.as_ref().unwrap().is_absolute());
+        assert!(c.val_labels.is_none());
     }
 }

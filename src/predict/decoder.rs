@@ -1,0 +1,256 @@
+//! From concept probabilities to concept sets, respecting the hierarchy.
+//!
+//! For hierarchical models ([`Decoder::enforce`] on), decisions are made in four steps:
+//! 1. **max-constraint** (C-HMCNN, Giunchiglia & Lukasiewicz 2020, applied at inference): a
+//!    concept's score becomes the minimum of its own and its ancestors' scores within the model's
+//!    concept set, so a child never outscores its parent;
+//! 2. **single-label heads** (e.g. modality) keep only the arg-max of `[concepts..., none]`, so at
+//!    most one modality is predicted;
+//! 3. **thresholds** (concept > level > global, tuned on validation);
+//! [`Decoder::trace`] records each step for `predict --explain`.
+//! 4. **closure**: every predicted concept's ancestors within the concept set are added.
+//!
+//! Flat models (the paper's baseline) use thresholds only, so their coherence can be measured as is.
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use ndarray::{Array2, ArrayView1};
+use serde::{Deserialize, Serialize};
+
+use crate::eval::thresholds::Thresholds;
+use crate::model::{HeadKind, ModelConfig};
+use crate::ontology::Ontology;
+
+/// Turns probability rows into concept sets for one model.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    pub concepts: Vec<String>,
+    /// Level name of each concept (ontology level, or the head's name).
+    pub levels: Vec<Option<String>>,
+    /// Name of the head each concept belongs to.
+    pub head_of: Vec<String>,
+    heads: Vec<(HeadKind, Range<usize>)>,
+    /// For each concept, the indices of its ancestors within `concepts`.
+    ancestors: Vec<Vec<usize>>,
+    pub enforce: bool,
+}
+
+/// What the decoder did with one concept of one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Its score reached its threshold.
+    Predicted,
+    /// Below its threshold, but added because a predicted descendant needs it (closure).
+    AddedAsAncestor,
+    /// Its score stayed below its threshold.
+    BelowThreshold,
+    /// A single-label level predicted another concept (or none) instead.
+    NotChosen,
+}
+
+impl Decision {
+    /// Whether the concept is in the predicted set.
+    pub fn is_in_prediction(self) -> bool {
+        matches!(self, Decision::Predicted | Decision::AddedAsAncestor)
+    }
+}
+
+/// One concept's way through the decoder for one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConceptTrace {
+    pub cui: String,
+    pub head: String,
+    /// The model's probability.
+    pub probability: f32,
+    /// The score the threshold was applied to: the probability capped by the ancestors' (max-
+    /// constraint), 1 or 0 on single-label levels (the arg-max over the concepts and "none").
+    pub score: f32,
+    /// The ancestor whose lower probability capped this concept's score, if one did.
+    pub capped_by: Option<String>,
+    pub threshold: f32,
+    pub decision: Decision,
+}
+
+/// The decisions for one row of probabilities.
+struct RowDecision {
+    scores: Vec<f32>,
+    capped_by: Vec<Option<usize>>,
+    passed: Vec<bool>,
+    on: Vec<bool>,
+}
+
+impl Decoder {
+    pub fn new(model: &ModelConfig, ontology: &Ontology, enforce: bool) -> Decoder {
+        let concepts = model.concepts();
+        let index: std::collections::HashMap<&str, usize> = concepts.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+        let ancestors = concepts.iter().map(|c| ontology.ancestors(c).iter().filter_map(|a| index.get(a.as_str()).copied()).collect()).collect();
+        let mut heads = Vec::new();
+        let mut head_of = Vec::new();
+        let mut start = 0;
+        for h in &model.heads {
+            heads.push((h.kind, start..start + h.concepts.len()));
+            head_of.extend(std::iter::repeat_n(h.name.clone(), h.concepts.len()));
+            start += h.concepts.len();
+        }
+        let levels = concepts.iter().map(|c| ontology.level_of(c).map(|l| l.to_string())).collect();
+        Decoder { concepts, levels, head_of, heads, ancestors, enforce }
+    }
+
+    /// The decision scores of one row, and which ancestor capped each.
+    fn row_scores(&self, probs: ArrayView1<f32>) -> (Vec<f32>, Vec<Option<usize>>) {
+        let mut s: Vec<f32> = probs.to_vec();
+        let mut capped_by = vec![None; s.len()];
+        if !self.enforce {
+            return (s, capped_by);
+        }
+        for (k, anc) in self.ancestors.iter().enumerate() {
+            for &a in anc {
+                if probs[a] < s[k] {
+                    s[k] = probs[a];
+                    capped_by[k] = Some(a);
+                }
+            }
+        }
+        for (kind, r) in &self.heads {
+            if *kind != HeadKind::SingleLabel || r.is_empty() {
+                continue;
+            }
+            let none = 1.0 - probs.slice(ndarray::s![r.clone()]).sum();
+            // arg-max over [concepts..., none]; usize::MAX stands for "none"
+            let (best, _) = r.clone().map(|k| (k, probs[k])).fold((usize::MAX, none), |acc, x| if x.1 > acc.1 { x } else { acc });
+            for k in r.clone() {
+                s[k] = if k == best { 1.0 } else { 0.0 };
+            }
+        }
+        (s, capped_by)
+    }
+
+    fn decide_row(&self, probs: ArrayView1<f32>, thr: &[f32]) -> RowDecision {
+        let (scores, capped_by) = self.row_scores(probs);
+        let passed: Vec<bool> = scores.iter().zip(thr).map(|(s, t)| s >= t).collect();
+        let mut on = passed.clone();
+        if self.enforce {
+            for k in 0..on.len() {
+                if passed[k] {
+                    for &a in &self.ancestors[k] {
+                        on[a] = true;
+                    }
+                }
+            }
+        }
+        RowDecision { scores, capped_by, passed, on }
+    }
+
+    fn thresholds(&self, thresholds: &Thresholds) -> Vec<f32> {
+        self.concepts.iter().zip(&self.levels).map(|(c, l)| thresholds.for_concept(c, l.as_deref())).collect()
+    }
+
+    /// Scores that thresholds apply to: max-constrained probabilities, single-label heads one-hot.
+    pub fn decision_scores(&self, probs: &Array2<f32>) -> Array2<f32> {
+        let mut out = probs.clone();
+        for (mut row, p) in out.rows_mut().into_iter().zip(probs.rows()) {
+            row.assign(&ArrayView1::from(&self.row_scores(p).0));
+        }
+        out
+    }
+
+    /// Concept sets for each row of `probs`.
+    pub fn decide(&self, probs: &Array2<f32>, thresholds: &Thresholds) -> Vec<BTreeSet<String>> {
+        let thr = self.thresholds(thresholds);
+        probs
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let d = self.decide_row(row, &thr);
+                d.on.iter().enumerate().filter(|(_, &b)| b).map(|(k, _)| self.concepts[k].clone()).collect()
+            })
+            .collect()
+    }
+
+    /// How each concept of one image was decided, in the model's concept order.
+    pub fn trace(&self, probs: ArrayView1<f32>, thresholds: &Thresholds) -> Vec<ConceptTrace> {
+        let thr = self.thresholds(thresholds);
+        let d = self.decide_row(probs, &thr);
+        let single: Vec<bool> = self.heads.iter().flat_map(|(kind, r)| std::iter::repeat_n(*kind == HeadKind::SingleLabel && self.enforce, r.len())).collect();
+        (0..self.concepts.len())
+            .map(|k| ConceptTrace {
+                cui: self.concepts[k].clone(),
+                head: self.head_of[k].clone(),
+                probability: probs[k],
+                score: d.scores[k],
+                capped_by: d.capped_by[k].map(|a| self.concepts[a].clone()),
+                threshold: thr[k],
+                decision: match (d.passed[k], d.on[k]) {
+                    (true, _) => Decision::Predicted,
+                    (false, true) => Decision::AddedAsAncestor,
+                    (false, false) if single[k] && d.scores[k] == 0.0 => Decision::NotChosen,
+                    (false, false) => Decision::BelowThreshold,
+                },
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HeadConfig, HeadSpec, TrunkKind};
+    use proptest::prelude::*;
+
+    fn model_cfg() -> ModelConfig {
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        ModelConfig {
+            trunk: TrunkKind::Tiny,
+            head: HeadConfig::for_trunk(TrunkKind::Tiny),
+            heads: vec![
+                HeadSpec { name: "modality".into(), concepts: s(&["C0040405", "C0024485", "C1306645"]), kind: HeadKind::SingleLabel },
+                HeadSpec { name: "anatomy".into(), concepts: s(&["C0460004", "C0018670", "C0006104", "C0817096", "C0018787"]), kind: HeadKind::MultiLabel },
+                HeadSpec { name: "laterality".into(), concepts: s(&["C0205091", "C0205090"]), kind: HeadKind::SingleLabel },
+            ],
+            condition_on_previous: false,
+        }
+    }
+
+    #[test]
+    fn max_constraint_and_closure_by_hand() {
+        let onto = Ontology::builtin();
+        let d = Decoder::new(&model_cfg(), &onto, true);
+        // brain scores above head and head-and-neck: the constraint caps it at min(0.9, 0.4, 0.7) = 0.4
+        let probs = Array2::from_shape_vec((1, 10), vec![0.7, 0.1, 0.1, 0.7, 0.4, 0.9, 0.1, 0.1, 0.2, 0.1]).unwrap();
+        let s = d.decision_scores(&probs);
+        assert!((s[[0, 5]] - 0.4).abs() < 1e-6);
+        let trace = d.trace(probs.row(0), &Thresholds { global: 0.35, ..Default::default() });
+        assert_eq!(trace[5].capped_by.as_deref(), Some("C0018670"), "brain is capped by head (0.4), the lowest ancestor");
+        assert_eq!((trace[0].decision, trace[1].decision), (Decision::Predicted, Decision::NotChosen));
+        assert_eq!(trace[8].decision, Decision::NotChosen, "laterality: none wins");
+        assert_eq!(s.row(0).iter().take(3).copied().collect::<Vec<_>>(), vec![1.0, 0.0, 0.0]);
+        // laterality: none = 1 - 0.3 = 0.7 wins -> both zero
+        assert_eq!((s[[0, 8]], s[[0, 9]]), (0.0, 0.0));
+        let t = Thresholds { global: 0.35, ..Default::default() };
+        let set = &d.decide(&probs, &t)[0];
+        let want: BTreeSet<String> = ["C0040405", "C0460004", "C0018670", "C0006104"].iter().map(|c| c.to_string()).collect();
+        assert_eq!(set, &want);
+    }
+
+    proptest! {
+        /// Whatever the scores and thresholds, hierarchical decisions are coherent: closed within the
+        /// model's concepts and with at most one modality.
+        #[test]
+        fn hierarchical_decisions_are_always_coherent(p in proptest::collection::vec(0f32..1.0, 10), thr in proptest::collection::vec(0.01f32..0.99, 11)) {
+            let onto = Ontology::builtin();
+            let cfg = model_cfg();
+            let d = Decoder::new(&cfg, &onto, true);
+            let probs = Array2::from_shape_vec((1, 10), p).unwrap();
+            let mut t = Thresholds { global: thr[10], ..Default::default() };
+            for (c, v) in cfg.concepts().iter().zip(&thr) {
+                t.per_concept.insert(c.clone(), *v);
+            }
+            let set = &d.decide(&probs, &t)[0];
+            let vocab: BTreeSet<String> = cfg.concepts().into_iter().collect();
+            prop_assert!(crate::eval::is_coherent_within(&onto, set, &vocab), "{:?}", set);
+            let modalities = set.iter().filter(|c| onto.level_of(c) == Some(crate::ontology::Level::Modality)).count();
+            prop_assert!(modalities <= 1);
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Prediction: a finished run loaded with everything that changes its predictions checked, batch
+//! inference, the hierarchy-respecting [`Decoder`] and `--explain` records.
+//!
+//! Loading refuses, with a message that says what differs and how to proceed: a run that has not
+//! finished training, a run whose `thresholds.json` is gone (unless one `--threshold` is given), a
+//! run whose weights file is damaged, and an ontology other than the one the run was trained with
+//! (unless `allow_ontology_change`). Every override in force is returned in [`LoadedRun::notes`]
+//! so the command can print it.
+pub mod decoder;
+pub mod explain;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::Array2;
+use tch::{nn, Device, Kind, Tensor};
+
+pub use decoder::Decoder;
+pub use explain::ExplainRecord;
+
+use crate::data::augment::Pipeline;
+use crate::data::dataset::{Dataset, DatasetError};
+use crate::data::decode::PipelineError;
+use crate::data::images::ImageDir;
+use crate::data::labels::{LabelRow, SkipReport};
+use crate::data::loader::{ImageSource, Loader, TensorLoader};
+use crate::eval::thresholds::Thresholds;
+use crate::model::{Model, ModelConfig};
+use crate::ontology::{Ontology, OntologyError};
+use crate::train::run_dir::{self, short_tch_error, Provenance, RunDir, RunError};
+use crate::train::{Mode, TrainConfig};
+
+/// Why a run cannot predict, or an input to prediction is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("{dir} has not finished training ({progress}); continue it with `conceptree train --resume {dir}`, or predict with its last saved weights and one global threshold: --allow-unfinished --threshold T")]
+    Unfinished { dir: PathBuf, progress: String },
+    #[error("{}: thresholds.json is missing, and without it every concept would be decided at 0.5 instead of its tuned threshold; restore the file, or pass --threshold T to decide every concept at T", dir.display())]
+    NoThresholds { dir: PathBuf },
+    #[error("{dir} was trained with another ontology (hash {trained}; {given} has {found}), and its predictions would change; leave out --ontology to use the run's own copy, or pass --allow-ontology-change")]
+    OntologyChanged { dir: PathBuf, given: String, trained: String, found: String },
+    #[error("{}: model.safetensors cannot be loaded ({reason}); the trained weights are missing or damaged: restore the file from a copy, or train the run again", dir.display())]
+    Weights { dir: PathBuf, reason: String },
+    #[error("--threshold {0}: must be a number in (0, 1]")]
+    Threshold(f32),
+    #[error("{file}:{line}: {message}")]
+    IdFile { file: PathBuf, line: usize, message: String },
+    #[error("no images to predict in {0}")]
+    NoImages(PathBuf),
+    #[error(transparent)]
+    Ontology(#[from] OntologyError),
+    #[error(transparent)]
+    Images(#[from] DatasetError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+impl crate::error::Classify for PredictError {
+    fn is_bad_input(&self) -> bool {
+        match self {
+            PredictError::Run(e) => e.is_bad_input(),
+            PredictError::Ontology(e) => e.is_bad_input(),
+            PredictError::Images(e) => e.is_bad_input(),
+            PredictError::Pipeline(e) => e.is_bad_input(),
+            PredictError::Unfinished { .. }
+            | PredictError::NoThresholds { .. }
+            | PredictError::OntologyChanged { .. }
+            | PredictError::Weights { .. }
+            | PredictError::Threshold(_)
+            | PredictError::IdFile { .. }
+            | PredictError::NoImages(_) => true,
+            PredictError::Torch(_) => false,
+        }
+    }
+}
+
+/// How a run is loaded for prediction.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// An ontology file to use instead of the run's own copy (must have the same content).
+    pub ontology: Option<PathBuf>,
+    /// One threshold for every concept instead of the tuned ones.
+    pub threshold: Option<f32>,
+    /// Predict with an unfinished run's last checkpointed weights (needs `threshold`).
+    pub allow_unfinished: bool,
+    /// Predict with an ontology whose content differs from the run's.
+    pub allow_ontology_change: bool,
+}
+
+/// A trained run loaded for prediction (a shared lock on its directory is held meanwhile).
+pub struct LoadedRun {
+    pub run: RunDir,
+    pub config: TrainConfig,
+    pub model_cfg: ModelConfig,
+    pub ontology: Ontology,
+    pub vs: nn::VarStore,
+    pub model: Model,
+    pub thresholds: Thresholds,
+    /// Overrides and differences in force, for the user to see.
+    pub notes: Vec<String>,
+}
+
+impl LoadedRun {
+    /// Load the run in `dir` for prediction on `device`, checking everything that changes a prediction.
+    pub fn open(dir: &Path, device: Device, opts: &LoadOptions) -> Result<LoadedRun, PredictError> {
+        if let Some(t) = opts.threshold {
+            if !(t > 0.0 && t <= 1.0) {
+                return Err(PredictError::Threshold(t));
+            }
+        }
+        let run = RunDir::open_for_reading(dir)?;
+        let mut notes = Vec::new();
+        let config = run_dir::read_config(&run)?;
+        let model_cfg: ModelConfig = run.read_json(run_dir::MODEL_CONFIG, "the run cannot be used without it")?;
+        let provenance: Provenance = run.read_json(run_dir::PROVENANCE, "the run cannot be checked without it")?;
+        if !run.is_finished() {
+            if !(opts.allow_unfinished && opts.threshold.is_some()) {
+                let progress = std::fs::read_to_string(run.file(run_dir::METRICS)).map(|m| format!("{} of {} epochs done", m.lines().count(), config.epochs)).unwrap_or_else(|_| "no epoch finished".into());
+                return Err(PredictError::Unfinished { dir: dir.to_path_buf(), progress });
+            }
+            notes.push("the run has not finished training: predicting with its last saved weights (--allow-unfinished)".into());
+        }
+        let thresholds = match opts.threshold {
+            Some(t) => {
+                notes.push(format!("every concept decided at --threshold {t} (the run's tuned thresholds are not used)"));
+                Thresholds::new(t)
+            }
+            None => match run.read_json::<Thresholds>(run_dir::THRESHOLDS, "") {
+                Err(RunError::Missing { .. }) => return Err(PredictError::NoThresholds { dir: dir.to_path_buf() }),
+                other => other?,
+            },
+        };
+        let ontology = Self::ontology(&run, &config, &provenance, opts, &mut notes)?;
+        let vs = nn::VarStore::new(device);
+        let mut model = Model::new(&vs.root(), model_cfg.clone());
+        let weights = run.file(run_dir::MODEL);
+        if !weights.is_file() {
+            return Err(PredictError::Weights { dir: dir.to_path_buf(), reason: "the file does not exist".into() });
+        }
+        let mut vs = vs;
+        vs.load(&weights).map_err(|e| PredictError::Weights { dir: dir.to_path_buf(), reason: short_tch_error(&e) })?;
+        // mixed precision as trained, on the same kind of device (a CUDA fp16 run predicts in fp32
+        // on CPU: bf16 is only fast on CPUs with bf16 instructions, and that is the user's call at training)
+        let amp = config.amp && device.is_cuda() == provenance.device.starts_with("Cuda");
+        model.set_channels_last(&vs, config.memory_format.channels_last(device, amp));
+        model.amp = amp;
+        Ok(LoadedRun { run, config, model_cfg, ontology, vs, model, thresholds, notes })
+    }
+
+    /// The ontology to decode with: the run's own copy (`ontology.tsv`), or the given file, which
+    /// must have the content the run was trained with unless the change is allowed.
+    fn ontology(run: &RunDir, config: &TrainConfig, provenance: &Provenance, opts: &LoadOptions, notes: &mut Vec<String>) -> Result<Ontology, PredictError> {
+        let own = run.file(run_dir::ONTOLOGY);
+        let (ontology, given) = match (&opts.ontology, own.is_file()) {
+            (Some(p), _) => (Ontology::load(p)?, p.display().to_string()),
+            (None, true) => (Ontology::load(&own)?, own.display().to_string()),
+            // runs from before ontology.tsv was kept: the file the run names, or the built-in one
+            (None, false) => match &config.ontology {
+                Some(p) => (Ontology::load(p)?, p.display().to_string()),
+                None => (Ontology::builtin(), "the built-in ontology".to_string()),
+            },
+        };
+        let found = ontology.content_hash();
+        if found != provenance.ontology_hash {
+            if !opts.allow_ontology_change {
+                return Err(PredictError::OntologyChanged { dir: run.path.clone(), given, trained: provenance.ontology_hash.clone(), found });
+            }
+            notes.push(format!("{given} differs from the ontology the run was trained with (--allow-ontology-change); decisions follow {given}"));
+        } else if opts.ontology.is_none() {
+            if let Some(p) = config.ontology.as_ref().filter(|p| p.is_file()) {
+                if Ontology::load(p).map(|o| o.content_hash() != found).unwrap_or(true) {
+                    notes.push(format!("{} has changed since training; predicting with the run's own copy ({})", p.display(), own.display()));
+                }
+            }
+        }
+        Ok(ontology)
+    }
+
+    /// The decoder of this run (hierarchy enforced for hierarchical runs).
+    pub fn decoder(&self) -> Decoder {
+        Decoder::new(&self.model_cfg, &self.ontology, self.config.mode == Mode::Hierarchical)
+    }
+
+    /// Concept probabilities for images, `[N, K]` in [`ModelConfig::concepts`] order.
+    pub fn probabilities(&self, paths: &[PathBuf], batch: usize) -> Result<Array2<f32>, PredictError> {
+        let pipe = Pipeline { size: self.config.image_size, augment: None };
+        Ok(probabilities(&self.model, &pipe, &ImageSource::from(Arc::new(paths.to_vec())), batch, self.vs.device())?)
+    }
+
+    /// Probabilities and concept sets for images, with the run's thresholds.
+    pub fn predict(&self, paths: &[PathBuf], batch: usize) -> Result<(Array2<f32>, Vec<BTreeSet<String>>), PredictError> {
+        let probs = self.probabilities(paths, batch)?;
+        let sets = self.decoder().decide(&probs, &self.thresholds);
+        Ok((probs, sets))
+    }
+}
+
+/// Run `model` (eval mode, no augmentation) over every image of `source` in batches of `batch`,
+/// handing each batch's dataset indices and per-head logits to `on_batch`.
+pub fn for_each_batch<E: From<PipelineError>>(
+    model: &Model,
+    pipe: &Pipeline,
+    source: &ImageSource,
+    batch: usize,
+    device: Device,
+    mut on_batch: impl FnMut(&[usize], Vec<Tensor>) -> Result<(), E>,
+) -> Result<(), E> {
+    let order: Vec<usize> = (0..source.len()).collect();
+    let loader = Loader::start(*pipe, source.clone(), order, batch, 0, 0, 2);
+    for b in TensorLoader::start(loader, pipe.size, device, 2) {
+        let (indices, x) = b?;
+        let x = x.to_device_(device, Kind::Float, true, false);
+        let logits = tch::no_grad(|| model.forward_t(&x, false, false));
+        on_batch(&indices, logits)?;
+    }
+    Ok(())
+}
+
+/// Copy a batch's probabilities `[B, K]` into the rows `indices` of `out`.
+pub fn store_rows(out: &mut Array2<f32>, indices: &[usize], probs: &Tensor) -> Result<(), tch::TchError> {
+    let k = out.ncols();
+    let v: Vec<f32> = Vec::try_from(probs.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?;
+    for (r, &i) in indices.iter().enumerate() {
+        out.row_mut(i).assign(&ndarray::ArrayView1::from(&v[r * k..(r + 1) * k]));
+    }
+    Ok(())
+}
+
+/// Probabilities `[N, K]` of every image of `source`.
+pub fn probabilities(model: &Model, pipe: &Pipeline, source: &ImageSource, batch: usize, device: Device) -> Result<Array2<f32>, PredictError> {
+    let mut out = Array2::<f32>::zeros((source.len(), model.cfg.concepts().len()));
+    for_each_batch(model, pipe, source, batch, device, |indices, logits| -> Result<(), PredictError> {
+        let probs = tch::no_grad(|| model.probabilities(&logits));
+        Ok(store_rows(&mut out, indices, &probs)?)
+    })?;
+    Ok(out)
+}
+
+/// The images to predict: those an id or label file names (first column; a header `id` line is
+/// skipped), else every image of the folder. Each is checked (exists, one file per id, header
+/// decodes); with `skip_bad` a bad one is skipped and reported instead of failing.
+pub fn images_to_predict(images: &Path, ids: Option<&Path>, skip_bad: bool) -> Result<(Vec<(String, PathBuf)>, SkipReport, ImageDir), PredictError> {
+    let dir = ImageDir::open(images)?;
+    let (rows, source) = match ids {
+        Some(f) => (read_id_file(f)?, f.display().to_string()),
+        None => {
+            let listed: Vec<String> = match dir.all() {
+                Ok(all) => all.into_iter().map(|(id, _)| id).collect(),
+                Err(e) if !skip_bad => return Err(e.into()),
+                // ambiguous ids are skipped (and reported) by Dataset::open below
+                Err(_) => {
+                    let mut ids: Vec<String> = dir.ids().map(str::to_string).collect();
+                    ids.sort();
+                    ids
+                }
+            };
+            (listed.into_iter().enumerate().map(|(i, id)| LabelRow { id, cuis: vec![], line: i + 1 }).collect(), images.display().to_string())
+        }
+    };
+    if rows.is_empty() {
+        return Err(PredictError::NoImages(images.to_path_buf()));
+    }
+    let (ds, skipped) = Dataset::open(&rows, &source, &dir, skip_bad)?;
+    Ok((ds.ids.into_iter().zip(ds.paths).collect(), skipped, dir))
+}
+
+/// Ids from an id or label file: the first tab- or comma-separated field of each line.
+pub fn read_id_file(path: &Path) -> Result<Vec<LabelRow>, PredictError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::Read { path: path.to_path_buf(), source })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let id = line.split(['\t', ',']).next().unwrap_or("").trim();
+        if id.is_empty() || (rows.is_empty() && id.eq_ignore_ascii_case("id")) {
+            continue;
+        }
+        if let Some(first) = seen.insert(id.to_string(), i + 1) {
+            let message = format!("image id '{}' appears again (first on line {first})", crate::cui::excerpt(id, crate::cui::EXCERPT));
+            return Err(PredictError::IdFile { file: path.to_path_buf(), line: i + 1, message });
+        }
+        rows.push(LabelRow { id: id.to_string(), cuis: vec![], line: i + 1 });
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_files_skip_headers_and_blank_lines_and_refuse_repeats() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("ids.csv");
+        std::fs::write(&f, "\u{feff}ID,CUIs\nimg1,C0000001\n\nimg2\timg9\n").unwrap();
+        let ids: Vec<(String, usize)> = read_id_file(&f).unwrap().into_iter().map(|r| (r.id, r.line)).collect();
+        assert_eq!(ids, vec![("img1".into(), 2), ("img2".into(), 4)]);
+        std::fs::write(&f, "a\nb\na\n").unwrap();
+        let e = read_id_file(&f).unwrap_err().to_string();
+        assert!(e.contains("ids.csv:3") && e.contains("first on line 1"), "{e}");
+    }
+}

@@ -1,0 +1,645 @@
+//! The trainer: one loop for flat and hierarchical models, driven by the stage schedule.
+//!
+//! [`Trainer::new`] (or [`Trainer::resume`]) prepares a run: data, model, schedule and the run
+//! directory's files. [`Trainer::run`] then goes stage by stage ([`Trainer::start_stage`]) and
+//! epoch by epoch ([`Trainer::train_epoch`], which calls [`Trainer::step`] per batch), validating
+//! and checkpointing after every epoch ([`Trainer::end_epoch`]), and [`Trainer::finish`] tunes the
+//! thresholds on validation and writes the summary. The benchmark drives `train_epoch` directly,
+//! so its training rows time exactly this code.
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::config::{CheckedConfig, Mode, TrainConfig};
+use super::data::{head_specs, TrainData};
+use super::loss::{HeadTargets, Losses};
+use super::optim::{Adam, GradScaler};
+use super::run_dir::{self, Checkpoint, MetricsLog, Provenance, RunDir, RunError};
+use super::schedule::{build_schedule, Schedule, Stage};
+use super::TrainError;
+use crate::data::augment::Pipeline;
+use crate::data::loader::{ImageSource, Loader, TensorLoader};
+use crate::eval::metrics::imageclef_f1;
+use crate::eval::thresholds::{tune, Thresholds, TuneMode};
+use crate::model::{has_prefix, weights, HeadConfig, HeadKind, Model, ModelConfig};
+use crate::ontology::{Level, Ontology};
+use crate::predict::{for_each_batch, store_rows, Decoder};
+
+/// Result of a finished run (`summary.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub run: std::path::PathBuf,
+    pub n_train: usize,
+    pub n_val: usize,
+    pub concepts: usize,
+    pub val_f1_at_half: f64,
+    pub val_f1_tuned: f64,
+    pub seconds: f64,
+    pub skipped: usize,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub stage: String,
+    /// Mean loss of the heads trained in this stage (all heads outside a stepwise schedule)...
+    pub train_loss: f64,
+    /// ...and of the same heads on the validation images, so the two compare.
+    pub val_loss: f64,
+    pub val_imageclef_f1: f64,
+    pub images_per_second: f64,
+    pub seconds: f64,
+}
+
+/// What one training step did (handed to [`Trainer::train_epoch`]'s observer).
+#[derive(Debug, Clone, Copy)]
+pub struct StepInfo {
+    /// 0-based step within the epoch.
+    pub step: usize,
+    pub images: usize,
+    pub loss: f64,
+}
+
+/// What one epoch of training did.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochStats {
+    pub mean_loss: f64,
+    pub images: usize,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+/// A stage in progress: its optimizer and, for a frozen trunk, the trunk's cached features.
+pub struct StageRun {
+    pub index: usize,
+    opt: Adam,
+    features: Option<Tensor>,
+}
+
+/// Counters and the progress bar of an epoch in progress.
+struct EpochProgress {
+    bar: ProgressBar,
+    started: Instant,
+    /// When the first step ended, and the images since (the rate without start-up costs).
+    after_first: Option<(Instant, usize)>,
+    total: usize,
+    loss_sum: f64,
+    images: usize,
+    steps: usize,
+}
+
+impl EpochProgress {
+    fn new(total: usize, prefix: &str) -> EpochProgress {
+        EpochProgress { bar: progress(total as u64, prefix), started: Instant::now(), after_first: None, total, loss_sum: 0.0, images: 0, steps: 0 }
+    }
+}
+
+/// Precision and memory format of a run.
+struct Precision {
+    /// fp16 needs loss scaling against underflowing gradients; bf16 has fp32's exponent range.
+    scaled: bool,
+    label: &'static str,
+    memory_format: &'static str,
+}
+
+/// A run being trained.
+pub struct Trainer<'o> {
+    cfg: CheckedConfig,
+    ontology: &'o Ontology,
+    run: RunDir,
+    device: Device,
+    data: TrainData,
+    model_cfg: ModelConfig,
+    vs: nn::VarStore,
+    model: Model,
+    train_targets: Vec<HeadTargets>,
+    val_targets: Vec<HeadTargets>,
+    losses: Losses,
+    decoder: Decoder,
+    schedule: Schedule,
+    precision: Precision,
+    scaler: GradScaler,
+    /// The checkpoint a resumed run continues from, until its stage has taken its optimizer state.
+    checkpoint: Option<Checkpoint>,
+    completed_epochs: usize,
+    metrics: MetricsLog,
+    last_val_probs: Option<Array2<f32>>,
+    started: Instant,
+}
+
+impl<'o> Trainer<'o> {
+    /// Prepare a new run in `cfg.out` (which must be new or empty, unless `force`).
+    pub fn new(cfg: TrainConfig, ontology: &'o Ontology, force: bool) -> Result<Trainer<'o>, TrainError> {
+        let started = Instant::now();
+        let cfg = cfg.with_absolute_paths().check()?;
+        let device = cfg.device.resolve()?;
+        let run = RunDir::create(&cfg.out, force)?;
+        let data = TrainData::prepare(&cfg)?;
+        let model_cfg = ModelConfig { trunk: cfg.trunk, head: HeadConfig::for_trunk(cfg.trunk), heads: head_specs(&cfg, &data.train, ontology)?, condition_on_previous: cfg.condition_on_previous };
+        Self::assemble(cfg, ontology, run, device, data, model_cfg, false, started)
+    }
+
+    /// Continue the unfinished run in `dir` from its last checkpoint (from the beginning when it
+    /// was stopped before its first epoch ended). With a fixed seed on CPU the result is bitwise
+    /// the same as an uninterrupted run.
+    pub fn resume(dir: &std::path::Path, ontology: &'o Ontology) -> Result<Trainer<'o>, TrainError> {
+        let started = Instant::now();
+        let run = RunDir::open_for_resume(dir)?;
+        let mut cfg = run_dir::read_config(&run)?;
+        cfg.out = dir.to_path_buf();
+        let cfg = cfg.check()?;
+        let device = cfg.device.resolve()?;
+        let data = TrainData::prepare(&cfg)?;
+        let split: serde_json::Value = run.read_json(run_dir::SPLIT, "the run cannot be resumed without it")?;
+        if split["train"] != serde_json::json!(data.train.ids) || split["val"] != serde_json::json!(data.val.ids) {
+            return Err(RunError::DataChanged { dir: dir.to_path_buf(), what: "the train/validation split differs".into() }.into());
+        }
+        let model_cfg: ModelConfig = run.read_json(run_dir::MODEL_CONFIG, "the run cannot be resumed without it")?;
+        Self::assemble(cfg, ontology, run, device, data, model_cfg, true, started)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(cfg: CheckedConfig, ontology: &'o Ontology, run: RunDir, device: Device, data: TrainData, model_cfg: ModelConfig, resuming: bool, started: Instant) -> Result<Trainer<'o>, TrainError> {
+        let mut cfg = cfg.into_inner();
+        let predicts_laterality = model_cfg.concepts().iter().any(|c| ontology.level_of(c) == Some(Level::Laterality));
+        if let Some(a) = cfg.augment.as_mut().filter(|a| a.hflip && predicts_laterality) {
+            eprintln!("note: horizontal flips are turned off because the model predicts laterality (a flip swaps left and right)");
+            a.hflip = false;
+        }
+        let cfg = cfg.check()?;
+        tch::manual_seed(cfg.seed as i64);
+        let vs = nn::VarStore::new(device);
+        let mut model = Model::new(&vs.root(), model_cfg.clone());
+        let checkpoint = if resuming { run.load_checkpoint(&vs)? } else { None };
+        if let (Some(w), None) = (&cfg.weights, &checkpoint) {
+            let rep = weights::load_trunk_weights(&vs, w)?;
+            eprintln!("loaded {} trunk tensors from {} ({} ignored)", rep.loaded, w.display(), rep.ignored);
+        }
+        let channels_last = cfg.memory_format.channels_last(device, cfg.amp);
+        model.set_channels_last(&vs, channels_last);
+        model.amp = cfg.amp;
+        let precision = Precision {
+            scaled: cfg.amp && device.is_cuda(),
+            label: crate::model::autocast::precision_label(device, cfg.amp),
+            memory_format: if channels_last { "channels-last" } else { "contiguous" },
+        };
+        let head_names: Vec<String> = model_cfg.heads.iter().map(|s| s.name.clone()).collect();
+        let schedule = build_schedule(&cfg, &head_names);
+        let completed_epochs = checkpoint.as_ref().map_or(0, |c| c.completed_epochs);
+        if resuming {
+            match &checkpoint {
+                Some(c) => eprintln!("resuming {} after epoch {}", run.path.display(), c.completed_epochs),
+                None => eprintln!("resuming {}: no epoch had finished, so it starts from the beginning", run.path.display()),
+            }
+        }
+        let mut scaler = GradScaler::default();
+        if let Some(c) = &checkpoint {
+            scaler.load_state(&c.state);
+        }
+        let train_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.train.labels)).collect();
+        let val_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.val.labels)).collect();
+        let losses = Losses::new(&model_cfg.heads, &train_targets, cfg.class_weights, device);
+        let decoder = Decoder::new(&model_cfg, ontology, cfg.mode == Mode::Hierarchical);
+        let metrics = run.metrics_log(completed_epochs)?;
+        let trainer = Trainer {
+            cfg,
+            ontology,
+            run,
+            device,
+            data,
+            model_cfg,
+            vs,
+            model,
+            train_targets,
+            val_targets,
+            losses,
+            decoder,
+            schedule,
+            precision,
+            scaler,
+            checkpoint,
+            completed_epochs,
+            metrics,
+            last_val_probs: None,
+            started,
+        };
+        trainer.write_run_files()?;
+        trainer.print_plan();
+        Ok(trainer)
+    }
+
+    /// `config.json`, `model.json`, `ontology.tsv`, `schedule.json`, `split.json`, `provenance.json`
+    /// (and `skipped.json` when something was skipped).
+    fn write_run_files(&self) -> Result<(), RunError> {
+        let run = &self.run;
+        run.write_json(run_dir::CONFIG, &*self.cfg)?;
+        run.write_json(run_dir::MODEL_CONFIG, &self.model_cfg)?;
+        run.write_bytes(run_dir::ONTOLOGY, self.ontology.to_tsv().as_bytes())?;
+        run.write_json(run_dir::SCHEDULE, &self.schedule)?;
+        run.write_json(run_dir::SPLIT, &serde_json::json!({"train": self.data.train.ids, "val": self.data.val.ids}))?;
+        let cuda = tch::Cuda::is_available();
+        run.write_json(
+            run_dir::PROVENANCE,
+            &Provenance {
+                conceptree_version: env!("CARGO_PKG_VERSION").into(),
+                git_commit: option_env!("CONCEPTREE_GIT_COMMIT").map(String::from),
+                libtorch: if cuda { format!("2.11.0 (tch 0.24.0; cuDNN {}, CUDA runtime {})", tch::utils::version_cudnn(), tch::utils::version_cudart()) } else { "2.11.0 (tch 0.24.0; CPU)".into() },
+                cuda_available: cuda,
+                device: format!("{:?}", self.device),
+                ontology_hash: self.ontology.content_hash(),
+                precision: self.precision.label.into(),
+                memory_format: self.precision.memory_format.into(),
+            },
+        )?;
+        if !self.data.skipped.is_empty() {
+            run.write_json(run_dir::SKIPPED, &self.data.skipped)?;
+        }
+        Ok(())
+    }
+
+    fn print_plan(&self) {
+        if !self.data.skipped.is_empty() {
+            eprint!("{}", self.data.skipped);
+        }
+        let heads: Vec<String> =
+            self.model_cfg.heads.iter().map(|s| format!("{} ({} concept{}{})", s.name, s.concepts.len(), if s.concepts.len() == 1 { "" } else { "s" }, if s.kind == HeadKind::SingleLabel { " + none" } else { "" })).collect();
+        eprintln!(
+            "training a {} model: trunk {}, {} head{}: {}; {} concepts; {} training / {} validation images; device {:?}",
+            match self.cfg.mode {
+                Mode::Flat => "flat",
+                Mode::Hierarchical => "hierarchical",
+            },
+            self.cfg.trunk,
+            heads.len(),
+            if heads.len() == 1 { "" } else { "s" },
+            heads.join(", "),
+            self.model_cfg.concepts().len(),
+            self.data.train.len(),
+            self.data.val.len(),
+            self.device
+        );
+        eprintln!("precision {}, memory format {}", self.precision.label, self.precision.memory_format);
+        eprint!("schedule:\n{}", self.schedule);
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &RunDir {
+        &self.run
+    }
+
+    /// Train every remaining stage and epoch, then tune thresholds and write the summary.
+    pub fn run(mut self) -> Result<TrainSummary, TrainError> {
+        let mut first_epoch = 1;
+        for si in 0..self.schedule.stages.len() {
+            let n = self.schedule.stages[si].epochs;
+            let epochs = first_epoch..first_epoch + n;
+            first_epoch += n;
+            if epochs.end - 1 <= self.completed_epochs {
+                continue; // finished before an interruption
+            }
+            let mut stage = self.start_stage(si)?;
+            let done = self.completed_epochs;
+            for epoch in epochs.filter(|&e| e > done) {
+                let stats = self.train_epoch(&mut stage, epoch, None, &mut |_| {})?;
+                self.end_epoch(&stage, epoch, stats)?;
+            }
+        }
+        self.finish()
+    }
+
+    /// Make exactly stage `si`'s parameters trainable with a fresh optimizer (its state restored
+    /// when a resumed run was interrupted inside this stage), and cache a frozen trunk's features.
+    pub fn start_stage(&mut self, si: usize) -> Result<StageRun, TrainError> {
+        let stage = &self.schedule.stages[si];
+        let mut opt = configure_stage(&self.vs, stage);
+        if let Some(c) = self.checkpoint.take() {
+            // interrupted inside this stage (earlier stages were skipped): restore its optimizer moments
+            opt.load_state(&c.state).map_err(|reason| RunError::Corrupt { dir: self.run.path.clone(), file: run_dir::CHECKPOINT, reason, hint: "remove it to start the run again from the beginning" })?;
+        }
+        // A frozen trunk is a frozen trunk: its features are computed once, without augmentation.
+        // (Unless they would not fit: then the frozen trunk runs under no_grad every batch.)
+        let side = (self.cfg.image_size as u64).div_ceil(32);
+        let bytes = self.data.train.len() as u64 * self.cfg.trunk.out_channels() as u64 * side * side * 4;
+        let fits = bytes as f64 <= self.cfg.feature_cache_gib * (1u64 << 30) as f64;
+        let features = match (stage.trunk_trains, fits) {
+            (false, true) => Some(self.trunk_features()?),
+            (false, false) => {
+                eprintln!(
+                    "note: trunk features would take {:.2} GiB (over --feature-cache-gib {}); the frozen trunk runs on every batch instead",
+                    bytes as f64 / (1u64 << 30) as f64,
+                    self.cfg.feature_cache_gib
+                );
+                None
+            }
+            (true, _) => None,
+        };
+        Ok(StageRun { index: si, opt, features })
+    }
+
+    /// Trunk features of every training image (no augmentation, BatchNorm in eval mode), `[N, C, h, w]`.
+    fn trunk_features(&self) -> Result<Tensor, TrainError> {
+        let pipe = Pipeline { size: self.cfg.image_size, augment: None };
+        let source = &self.data.train_source;
+        let pb = progress(source.len() as u64, "caching trunk features");
+        let mut parts = Vec::new();
+        let order: Vec<usize> = (0..source.len()).collect();
+        for chunk in order.chunks(self.cfg.batch_size) {
+            let b = crate::data::loader::load_batch(&pipe, source, chunk, self.cfg.seed, 0)?;
+            let x = Tensor::from_slice(&b.images).view([chunk.len() as i64, 3, pipe.size as i64, pipe.size as i64]).to_device(self.device);
+            parts.push(tch::no_grad(|| self.model.features(&x, false)));
+            pb.inc(chunk.len() as u64);
+        }
+        pb.finish_and_clear();
+        Ok(Tensor::cat(&parts, 0))
+    }
+
+    /// One epoch of stage `st` (at most `max_steps` steps); `on_step` sees every step.
+    pub fn train_epoch(&mut self, st: &mut StageRun, epoch: usize, max_steps: Option<usize>, on_step: &mut dyn FnMut(&StepInfo)) -> Result<EpochStats, TrainError> {
+        let stage = self.schedule.stages[st.index].clone();
+        // Dropout draws from libtorch's generator: reseed per epoch so a resumed run matches.
+        tch::manual_seed(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64) as i64);
+        let mut order: Vec<usize> = (0..self.data.train.len()).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(self.cfg.seed.wrapping_add(epoch as u64)));
+        if let Some(m) = max_steps {
+            order.truncate(m * self.cfg.batch_size);
+        }
+        let mut p = EpochProgress::new(order.len(), &format!("epoch {epoch}/{} [{}]", self.schedule.total_epochs(), stage.name));
+        let announce = self.completed_epochs == 0 && epoch == 1;
+        let skipped_before = self.scaler.skipped;
+        match st.features.as_ref().map(Tensor::shallow_clone) {
+            Some(feats) => {
+                for chunk in order.chunks(self.cfg.batch_size) {
+                    let ix = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(self.device);
+                    let logits = self.model.heads_forward(&feats.index_select(0, &ix), true);
+                    let loss = self.step(&mut st.opt, &stage, epoch, p.steps, chunk, logits)?;
+                    self.after_step(&mut p, chunk.len(), loss, announce, on_step);
+                }
+            }
+            None => {
+                let pipe = Pipeline { size: self.cfg.image_size, augment: self.cfg.augment };
+                let loader = Loader::start(pipe, self.data.train_source.clone(), order, self.cfg.batch_size, self.cfg.seed, epoch as u64, self.cfg.prefetch);
+                // batches arrive as (pinned, on CUDA) host tensors; the copy to the device does not block
+                for batch in TensorLoader::start(loader, self.cfg.image_size, self.device, self.cfg.prefetch) {
+                    let (indices, x) = batch?;
+                    let x = x.to_device_(self.device, Kind::Float, true, false);
+                    let logits = if stage.trunk_trains {
+                        self.model.forward_t(&x, true, true)
+                    } else {
+                        let feats = tch::no_grad(|| self.model.features(&x, false));
+                        self.model.heads_forward(&feats, true)
+                    };
+                    let loss = self.step(&mut st.opt, &stage, epoch, p.steps, &indices, logits)?;
+                    self.after_step(&mut p, indices.len(), loss, announce, on_step);
+                }
+            }
+        }
+        p.bar.finish_and_clear();
+        if self.scaler.skipped > skipped_before {
+            eprintln!("note: {} step(s) skipped for non-finite fp16 gradients; loss scale now {}", self.scaler.skipped - skipped_before, self.scaler.scale);
+        }
+        Ok(EpochStats { mean_loss: p.loss_sum / p.images.max(1) as f64, images: p.images, steps: p.steps, seconds: p.started.elapsed().as_secs_f64() })
+    }
+
+    /// Count a step, move the progress bar, tell the observer, and after the run's first few steps
+    /// say how long an epoch will take.
+    fn after_step(&self, p: &mut EpochProgress, n: usize, loss: f64, announce: bool, on_step: &mut dyn FnMut(&StepInfo)) {
+        on_step(&StepInfo { step: p.steps, images: n, loss });
+        p.loss_sum += loss * n as f64;
+        p.images += n;
+        p.steps += 1;
+        let rate = p.images as f64 / p.started.elapsed().as_secs_f64();
+        p.bar.inc(n as u64);
+        p.bar.set_message(format!("loss {:.4}  {rate:.1} img/s", p.loss_sum / p.images as f64));
+        match p.after_first {
+            None => p.after_first = Some((Instant::now(), p.images)),
+            // steps 2..=5 give the steady rate (the first carries thread and allocator start-up)
+            Some((t, before)) if announce && p.steps == 5 => self.announce_duration((p.images - before) as f64 / t.elapsed().as_secs_f64(), p.total),
+            Some(_) => {}
+        }
+    }
+
+    /// Say, early in the first epoch, roughly how long an epoch and the run will take.
+    fn announce_duration(&self, rate: f64, images: usize) {
+        if !rate.is_finite() || rate <= 0.0 {
+            return;
+        }
+        let epoch = images as f64 / rate;
+        let total = epoch * self.schedule.total_epochs() as f64;
+        eprintln!("about {} per epoch at {rate:.1} img/s; about {} for {} epochs (validation not included)", duration(epoch), duration(total), self.schedule.total_epochs());
+    }
+
+    /// One optimisation step on a batch: the stage's loss, backward, optimizer (with fp16 loss
+    /// scaling: unscale, skip on non-finite gradients, update the scale). Returns the loss.
+    pub fn step(&mut self, opt: &mut Adam, stage: &Stage, epoch: usize, step: usize, idx: &[usize], logits: Vec<Tensor>) -> Result<f64, TrainError> {
+        let loss = self.losses.total(&logits, &self.train_targets, idx, &stage.heads_in_loss, self.device);
+        let non_finite = |value: f64| TrainError::NonFinite { value, stage: stage.name.clone(), epoch, step, run: self.run.path.clone() };
+        if !self.precision.scaled {
+            let v = loss.double_value(&[]);
+            if !v.is_finite() {
+                return Err(non_finite(v));
+            }
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+            return Ok(v);
+        }
+        // backward on the scaled loss; the loss and "gradients finite" come back in one read
+        opt.zero_grad();
+        self.scaler.scale(&loss).backward();
+        let finite = self.scaler.unscale_(opt);
+        let both: Vec<f64> = Vec::try_from(Tensor::stack(&[loss.detach(), finite.to_kind(Kind::Float).to_device(loss.device())], 0).to_kind(Kind::Double))?;
+        if !both[0].is_finite() {
+            return Err(non_finite(both[0]));
+        }
+        let grads_finite = both[1] == 1.0;
+        if grads_finite {
+            opt.step();
+        }
+        self.scaler.update(grads_finite);
+        Ok(both[0])
+    }
+
+    /// After an epoch: validate, log the metrics line, checkpoint and write the model.
+    pub fn end_epoch(&mut self, st: &StageRun, epoch: usize, stats: EpochStats) -> Result<(), TrainError> {
+        let stage = &self.schedule.stages[st.index];
+        let tv = Instant::now();
+        let (val_probs, val_loss) = self.validate(&stage.heads_in_loss)?;
+        let pred = self.decoder.decide(&val_probs, &Thresholds::new(0.5));
+        let f1 = imageclef_f1(&self.val_truth(), &self.data.val.ids.iter().cloned().zip(pred).collect()).f1;
+        let m = EpochMetrics {
+            epoch,
+            stage: stage.name.clone(),
+            train_loss: stats.mean_loss,
+            val_loss,
+            val_imageclef_f1: f1,
+            images_per_second: stats.images as f64 / stats.seconds,
+            seconds: stats.seconds + tv.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "epoch {:>3} [{}] train loss {:.4}  val loss {:.4}  val F1@0.5 {:.4}  ({:.1} img/s, {:.1}s)",
+            m.epoch, m.stage, m.train_loss, m.val_loss, m.val_imageclef_f1, m.images_per_second, m.seconds
+        );
+        self.run.save_checkpoint(&self.vs, &st.opt, &self.scaler, st.index, epoch)?;
+        self.run.save_model(&self.vs)?;
+        self.metrics.append(&m)?;
+        self.completed_epochs = epoch;
+        self.last_val_probs = Some(val_probs);
+        Ok(())
+    }
+
+    /// Probabilities `[N_val, K]` of the validation images, and the mean loss of `heads` on them.
+    pub fn validate(&self, heads: &[usize]) -> Result<(Array2<f32>, f64), TrainError> {
+        let pipe = Pipeline { size: self.cfg.image_size, augment: None };
+        let source: &ImageSource = &self.data.val_source;
+        let mut out = Array2::<f32>::zeros((source.len(), self.model_cfg.concepts().len()));
+        let mut loss_sum = 0.0;
+        for_each_batch(&self.model, &pipe, source, self.cfg.batch_size, self.device, |indices, logits| -> Result<(), TrainError> {
+            let (probs, loss) = tch::no_grad(|| {
+                let loss = self.losses.total(&logits, &self.val_targets, indices, heads, self.device).double_value(&[]);
+                (self.model.probabilities(&logits), loss)
+            });
+            store_rows(&mut out, indices, &probs)?;
+            loss_sum += loss * indices.len() as f64;
+            Ok(())
+        })?;
+        Ok((out, loss_sum / source.len().max(1) as f64))
+    }
+
+    fn val_truth(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.data.val.ids.iter().cloned().zip(self.data.val.labels.iter().cloned()).collect()
+    }
+
+    /// Tune the thresholds on validation, write `thresholds.json` and `summary.json`.
+    pub fn finish(mut self) -> Result<TrainSummary, TrainError> {
+        let val_probs = match self.last_val_probs.take() {
+            Some(p) => p,
+            None => self.validate(&[])?.0,
+        };
+        let truth = self.val_truth();
+        let decoder = &self.decoder;
+        let scores = decoder.decision_scores(&val_probs);
+        let level_of = |c: &str| decoder.concepts.iter().position(|x| x == c).and_then(|k| decoder.levels[k].clone());
+        let grid: Vec<f32> = (1..20).map(|i| i as f32 * 0.05).collect();
+        let (thresholds, tuned_f1) = tune(&scores, &decoder.concepts, &self.data.val.ids, &truth, &level_of, TuneMode::PerLevel, &grid)?;
+        self.run.write_json(run_dir::THRESHOLDS, &thresholds)?;
+        let at_half = decoder.decide(&val_probs, &Thresholds::new(0.5));
+        let summary = TrainSummary {
+            run: self.run.path.clone(),
+            n_train: self.data.train.len(),
+            n_val: self.data.val.len(),
+            concepts: decoder.concepts.len(),
+            val_f1_at_half: imageclef_f1(&truth, &self.data.val.ids.iter().cloned().zip(at_half).collect()).f1,
+            val_f1_tuned: tuned_f1,
+            seconds: self.started.elapsed().as_secs_f64(),
+            skipped: self.data.skipped.skipped.len(),
+        };
+        self.run.write_json(run_dir::SUMMARY, &summary)?;
+        Ok(summary)
+    }
+}
+
+/// Make exactly the stage's parameters trainable (everything else frozen) and build Adam over them,
+/// one learning-rate group per [`super::schedule::ParamGroup`]. BatchNorm running statistics are buffers.
+pub fn configure_stage(vs: &nn::VarStore, stage: &Stage) -> Adam {
+    let vars = vs.variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let mut groups: Vec<(Vec<(String, Tensor)>, f64)> = stage.groups.iter().map(|g| (Vec::new(), g.lr)).collect();
+    for name in names {
+        if name.ends_with("running_mean") || name.ends_with("running_var") {
+            continue;
+        }
+        let group = stage.groups.iter().position(|g| g.prefixes.iter().any(|p| has_prefix(name, p)));
+        let mut t = vars[name].shallow_clone();
+        let _ = t.requires_grad_(group.is_some());
+        if let Some(g) = group {
+            groups[g].0.push((name.clone(), t));
+        }
+    }
+    Adam::new(groups)
+}
+
+fn progress(len: u64, prefix: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]").expect("valid template"));
+    pb.set_prefix(prefix.to_string());
+    pb
+}
+
+/// `1 h 05 min`, `12 min`, `40 s`.
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=89 => format!("{s} s"),
+        90..=3599 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600 + 30) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HeadSpec, TrunkKind};
+    use crate::train::{HierSchedule, Strategy};
+
+    fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
+        HeadSpec { name: name.into(), concepts: (0..k).map(|i| format!("C{:07}", i)).collect(), kind }
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(40.2), "40 s");
+        assert_eq!(duration(725.0), "12 min");
+        assert_eq!(duration(3900.0), "1 h 05 min");
+    }
+
+    /// Every stage trains exactly the parameters it claims: count them, and check that one step
+    /// moves all of them and nothing else.
+    #[test]
+    fn each_stage_trains_exactly_its_parameters() {
+        for (mode, strategy, schedule, heads) in [
+            (Mode::Flat, Strategy::Layerwise, HierSchedule::Joint, vec![spec("flat", 4, HeadKind::MultiLabel)]),
+            (Mode::Hierarchical, Strategy::Full, HierSchedule::Stepwise, vec![spec("modality", 3, HeadKind::SingleLabel), spec("anatomy", 4, HeadKind::MultiLabel)]),
+            (Mode::Flat, Strategy::Head, HierSchedule::Joint, vec![spec("flat", 4, HeadKind::MultiLabel)]),
+        ] {
+            tch::manual_seed(0);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = TrainConfig { mode, strategy, schedule, epochs: 6, trunk: TrunkKind::Tiny, ..Default::default() };
+            let mcfg = ModelConfig { trunk: TrunkKind::Tiny, head: HeadConfig::for_trunk(TrunkKind::Tiny), heads: heads.clone(), condition_on_previous: false };
+            let model = Model::new(&vs.root(), mcfg);
+            let names: Vec<String> = heads.iter().map(|h| h.name.clone()).collect();
+            let sched = build_schedule(&cfg, &names);
+            let is_param = |n: &str| !n.ends_with("running_mean") && !n.ends_with("running_var");
+            for stage in &sched.stages {
+                let mut opt = configure_stage(&vs, stage);
+                let claimed: Vec<String> = stage.groups.iter().flat_map(|g| g.prefixes.clone()).collect();
+                let expected: i64 = vs.variables().iter().filter(|(n, _)| is_param(n) && claimed.iter().any(|p| has_prefix(n, p))).map(|(_, t)| t.numel() as i64).sum();
+                assert_eq!(opt.numel(), expected, "stage {}", stage.name);
+                assert!(expected > 0);
+                let before: BTreeMap<String, Tensor> = vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
+                let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+                let logits = model.forward_t(&x, stage.trunk_trains, true);
+                let loss = stage.heads_in_loss.iter().map(|&h| logits[h].square().mean(Kind::Float)).fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+                for (n, t) in vs.variables() {
+                    if !is_param(&n) {
+                        continue;
+                    }
+                    let moved = !t.detach().equal(&before[&n]);
+                    let trained = claimed.iter().any(|p| has_prefix(&n, p));
+                    assert_eq!(moved, trained, "stage '{}': {n} moved={moved} but trained={trained}", stage.name);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Helpers shared by the end-to-end tests: the real binary, its outcomes, and tiny generated data.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+/// The `conceptree` binary under test.
+pub fn bin() -> Command {
+    Command::cargo_bin("conceptree").expect("binary built")
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+/// Exit code, stdout and stderr of `conceptree args...`.
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().expect("runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Stdout of a command that must succeed.
+pub fn run_ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "conceptree {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+/// Stderr of a command that must fail with `code`.
+pub fn run_fails(args: &[&str], code: i32) -> String {
+    let (got, out, err) = run(args);
+    assert_eq!(got, code, "conceptree {args:?}:\n{out}\n{err}");
+    err
+}
+
+/// `n` phantoms of 32 px in `dir`.
+pub fn synth(dir: &Path, n: usize, seed: u64) {
+    run_ok(&["data", "synth", "--out", s(dir), "--n", &n.to_string(), "--image-size", "32", "--seed", &seed.to_string()]);
+}
+
+/// The arguments of a one-epoch tiny-trunk run on phantoms in `data`, into `out`.
+pub fn train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<String> {
+    let labels = data.join("labels.csv");
+    let images = data.join("images");
+    [
+        "train", "--labels", s(&labels), "--images", s(&images), "--out", s(out), "--trunk", "tiny", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--lr", "1e-3",
+        "--device", "cpu",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+/// Train a one-epoch tiny-trunk run (plus `extra` options); it must succeed.
+pub fn train(data: &Path, out: &Path, extra: &[&str]) {
+    let mut args = train_args(data, out);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(&args);
+}
+
+/// The binary as a plain `std::process::Command` (to spawn and kill it).
+pub fn std_bin() -> std::process::Command {
+    use assert_cmd::cargo::CommandCargoExt;
+    std::process::Command::cargo_bin("conceptree").expect("binary built")
+}
