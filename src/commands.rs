@@ -31,7 +31,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || cause.is::<data::dataset::DatasetError>()
             || cause.is::<data::pipeline::PipelineError>()
             || cause.is::<data::cache::CacheError>()
-            || cause.is::<data::synth::SynthError>()
+            || cause.is::<conceptree::synth::SynthError>()
         {
             return EXIT_BAD_INPUT;
         }
@@ -76,8 +76,8 @@ fn cuda_device_name() -> Option<String> {
 }
 
 pub fn synth(out: &Path, n: usize, size: u32, seed: u64) -> Result<()> {
-    let cfg = data::synth::SynthConfig { n, size, seed, ..Default::default() };
-    let s = data::synth::generate(&cfg, out)?;
+    let cfg = conceptree::synth::SynthConfig { n, size, seed, ..Default::default() };
+    let s = conceptree::synth::generate(&cfg, out)?;
     println!("wrote {} phantoms to {} and labels to {}", s.n_images, s.images_dir.display(), s.labels_path.display());
     Ok(())
 }

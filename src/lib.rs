@@ -2,7 +2,8 @@
 //!
 //! The pipeline, stage by stage (see `../shared/DESIGN.md` in the development tree):
 //! ontology ([`ontology`]) and labels + images ([`data`]) feed a ResNet trunk with a flat or
-//! per-level head ([`model`]), trained by [`train`], scored by [`eval`].
+//! per-level head ([`model`]), trained by [`train`], scored by [`eval`]. [`synth`] writes the
+//! built-in synthetic phantom data set.
 
 pub mod data;
 pub mod eval;
@@ -10,6 +11,7 @@ pub mod experiment;
 pub mod model;
 pub mod ontology;
 pub mod report;
+pub mod synth;
 pub mod train;
 
 /// Exit code for success.
