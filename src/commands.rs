@@ -73,8 +73,8 @@ fn cuda_device_name() -> Option<String> {
 
 pub fn synth(out: &Path, n: usize, size: u32, seed: u64, force: bool) -> Result<(), Error> {
     data::output::prepare(out, force)?;
-    let cfg = data::synth::SynthConfig { n, size, seed, ..Default::default() };
-    let s = data::synth::generate(&cfg, out)?;
+    let cfg = conceptree::synth::SynthConfig { n, size, seed, ..Default::default() };
+    let s = conceptree::synth::generate(&cfg, out)?;
     println!("wrote {} phantoms to {} and labels to {}", s.n_images, s.images_dir.display(), s.labels_path.display());
     Ok(())
 }

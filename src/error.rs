@@ -17,7 +17,7 @@ use crate::data::labels::LabelError;
 use crate::data::decode::PipelineError;
 use crate::data::output::OutputDirError;
 use crate::data::stats::FolderError;
-use crate::data::synth::SynthError;
+use crate::synth::SynthError;
 use crate::eval::submission::SubmissionError;
 use crate::eval::thresholds::ThresholdError;
 use crate::model::weights::WeightsError;

@@ -3,7 +3,8 @@
 //! The pipeline, stage by stage (ARCHITECTURE.md has the map): the concept hierarchy
 //! ([`ontology`]) and labels + images ([`data`]) feed a ResNet trunk with a flat or per-level head
 //! ([`model`]), trained by [`train`], used by [`predict`], scored by [`eval`] and analysed by
-//! [`report`]; [`experiment`] runs whole studies. [`error`] holds the one rule for exit codes.
+//! [`report`]; [`experiment`] runs whole studies and [`synth`] writes the built-in phantom
+//! data set. [`error`] holds the one rule for exit codes.
 pub mod cui;
 pub mod data;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod model;
 pub mod ontology;
 pub mod predict;
 pub mod report;
+pub mod synth;
 pub mod train;
 
 pub use error::{Error, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};

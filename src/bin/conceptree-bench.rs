@@ -208,8 +208,8 @@ fn synth(out: &Path, n: usize, size: u32) -> Result<()> {
         return Ok(());
     }
     let t = Instant::now();
-    let cfg = conceptree::data::synth::SynthConfig { n, size, seed: 42, jpeg_quality: 90 };
-    conceptree::data::synth::generate(&cfg, out).context("synth")?;
+    let cfg = conceptree::synth::SynthConfig { n, size, seed: 42, jpeg_quality: 90 };
+    conceptree::synth::generate(&cfg, out).context("synth")?;
     eprintln!("synth: wrote {n} {size}x{size} JPEGs to {} in {:.1}s", dir.display(), t.elapsed().as_secs_f64());
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Data in: label files, datasets (labels joined with images), the image pipeline, its on-disk
-//! cache of decoded images, and the synthetic phantom generator.
+//! Data in: label files, datasets (labels joined with images), the image pipeline and its on-disk
+//! cache of decoded images. (The synthetic phantom generator is [`crate::synth`].)
 //!
 //! The image pipeline is three files, each depending only on the ones before it:
 //! [`decode`] (file -> resized 8-bit planes), [`augment`] (planes -> augmented, normalised
@@ -13,4 +13,3 @@ pub mod labels;
 pub mod loader;
 pub mod output;
 pub mod stats;
-pub mod synth;
