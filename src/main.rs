@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use conceptree::data::labels::LabelFormat;
-use conceptree::model::{MemoryFormat, TrunkKind};
+use conceptree::model::{MemoryFormat, Neck, TrunkKind};
 use conceptree::ontology::Level;
-use conceptree::train::{ClassWeights, DeviceChoice, HierSchedule, Mode, Strategy, TrainConfig};
+use conceptree::train::{Calibration, ClassWeights, DeviceChoice, HeadWeights, HierSchedule, Keep, Mode, Strategy, TrainConfig};
 use conceptree::Error;
 
 fn d() -> &'static TrainConfig {
@@ -207,6 +207,24 @@ struct CommonTrain {
     /// Frozen trunk (--strategy head, layerwise's first stage): keep its features in memory up to this many GiB, else rerun it every batch.
     #[arg(long, default_value_t = d().feature_cache_gib)]
     feature_cache_gib: f64,
+    /// Hierarchical: single-label levels decoded by their best concept against a tuned threshold, with the class-weight prior removed (logit-adjust) or never added (unweighted); none: arg-max over the concepts and "none".
+    #[arg(long, value_enum, default_value_t = d().calibration)]
+    calibration: Calibration,
+    /// Weights of the heads' losses: concepts (every concept counts the same, whatever head it is in), equal (every head 1), or name=w,name=w.
+    #[arg(long, default_value_t = d().head_weights.clone())]
+    head_weights: HeadWeights,
+    /// One optimizer whose state carries across stages, and exactly --epochs epochs over all stages (false: a fresh optimizer per stage, at least one epoch per stage).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = d().fair_schedule)]
+    fair_schedule: bool,
+    /// Which epoch's weights the run keeps: the one with the best validation ImageCLEF F1 (tuned thresholds), or the last.
+    #[arg(long, value_enum, default_value_t = d().keep)]
+    keep: Keep,
+    /// Hierarchical: C-HMCNN's max-constraint module and MCLoss on multi-label levels (a concept never scores below its descendants).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = d().max_constraint)]
+    max_constraint: bool,
+    /// Hierarchical: per-head (each head has the paper's whole head) or shared (one auxiliary convolution and dense layer for all heads, one output layer each).
+    #[arg(long, value_enum, default_value_t = d().neck)]
+    neck: Neck,
 }
 
 #[derive(Args, Debug)]
@@ -238,7 +256,7 @@ struct TrainArgs {
     /// Share of the training images held out for validation (by group with --groups).
     #[arg(long, default_value_t = d().val_split)]
     val_split: f64,
-    /// Hierarchical mode: joint (all heads at once) or stepwise (one level added per stage).
+    /// Hierarchical mode: joint (all heads at once), stepwise (one level added per stage), curriculum (levels added over the first half, then joint).
     #[arg(long, value_enum, default_value_t = d().schedule)]
     schedule: HierSchedule,
     /// head (frozen trunk), full (paper run 1), layerwise (paper run 2).
@@ -551,6 +569,12 @@ impl CommonTrain {
             amp: self.amp,
             image_cache: self.image_cache,
             feature_cache_gib: self.feature_cache_gib,
+            calibration: self.calibration,
+            head_weights: self.head_weights,
+            fair_schedule: self.fair_schedule,
+            keep: self.keep,
+            max_constraint: self.max_constraint,
+            neck: self.neck,
             ..base
         }
     }

@@ -19,7 +19,7 @@ use conceptree::data::cache::ImageCache;
 use conceptree::data::decode::{decode, decode_jpeg_scaled, decode_jpeg_zune, decode_raw, resize_planes, resize_planes_reference, RawImage};
 use conceptree::data::loader::{ImageSource, Loader};
 use conceptree::eval::metrics::{evaluate, imageclef_f1, EvalHooks, LabelMap};
-use conceptree::model::{HeadConfig, HeadKind, HeadSpec, MemoryFormat, Model, ModelConfig, TrunkKind};
+use conceptree::model::{HeadKind, HeadSpec, MemoryFormat, Model, ModelConfig, TrunkKind};
 use conceptree::ontology::Ontology;
 use conceptree::train::{DeviceChoice, Mode, TrainConfig, Trainer};
 use itertools::Itertools;
@@ -357,8 +357,8 @@ fn sync(device: Device) {
 
 /// The trainer's flat model, with its precision and memory format set as the trainer sets them.
 fn bench_model(vs: &nn::VarStore, m: &ModelArgs, n_labels: usize) -> Result<Model> {
-    let heads = vec![HeadSpec { name: "flat".into(), concepts: (0..n_labels).map(|i| format!("C{i:07}")).collect(), kind: HeadKind::MultiLabel }];
-    let mut model = Model::new(&vs.root(), ModelConfig { trunk: m.trunk, head: HeadConfig::for_trunk(m.trunk), heads, condition_on_previous: false });
+    let heads = vec![HeadSpec::new("flat", (0..n_labels).map(|i| format!("C{i:07}")).collect(), HeadKind::MultiLabel)];
+    let mut model = Model::new(&vs.root(), ModelConfig::new(m.trunk, heads));
     let channels_last = m.memory_format.channels_last(vs.device(), m.amp);
     model.set_channels_last(vs, channels_last);
     model.amp = m.amp;

@@ -28,12 +28,42 @@ pub struct HeadSpec {
     pub name: String,
     pub concepts: Vec<String>,
     pub kind: HeadKind,
+    /// Subtracted from the logits before the sigmoid or softmax (one per output): the log of the
+    /// class weights the head was trained with, so its probabilities carry no weight prior
+    /// (logit adjustment). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logit_adjustment: Vec<f32>,
+    /// C-HMCNN's max-constraint module (multi-label heads): for each concept, its descendants
+    /// within this head, itself included; a concept's probability is the largest of theirs.
+    /// Empty: no constraint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub descendants: Vec<Vec<usize>>,
 }
 
 impl HeadSpec {
+    /// A head without logit adjustment or constraint.
+    pub fn new(name: impl Into<String>, concepts: Vec<String>, kind: HeadKind) -> HeadSpec {
+        HeadSpec { name: name.into(), concepts, kind, logit_adjustment: Vec::new(), descendants: Vec::new() }
+    }
+
     /// Logit width: one per concept, plus the "none" class for single-label heads.
     pub fn n_outputs(&self) -> i64 {
         self.concepts.len() as i64 + i64::from(self.kind == HeadKind::SingleLabel)
+    }
+
+    /// The 0/1 matrix `R[a, b]` = "b is a descendant of a (or a itself)" of the max-constraint, `[K, K]`.
+    pub fn constraint_matrix(&self, device: Device) -> Option<Tensor> {
+        if self.descendants.is_empty() {
+            return None;
+        }
+        let k = self.concepts.len();
+        let mut r = vec![0f32; k * k];
+        for (a, ds) in self.descendants.iter().enumerate() {
+            for &b in ds {
+                r[a * k + b] = 1.0;
+            }
+        }
+        Some(Tensor::from_slice(&r).view([k as i64, k as i64]).to_device(device))
     }
 }
 
@@ -58,7 +88,32 @@ impl HeadConfig {
     }
 }
 
-/// Everything needed to rebuild a model (stored in `config.json` of a run).
+/// Where the layers between the trunk and the outputs sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Neck {
+    /// Each head has the paper's whole head (auxiliary convolution, dense layer, output layer).
+    #[default]
+    PerHead,
+    /// One paper head (auxiliary convolution, dense layer) shared by all heads, then one output
+    /// layer per head: a hierarchical model then differs from flat only in its outputs.
+    Shared,
+}
+
+/// How a single-label head's probabilities become a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SingleLabelDecoding {
+    /// Arg-max over the concepts and "none"; the chosen concept scores 1, the others 0, so no
+    /// threshold can switch the level off.
+    #[default]
+    Argmax,
+    /// The most probable concept (excluding "none") keeps its probability as its score, the
+    /// others score 0, and the level's threshold decides: a level can abstain.
+    Threshold,
+}
+
+/// Everything needed to rebuild a model (stored as `model.json` in a run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub trunk: TrunkKind,
@@ -66,9 +121,18 @@ pub struct ModelConfig {
     pub heads: Vec<HeadSpec>,
     /// Feed each head the (detached) probabilities of the heads before it.
     pub condition_on_previous: bool,
+    #[serde(default)]
+    pub neck: Neck,
+    #[serde(default)]
+    pub single_label: SingleLabelDecoding,
 }
 
 impl ModelConfig {
+    /// A model with the trunk's default head sizes, per-head necks and arg-max decoding.
+    pub fn new(trunk: TrunkKind, heads: Vec<HeadSpec>) -> ModelConfig {
+        ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: false, neck: Neck::PerHead, single_label: SingleLabelDecoding::Argmax }
+    }
+
     /// All concepts, in the concatenated output order of [`Model::probabilities`].
     pub fn concepts(&self) -> Vec<String> {
         self.heads.iter().flat_map(|h| h.concepts.iter().cloned()).collect()
@@ -130,52 +194,80 @@ pub fn is_channels_last(t: &Tensor) -> bool {
     true
 }
 
-/// The paper's head.
+/// The paper's head up to its hidden layer: auxiliary 1x1 convolution, BatchNorm, ReLU, global
+/// pooling, dropout, dense layer, ReLU, dropout.
 #[derive(Debug)]
-pub struct Head {
+struct NeckLayers {
     conv: nn::Conv2D,
     bn: nn::BatchNorm,
     fc1: nn::Linear,
-    fc2: nn::Linear,
     dropout: f64,
 }
 
-impl Head {
-    /// `in_channels` from the trunk, `extra` conditioning inputs, `n_out` logits.
-    pub fn new(p: &nn::Path, in_channels: i64, extra: i64, n_out: i64, cfg: &HeadConfig) -> Head {
+impl NeckLayers {
+    /// `in_channels` from the trunk, `extra` conditioning inputs after the pooling.
+    fn new(p: &nn::Path, in_channels: i64, extra: i64, cfg: &HeadConfig) -> NeckLayers {
         let conv = nn::conv2d(p / "conv", in_channels, cfg.aux_channels, 1, nn::ConvConfig { bias: false, ..Default::default() });
         let bn = nn::batch_norm2d(p / "bn", cfg.aux_channels, Default::default());
         let fc1 = nn::linear(p / "fc1", cfg.aux_channels + extra, cfg.hidden, Default::default());
-        let fc2 = nn::linear(p / "fc2", cfg.hidden, n_out, Default::default());
-        Head { conv, bn, fc1, fc2, dropout: cfg.dropout }
+        NeckLayers { conv, bn, fc1, dropout: cfg.dropout }
     }
 
-    /// features `[B, C, h, w]` (+ conditioning `[B, extra]`) -> logits `[B, n_out]`.
-    pub fn forward_t(&self, feats: &Tensor, cond: Option<&Tensor>, train: bool) -> Tensor {
+    /// features `[B, C, h, w]` (+ conditioning `[B, extra]`) -> hidden `[B, hidden]`.
+    fn forward_t(&self, feats: &Tensor, cond: Option<&Tensor>, train: bool) -> Tensor {
         let y = feats.apply(&self.conv).apply_t(&self.bn, train).relu_().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         let y = match cond {
             Some(c) => Tensor::cat(&[y, c.shallow_clone()], 1),
             None => y,
         };
-        y.dropout(self.dropout, train).apply(&self.fc1).relu().dropout(self.dropout, train).apply(&self.fc2)
+        y.dropout(self.dropout, train).apply(&self.fc1).relu().dropout(self.dropout, train)
     }
 }
 
-/// Trunk + heads. Trunk variables live at the var-store root (torchvision names); heads under `heads.<name>`.
+/// One head's layers: its own neck (per-head necks) and its output layer.
+#[derive(Debug)]
+pub struct Head {
+    neck: Option<NeckLayers>,
+    fc2: nn::Linear,
+}
+
+/// Trunk + heads. Trunk variables live at the var-store root (torchvision names); heads under
+/// `heads.<name>`, a shared neck under `neck`.
 #[derive(Debug)]
 pub struct Model {
     pub cfg: ModelConfig,
     pub trunk: Trunk,
     pub heads: Vec<Head>,
+    shared_neck: Option<NeckLayers>,
+    /// Max-constraint matrices of the heads that have one.
+    constraints: Vec<Option<Tensor>>,
+    /// Logit adjustments of the heads that have one, `[n_outputs]`.
+    adjustments: Vec<Option<Tensor>>,
     /// Run the forward pass under autocast (mixed precision: fp16 on CUDA, bf16 on CPU); logits
     /// and features come back as f32 either way.
     pub amp: bool,
 }
 
-/// Probabilities of one head's concepts from its logits `[B, n_outputs]` -> `[B, n_concepts]`.
-pub fn head_probabilities(spec: &HeadSpec, logits: &Tensor) -> Tensor {
+/// C-HMCNN's max-constraint module: `out[b, a] = max over c of R[a, c] * h[b, c]`, `[B, K]`.
+pub fn max_constraint(h: &Tensor, r: &Tensor) -> Tensor {
+    (h.unsqueeze(1) * r.unsqueeze(0)).amax([2].as_slice(), false)
+}
+
+/// Probabilities of one head's concepts from its logits `[B, n_outputs]` -> `[B, n_concepts]`:
+/// the logit adjustment removed, then sigmoid (and the max-constraint) or softmax without "none".
+pub fn head_probabilities(spec: &HeadSpec, logits: &Tensor, adjustment: Option<&Tensor>, constraint: Option<&Tensor>) -> Tensor {
+    let logits = match adjustment {
+        Some(a) => logits - a,
+        None => logits.shallow_clone(),
+    };
     match spec.kind {
-        HeadKind::MultiLabel => logits.sigmoid(),
+        HeadKind::MultiLabel => {
+            let h = logits.sigmoid();
+            match constraint {
+                Some(r) => max_constraint(&h, r),
+                None => h,
+            }
+        }
         HeadKind::SingleLabel => logits.softmax(-1, Kind::Float).narrow(1, 0, spec.concepts.len() as i64),
     }
 }
@@ -184,15 +276,27 @@ impl Model {
     pub fn new(root: &nn::Path, cfg: ModelConfig) -> Model {
         let trunk = Trunk::new(root, cfg.trunk);
         let c = cfg.trunk.out_channels();
+        let shared = cfg.neck == Neck::Shared;
+        let shared_neck = shared.then(|| NeckLayers::new(&(root / "neck"), c, 0, &cfg.head));
         let mut extra = 0;
         let mut heads = Vec::new();
         for spec in &cfg.heads {
             let p = root / "heads" / spec.name.as_str();
             let e = if cfg.condition_on_previous { extra } else { 0 };
-            heads.push(Head::new(&p, c, e, spec.n_outputs(), &cfg.head));
+            let (neck, fc2_in) = if shared { (None, cfg.head.hidden + e) } else { (Some(NeckLayers::new(&p, c, e, &cfg.head)), cfg.head.hidden) };
+            let fc2 = nn::linear(&p / "fc2", fc2_in, spec.n_outputs(), Default::default());
+            heads.push(Head { neck, fc2 });
             extra += spec.concepts.len() as i64;
         }
-        Model { cfg, trunk, heads, amp: false }
+        let device = root.device();
+        let constraints = cfg.heads.iter().map(|h| h.constraint_matrix(device)).collect();
+        let adjustments = cfg.heads.iter().map(|h| (!h.logit_adjustment.is_empty()).then(|| Tensor::from_slice(&h.logit_adjustment).to_device(device))).collect();
+        Model { cfg, trunk, heads, shared_neck, constraints, adjustments, amp: false }
+    }
+
+    /// The max-constraint matrix of head `h`, if it has one.
+    pub fn constraint(&self, h: usize) -> Option<&Tensor> {
+        self.constraints[h].as_ref()
     }
 
     /// Store every 4-D variable of `vs` (convolution weights) channels-last, or back to contiguous,
@@ -243,20 +347,34 @@ impl Model {
     fn heads_logits(&self, feats: &Tensor, train: bool) -> Vec<Tensor> {
         let mut out: Vec<Tensor> = Vec::with_capacity(self.heads.len());
         let mut probs: Vec<Tensor> = Vec::new();
-        for (spec, head) in self.cfg.heads.iter().zip(&self.heads) {
+        let shared = self.shared_neck.as_ref().map(|n| n.forward_t(feats, None, train));
+        for (h, head) in self.heads.iter().enumerate() {
             let cond = (self.cfg.condition_on_previous && !probs.is_empty()).then(|| Tensor::cat(&probs, 1));
-            let logits = head.forward_t(feats, cond.as_ref(), train);
+            let hidden = match (&head.neck, &shared) {
+                (Some(neck), _) => neck.forward_t(feats, cond.as_ref(), train),
+                (None, Some(hidden)) => match &cond {
+                    Some(c) => Tensor::cat(&[hidden.shallow_clone(), c.shallow_clone()], 1),
+                    None => hidden.shallow_clone(),
+                },
+                (None, None) => unreachable!("a head without a neck has the shared one"),
+            };
+            let logits = hidden.apply(&head.fc2);
             if self.cfg.condition_on_previous {
-                probs.push(head_probabilities(spec, &logits).detach());
+                probs.push(self.head_probabilities(h, &logits).detach());
             }
             out.push(logits);
         }
         out
     }
 
+    /// Probabilities of head `h`'s concepts from its logits.
+    pub fn head_probabilities(&self, h: usize, logits: &Tensor) -> Tensor {
+        head_probabilities(&self.cfg.heads[h], logits, self.adjustments[h].as_ref(), self.constraints[h].as_ref())
+    }
+
     /// Concept probabilities `[B, K]` in [`ModelConfig::concepts`] order.
     pub fn probabilities(&self, logits: &[Tensor]) -> Tensor {
-        let parts: Vec<Tensor> = self.cfg.heads.iter().zip(logits).map(|(s, l)| head_probabilities(s, l)).collect();
+        let parts: Vec<Tensor> = logits.iter().enumerate().map(|(h, l)| self.head_probabilities(h, l)).collect();
         Tensor::cat(&parts, 1)
     }
 }
@@ -281,11 +399,11 @@ mod tests {
     use tch::Device;
 
     fn cfg(trunk: TrunkKind, heads: Vec<HeadSpec>, condition: bool) -> ModelConfig {
-        ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: condition }
+        ModelConfig { condition_on_previous: condition, ..ModelConfig::new(trunk, heads) }
     }
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
-        HeadSpec { name: name.into(), concepts: (0..k).map(|i| format!("C{:07}", i)).collect(), kind }
+        HeadSpec::new(name, (0..k).map(|i| format!("C{:07}", i)).collect(), kind)
     }
 
     #[test]

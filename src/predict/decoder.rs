@@ -4,8 +4,10 @@
 //! 1. **max-constraint** (C-HMCNN, Giunchiglia & Lukasiewicz 2020, applied at inference): a
 //!    concept's score becomes the minimum of its own and its ancestors' scores within the model's
 //!    concept set, so a child never outscores its parent;
-//! 2. **single-label heads** (e.g. modality) keep only the arg-max of `[concepts..., none]`, so at
-//!    most one modality is predicted;
+//! 2. **single-label heads** (e.g. modality) keep one concept, so at most one modality is
+//!    predicted: with calibrated heads ([`SingleLabelDecoding::Threshold`]) the most probable
+//!    concept keeps its probability as its score and the level's threshold decides (the level may
+//!    abstain); otherwise the arg-max of `[concepts..., none]` scores 1 and the rest 0;
 //! 3. **thresholds** (concept > level > global, tuned on validation);
 //! [`Decoder::trace`] records each step for `predict --explain`.
 //! 4. **closure**: every predicted concept's ancestors within the concept set are added.
@@ -18,7 +20,7 @@ use ndarray::{Array2, ArrayView1};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::thresholds::Thresholds;
-use crate::model::{HeadKind, ModelConfig};
+use crate::model::{HeadKind, ModelConfig, SingleLabelDecoding};
 use crate::ontology::Ontology;
 
 /// Turns probability rows into concept sets for one model.
@@ -33,6 +35,7 @@ pub struct Decoder {
     /// For each concept, the indices of its ancestors within `concepts`.
     ancestors: Vec<Vec<usize>>,
     pub enforce: bool,
+    single_label: SingleLabelDecoding,
 }
 
 /// What the decoder did with one concept of one image.
@@ -94,7 +97,7 @@ impl Decoder {
             start += h.concepts.len();
         }
         let levels = concepts.iter().map(|c| ontology.level_of(c).map(|l| l.to_string())).collect();
-        Decoder { concepts, levels, head_of, heads, ancestors, enforce }
+        Decoder { concepts, levels, head_of, heads, ancestors, enforce, single_label: model.single_label }
     }
 
     /// The decision scores of one row, and which ancestor capped each.
@@ -116,11 +119,22 @@ impl Decoder {
             if *kind != HeadKind::SingleLabel || r.is_empty() {
                 continue;
             }
-            let none = 1.0 - probs.slice(ndarray::s![r.clone()]).sum();
-            // arg-max over [concepts..., none]; usize::MAX stands for "none"
-            let (best, _) = r.clone().map(|k| (k, probs[k])).fold((usize::MAX, none), |acc, x| if x.1 > acc.1 { x } else { acc });
-            for k in r.clone() {
-                s[k] = if k == best { 1.0 } else { 0.0 };
+            match self.single_label {
+                SingleLabelDecoding::Argmax => {
+                    let none = 1.0 - probs.slice(ndarray::s![r.clone()]).sum();
+                    // arg-max over [concepts..., none]; usize::MAX stands for "none"
+                    let (best, _) = r.clone().map(|k| (k, probs[k])).fold((usize::MAX, none), |acc, x| if x.1 > acc.1 { x } else { acc });
+                    for k in r.clone() {
+                        s[k] = if k == best { 1.0 } else { 0.0 };
+                    }
+                }
+                SingleLabelDecoding::Threshold => {
+                    // the most probable concept keeps its (capped) score for the level's threshold
+                    let best = r.clone().fold(r.start, |b, k| if probs[k] > probs[b] { k } else { b });
+                    for k in r.clone().filter(|&k| k != best) {
+                        s[k] = 0.0;
+                    }
+                }
             }
         }
         (s, capped_by)
@@ -200,16 +214,11 @@ mod tests {
 
     fn model_cfg() -> ModelConfig {
         let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-        ModelConfig {
-            trunk: TrunkKind::Tiny,
-            head: HeadConfig::for_trunk(TrunkKind::Tiny),
-            heads: vec![
-                HeadSpec { name: "modality".into(), concepts: s(&["C0040405", "C0024485", "C1306645"]), kind: HeadKind::SingleLabel },
-                HeadSpec { name: "anatomy".into(), concepts: s(&["C0460004", "C0018670", "C0006104", "C0817096", "C0018787"]), kind: HeadKind::MultiLabel },
-                HeadSpec { name: "laterality".into(), concepts: s(&["C0205091", "C0205090"]), kind: HeadKind::SingleLabel },
-            ],
-            condition_on_previous: false,
-        }
+        ModelConfig::new(TrunkKind::Tiny, vec![
+                HeadSpec::new("modality", s(&["C0040405", "C0024485", "C1306645"]), HeadKind::SingleLabel),
+                HeadSpec::new("anatomy", s(&["C0460004", "C0018670", "C0006104", "C0817096", "C0018787"]), HeadKind::MultiLabel),
+                HeadSpec::new("laterality", s(&["C0205091", "C0205090"]), HeadKind::SingleLabel),
+            ])
     }
 
     #[test]
@@ -233,13 +242,36 @@ mod tests {
         assert_eq!(set, &want);
     }
 
+    #[test]
+    fn a_calibrated_level_keeps_its_best_concept_and_abstains_below_its_threshold() {
+        let onto = Ontology::builtin();
+        let cfg = ModelConfig { single_label: SingleLabelDecoding::Threshold, ..model_cfg() };
+        let d = Decoder::new(&cfg, &onto, true);
+        // modality: CT 0.35 is the best concept although "none" (0.45) beats it: it keeps 0.35;
+        // laterality: left 0.3, right 0.2
+        let probs = Array2::from_shape_vec((1, 10), vec![0.35, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 0.2]).unwrap();
+        let s = d.decision_scores(&probs);
+        assert_eq!(s.row(0).iter().take(3).copied().collect::<Vec<_>>(), vec![0.35, 0.0, 0.0]);
+        assert_eq!((s[[0, 8]], s[[0, 9]]), (0.3, 0.0));
+        let mut t = Thresholds::new(0.5);
+        t.per_level.insert("modality".into(), 0.3);
+        t.per_level.insert("laterality".into(), 0.4);
+        let set = &d.decide(&probs, &t)[0];
+        assert!(set.contains("C0040405"), "CT passes modality's 0.3");
+        assert!(!set.contains("C0205091") && !set.contains("C0205090"), "laterality abstains below its 0.4");
+        // arg-max decoding would have said "none" for modality (0.45 > 0.35) and never abstained on a level it picked
+        let old = Decoder::new(&model_cfg(), &onto, true);
+        assert_eq!(old.decision_scores(&probs).row(0).iter().take(3).copied().collect::<Vec<_>>(), vec![0.0, 0.0, 0.0]);
+    }
+
     proptest! {
         /// Whatever the scores and thresholds, hierarchical decisions are coherent: closed within the
         /// model's concepts and with at most one modality.
         #[test]
-        fn hierarchical_decisions_are_always_coherent(p in proptest::collection::vec(0f32..1.0, 10), thr in proptest::collection::vec(0.01f32..0.99, 11)) {
+        fn hierarchical_decisions_are_always_coherent(p in proptest::collection::vec(0f32..1.0, 10), thr in proptest::collection::vec(0.01f32..0.99, 11), calibrated in proptest::bool::ANY) {
             let onto = Ontology::builtin();
-            let cfg = model_cfg();
+            let single_label = if calibrated { SingleLabelDecoding::Threshold } else { SingleLabelDecoding::Argmax };
+            let cfg = ModelConfig { single_label, ..model_cfg() };
             let d = Decoder::new(&cfg, &onto, true);
             let probs = Array2::from_shape_vec((1, 10), p).unwrap();
             let mut t = Thresholds { global: thr[10], ..Default::default() };

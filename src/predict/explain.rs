@@ -52,15 +52,10 @@ mod tests {
     fn a_record_agrees_with_the_decoder_and_round_trips() {
         let onto = Ontology::builtin();
         let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-        let cfg = ModelConfig {
-            trunk: TrunkKind::Tiny,
-            head: HeadConfig::for_trunk(TrunkKind::Tiny),
-            heads: vec![
-                HeadSpec { name: "modality".into(), concepts: s(&["C0040405", "C0024485"]), kind: HeadKind::SingleLabel },
-                HeadSpec { name: "anatomy".into(), concepts: s(&["C0460004", "C0018670", "C0006104"]), kind: HeadKind::MultiLabel },
-            ],
-            condition_on_previous: false,
-        };
+        let cfg = ModelConfig::new(TrunkKind::Tiny, vec![
+                HeadSpec::new("modality", s(&["C0040405", "C0024485"]), HeadKind::SingleLabel),
+                HeadSpec::new("anatomy", s(&["C0460004", "C0018670", "C0006104"]), HeadKind::MultiLabel),
+            ]);
         let d = Decoder::new(&cfg, &onto, true);
         // brain 0.8 is capped by head (0.6, below head-and-neck's 0.7) and misses its own 0.65;
         // head passes 0.5 and pulls in head-and-neck, which misses its own 0.9

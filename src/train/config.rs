@@ -41,10 +41,83 @@ pub enum Strategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum HierSchedule {
-    /// All heads at once, per-level losses summed.
+    /// All heads at once.
     Joint,
     /// Stage l adds level l's head to the loss (the paper's proposed stepwise training).
     Stepwise,
+    /// Levels added one by one over the first half of the epochs, then all heads together for
+    /// the second half (curriculum, then joint training; after Chen et al., MIDL 2019).
+    Curriculum,
+}
+
+/// How the single-label heads' probabilities are calibrated for decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Calibration {
+    /// Class-weighted training; the weights' prior removed from the logits at decoding (logit
+    /// adjustment: minus log w); the level scored by its best concept against a tuned threshold.
+    LogitAdjust,
+    /// Single-label heads trained without class weights (so no prior to remove); the level scored
+    /// by its best concept against a tuned threshold.
+    Unweighted,
+    /// None: arg-max over the concepts and "none" of the weighted model (the rule before calibration).
+    None,
+}
+
+/// Which epoch's weights a run keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The epoch with the best validation ImageCLEF F1 (with thresholds tuned on validation).
+    Best,
+    /// The last epoch.
+    Last,
+}
+
+/// How the heads' losses are weighted in the total loss of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadWeights {
+    /// Every output concept weighs the same, whatever head it sits in: head h counts with the
+    /// number of its concepts, and the total is divided by the sum of those counts.
+    Concepts,
+    /// Every head weighs the same (each head's loss is its mean over its outputs).
+    Equal,
+    /// A weight per head name (heads not named weigh 1).
+    Custom(std::collections::BTreeMap<String, f64>),
+}
+
+impl std::str::FromStr for HeadWeights {
+    type Err = String;
+    /// `concepts`, `equal`, or `name=weight,name=weight`.
+    fn from_str(s: &str) -> Result<HeadWeights, String> {
+        match s {
+            "concepts" => Ok(HeadWeights::Concepts),
+            "equal" => Ok(HeadWeights::Equal),
+            _ => s
+                .split(',')
+                .map(|part| {
+                    let (name, w) = part.split_once('=').ok_or_else(|| format!("'{part}': expected concepts, equal or name=weight,..."))?;
+                    let w: f64 = w.trim().parse().map_err(|_| format!("'{part}': the weight is not a number"))?;
+                    if !(w.is_finite() && w >= 0.0) {
+                        return Err(format!("'{part}': weights must be 0 or more"));
+                    }
+                    Ok((name.trim().to_string(), w))
+                })
+                .collect::<Result<_, _>>()
+                .map(HeadWeights::Custom),
+        }
+    }
+}
+
+impl std::fmt::Display for HeadWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadWeights::Concepts => f.write_str("concepts"),
+            HeadWeights::Equal => f.write_str("equal"),
+            HeadWeights::Custom(m) => f.write_str(&m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")),
+        }
+    }
 }
 
 /// Class weighting of the losses.
@@ -125,6 +198,26 @@ pub struct TrainConfig {
     /// above it the frozen trunk runs (under no_grad, on augmented images) on every batch.
     #[serde(default = "default_feature_cache_gib")]
     pub feature_cache_gib: f64,
+    // Runs written before these options existed read back with the behaviour they had.
+    /// Hierarchical mode: how single-label levels are calibrated and decoded.
+    #[serde(default = "legacy_calibration")]
+    pub calibration: Calibration,
+    /// How the heads' losses are weighted.
+    #[serde(default = "legacy_head_weights")]
+    pub head_weights: HeadWeights,
+    /// A fair schedule: one optimizer whose state carries across stages, and exactly `epochs`
+    /// epochs over all stages (a stage that would get none is merged into the next).
+    #[serde(default)]
+    pub fair_schedule: bool,
+    /// Which epoch's weights the run keeps.
+    #[serde(default = "legacy_keep")]
+    pub keep: Keep,
+    /// Hierarchical mode: C-HMCNN's max-constraint module and MCLoss on multi-label levels.
+    #[serde(default)]
+    pub max_constraint: bool,
+    /// Hierarchical mode: one neck per head, or one shared neck.
+    #[serde(default)]
+    pub neck: crate::model::Neck,
 }
 
 impl Default for TrainConfig {
@@ -163,6 +256,12 @@ impl Default for TrainConfig {
             amp: false,
             image_cache: None,
             feature_cache_gib: default_feature_cache_gib(),
+            calibration: Calibration::LogitAdjust,
+            head_weights: HeadWeights::Concepts,
+            fair_schedule: true,
+            keep: Keep::Best,
+            max_constraint: false,
+            neck: crate::model::Neck::PerHead,
         }
     }
 }
@@ -268,6 +367,18 @@ fn default_feature_cache_gib() -> f64 {
     4.0
 }
 
+fn legacy_calibration() -> Calibration {
+    Calibration::None
+}
+
+fn legacy_head_weights() -> HeadWeights {
+    HeadWeights::Equal
+}
+
+fn legacy_keep() -> Keep {
+    Keep::Last
+}
+
 fn default_layerwise_decay() -> f64 {
     0.5
 }
@@ -294,6 +405,27 @@ mod tests {
         assert!(TrainConfig { mode: Mode::Hierarchical, levels: vec![], ..Default::default() }.check().is_err());
         assert!(TrainConfig { val_split: 0.0, val_labels: Some("v.csv".into()), ..Default::default() }.check().is_ok(), "no split needed with --val-labels");
         assert_eq!(*TrainConfig::default().check().unwrap(), TrainConfig::default());
+    }
+
+    #[test]
+    fn head_weights_parse() {
+        assert_eq!("concepts".parse::<HeadWeights>().unwrap(), HeadWeights::Concepts);
+        let HeadWeights::Custom(m) = "modality=2, anatomy=0.5".parse::<HeadWeights>().unwrap() else { panic!("custom") };
+        assert_eq!((m["modality"], m["anatomy"]), (2.0, 0.5));
+        for bad in ["modality", "modality=x", "modality=-1", "modality=NaN"] {
+            assert!(bad.parse::<HeadWeights>().is_err(), "{bad}");
+        }
+        assert_eq!("a=1,b=2".parse::<HeadWeights>().unwrap().to_string(), "a=1,b=2");
+    }
+
+    #[test]
+    fn runs_from_before_an_option_keep_their_behaviour() {
+        let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
+        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        let old: TrainConfig = serde_json::from_value(v).unwrap();
+        assert_eq!((old.calibration, old.head_weights, old.fair_schedule, old.keep), (Calibration::None, HeadWeights::Equal, false, Keep::Last));
     }
 
     #[test]

@@ -4,14 +4,15 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::config::{Mode, TrainConfig};
+use super::config::{Calibration, Mode, TrainConfig};
+use super::loss::{uses_class_weights, HeadTargets};
 use super::TrainError;
 use crate::data::cache::ImageCache;
 use crate::data::dataset::{read_groups, split_train_val, Dataset, LabelSpace};
 use crate::data::images::ImageDir;
 use crate::data::labels::{read_labels, ParseOptions, SkipReport};
 use crate::data::loader::ImageSource;
-use crate::model::{HeadKind, HeadSpec};
+use crate::model::{HeadConfig, HeadKind, HeadSpec, ModelConfig, Neck, SingleLabelDecoding};
 use crate::ontology::Ontology;
 
 /// The images a run trains and validates on.
@@ -82,7 +83,7 @@ pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Re
             if space.is_empty() {
                 return Err(TrainError::NoConcepts { what: format!("no concept occurs on at least {} training images", cfg.min_count) });
             }
-            Ok(vec![HeadSpec { name: "flat".into(), concepts: space.concepts, kind: HeadKind::MultiLabel }])
+            Ok(vec![HeadSpec::new("flat", space.concepts, HeadKind::MultiLabel)])
         }
         Mode::Hierarchical => {
             let mut specs = Vec::new();
@@ -97,7 +98,7 @@ pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Re
                 let set: BTreeSet<&str> = concepts.iter().map(|(c, _)| c.as_str()).collect();
                 let max_per_image = train.labels.iter().map(|l| l.iter().filter(|c| set.contains(c.as_str())).count()).max().unwrap_or(0);
                 let kind = if max_per_image <= 1 { HeadKind::SingleLabel } else { HeadKind::MultiLabel };
-                specs.push(HeadSpec { name: level.to_string(), concepts: concepts.into_iter().map(|(c, _)| c).collect(), kind });
+                specs.push(HeadSpec::new(level.to_string(), concepts.into_iter().map(|(c, _)| c).collect(), kind));
             }
             if specs.is_empty() {
                 let levels: Vec<String> = cfg.levels.iter().map(|l| l.to_string()).collect();
@@ -107,5 +108,66 @@ pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Re
             }
             Ok(specs)
         }
+    }
+}
+
+/// The model a new run trains: its heads ([`head_specs`]), and in hierarchical mode the logit
+/// adjustment of class-weighted single-label heads (`--calibration logit-adjust`), the
+/// max-constraint of multi-label levels (`--max-constraint`), the neck and the single-label
+/// decoding rule.
+pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Result<ModelConfig, TrainError> {
+    let mut heads = head_specs(cfg, train, ontology)?;
+    let hierarchical = cfg.mode == Mode::Hierarchical;
+    if hierarchical {
+        for spec in &mut heads {
+            match spec.kind {
+                HeadKind::SingleLabel if cfg.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) => {
+                    spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec).iter().map(|w| w.ln()).collect();
+                }
+                HeadKind::MultiLabel if cfg.max_constraint => spec.descendants = descendants_within(&spec.concepts, ontology),
+                _ => {}
+            }
+        }
+    }
+    Ok(ModelConfig {
+        trunk: cfg.trunk,
+        head: HeadConfig::for_trunk(cfg.trunk),
+        heads,
+        condition_on_previous: cfg.condition_on_previous,
+        neck: if hierarchical { cfg.neck } else { Neck::PerHead },
+        single_label: if hierarchical && cfg.calibration != Calibration::None { SingleLabelDecoding::Threshold } else { SingleLabelDecoding::Argmax },
+    })
+}
+
+/// For each concept, the indices of its descendants among `concepts`, itself included; empty when
+/// no concept has a descendant there (the constraint would change nothing).
+pub fn descendants_within(concepts: &[String], ontology: &Ontology) -> Vec<Vec<usize>> {
+    let d: Vec<Vec<usize>> = concepts
+        .iter()
+        .enumerate()
+        .map(|(a, ca)| concepts.iter().enumerate().filter(|(b, cb)| *b == a || ontology.ancestors(cb).contains(ca)).map(|(b, _)| b).collect())
+        .collect();
+    if d.iter().all(|v| v.len() == 1) {
+        Vec::new()
+    } else {
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descendants_follow_the_ontology_within_a_head() {
+        let onto = Ontology::builtin();
+        // head and neck > head > brain; chest > heart
+        let concepts: Vec<String> = ["C0460004", "C0018670", "C0006104", "C0817096", "C0018787"].iter().map(|c| c.to_string()).collect();
+        let d = descendants_within(&concepts, &onto);
+        assert_eq!(d[0], vec![0, 1, 2]);
+        assert_eq!(d[1], vec![1, 2]);
+        assert_eq!(d[2], vec![2]);
+        assert_eq!(d[3], vec![3, 4]);
+        assert!(descendants_within(&concepts[3..4], &onto).is_empty(), "no hierarchy inside: no constraint");
     }
 }

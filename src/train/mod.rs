@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use tch::Device;
 
-pub use config::{CheckedConfig, ClassWeights, ConfigError, DeviceChoice, HierSchedule, Mode, Strategy, TrainConfig};
+pub use config::{Calibration, CheckedConfig, ClassWeights, ConfigError, DeviceChoice, HeadWeights, HierSchedule, Keep, Mode, Strategy, TrainConfig};
 pub use run_dir::{RunDir, RunError, CHECKPOINT};
 pub use schedule::{build_schedule, Schedule, Stage};
 pub use trainer::{EpochMetrics, StepInfo, TrainSummary, Trainer};

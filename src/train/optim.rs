@@ -12,16 +12,16 @@ use tch::{Kind, Tensor};
 struct Slot {
     name: String,
     param: Tensor,
-    group: usize,
+    /// Its learning rate; `None`: frozen (no update, its moments kept as they are).
+    lr: Option<f64>,
     m: Tensor,
     v: Tensor,
     step: i64,
 }
 
-/// Adam over named parameters in learning-rate groups.
+/// Adam over named parameters, each with its learning rate (or frozen).
 pub struct Adam {
     slots: Vec<Slot>,
-    lrs: Vec<f64>,
     /// One scratch buffer per device, as large as the largest parameter: the step's temporaries
     /// (g², then the denominator) live in it instead of fresh allocations, which on CPU cost a
     /// page fault per 4 KiB of every large parameter, every step.
@@ -35,13 +35,11 @@ impl Adam {
     /// `groups[g]` = (named parameters, learning rate). Parameters get `requires_grad` set.
     pub fn new(groups: Vec<(Vec<(String, Tensor)>, f64)>) -> Adam {
         let mut slots = Vec::new();
-        let mut lrs = Vec::new();
-        for (g, (params, lr)) in groups.into_iter().enumerate() {
-            lrs.push(lr);
+        for (params, lr) in groups {
             for (name, p) in params {
                 let m = tch::no_grad(|| p.zeros_like());
                 let v = tch::no_grad(|| p.zeros_like());
-                slots.push(Slot { name, param: p, group: g, m, v, step: 0 });
+                slots.push(Slot { name, param: p, lr: Some(lr), m, v, step: 0 });
             }
         }
         let mut scratch: Vec<Tensor> = Vec::new();
@@ -53,12 +51,20 @@ impl Adam {
                 None => scratch.push(Tensor::empty([n], (Kind::Float, d))),
             }
         }
-        Adam { slots, lrs, scratch, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Adam { slots, scratch, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 
-    /// Number of scalar parameters under optimisation.
+    /// Give each parameter the learning rate `lr_of(name)`, or freeze it (`None`). The moments
+    /// and step counts stay: an optimizer reconfigured this way carries its state across stages.
+    pub fn configure(&mut self, lr_of: impl Fn(&str) -> Option<f64>) {
+        for s in &mut self.slots {
+            s.lr = lr_of(&s.name);
+        }
+    }
+
+    /// Number of scalar parameters being optimised (frozen ones not counted).
     pub fn numel(&self) -> i64 {
-        self.slots.iter().map(|s| s.param.numel() as i64).sum()
+        self.slots.iter().filter(|s| s.lr.is_some()).map(|s| s.param.numel() as i64).sum()
     }
 
     /// Names of the parameters under optimisation.
@@ -68,7 +74,7 @@ impl Adam {
 
     /// Reset the gradients of the optimised parameters.
     pub fn zero_grad(&mut self) {
-        for s in &mut self.slots {
+        for s in self.slots.iter_mut().filter(|s| s.lr.is_some()) {
             let mut g = s.param.grad();
             if g.defined() {
                 let _ = g.detach_();
@@ -79,7 +85,7 @@ impl Adam {
 
     /// The defined gradients of the optimised parameters (shallow handles: changing them changes the grads).
     pub fn grads(&self) -> Vec<Tensor> {
-        self.slots.iter().map(|s| s.param.grad()).filter(|g| g.defined()).collect()
+        self.slots.iter().filter(|s| s.lr.is_some()).map(|s| s.param.grad()).filter(|g| g.defined()).collect()
     }
 
     /// One update of every parameter that has a gradient.
@@ -87,13 +93,13 @@ impl Adam {
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
         tch::no_grad(|| {
             for s in &mut self.slots {
+                let Some(lr) = s.lr else { continue };
                 let g = s.param.grad();
                 if !g.defined() {
                     continue;
                 }
                 s.step += 1;
                 let t = s.step as i32;
-                let lr = self.lrs[s.group];
                 // In place, as torch's single-tensor Adam: m.lerp_(g, 1-b1), v.lerp_(g², 1-b2),
                 // p.addcdiv_(m, sqrt(v)/sqrt(bc2) + eps, value = -lr/bc1); tch's addcdiv_ has no
                 // `value`, so it is folded into the denominator. No allocation: the temporaries

@@ -229,13 +229,15 @@ impl RunDir {
     }
 
     /// Model variables, optimizer moments, loss-scaler state and progress in one safetensors file.
-    pub fn save_checkpoint(&self, vs: &nn::VarStore, opt: &Adam, scaler: &GradScaler, stage: usize, completed_epochs: usize) -> Result<(), RunError> {
+    pub fn save_checkpoint(&self, vs: &nn::VarStore, opt: &Adam, scaler: &GradScaler, progress: &Progress) -> Result<(), RunError> {
         // safetensors holds dense row-major data: channels-last weights (and their moments) are written contiguous.
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t.contiguous())).collect();
         named.extend(opt.state().into_iter().map(|(n, t)| (n, t.contiguous())));
         named.extend(scaler.state());
-        named.push(("progress.completed_epochs".into(), Tensor::from(completed_epochs as i64)));
-        named.push(("progress.stage".into(), Tensor::from(stage as i64)));
+        named.push(("progress.completed_epochs".into(), Tensor::from(progress.completed_epochs as i64)));
+        named.push(("progress.stage".into(), Tensor::from(progress.stage as i64)));
+        named.push(("progress.best_epoch".into(), Tensor::from(progress.best_epoch as i64)));
+        named.push(("progress.best_f1".into(), Tensor::from(progress.best_f1)));
         self.write_tensors(CHECKPOINT, named)
     }
 
@@ -260,8 +262,16 @@ impl RunDir {
             }
             Ok(())
         })?;
-        let completed_epochs = map.get("progress.completed_epochs").map(|t| t.int64_value(&[]) as usize).ok_or_else(|| corrupt("it has no progress record".into()))?;
-        Ok(Some(Checkpoint { completed_epochs, state: map }))
+        let int = |k: &str| map.get(k).map(|t| t.int64_value(&[]) as usize);
+        let completed_epochs = int("progress.completed_epochs").ok_or_else(|| corrupt("it has no progress record".into()))?;
+        let progress = Progress {
+            stage: int("progress.stage").unwrap_or(0),
+            completed_epochs,
+            // checkpoints from before best-epoch keeping: the last epoch is the best one known
+            best_epoch: int("progress.best_epoch").unwrap_or(completed_epochs),
+            best_f1: map.get("progress.best_f1").map(|t| t.double_value(&[])).unwrap_or(f64::NEG_INFINITY),
+        };
+        Ok(Some(Checkpoint { progress, state: map }))
     }
 
     /// The model's variables (contiguous, sorted by name) as `model.safetensors`.
@@ -278,9 +288,27 @@ impl RunDir {
     }
 }
 
+/// How far a run has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// The stage of the last finished epoch.
+    pub stage: usize,
+    pub completed_epochs: usize,
+    /// The epoch whose weights `model.safetensors` holds under `--keep best`, and its validation
+    /// ImageCLEF F1 (tuned thresholds); 0 and -inf before the first epoch.
+    pub best_epoch: usize,
+    pub best_f1: f64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress { stage: 0, completed_epochs: 0, best_epoch: 0, best_f1: f64::NEG_INFINITY }
+    }
+}
+
 /// What a checkpoint holds besides the model: progress and optimizer/scaler state.
 pub struct Checkpoint {
-    pub completed_epochs: usize,
+    pub progress: Progress,
     /// `adam.*` and `scaler.*` tensors by name.
     pub state: HashMap<String, Tensor>,
 }

@@ -52,12 +52,14 @@ impl std::fmt::Display for Schedule {
     }
 }
 
-fn split_epochs(total: usize, parts: usize) -> Vec<usize> {
+/// `total` epochs over `parts` stages, later stages (which train more) getting the remainder.
+/// With `at_least_one` every stage gets an epoch even when that spends more than `total` (the rule
+/// before the fair schedule); without it a stage may get none (and is then left out).
+fn split_epochs(total: usize, parts: usize, at_least_one: bool) -> Vec<usize> {
     let parts = parts.max(1);
     let base = total / parts;
     let rem = total % parts;
-    // Later stages (which train more) get the remainder; every stage gets at least one epoch.
-    (0..parts).map(|i| (base + usize::from(i >= parts - rem)).max(1)).collect()
+    (0..parts).map(|i| (base + usize::from(i >= parts - rem)).max(usize::from(at_least_one))).collect()
 }
 
 /// Trunk prefixes unfrozen at layerwise step `k` (1-based): layer4, then layer3, ..., then the stem.
@@ -71,74 +73,74 @@ fn trunk_blocks_top_down() -> Vec<Vec<String>> {
     ]
 }
 
-/// Derive the stage schedule for `cfg` with the given head names (in order).
-pub fn build_schedule(cfg: &TrainConfig, head_names: &[String]) -> Schedule {
+/// Derive the stage schedule for `cfg` with the given head names (in order); `shared_neck`: the
+/// model has one neck shared by its heads, which trains whenever a head does.
+pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: bool) -> Schedule {
     let head_prefix = |i: usize| format!("heads.{}", head_names[i]);
+    let neck: Vec<String> = if shared_neck { vec!["neck".into()] } else { Vec::new() };
     let all_heads: Vec<usize> = (0..head_names.len()).collect();
+    let heads: Vec<String> = all_heads.iter().map(|&i| head_prefix(i)).chain(neck.iter().cloned()).collect();
     let trunk_all: Vec<String> = TRUNK_GROUPS.iter().map(|s| s.to_string()).collect();
+    let trunk_trains = cfg.strategy != Strategy::Head;
     let mut stages = Vec::new();
     match (cfg.mode, cfg.schedule) {
-        (Mode::Hierarchical, HierSchedule::Stepwise) if head_names.len() > 1 => {
-            let epochs = split_epochs(cfg.epochs, head_names.len());
-            for (l, &e) in epochs.iter().enumerate() {
+        (Mode::Hierarchical, HierSchedule::Stepwise | HierSchedule::Curriculum) if head_names.len() > 1 => {
+            // curriculum: the levels are added over the first half, then all train together
+            let joint = if cfg.schedule == HierSchedule::Curriculum { cfg.epochs - cfg.epochs / 2 } else { 0 };
+            let epochs = split_epochs(cfg.epochs - joint, head_names.len(), !cfg.fair_schedule && joint == 0);
+            for (l, &e) in epochs.iter().enumerate().filter(|(_, &e)| e > 0) {
                 let lr = cfg.lr * cfg.stage_lr_decay.powi(l as i32);
-                let mut groups = vec![ParamGroup { prefixes: vec![head_prefix(l)], lr: cfg.lr }];
+                let mut groups = vec![ParamGroup { prefixes: std::iter::once(head_prefix(l)).chain(neck.iter().cloned()).collect(), lr: cfg.lr }];
                 if l > 0 {
                     groups.push(ParamGroup { prefixes: (0..l).map(head_prefix).collect(), lr });
                 }
-                let trunk_trains = cfg.strategy != Strategy::Head;
                 if trunk_trains {
                     groups.push(ParamGroup { prefixes: trunk_all.clone(), lr });
                 }
-                stages.push(Stage {
-                    name: format!("+{}", head_names[l]),
-                    epochs: e,
-                    heads_in_loss: (0..=l).collect(),
-                    groups,
-                    trunk_trains,
-                });
+                stages.push(Stage { name: format!("+{}", head_names[l]), epochs: e, heads_in_loss: (0..=l).collect(), groups, trunk_trains });
+            }
+            if joint > 0 {
+                let prefixes = heads.iter().cloned().chain(if trunk_trains { trunk_all.clone() } else { Vec::new() }).collect();
+                stages.push(Stage { name: "joint".into(), epochs: joint, heads_in_loss: all_heads.clone(), groups: vec![ParamGroup { prefixes, lr: cfg.lr }], trunk_trains });
             }
         }
-        _ => {
-            let heads: Vec<String> = all_heads.iter().map(|&i| head_prefix(i)).collect();
-            match cfg.strategy {
-                Strategy::Head => stages.push(Stage {
-                    name: "heads".into(),
-                    epochs: cfg.epochs,
-                    heads_in_loss: all_heads.clone(),
-                    groups: vec![ParamGroup { prefixes: heads, lr: cfg.lr }],
-                    trunk_trains: false,
-                }),
-                Strategy::Full => stages.push(Stage {
-                    name: "full".into(),
-                    epochs: cfg.epochs,
-                    heads_in_loss: all_heads.clone(),
-                    groups: vec![ParamGroup { prefixes: heads.into_iter().chain(trunk_all.clone()).collect(), lr: cfg.lr }],
-                    trunk_trains: true,
-                }),
-                Strategy::Layerwise => {
-                    let blocks = trunk_blocks_top_down();
-                    let n_stages = (blocks.len() + 1).min(cfg.epochs.max(1));
-                    let epochs = split_epochs(cfg.epochs, n_stages);
-                    let mut unfrozen: Vec<String> = Vec::new();
-                    for (s, &e) in epochs.iter().enumerate() {
-                        if s > 0 {
-                            unfrozen.extend(blocks[s - 1].iter().cloned());
-                        }
-                        // Keras recipe: recompile with a lower learning rate each time more is unfrozen.
-                        let lr = cfg.lr * cfg.layerwise_lr_decay.powi(s as i32);
-                        let name = if s == 0 { "heads".to_string() } else { format!("+{}", blocks[s - 1].join("+")) };
-                        stages.push(Stage {
-                            name,
-                            epochs: e,
-                            heads_in_loss: all_heads.clone(),
-                            groups: vec![ParamGroup { prefixes: heads.iter().cloned().chain(unfrozen.iter().cloned()).collect(), lr }],
-                            trunk_trains: s > 0,
-                        });
+        _ => match cfg.strategy {
+            Strategy::Head => stages.push(Stage {
+                name: "heads".into(),
+                epochs: cfg.epochs,
+                heads_in_loss: all_heads.clone(),
+                groups: vec![ParamGroup { prefixes: heads, lr: cfg.lr }],
+                trunk_trains: false,
+            }),
+            Strategy::Full => stages.push(Stage {
+                name: "full".into(),
+                epochs: cfg.epochs,
+                heads_in_loss: all_heads.clone(),
+                groups: vec![ParamGroup { prefixes: heads.into_iter().chain(trunk_all.clone()).collect(), lr: cfg.lr }],
+                trunk_trains: true,
+            }),
+            Strategy::Layerwise => {
+                let blocks = trunk_blocks_top_down();
+                let n_stages = (blocks.len() + 1).min(cfg.epochs.max(1));
+                let epochs = split_epochs(cfg.epochs, n_stages, true);
+                let mut unfrozen: Vec<String> = Vec::new();
+                for (s, &e) in epochs.iter().enumerate() {
+                    if s > 0 {
+                        unfrozen.extend(blocks[s - 1].iter().cloned());
                     }
+                    // Keras recipe: recompile with a lower learning rate each time more is unfrozen.
+                    let lr = cfg.lr * cfg.layerwise_lr_decay.powi(s as i32);
+                    let name = if s == 0 { "heads".to_string() } else { format!("+{}", blocks[s - 1].join("+")) };
+                    stages.push(Stage {
+                        name,
+                        epochs: e,
+                        heads_in_loss: all_heads.clone(),
+                        groups: vec![ParamGroup { prefixes: heads.iter().cloned().chain(unfrozen.iter().cloned()).collect(), lr }],
+                        trunk_trains: s > 0,
+                    });
                 }
             }
-        }
+        },
     }
     Schedule { stages }
 }
@@ -149,15 +151,47 @@ mod tests {
 
     #[test]
     fn epochs_are_split_with_at_least_one_each() {
-        assert_eq!(split_epochs(6, 3), vec![2, 2, 2]);
-        assert_eq!(split_epochs(7, 3), vec![2, 2, 3]);
-        assert_eq!(split_epochs(2, 3), vec![1, 1, 1]);
+        assert_eq!(split_epochs(6, 3, true), vec![2, 2, 2]);
+        assert_eq!(split_epochs(7, 3, true), vec![2, 2, 3]);
+        assert_eq!(split_epochs(2, 3, true), vec![1, 1, 1]);
+        assert_eq!(split_epochs(2, 3, false), vec![0, 1, 1]);
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_fair_stepwise_schedule_spends_exactly_its_epochs() {
+        let levels = names(&["modality", "anatomy", "laterality", "plane", "view", "technique", "finding"]);
+        for (epochs, fair, want_total, want_stages) in [(12, true, 12, 7), (5, true, 5, 5), (5, false, 7, 7), (14, false, 14, 7)] {
+            let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Stepwise, epochs, fair_schedule: fair, ..Default::default() };
+            let s = build_schedule(&cfg, &levels, false);
+            assert_eq!((s.total_epochs(), s.stages.len()), (want_total, want_stages), "{epochs} epochs, fair {fair}:\n{s}");
+            // the last stage trains every head, whatever was merged
+            assert_eq!(s.stages.last().unwrap().heads_in_loss, (0..7).collect::<Vec<_>>());
+        }
+        // 5 epochs over 7 levels: modality and anatomy join the third level's stage
+        let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Stepwise, epochs: 5, ..Default::default() };
+        assert_eq!(build_schedule(&cfg, &levels, false).stages[0].heads_in_loss, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn curriculum_adds_levels_then_trains_jointly() {
+        let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Curriculum, epochs: 8, ..Default::default() };
+        let s = build_schedule(&cfg, &names(&["modality", "anatomy", "laterality"]), true);
+        assert_eq!(s.total_epochs(), 8);
+        let last = s.stages.last().unwrap();
+        assert_eq!((last.name.as_str(), last.epochs, last.heads_in_loss.len()), ("joint", 4, 3));
+        assert_eq!(s.stages.iter().map(|st| st.epochs).collect::<Vec<_>>(), vec![1, 1, 2, 4]);
+        // the shared neck trains from the first stage on
+        assert!(s.stages.iter().all(|st| st.groups.iter().any(|g| g.prefixes.contains(&"neck".to_string()))));
     }
 
     #[test]
     fn layerwise_unfreezes_from_the_top() {
         let cfg = TrainConfig { strategy: Strategy::Layerwise, epochs: 6, ..Default::default() };
-        let s = build_schedule(&cfg, &["flat".into()]);
+        let s = build_schedule(&cfg, &["flat".into()], false);
         assert_eq!(s.stages.len(), 6);
         assert_eq!(s.stages[0].groups[0].prefixes, vec!["heads.flat"]);
         assert_eq!(s.stages[1].groups[0].prefixes, vec!["heads.flat", "layer4"]);
@@ -169,7 +203,7 @@ mod tests {
     fn stepwise_adds_one_head_per_stage() {
         let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Stepwise, epochs: 3, ..Default::default() };
         let names: Vec<String> = ["modality", "anatomy", "laterality"].iter().map(|s| s.to_string()).collect();
-        let s = build_schedule(&cfg, &names);
+        let s = build_schedule(&cfg, &names, false);
         assert_eq!(s.stages.len(), 3);
         assert_eq!(s.stages[2].heads_in_loss, vec![0, 1, 2]);
         assert_eq!(s.stages[1].groups[0].prefixes, vec!["heads.anatomy"]);

@@ -17,18 +17,18 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::config::{CheckedConfig, Mode, TrainConfig};
-use super::data::{head_specs, TrainData};
+use super::config::{CheckedConfig, Keep, Mode, TrainConfig};
+use super::data::{model_config, TrainData};
 use super::loss::{HeadTargets, Losses};
 use super::optim::{Adam, GradScaler};
-use super::run_dir::{self, Checkpoint, MetricsLog, Provenance, RunDir, RunError};
+use super::run_dir::{self, Checkpoint, MetricsLog, Progress, Provenance, RunDir, RunError};
 use super::schedule::{build_schedule, Schedule, Stage};
 use super::TrainError;
 use crate::data::augment::Pipeline;
 use crate::data::loader::{ImageSource, Loader, TensorLoader};
 use crate::eval::metrics::imageclef_f1;
 use crate::eval::thresholds::{tune, Thresholds, TuneMode};
-use crate::model::{has_prefix, weights, HeadConfig, HeadKind, Model, ModelConfig};
+use crate::model::{has_prefix, weights, HeadKind, Model, ModelConfig, Neck};
 use crate::ontology::{Level, Ontology};
 use crate::predict::{for_each_batch, store_rows, Decoder};
 
@@ -43,6 +43,15 @@ pub struct TrainSummary {
     pub val_f1_tuned: f64,
     pub seconds: f64,
     pub skipped: usize,
+    /// The epoch whose weights the run kept (`--keep`), and which rule kept it.
+    #[serde(default)]
+    pub kept_epoch: usize,
+    #[serde(default = "keep_last")]
+    pub keep: Keep,
+}
+
+fn keep_last() -> Keep {
+    Keep::Last
 }
 
 /// One line of `metrics.jsonl`.
@@ -55,6 +64,9 @@ pub struct EpochMetrics {
     /// ...and of the same heads on the validation images, so the two compare.
     pub val_loss: f64,
     pub val_imageclef_f1: f64,
+    /// ...and with thresholds tuned on the validation images (what `--keep best` compares).
+    #[serde(default)]
+    pub val_imageclef_f1_tuned: f64,
     pub images_per_second: f64,
     pub seconds: f64,
 }
@@ -77,10 +89,9 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
-/// A stage in progress: its optimizer and, for a frozen trunk, the trunk's cached features.
+/// A stage in progress: its index and, for a frozen trunk, the trunk's cached features.
 pub struct StageRun {
     pub index: usize,
-    opt: Adam,
     features: Option<Tensor>,
 }
 
@@ -127,9 +138,11 @@ pub struct Trainer<'o> {
     schedule: Schedule,
     precision: Precision,
     scaler: GradScaler,
+    /// The optimizer: one for the whole run (`--fair-schedule`), or one per stage.
+    opt: Option<Adam>,
     /// The checkpoint a resumed run continues from, until its stage has taken its optimizer state.
     checkpoint: Option<Checkpoint>,
-    completed_epochs: usize,
+    progress: Progress,
     metrics: MetricsLog,
     last_val_probs: Option<Array2<f32>>,
     started: Instant,
@@ -143,7 +156,7 @@ impl<'o> Trainer<'o> {
         let device = cfg.device.resolve()?;
         let run = RunDir::create(&cfg.out, force)?;
         let data = TrainData::prepare(&cfg)?;
-        let model_cfg = ModelConfig { trunk: cfg.trunk, head: HeadConfig::for_trunk(cfg.trunk), heads: head_specs(&cfg, &data.train, ontology)?, condition_on_previous: cfg.condition_on_previous };
+        let model_cfg = model_config(&cfg, &data.train, ontology)?;
         Self::assemble(cfg, ontology, run, device, data, model_cfg, false, started)
     }
 
@@ -192,11 +205,11 @@ impl<'o> Trainer<'o> {
             memory_format: if channels_last { "channels-last" } else { "contiguous" },
         };
         let head_names: Vec<String> = model_cfg.heads.iter().map(|s| s.name.clone()).collect();
-        let schedule = build_schedule(&cfg, &head_names);
-        let completed_epochs = checkpoint.as_ref().map_or(0, |c| c.completed_epochs);
+        let schedule = build_schedule(&cfg, &head_names, model_cfg.neck == Neck::Shared);
+        let progress = checkpoint.as_ref().map_or_else(Progress::default, |c| c.progress);
         if resuming {
             match &checkpoint {
-                Some(c) => eprintln!("resuming {} after epoch {}", run.path.display(), c.completed_epochs),
+                Some(c) => eprintln!("resuming {} after epoch {}", run.path.display(), c.progress.completed_epochs),
                 None => eprintln!("resuming {}: no epoch had finished, so it starts from the beginning", run.path.display()),
             }
         }
@@ -206,9 +219,9 @@ impl<'o> Trainer<'o> {
         }
         let train_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.train.labels)).collect();
         let val_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.val.labels)).collect();
-        let losses = Losses::new(&model_cfg.heads, &train_targets, cfg.class_weights, device);
+        let losses = Losses::new(&model_cfg.heads, &train_targets, &cfg, device);
         let decoder = Decoder::new(&model_cfg, ontology, cfg.mode == Mode::Hierarchical);
-        let metrics = run.metrics_log(completed_epochs)?;
+        let metrics = run.metrics_log(progress.completed_epochs)?;
         let trainer = Trainer {
             cfg,
             ontology,
@@ -225,8 +238,9 @@ impl<'o> Trainer<'o> {
             schedule,
             precision,
             scaler,
+            opt: None,
             checkpoint,
-            completed_epochs,
+            progress,
             metrics,
             last_val_probs: None,
             started,
@@ -302,11 +316,11 @@ impl<'o> Trainer<'o> {
             let n = self.schedule.stages[si].epochs;
             let epochs = first_epoch..first_epoch + n;
             first_epoch += n;
-            if epochs.end - 1 <= self.completed_epochs {
+            if epochs.end - 1 <= self.progress.completed_epochs {
                 continue; // finished before an interruption
             }
             let mut stage = self.start_stage(si)?;
-            let done = self.completed_epochs;
+            let done = self.progress.completed_epochs;
             for epoch in epochs.filter(|&e| e > done) {
                 let stats = self.train_epoch(&mut stage, epoch, None, &mut |_| {})?;
                 self.end_epoch(&stage, epoch, stats)?;
@@ -315,15 +329,33 @@ impl<'o> Trainer<'o> {
         self.finish()
     }
 
-    /// Make exactly stage `si`'s parameters trainable with a fresh optimizer (its state restored
-    /// when a resumed run was interrupted inside this stage), and cache a frozen trunk's features.
+    /// Make exactly stage `si`'s parameters trainable at their learning rates, and cache a frozen
+    /// trunk's features. Under `--fair-schedule` one optimizer carries its state across stages
+    /// (built at the first stage, restored from a checkpoint when resuming); otherwise each stage
+    /// starts a fresh one (restored when a resumed run was interrupted inside this stage).
     pub fn start_stage(&mut self, si: usize) -> Result<StageRun, TrainError> {
         let stage = &self.schedule.stages[si];
-        let mut opt = configure_stage(&self.vs, stage);
-        if let Some(c) = self.checkpoint.take() {
-            // interrupted inside this stage (earlier stages were skipped): restore its optimizer moments
+        let opt = match (self.cfg.fair_schedule, self.opt.take()) {
+            (true, Some(mut opt)) => {
+                set_trainable(&self.vs, stage);
+                opt.configure(|name| stage_lr(stage, name));
+                opt
+            }
+            (true, None) => {
+                let mut opt = Adam::new(vec![(trainable_parameters(&self.vs), self.cfg.lr)]);
+                set_trainable(&self.vs, stage);
+                opt.configure(|name| stage_lr(stage, name));
+                opt
+            }
+            (false, _) => configure_stage(&self.vs, stage),
+        };
+        let mut opt = opt;
+        // a resumed run: restore the optimizer's moments (the whole run's; or, one optimizer per
+        // stage, when the interruption fell inside this stage)
+        if let Some(c) = self.checkpoint.take().filter(|c| self.cfg.fair_schedule || c.progress.stage == si) {
             opt.load_state(&c.state).map_err(|reason| RunError::Corrupt { dir: self.run.path.clone(), file: run_dir::CHECKPOINT, reason, hint: "remove it to start the run again from the beginning" })?;
         }
+        self.opt = Some(opt);
         // A frozen trunk is a frozen trunk: its features are computed once, without augmentation.
         // (Unless they would not fit: then the frozen trunk runs under no_grad every batch.)
         let side = (self.cfg.image_size as u64).div_ceil(32);
@@ -341,7 +373,7 @@ impl<'o> Trainer<'o> {
             }
             (true, _) => None,
         };
-        Ok(StageRun { index: si, opt, features })
+        Ok(StageRun { index: si, features })
     }
 
     /// Trunk features of every training image (no augmentation, BatchNorm in eval mode), `[N, C, h, w]`.
@@ -372,14 +404,14 @@ impl<'o> Trainer<'o> {
             order.truncate(m * self.cfg.batch_size);
         }
         let mut p = EpochProgress::new(order.len(), &format!("epoch {epoch}/{} [{}]", self.schedule.total_epochs(), stage.name));
-        let announce = self.completed_epochs == 0 && epoch == 1;
+        let announce = self.progress.completed_epochs == 0 && epoch == 1;
         let skipped_before = self.scaler.skipped;
         match st.features.as_ref().map(Tensor::shallow_clone) {
             Some(feats) => {
                 for chunk in order.chunks(self.cfg.batch_size) {
                     let ix = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(self.device);
                     let logits = self.model.heads_forward(&feats.index_select(0, &ix), true);
-                    let loss = self.step(&mut st.opt, &stage, epoch, p.steps, chunk, logits)?;
+                    let loss = self.step(&stage, epoch, p.steps, chunk, logits)?;
                     self.after_step(&mut p, chunk.len(), loss, announce, on_step);
                 }
             }
@@ -396,7 +428,7 @@ impl<'o> Trainer<'o> {
                         let feats = tch::no_grad(|| self.model.features(&x, false));
                         self.model.heads_forward(&feats, true)
                     };
-                    let loss = self.step(&mut st.opt, &stage, epoch, p.steps, &indices, logits)?;
+                    let loss = self.step(&stage, epoch, p.steps, &indices, logits)?;
                     self.after_step(&mut p, indices.len(), loss, announce, on_step);
                 }
             }
@@ -438,8 +470,9 @@ impl<'o> Trainer<'o> {
 
     /// One optimisation step on a batch: the stage's loss, backward, optimizer (with fp16 loss
     /// scaling: unscale, skip on non-finite gradients, update the scale). Returns the loss.
-    pub fn step(&mut self, opt: &mut Adam, stage: &Stage, epoch: usize, step: usize, idx: &[usize], logits: Vec<Tensor>) -> Result<f64, TrainError> {
+    pub fn step(&mut self, stage: &Stage, epoch: usize, step: usize, idx: &[usize], logits: Vec<Tensor>) -> Result<f64, TrainError> {
         let loss = self.losses.total(&logits, &self.train_targets, idx, &stage.heads_in_loss, self.device);
+        let opt = self.opt.as_mut().expect("a stage was started");
         let non_finite = |value: f64| TrainError::NonFinite { value, stage: stage.name.clone(), epoch, step, run: self.run.path.clone() };
         if !self.precision.scaled {
             let v = loss.double_value(&[]);
@@ -467,32 +500,58 @@ impl<'o> Trainer<'o> {
         Ok(both[0])
     }
 
-    /// After an epoch: validate, log the metrics line, checkpoint and write the model.
+    /// After an epoch: validate (F1 at 0.5 and with tuned thresholds), log the metrics line,
+    /// write the model when this epoch is the one kept (`--keep`), and checkpoint.
     pub fn end_epoch(&mut self, st: &StageRun, epoch: usize, stats: EpochStats) -> Result<(), TrainError> {
         let stage = &self.schedule.stages[st.index];
         let tv = Instant::now();
         let (val_probs, val_loss) = self.validate(&stage.heads_in_loss)?;
         let pred = self.decoder.decide(&val_probs, &Thresholds::new(0.5));
         let f1 = imageclef_f1(&self.val_truth(), &self.data.val.ids.iter().cloned().zip(pred).collect()).f1;
+        let (_, f1_tuned) = self.tune(&val_probs)?;
         let m = EpochMetrics {
             epoch,
             stage: stage.name.clone(),
             train_loss: stats.mean_loss,
             val_loss,
             val_imageclef_f1: f1,
+            val_imageclef_f1_tuned: f1_tuned,
             images_per_second: stats.images as f64 / stats.seconds,
             seconds: stats.seconds + tv.elapsed().as_secs_f64(),
         };
+        let kept = self.cfg.keep == Keep::Last || f1_tuned > self.progress.best_f1;
         eprintln!(
-            "epoch {:>3} [{}] train loss {:.4}  val loss {:.4}  val F1@0.5 {:.4}  ({:.1} img/s, {:.1}s)",
-            m.epoch, m.stage, m.train_loss, m.val_loss, m.val_imageclef_f1, m.images_per_second, m.seconds
+            "epoch {:>3} [{}] train loss {:.4}  val loss {:.4}  val F1 {:.4} at 0.5, {:.4} tuned{}  ({:.1} img/s, {:.1}s)",
+            m.epoch,
+            m.stage,
+            m.train_loss,
+            m.val_loss,
+            m.val_imageclef_f1,
+            f1_tuned,
+            if kept && self.cfg.keep == Keep::Best { " (best so far: kept)" } else { "" },
+            m.images_per_second,
+            m.seconds
         );
-        self.run.save_checkpoint(&self.vs, &st.opt, &self.scaler, st.index, epoch)?;
-        self.run.save_model(&self.vs)?;
+        if kept {
+            self.run.save_model(&self.vs)?;
+            self.progress.best_epoch = epoch;
+            self.progress.best_f1 = f1_tuned;
+        }
+        self.progress.stage = st.index;
+        self.progress.completed_epochs = epoch;
+        self.run.save_checkpoint(&self.vs, self.opt.as_ref().expect("a stage was started"), &self.scaler, &self.progress)?;
         self.metrics.append(&m)?;
-        self.completed_epochs = epoch;
         self.last_val_probs = Some(val_probs);
         Ok(())
+    }
+
+    /// Per-level thresholds tuned on validation probabilities, and the ImageCLEF F1 they give.
+    fn tune(&self, val_probs: &Array2<f32>) -> Result<(Thresholds, f64), TrainError> {
+        let decoder = &self.decoder;
+        let scores = decoder.decision_scores(val_probs);
+        let level_of = |c: &str| decoder.concepts.iter().position(|x| x == c).and_then(|k| decoder.levels[k].clone());
+        let grid: Vec<f32> = (1..20).map(|i| i as f32 * 0.05).collect();
+        Ok(tune(&scores, &decoder.concepts, &self.data.val.ids, &self.val_truth(), &level_of, TuneMode::PerLevel, &grid)?)
     }
 
     /// Probabilities `[N_val, K]` of the validation images, and the mean loss of `heads` on them.
@@ -517,51 +576,81 @@ impl<'o> Trainer<'o> {
         self.data.val.ids.iter().cloned().zip(self.data.val.labels.iter().cloned()).collect()
     }
 
-    /// Tune the thresholds on validation, write `thresholds.json` and `summary.json`.
+    /// Put back the kept epoch's weights (`--keep best`), tune the thresholds on validation,
+    /// write `thresholds.json` and `summary.json`.
     pub fn finish(mut self) -> Result<TrainSummary, TrainError> {
-        let val_probs = match self.last_val_probs.take() {
-            Some(p) => p,
-            None => self.validate(&[])?.0,
+        let last_is_kept = self.progress.best_epoch == self.progress.completed_epochs;
+        let val_probs = match (self.last_val_probs.take(), last_is_kept) {
+            (Some(p), true) => p,
+            (_, false) => {
+                eprintln!("keeping epoch {} (best validation F1 {:.4}), not the last ({})", self.progress.best_epoch, self.progress.best_f1, self.progress.completed_epochs);
+                self.load_kept_weights()?;
+                self.validate(&[])?.0
+            }
+            (None, true) => self.validate(&[])?.0,
         };
-        let truth = self.val_truth();
-        let decoder = &self.decoder;
-        let scores = decoder.decision_scores(&val_probs);
-        let level_of = |c: &str| decoder.concepts.iter().position(|x| x == c).and_then(|k| decoder.levels[k].clone());
-        let grid: Vec<f32> = (1..20).map(|i| i as f32 * 0.05).collect();
-        let (thresholds, tuned_f1) = tune(&scores, &decoder.concepts, &self.data.val.ids, &truth, &level_of, TuneMode::PerLevel, &grid)?;
+        let (thresholds, tuned_f1) = self.tune(&val_probs)?;
         self.run.write_json(run_dir::THRESHOLDS, &thresholds)?;
-        let at_half = decoder.decide(&val_probs, &Thresholds::new(0.5));
+        let truth = self.val_truth();
+        let at_half = self.decoder.decide(&val_probs, &Thresholds::new(0.5));
         let summary = TrainSummary {
             run: self.run.path.clone(),
             n_train: self.data.train.len(),
             n_val: self.data.val.len(),
-            concepts: decoder.concepts.len(),
+            concepts: self.decoder.concepts.len(),
             val_f1_at_half: imageclef_f1(&truth, &self.data.val.ids.iter().cloned().zip(at_half).collect()).f1,
             val_f1_tuned: tuned_f1,
             seconds: self.started.elapsed().as_secs_f64(),
             skipped: self.data.skipped.skipped.len(),
+            kept_epoch: self.progress.best_epoch,
+            keep: self.cfg.keep,
         };
         self.run.write_json(run_dir::SUMMARY, &summary)?;
         Ok(summary)
+    }
+
+    /// Load `model.safetensors` (the kept epoch's weights) into the model.
+    fn load_kept_weights(&mut self) -> Result<(), TrainError> {
+        let tensors = Tensor::read_safetensors(self.run.file(run_dir::MODEL))?;
+        let vars = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, t) in tensors {
+                if let Some(v) = vars.get(&name) {
+                    v.shallow_clone().copy_(&t.to_device(v.device()));
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Every trainable variable of `vs` (BatchNorm running statistics are buffers), sorted by name.
+fn trainable_parameters(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(n, _)| !(n.ends_with("running_mean") || n.ends_with("running_var"))).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// The learning rate of parameter `name` in `stage`; `None`: frozen in it.
+fn stage_lr(stage: &Stage, name: &str) -> Option<f64> {
+    stage.groups.iter().find(|g| g.prefixes.iter().any(|p| has_prefix(name, p))).map(|g| g.lr)
+}
+
+/// Let autograd compute gradients for exactly the parameters `stage` trains.
+fn set_trainable(vs: &nn::VarStore, stage: &Stage) {
+    for (name, mut t) in trainable_parameters(vs) {
+        let _ = t.requires_grad_(stage_lr(stage, &name).is_some());
     }
 }
 
 /// Make exactly the stage's parameters trainable (everything else frozen) and build Adam over them,
 /// one learning-rate group per [`super::schedule::ParamGroup`]. BatchNorm running statistics are buffers.
 pub fn configure_stage(vs: &nn::VarStore, stage: &Stage) -> Adam {
-    let vars = vs.variables();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
+    set_trainable(vs, stage);
     let mut groups: Vec<(Vec<(String, Tensor)>, f64)> = stage.groups.iter().map(|g| (Vec::new(), g.lr)).collect();
-    for name in names {
-        if name.ends_with("running_mean") || name.ends_with("running_var") {
-            continue;
-        }
-        let group = stage.groups.iter().position(|g| g.prefixes.iter().any(|p| has_prefix(name, p)));
-        let mut t = vars[name].shallow_clone();
-        let _ = t.requires_grad_(group.is_some());
-        if let Some(g) = group {
-            groups[g].0.push((name.clone(), t));
+    for (name, t) in trainable_parameters(vs) {
+        if let Some(g) = stage.groups.iter().position(|g| g.prefixes.iter().any(|p| has_prefix(&name, p))) {
+            groups[g].0.push((name, t));
         }
     }
     Adam::new(groups)
@@ -587,11 +676,11 @@ fn duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HeadSpec, TrunkKind};
+    use crate::model::{HeadConfig, HeadSpec, TrunkKind};
     use crate::train::{HierSchedule, Strategy};
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
-        HeadSpec { name: name.into(), concepts: (0..k).map(|i| format!("C{:07}", i)).collect(), kind }
+        HeadSpec::new(name, (0..k).map(|i| format!("C{:07}", i)).collect(), kind)
     }
 
     #[test]
@@ -613,10 +702,10 @@ mod tests {
             tch::manual_seed(0);
             let vs = nn::VarStore::new(Device::Cpu);
             let cfg = TrainConfig { mode, strategy, schedule, epochs: 6, trunk: TrunkKind::Tiny, ..Default::default() };
-            let mcfg = ModelConfig { trunk: TrunkKind::Tiny, head: HeadConfig::for_trunk(TrunkKind::Tiny), heads: heads.clone(), condition_on_previous: false };
+            let mcfg = ModelConfig::new(TrunkKind::Tiny, heads.clone());
             let model = Model::new(&vs.root(), mcfg);
             let names: Vec<String> = heads.iter().map(|h| h.name.clone()).collect();
-            let sched = build_schedule(&cfg, &names);
+            let sched = build_schedule(&cfg, &names, false);
             let is_param = |n: &str| !n.ends_with("running_mean") && !n.ends_with("running_var");
             for stage in &sched.stages {
                 let mut opt = configure_stage(&vs, stage);
