@@ -398,3 +398,282 @@ fn report_renders_in_headless_chromium() {
     assert!(dom.contains("ImageCLEF F1") && dom.contains(&f1), "ImageCLEF F1 {f1} missing from the DOM");
     assert!(dom.contains("data:image/jpeg;base64"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every listed image of every error kind against that kind's rule as the report words it
+
+/// The rules exactly as the report shows them (analysis.json `error_counts[].description`, the
+/// "rule" column of the page), in precedence order. [`rule_holds`] is written from these words;
+/// if the wording changes, this test fails until the checker is read against the new words.
+const RULES: [(&str, &str); 8] = [
+    ("correct", "the prediction equals the ground truth"),
+    (
+        "wrong_modality",
+        "a ground-truth modality concept is not predicted and another modality concept is predicted instead (e.g. CT read as MRI; a wrong sub-type of the modality counts too)",
+    ),
+    (
+        "wrong_anatomy",
+        "the modality concepts match the ground truth exactly, but a ground-truth anatomy concept is not predicted and another anatomy concept is predicted instead",
+    ),
+    (
+        "laterality_flipped",
+        "the modality and anatomy concepts match the ground truth exactly, and the ground truth says left (not right) while the prediction says right (not left), or the reverse",
+    ),
+    (
+        "incoherent",
+        "the prediction contradicts the ontology while the ground truth does not: two modalities of which neither is a sub-type of the other, or a concept without one of its broader concepts (counting the broader concepts that occur anywhere in the ground truth)",
+    ),
+    ("extra_concept", "everything in the ground truth is predicted, plus something more"),
+    ("missed_concept", "nothing wrong is predicted, but some ground-truth concept is missing (including an empty or missing prediction)"),
+    (
+        "mixed",
+        "some ground-truth concepts are missed and some wrong ones predicted, and no rule above applies (e.g. a wrong plane or view, or a missed modality together with a wrong anatomy or side)",
+    ),
+];
+
+type Set = BTreeSet<String>;
+
+fn on_level<'a>(o: &conceptree::ontology::Ontology, s: &'a Set, level: conceptree::ontology::Level) -> BTreeSet<&'a str> {
+    s.iter().filter(|c| o.level_of(c) == Some(level)).map(String::as_str).collect()
+}
+
+/// "contradicts the ontology": two modalities of which neither is a sub-type of the other, or a
+/// concept without one of its broader concepts that occur in the ground truth (`vocab`).
+fn contradicts_ontology(o: &conceptree::ontology::Ontology, vocab: &Set, s: &Set) -> bool {
+    use conceptree::ontology::Level;
+    let mods = on_level(o, s, Level::Modality);
+    let two_modalities =
+        mods.iter().any(|a| mods.iter().any(|b| a != b && !o.ancestors(a).contains(*b) && !o.ancestors(b).contains(*a)));
+    let without_broader = s.iter().any(|c| o.ancestors(c).iter().any(|a| vocab.contains(a) && !s.contains(a)));
+    two_modalities || without_broader
+}
+
+/// Whether the rule of `kind` (as worded in [`RULES`]) holds for ground truth `g`, prediction `p`.
+fn rule_holds(kind: &str, o: &conceptree::ontology::Ontology, vocab: &Set, g: &Set, p: &Set) -> bool {
+    use conceptree::ontology::Level::{Anatomy, Modality};
+    let (gm, pm, ga, pa) = (on_level(o, g, Modality), on_level(o, p, Modality), on_level(o, g, Anatomy), on_level(o, p, Anatomy));
+    let says = |s: &Set, side: &str| s.contains(side);
+    match kind {
+        "correct" => p == g,
+        "wrong_modality" => gm.iter().any(|c| !p.contains(*c)) && pm.iter().any(|c| !g.contains(*c)),
+        "wrong_anatomy" => gm == pm && ga.iter().any(|c| !p.contains(*c)) && pa.iter().any(|c| !g.contains(*c)),
+        "laterality_flipped" => {
+            gm == pm
+                && ga == pa
+                && ((says(g, LEFT) && !says(g, RIGHT) && says(p, RIGHT) && !says(p, LEFT))
+                    || (says(g, RIGHT) && !says(g, LEFT) && says(p, LEFT) && !says(p, RIGHT)))
+        }
+        "incoherent" => contradicts_ontology(o, vocab, p) && !contradicts_ontology(o, vocab, g),
+        "extra_concept" => p.is_superset(g) && p != g,
+        "missed_concept" => p.is_subset(g) && p != g,
+        "mixed" => g.difference(p).next().is_some() && p.difference(g).next().is_some(),
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+/// 300 phantoms whose ground truth is varied (sub-modalities, a side added, no modality, a brain
+/// without its head, empty) and predictions perturbed at random (seeded): modalities replaced,
+/// dropped, added or refined; anatomy replaced, dropped or cut to its leaf; sides flipped, added
+/// or dropped; other concepts dropped or added from the whole ontology; empty or missing.
+fn varied_case() -> (tempfile::TempDir, PathBuf, PathBuf, Map) {
+    use conceptree::ontology::{Level, Ontology};
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    let o = Ontology::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(&["data", "synth", "--out", s(&data), "--n", "300", "--size", "32", "--seed", "11"]);
+    let mut gt = read_map(&data.join("labels.csv"));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
+    let sub_of = |m: &str| -> Vec<String> { o.descendants(m).into_iter().collect() };
+    let all: Vec<String> = o.concepts().map(|c| c.cui.clone()).collect();
+    let top_modalities: Vec<&str> = o.concepts_of_level(Level::Modality).into_iter().filter(|c| o.ancestors(c).is_empty()).collect();
+    let anatomy: Vec<&str> = o.concepts_of_level(Level::Anatomy);
+    for g in gt.values_mut() {
+        let r: f64 = rng.gen();
+        let m = MODALITIES.iter().find(|m| g.contains(**m)).map(|m| m.to_string());
+        if r < 0.3 {
+            if let Some(m) = &m {
+                if let Some(sub) = sub_of(m).choose(&mut rng) {
+                    g.insert(sub.clone());
+                }
+            }
+        } else if r < 0.55 && !g.contains(LEFT) && !g.contains(RIGHT) {
+            g.insert(if rng.gen_bool(0.5) { LEFT } else { RIGHT }.to_string());
+        } else if r < 0.59 {
+            if let Some(m) = &m {
+                g.remove(m);
+            }
+        } else if r < 0.61 {
+            g.retain(|c| o.level_of(c) != Some(Level::Anatomy));
+            g.insert("C0006104".into()); // brain without head: an incoherent ground truth
+        } else if r < 0.62 {
+            g.clear();
+        }
+    }
+    let mut pred: Map = BTreeMap::new();
+    for (id, g) in &gt {
+        let mut p = g.clone();
+        let ops = rng.gen_range(0..=3);
+        for _ in 0..ops {
+            let pm: Vec<String> = on_level(&o, &p, Level::Modality).into_iter().map(str::to_string).collect();
+            let pa: Vec<String> = on_level(&o, &p, Level::Anatomy).into_iter().map(str::to_string).collect();
+            match rng.gen_range(0..15) {
+                0 => {
+                    // replace the modality chain by another top modality (maybe with a sub-type)
+                    p.retain(|c| !pm.contains(c));
+                    let t = top_modalities.choose(&mut rng).unwrap().to_string();
+                    if rng.gen_bool(0.3) {
+                        if let Some(sub) = sub_of(&t).choose(&mut rng) {
+                            p.insert(sub.clone());
+                        }
+                    }
+                    p.insert(t);
+                }
+                1 => p.retain(|c| !pm.contains(c)),
+                2 => {
+                    p.insert(top_modalities.choose(&mut rng).unwrap().to_string());
+                }
+                3 => {
+                    if let Some(m) = pm.first() {
+                        if let Some(sub) = sub_of(m).choose(&mut rng) {
+                            p.insert(sub.clone());
+                        }
+                    }
+                }
+                4 => {
+                    p.retain(|c| !pa.contains(c));
+                    let a = anatomy.choose(&mut rng).unwrap().to_string();
+                    if rng.gen_bool(0.7) {
+                        p.extend(o.ancestors(&a));
+                    }
+                    p.insert(a);
+                }
+                5 => {
+                    if let Some(a) = pa.choose(&mut rng) {
+                        p.remove(a);
+                    }
+                }
+                6 | 14 => {
+                    let had = (p.remove(LEFT), p.remove(RIGHT));
+                    match had {
+                        (true, false) => p.insert(RIGHT.into()),
+                        (false, true) => p.insert(LEFT.into()),
+                        _ => p.insert(if rng.gen_bool(0.5) { LEFT } else { RIGHT }.into()),
+                    };
+                }
+                7 => {
+                    p.remove(LEFT);
+                    p.remove(RIGHT);
+                }
+                8 | 9 => {
+                    let v: Vec<String> = p.iter().cloned().collect();
+                    if let Some(c) = v.choose(&mut rng) {
+                        p.remove(c);
+                    }
+                }
+                10 | 11 => {
+                    p.insert(all.choose(&mut rng).unwrap().clone());
+                }
+                12 => p.clear(),
+                _ => {}
+            }
+        }
+        if rng.gen_bool(0.02) {
+            continue; // no prediction line at all
+        }
+        pred.insert(id.clone(), p);
+    }
+    let gt_path = dir.path().join("gt.tsv");
+    let pred_path = dir.path().join("pred.tsv");
+    write_map(&gt_path, &gt);
+    write_map(&pred_path, &pred);
+    (dir, gt_path, pred_path, gt)
+}
+
+fn json_set(v: &serde_json::Value) -> Set {
+    v.as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn every_listed_image_obeys_its_kinds_rule_as_written() {
+    let o = conceptree::ontology::Ontology::builtin();
+    let (dir, gt_path, pred_path, gt) = varied_case();
+    let out = dir.path().join("report");
+    run_ok(&["analyse", "--gt", s(&gt_path), "--pred", s(&pred_path), "--out", s(&out), "--allow-missing", "--samples", "1000"]);
+    let j = read_json(&out.join("analysis.json"));
+    let vocab: Set = gt.values().flatten().map(|c| c.to_uppercase()).collect();
+
+    // The rules the report shows are the ones checked here, in this order.
+    let shown: Vec<(String, String)> = j["error_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kind"].as_str().unwrap().to_string(), k["description"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = RULES.iter().map(|(k, d)| (k.to_string(), d.to_string())).collect();
+    assert_eq!(shown, expected, "the report's rules changed: re-read rule_holds against them");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for (_, rule) in RULES {
+        assert!(html.contains(rule), "rule not shown on the page: {rule}");
+    }
+
+    // Every analysed image: its kind's rule holds, and no earlier kind's rule does.
+    let images = j["images"].as_array().unwrap();
+    assert!(images.len() > 280, "{} images analysed", images.len());
+    let mut by_kind: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut sets: BTreeMap<String, (Set, Set)> = BTreeMap::new();
+    for im in images {
+        let id = im["id"].as_str().unwrap().to_string();
+        let kind = im["kind"].as_str().unwrap();
+        let (matched, missed, extra) = (json_set(&im["matched"]), json_set(&im["missed"]), json_set(&im["extra"]));
+        let g: Set = matched.union(&missed).cloned().collect();
+        let p: Set = matched.union(&extra).cloned().collect();
+        let upper: Set = gt[&id].iter().map(|c| c.to_uppercase()).collect();
+        assert_eq!(g, upper, "{id}: matched + missed is the ground truth");
+        let pos = RULES.iter().position(|(k, _)| *k == kind).unwrap_or_else(|| panic!("{id}: unknown kind {kind}"));
+        assert!(rule_holds(kind, &o, &vocab, &g, &p), "{id} is listed as {kind} but its rule does not hold:\n  ground truth {g:?}\n  prediction {p:?}");
+        for (earlier, _) in &RULES[..pos] {
+            assert!(!rule_holds(earlier, &o, &vocab, &g, &p), "{id} is listed as {kind} but the earlier rule {earlier} holds:\n  ground truth {g:?}\n  prediction {p:?}");
+        }
+        // A level kind names the level the image first goes wrong on.
+        let level = match kind {
+            "wrong_modality" => Some("modality"),
+            "wrong_anatomy" => Some("anatomy"),
+            "laterality_flipped" => Some("laterality"),
+            _ => None,
+        };
+        if let Some(l) = level {
+            assert_eq!(im["first_wrong_level"], l, "{id} ({kind})");
+        }
+        by_kind.entry(kind.to_string()).or_default().push(id.clone());
+        sets.insert(id, (g, p));
+    }
+    println!("images per kind: {:?}", by_kind.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>());
+    // The case is varied: every kind has members.
+    for (k, _) in RULES {
+        let n = by_kind.get(k).map_or(0, Vec::len);
+        assert!(n >= 3, "only {n} images of kind {k}: {:?}", by_kind.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>());
+    }
+
+    // The sample rows (JSON and page) list each image under its own kind, with its own sets.
+    for ks in j["samples"].as_array().unwrap() {
+        let kind = ks["kind"].as_str().unwrap();
+        let rows = ks["samples"].as_array().unwrap();
+        assert_eq!(rows.len(), by_kind.get(kind).map_or(0, Vec::len), "{kind}: --samples 1000 lists them all");
+        for row in rows {
+            let id = row["id"].as_str().unwrap();
+            assert!(by_kind[kind].iter().any(|x| x == id), "{id} listed under {kind}");
+            let (g, p) = &sets[id];
+            let cuis = |v: &serde_json::Value| -> Set { v.as_array().unwrap().iter().map(|c| c["cui"].as_str().unwrap().to_string()).collect() };
+            assert_eq!(&cuis(&row["gt"]), g, "{id}");
+            assert_eq!(&cuis(&row["pred"]), p, "{id}");
+        }
+    }
+    for (kind, ids) in &by_kind {
+        let start = html.find(&format!("<section class=\"kind\" id=\"kind-{kind}\">")).unwrap_or_else(|| panic!("section {kind}"));
+        let section = &html[start..start + html[start..].find("</section>").unwrap()];
+        let listed: Vec<&str> = section.split("<b>").skip(1).map(|t| &t[..t.find("</b>").unwrap()]).collect();
+        assert_eq!(listed, *ids, "images listed on the page under {kind}");
+    }
+}

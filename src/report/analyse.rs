@@ -17,29 +17,33 @@
 //! # Error kinds and their precedence
 //!
 //! Each image gets exactly one [`ErrorKind`]: the first rule below that holds. `G` is the GT set,
-//! `P` the predicted set, `G_L`/`P_L` their concepts on level `L` ([`Ontology::level_of`]).
+//! `P` the predicted set, `G_L`/`P_L` their concepts on level `L` ([`Ontology::level_of`]). The
+//! rules follow the levels a reader checks first (modality, then anatomy, then side), and each
+//! later level's rule requires the earlier levels to be exactly right, so an image is never
+//! listed under a level error while an earlier level is also wrong (that image is `wrong_modality`,
+//! `incoherent`, `missed_concept` or `mixed`). [`ErrorKind::description`] states each rule in
+//! words for the report; the two must say the same (a test checks every image against the
+//! words).
 //!
 //! 1. `correct`: `P = G`.
 //! 2. `wrong_modality`: the modality is *replaced*: some concept of `G_modality` is not
 //!    predicted **and** some concept of `P_modality` is not in `G` (CT read as MRI; a wrong
 //!    sub-modality counts too). Only missing the modality, or only adding one, is not this kind.
-//! 3. `wrong_anatomy`: the same replacement test on the anatomy level (modality not replaced).
-//! 4. `laterality_flipped`: `G` has Left (C0205091) but not Right (C0205090) and `P` has Right
-//!    but not Left, or the mirror case.
-//! 5. `incoherent`: `P` is non-empty and not coherent per [`crate::eval::is_coherent_within`]
-//!    against the GT vocabulary (a second modality chain, a concept without its parent), while
-//!    `G` is coherent (so the fault is the model's, not the labels'). This comes before
-//!    extra/missed because an incoherent superset or subset is a structural error the
-//!    hierarchical decoder is meant to rule out, and would otherwise be hidden among them; it
-//!    comes after the level replacements because those name the error more precisely.
-//!    (The issue listed "incoherent set" last; in that place it could only ever catch
-//!    `mixed` images.)
+//! 3. `wrong_anatomy`: `P_modality = G_modality`, and the same replacement test holds on the
+//!    anatomy level.
+//! 4. `laterality_flipped`: `P_modality = G_modality`, `P_anatomy = G_anatomy`, and `G` has Left
+//!    (C0205091) but not Right (C0205090) while `P` has Right but not Left, or the mirror case.
+//! 5. `incoherent`: `P` is not coherent per [`crate::eval::is_coherent_within`] against the GT
+//!    vocabulary (two modalities not in one chain, or a concept without one of its ancestors
+//!    that occur in the GT), while `G` is coherent (so the fault is the model's, not the
+//!    labels'). This comes before extra/missed because an incoherent superset or subset is a
+//!    structural error the hierarchical decoder is meant to rule out, and would otherwise be
+//!    hidden among them. (An empty `P` is coherent.)
 //! 6. `extra_concept`: `P ⊋ G`: everything in the truth is predicted, plus something more.
 //! 7. `missed_concept`: `P ⊊ G`: nothing wrong is predicted, something is missing (an empty or
 //!    missing prediction lands here).
-//! 8. `mixed`: anything else: both missing and extra concepts, without a modality/anatomy
-//!    replacement or a left/right flip (e.g. a wrong plane or view, or a missed modality together
-//!    with an extra finding).
+//! 8. `mixed`: anything else: both missing and extra concepts, and no rule above holds (e.g. a
+//!    wrong plane or view, or a missed modality together with a wrong anatomy or side).
 //!
 //! Independently of the kind, every image records `first_wrong_level`: the first level in
 //! [`Level::ALL`] order (modality, anatomy, laterality, plane, view, technique, finding) on which
@@ -194,17 +198,38 @@ impl ErrorKind {
         }
     }
 
-    /// One line saying what the kind means.
+    /// The kind's rule in plain words, as shown in the report. Each image counts under the
+    /// first kind (in [`ErrorKind::ALL`] order) whose rule holds; [`classify`] implements
+    /// exactly these words.
     pub fn description(self) -> &'static str {
         match self {
-            ErrorKind::Correct => "the predicted set equals the ground truth",
-            ErrorKind::WrongModality => "a ground-truth modality is replaced by another modality concept",
-            ErrorKind::WrongAnatomy => "modality right, but a ground-truth anatomy concept is replaced by another",
-            ErrorKind::LateralityFlipped => "left and right swapped",
-            ErrorKind::Incoherent => "the predicted set breaks the ontology (second modality, concept without its parent) while the ground truth does not",
+            ErrorKind::Correct => "the prediction equals the ground truth",
+            ErrorKind::WrongModality => {
+                "a ground-truth modality concept is not predicted and another modality concept is predicted instead \
+                 (e.g. CT read as MRI; a wrong sub-type of the modality counts too)"
+            }
+            ErrorKind::WrongAnatomy => {
+                "the modality concepts match the ground truth exactly, but a ground-truth anatomy concept is not \
+                 predicted and another anatomy concept is predicted instead"
+            }
+            ErrorKind::LateralityFlipped => {
+                "the modality and anatomy concepts match the ground truth exactly, and the ground truth says left \
+                 (not right) while the prediction says right (not left), or the reverse"
+            }
+            ErrorKind::Incoherent => {
+                "the prediction contradicts the ontology while the ground truth does not: two modalities of which \
+                 neither is a sub-type of the other, or a concept without one of its broader concepts (counting the \
+                 broader concepts that occur anywhere in the ground truth)"
+            }
             ErrorKind::ExtraConcept => "everything in the ground truth is predicted, plus something more",
-            ErrorKind::MissedConcept => "nothing wrong is predicted, but some ground-truth concept is missing",
-            ErrorKind::Mixed => "both missing and extra concepts, none of the above (e.g. a wrong plane or view)",
+            ErrorKind::MissedConcept => {
+                "nothing wrong is predicted, but some ground-truth concept is missing (including an empty or missing \
+                 prediction)"
+            }
+            ErrorKind::Mixed => {
+                "some ground-truth concepts are missed and some wrong ones predicted, and no rule above applies \
+                 (e.g. a wrong plane or view, or a missed modality together with a wrong anatomy or side)"
+            }
         }
     }
 }
@@ -225,6 +250,10 @@ fn flipped(gt: &BTreeSet<String>, pred: &BTreeSet<String>) -> bool {
     one_way(LEFT, RIGHT) || one_way(RIGHT, LEFT)
 }
 
+fn same_on_level(ontology: &Ontology, gt: &BTreeSet<String>, pred: &BTreeSet<String>, level: Level) -> bool {
+    on_level(ontology, gt, level) == on_level(ontology, pred, level)
+}
+
 /// The [`ErrorKind`] of one image (upper-cased sets); `vocab` is the GT vocabulary used for the
 /// coherence test. See the module docs for the rules and their order.
 pub fn classify(ontology: &Ontology, vocab: &BTreeSet<String>, gt: &BTreeSet<String>, pred: &BTreeSet<String>) -> ErrorKind {
@@ -234,13 +263,14 @@ pub fn classify(ontology: &Ontology, vocab: &BTreeSet<String>, gt: &BTreeSet<Str
     if replaced(ontology, gt, pred, Level::Modality) {
         return ErrorKind::WrongModality;
     }
-    if replaced(ontology, gt, pred, Level::Anatomy) {
+    let modality_right = same_on_level(ontology, gt, pred, Level::Modality);
+    if modality_right && replaced(ontology, gt, pred, Level::Anatomy) {
         return ErrorKind::WrongAnatomy;
     }
-    if flipped(gt, pred) {
+    if modality_right && same_on_level(ontology, gt, pred, Level::Anatomy) && flipped(gt, pred) {
         return ErrorKind::LateralityFlipped;
     }
-    if !pred.is_empty() && !is_coherent_within(ontology, pred, vocab) && is_coherent_within(ontology, gt, vocab) {
+    if !is_coherent_within(ontology, pred, vocab) && is_coherent_within(ontology, gt, vocab) {
         return ErrorKind::Incoherent;
     }
     if pred.is_superset(gt) {
@@ -460,23 +490,10 @@ pub fn threshold_curve(gt: &LabelMap, scores: &ScoreMap, ontology: &Ontology, gr
 // ---------------------------------------------------------------------------------------------
 // Thumbnails
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 (RFC 4648, with `=` padding).
-pub fn base64(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * k)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// Standard base64 (RFC 4648 alphabet, `=` padding), as `data:` URIs need.
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// The image at `path` scaled (up or down, aspect kept) to `max_side` pixels on its longest side,
@@ -499,7 +516,7 @@ pub fn thumbnail_data_uri(path: &Path, max_side: u32) -> Result<String, String> 
         enc.encode(l.as_raw(), l.width(), l.height(), image::ExtendedColorType::L8)
     };
     res.map_err(|e| format!("cannot encode a thumbnail of {}: {e}", path.display()))?;
-    Ok(format!("data:image/jpeg;base64,{}", base64(&buf)))
+    Ok(format!("data:image/jpeg;base64,{}", base64_encode(&buf)))
 }
 
 fn thumbnail_for(images: Option<&Path>, id: &str, max_side: u32) -> Result<String, String> {
@@ -739,19 +756,19 @@ pub fn analyse(
 
     let mut notes = Vec::new();
     if threshold_curve.is_none() {
-        notes.push("threshold curve skipped: no scores file given (--scores, lines `id<TAB>CUI:p;CUI:p`)".to_string());
+        notes.push("Threshold curve skipped: no scores file (per-concept probabilities for each image) was given.".to_string());
     }
     if missing_thumbnails > 0 {
-        notes.push(format!("{missing_thumbnails} sample image(s) have no thumbnail (see each row for why)"));
+        notes.push(format!("{missing_thumbnails} sample image(s) have no thumbnail; each such row says why."));
     }
     if metrics.skipped.missing_predictions > 0 {
         notes.push(format!(
-            "{} image(s) had no prediction and were analysed as empty predictions",
+            "{} image(s) had no prediction and were analysed as if nothing had been predicted.",
             metrics.skipped.missing_predictions
         ));
     }
     if confusions.is_empty() {
-        notes.push("no confusion table: no level has at most one ground-truth concept per image".to_string());
+        notes.push("No confusion table: on every level, some image has more than one ground-truth concept.".to_string());
     }
 
     Ok(Analysis {
@@ -784,13 +801,15 @@ mod tests {
     const AXIAL: &str = "C0205131";
     const CORONAL: &str = "C0205123";
     const PNEUMONIA: &str = "C0032285";
+    const CT_CONTRAST: &str = "C0742919";
+    const CT_CONE_BEAM: &str = "C1956110";
 
     fn set(v: &[&str]) -> BTreeSet<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
 
     fn vocab() -> BTreeSet<String> {
-        set(&[CT, MRI, XR, CHEST, KNEE, HEAD, BRAIN, HN, LEFT, RIGHT, AXIAL, CORONAL, PNEUMONIA])
+        set(&[CT, MRI, XR, CHEST, KNEE, HEAD, BRAIN, HN, LEFT, RIGHT, AXIAL, CORONAL, PNEUMONIA, CT_CONTRAST, CT_CONE_BEAM])
     }
 
     fn kind(gt: &[&str], pred: &[&str]) -> ErrorKind {
@@ -823,8 +842,9 @@ mod tests {
         assert_eq!(kind(&[CT, CHEST], &[MRI, KNEE]), WrongModality);
         // Anatomy wrong and laterality flipped: anatomy first.
         assert_eq!(kind(&[XR, KNEE, LEFT], &[XR, CHEST, RIGHT]), WrongAnatomy);
-        // Flipped and incoherent (second modality): the flip first.
-        assert_eq!(kind(&[XR, KNEE, LEFT], &[XR, CT, KNEE, RIGHT]), LateralityFlipped);
+        // Sides swapped but a second modality predicted: the modality is not right, so this is
+        // not a laterality flip (that kind requires modality and anatomy to match); incoherent.
+        assert_eq!(kind(&[XR, KNEE, LEFT], &[XR, CT, KNEE, RIGHT]), Incoherent);
         // Two modalities where one replaces the truth: wrong modality, not incoherent.
         assert_eq!(kind(&[CT, CHEST], &[MRI, XR, CHEST]), WrongModality);
         // Incoherent superset: incoherent before extra.
@@ -833,6 +853,30 @@ mod tests {
         assert_eq!(kind(&[CT, BRAIN], &[CT, BRAIN, AXIAL]), ExtraConcept);
         // Left and right both in the truth: dropping one is a miss, not a flip.
         assert_eq!(kind(&[XR, KNEE, LEFT, RIGHT], &[XR, KNEE, RIGHT]), MissedConcept);
+    }
+
+    #[test]
+    fn level_kinds_need_the_earlier_levels_right() {
+        use ErrorKind::*;
+        // Anatomy replaced, but the modality missed: not "wrong anatomy" (its rule says the
+        // modality matches); both missing and extra concepts, so mixed.
+        assert_eq!(kind(&[CT, CHEST], &[KNEE]), Mixed);
+        // Anatomy replaced with a second modality predicted: incoherent.
+        assert_eq!(kind(&[CT, CHEST], &[CT, MRI, KNEE]), Incoherent);
+        // Anatomy replaced with a sub-type of the modality added (coherent): mixed.
+        assert_eq!(kind(&[CT, CHEST], &[CT, CT_CONTRAST, KNEE]), Mixed);
+        // Sides swapped but the modality missed, or the anatomy missed, or the anatomy extended.
+        assert_eq!(kind(&[XR, KNEE, LEFT], &[KNEE, RIGHT]), Mixed);
+        assert_eq!(kind(&[XR, KNEE, LEFT], &[XR, RIGHT]), Mixed);
+        assert_eq!(kind(&[XR, KNEE, LEFT], &[XR, KNEE, CHEST, RIGHT]), Mixed);
+        // Sides swapped with everything else right, plus an extra finding: still a flip.
+        assert_eq!(kind(&[XR, KNEE, LEFT], &[XR, KNEE, RIGHT, PNEUMONIA]), LateralityFlipped);
+        // Anatomy replaced with an extra plane: still wrong anatomy (modality matches).
+        assert_eq!(kind(&[CT, CHEST], &[CT, KNEE, AXIAL]), WrongAnatomy);
+        // A wrong sub-type of the right modality is a modality replacement.
+        assert_eq!(kind(&[CT, CT_CONTRAST, CHEST], &[CT, CT_CONE_BEAM, CHEST]), WrongModality);
+        // Only the sub-type missed: a miss.
+        assert_eq!(kind(&[CT, CT_CONTRAST, CHEST], &[CT, CHEST]), MissedConcept);
     }
 
     #[test]
@@ -947,9 +991,9 @@ mod tests {
 
     #[test]
     fn base64_known_vectors() {
-        // RFC 4648 section 10.
+        // RFC 4648 section 10: the standard alphabet with padding, as data: URIs need.
         for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
-            assert_eq!(base64(i.as_bytes()), o);
+            assert_eq!(base64_encode(i.as_bytes()), o);
         }
     }
 
@@ -980,22 +1024,15 @@ mod tests {
         assert!(a.images[1].missing_prediction);
         assert_eq!(a.missing_thumbnails, 1);
         assert!(a.samples[0].samples[0].thumbnail.is_some());
-        assert!(a.notes.iter().any(|n| n.contains("threshold curve skipped")));
+        assert!(a.notes.iter().any(|n| n.contains("Threshold curve skipped")));
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["error_counts"][0]["kind"], "correct");
         assert!(json["samples"][0]["samples"][0].get("thumbnail").is_none());
     }
 
     fn decode_b64(s: &str) -> Vec<u8> {
-        let val = |c: u8| B64.iter().position(|&x| x == c).unwrap() as u32;
-        let mut out = Vec::new();
-        for chunk in s.as_bytes().chunks(4) {
-            let pad = chunk.iter().filter(|&&c| c == b'=').count();
-            let n = chunk.iter().filter(|&&c| c != b'=').enumerate().fold(0u32, |n, (i, &c)| n | (val(c) << (18 - 6 * i)));
-            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-            out.extend_from_slice(&bytes[..3 - pad]);
-        }
-        out
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(s).expect("valid base64")
     }
 
     #[test]
