@@ -183,7 +183,7 @@ pub fn evaluate(gt: &Path, pred: &Path, ontology: Option<&Path>, format: LabelFo
     if json {
         println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
     } else {
-        print!("{report}");
+        print!("{}", report.render(&|c| onto.get(c).map(|x| x.name.clone())));
     }
     Ok(())
 }
@@ -325,6 +325,14 @@ pub fn experiment_paper(cfg: conceptree::experiment::ExperimentConfig) -> Result
     let results = conceptree::experiment::run_paper(&cfg, &ontology)?;
     print!("{}", conceptree::experiment::table4_markdown(&results, &cfg.base));
     println!("\nwrote {} (table3.*, figure1.svg, table4.md, table4.json, runs/)", cfg.out.display());
+    Ok(())
+}
+
+pub fn experiment_compare(cfg: conceptree::experiment::compare::CompareConfig) -> Result<(), Error> {
+    let ontology = load_ontology(cfg.base.ontology.as_deref())?;
+    let rows = conceptree::experiment::compare::run_compare(&cfg, &ontology)?;
+    print!("{}", conceptree::experiment::compare::compare_markdown(&rows, &cfg));
+    println!("\nwrote {} (compare.md, compare.json, compare.svg, runs/)", cfg.out.display());
     Ok(())
 }
 

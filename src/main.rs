@@ -58,7 +58,7 @@ enum DataCmd {
         #[arg(long, default_value_t = 400)]
         n: usize,
         /// Image side in pixels.
-        #[arg(long, visible_alias = "size", default_value_t = 128)]
+        #[arg(long, alias = "size", default_value_t = 128)]
         image_size: u32,
         /// Seed of the data set (the same seed gives byte-identical files).
         #[arg(long, default_value_t = 42)]
@@ -76,7 +76,7 @@ enum DataCmd {
         #[arg(long, value_enum, default_value_t = LabelFormat::Auto)]
         format: LabelFormat,
         /// List the K most frequent concepts.
-        #[arg(long, visible_alias = "top", default_value_t = 25)]
+        #[arg(long, alias = "top", default_value_t = 25)]
         top_k: usize,
         /// Report how many concepts have at least this many images (the paper kept >= 1000).
         #[arg(long, default_value_t = 1000)]
@@ -100,7 +100,7 @@ enum DataCmd {
         #[arg(long)]
         images: PathBuf,
         /// Side of the cached images: the --image-size of the runs that will read it.
-        #[arg(long, visible_alias = "size", default_value_t = d().image_size)]
+        #[arg(long, alias = "size", default_value_t = d().image_size)]
         image_size: u32,
         /// Cache folder to write (an existing cache there is replaced).
         #[arg(long)]
@@ -160,7 +160,7 @@ struct CommonTrain {
     #[arg(long, default_value_t = d().min_count)]
     min_count: usize,
     /// Images are resized (without cropping) to this many pixels on each side.
-    #[arg(long, visible_alias = "size", default_value_t = d().image_size)]
+    #[arg(long, alias = "size", default_value_t = d().image_size)]
     image_size: u32,
     /// Images per training step.
     #[arg(long, default_value_t = d().batch_size)]
@@ -236,7 +236,7 @@ struct TrainArgs {
     #[arg(long, value_name = "RUN")]
     resume: Option<PathBuf>,
     /// Training labels (ImageCLEF 2019, ImageCLEF 2020+ or ROCO).
-    #[arg(long, visible_alias = "train-labels", required_unless_present = "resume")]
+    #[arg(long, alias = "train-labels", required_unless_present = "resume")]
     labels: Option<PathBuf>,
     /// Folder holding `<id>.jpg|jpeg|png` (any case) for every labelled id.
     #[arg(long, required_unless_present = "resume")]
@@ -256,6 +256,9 @@ struct TrainArgs {
     /// Share of the training images held out for validation (by group with --groups).
     #[arg(long, default_value_t = d().val_split)]
     val_split: f64,
+    /// Seed of the train/validation split (default: --seed), to compare seeds on one split.
+    #[arg(long)]
+    split_seed: Option<u64>,
     /// Hierarchical mode: joint (all heads at once), stepwise (one level added per stage), curriculum (levels added over the first half, then joint).
     #[arg(long, value_enum, default_value_t = d().schedule)]
     schedule: HierSchedule,
@@ -268,6 +271,40 @@ struct TrainArgs {
 
 #[derive(Subcommand, Debug)]
 enum ExperimentCmd {
+    /// Paired, repeated comparison of model configurations: one split, one epoch budget, several
+    /// seeds; ImageCLEF F1 mean ± sd, the paired difference to flat with a bootstrap interval,
+    /// per-level F1 and false positives, coherence. Resumable.
+    Compare {
+        /// Labels of the training images (split into training and validation, and test unless --test-labels).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Folder holding the images.
+        #[arg(long)]
+        images: PathBuf,
+        /// Folder for the tables, plot and runs (rerun the command to resume).
+        #[arg(long)]
+        out: PathBuf,
+        /// CSV with `id` and `group` columns: split by group.
+        #[arg(long)]
+        groups: Option<PathBuf>,
+        /// A separate test set's labels (default: 15% of --labels held out by group).
+        #[arg(long, requires = "test_images")]
+        test_labels: Option<PathBuf>,
+        /// The separate test set's image folder.
+        #[arg(long, requires = "test_labels")]
+        test_images: Option<PathBuf>,
+        /// Runs to compare (see the list in BENCHMARKS.md or the error message of an unknown name).
+        #[arg(long, value_delimiter = ',', default_value = conceptree::experiment::compare::DEFAULT_RUNS)]
+        runs: Vec<String>,
+        /// Number of seeds (1..=N) each run is trained with.
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Seed of the split, the same for every run and seed.
+        #[arg(long, default_value_t = 42)]
+        split_seed: u64,
+        #[command(flatten)]
+        common: CommonTrain,
+    },
     /// The seed paper's study: dataset statistics, flat full + layerwise, hierarchical joint +
     /// stepwise on one split and budget, test-set Table 4 with per-level F1. Resumable.
     Paper {
@@ -499,6 +536,11 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });
             commands::experiment_paper(conceptree::experiment::ExperimentConfig { labels, images, out, groups, base, runs })
         }
+        Command::Experiment(ExperimentCmd::Compare { labels, images, out, groups, test_labels, test_images, runs, seeds, split_seed, common }) => {
+            let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });
+            let test = test_labels.zip(test_images);
+            commands::experiment_compare(conceptree::experiment::compare::CompareConfig { labels, images, groups, test, out, base, runs, seeds: (1..=seeds).collect(), split_seed })
+        }
         Command::Evaluate(a) => commands::evaluate(&a.gt, &a.pred, a.ontology.as_deref(), a.format, a.allow_missing, a.json),
         Command::Analyse(a) => {
             let cfg = conceptree::report::analyse::AnalyseConfig { samples_per_kind: a.samples, images: a.images, ..Default::default() };
@@ -592,6 +634,7 @@ impl TrainArgs {
             schedule: self.schedule,
             strategy: self.strategy,
             val_split: self.val_split,
+            split_seed: self.split_seed,
             ..TrainConfig::default()
         };
         self.common.into_config(base)

@@ -696,13 +696,25 @@ pub fn evaluate(gt: &LabelMap, pred: &LabelMap, hooks: &EvalHooks) -> EvalReport
 /// How many concepts the plain-text report lists (by support); the JSON has them all.
 const DISPLAY_TOP_CONCEPTS: usize = 20;
 
-impl fmt::Display for EvalReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// `n thing` or `n things`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl EvalReport {
+    /// The report as text, naming concepts with `name_of` (an ontology's names, say).
+    pub fn render(&self, name_of: &dyn Fn(&str) -> Option<String>) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out, name_of).expect("writing to a String cannot fail");
+        out
+    }
+
+    fn write_text(&self, f: &mut dyn fmt::Write, name_of: &dyn Fn(&str) -> Option<String>) -> fmt::Result {
         let s = &self.skipped;
-        writeln!(f, "ImageCLEF F1       {:.4}   over {} image(s)", self.imageclef_f1, self.n_images)?;
+        writeln!(f, "ImageCLEF F1       {:.4}   over {}", self.imageclef_f1, count(self.n_images, "image", "images"))?;
         writeln!(
             f,
-            "                   missing predictions (scored 0): {}, empty GT (ignored): {}, extra predictions (ignored): {}",
+            "                   missing predictions (scored 0): {}, empty ground truth (not scored): {}, predictions for unknown images (ignored): {}",
             s.missing_predictions, s.ignored_empty_gt, s.extra_predictions
         )?;
         if !self.per_level.is_empty() {
@@ -718,7 +730,7 @@ impl fmt::Display for EvalReport {
             writeln!(f, "(F1: images whose truth has the level; F1 any: images whose truth or prediction has it;")?;
             writeln!(f, " FP/img w/o: the level's predicted concepts per image whose truth lacks the level)")?;
             if s.concepts_without_level > 0 {
-                writeln!(f, "({} concept(s) have no level and are in no row above)", s.concepts_without_level)?;
+                writeln!(f, "({} have no level and are in no row above)", count(s.concepts_without_level, "concept", "concepts"))?;
             }
         }
         let a = &self.averages;
@@ -726,39 +738,40 @@ impl fmt::Display for EvalReport {
         writeln!(f, "{:<18} {:>8} {:>9} {:>8}", "concepts", "F1", "precision", "recall")?;
         writeln!(f, "{:<18} {:>8.4} {:>9.4} {:>8.4}", "micro", a.micro_f1, a.micro_precision, a.micro_recall)?;
         writeln!(f, "{:<18} {:>8.4} {:>9.4} {:>8.4}", "macro", a.macro_f1, a.macro_precision, a.macro_recall)?;
-        writeln!(
-            f,
-            "(macro over {} concept(s); {} predicted but never in the GT left out)",
-            a.n_concepts_macro, a.n_skipped_no_support
-        )?;
+        writeln!(f, "(macro over {}; {} predicted but never in the ground truth left out)", count(a.n_concepts_macro, "concept", "concepts"), a.n_skipped_no_support)?;
         if let Some(h) = &self.hierarchical {
             writeln!(f, "{:<18} {:>8.4} {:>9.4} {:>8.4}", "hierarchical", h.f1, h.precision, h.recall)?;
+            let same = (h.f1 - a.micro_f1).abs() < 5e-5 && (h.precision - a.micro_precision).abs() < 5e-5;
+            if same {
+                writeln!(f, "(hierarchical = micro here: both sets already hold every ancestor of their concepts, so closing them adds nothing)")?;
+            } else {
+                writeln!(f, "(hierarchical: micro over both sets closed under the ontology, Kiritchenko et al. 2006)")?;
+            }
         }
         if let Some(c) = self.coherence_rate {
-            writeln!(f, "coherence rate     {:.4}   over {} non-empty prediction(s)", c, s.coherence_judged)?;
+            writeln!(f, "coherence rate     {:.4}   over {}", c, count(s.coherence_judged, "non-empty prediction", "non-empty predictions"))?;
         }
         if !self.per_concept.is_empty() {
             let mut top: Vec<&ConceptScore> = self.per_concept.iter().collect();
             top.sort_by(|x, y| y.support.cmp(&x.support).then_with(|| x.cui.cmp(&y.cui)));
             let shown = top.len().min(DISPLAY_TOP_CONCEPTS);
             writeln!(f)?;
-            writeln!(
-                f,
-                "{:<14} {:>7} {:>6} {:>6} {:>6} {:>8} {:>9} {:>8}",
-                "concept", "support", "tp", "fp", "fn", "F1", "precision", "recall"
-            )?;
+            writeln!(f, "{:<10} {:<28} {:>7} {:>6} {:>6} {:>6} {:>8} {:>9} {:>8}", "concept", "name", "support", "tp", "fp", "fn", "F1", "precision", "recall")?;
             for c in &top[..shown] {
-                writeln!(
-                    f,
-                    "{:<14} {:>7} {:>6} {:>6} {:>6} {:>8.4} {:>9.4} {:>8.4}",
-                    c.cui, c.support, c.tp, c.fp, c.fn_, c.f1, c.precision, c.recall
-                )?;
+                let name: String = name_of(&c.cui).unwrap_or_default().chars().take(28).collect();
+                writeln!(f, "{:<10} {:<28} {:>7} {:>6} {:>6} {:>6} {:>8.4} {:>9.4} {:>8.4}", c.cui, name, c.support, c.tp, c.fp, c.fn_, c.f1, c.precision, c.recall)?;
             }
             if top.len() > shown {
-                writeln!(f, "... {} more concept(s) in the JSON report", top.len() - shown)?;
+                writeln!(f, "... {} more in the JSON report (--json)", count(top.len() - shown, "concept", "concepts"))?;
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(&|_| None))
     }
 }
 

@@ -504,6 +504,49 @@ mod tests {
     }
 
     #[test]
+    fn logit_adjustment_removes_the_class_weight_prior_exactly() {
+        // a single-label head (2 concepts + none) trained with class weights w: its softmax is
+        // tilted by w; subtracting ln w from the logits leaves softmax(z) / w, renormalised
+        let mut spec = spec("laterality", 2, HeadKind::SingleLabel);
+        let w = [2.0f32, 4.0, 0.5];
+        spec.logit_adjustment = w.iter().map(|x| x.ln()).collect();
+        let z = Tensor::from_slice(&[0.3f32, -0.2, 1.1]).view([1, 3]);
+        let adj = Tensor::from_slice(&spec.logit_adjustment);
+        let got: Vec<f32> = Vec::try_from(head_probabilities(&spec, &z, Some(&adj), None).flatten(0, -1)).unwrap();
+        let e: Vec<f32> = [0.3f32, -0.2, 1.1].iter().zip(&w).map(|(zi, wi)| zi.exp() / wi).collect();
+        let total: f32 = e.iter().sum();
+        for k in 0..2 {
+            assert!((got[k] - e[k] / total).abs() < 1e-6, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn max_constraint_takes_the_largest_descendant() {
+        // head-and-neck > head > brain, and a sibling: R rows = descendants (self included)
+        let h = Tensor::from_slice(&[0.2f32, 0.5, 0.9, 0.3]).view([1, 4]);
+        let r = Tensor::from_slice(&[1f32, 1., 1., 0., 0., 1., 1., 0., 0., 0., 1., 0., 0., 0., 0., 1.]).view([4, 4]);
+        let got: Vec<f32> = Vec::try_from(max_constraint(&h, &r).flatten(0, -1)).unwrap();
+        assert_eq!(got, vec![0.9, 0.9, 0.9, 0.3]);
+        let mut s = spec("anatomy", 4, HeadKind::MultiLabel);
+        s.descendants = vec![vec![0, 1, 2], vec![1, 2], vec![2], vec![3]];
+        assert_eq!(Vec::<f32>::try_from(s.constraint_matrix(Device::Cpu).unwrap().flatten(0, -1)).unwrap(), Vec::<f32>::try_from(r.flatten(0, -1)).unwrap());
+    }
+
+    #[test]
+    fn a_shared_neck_has_one_neck_and_an_output_layer_per_head() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let heads = vec![spec("modality", 3, HeadKind::SingleLabel), spec("anatomy", 5, HeadKind::MultiLabel)];
+        let m = Model::new(&vs.root(), ModelConfig { neck: Neck::Shared, ..cfg(TrunkKind::Tiny, heads, true) });
+        let vars = vs.variables();
+        assert!(vars.contains_key("neck.conv.weight") && vars.contains_key("heads.anatomy.fc2.weight"));
+        assert!(!vars.contains_key("heads.anatomy.conv.weight") && !vars.contains_key("heads.anatomy.fc1.weight"));
+        // conditioning reaches the output layer: anatomy's fc2 takes the hidden units and modality's 3 probabilities
+        assert_eq!(vars["heads.anatomy.fc2.weight"].size(), vec![5, HeadConfig::for_trunk(TrunkKind::Tiny).hidden + 3]);
+        let out = tch::no_grad(|| m.forward_t(&Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu)), false, false));
+        assert_eq!((out[0].size(), out[1].size()), (vec![2, 4], vec![2, 5]));
+    }
+
+    #[test]
     fn prefix_matching_respects_dots() {
         assert!(has_prefix("layer4.0.conv1.weight", "layer4"));
         assert!(!has_prefix("layer40.weight", "layer4"));

@@ -11,6 +11,10 @@
 //! - `flags`: `-` or `;`-separated words from [`FLAGS`] (`noise`: a concept known to be label
 //!   noise in ImageCLEF/ROCO annotations).
 //!
+//! A four-column concept table with the header `cui<TAB>name<TAB>level<TAB>parent` (as `conceptree
+//! data synth` writes, and as realrad ships) is read too: an empty level or parent means none, and
+//! the rows carry no semantic types or flags.
+//!
 //! This module checks each row on its own (`parse_rows`); graph-level checks (unknown parents,
 //! cycles, modality conflicts) live in `validate.rs`. Every problem is a [`Problem`] carrying the
 //! file name and 1-based line number.
@@ -22,6 +26,9 @@ use crate::cui::{excerpt, is_canonical_cui as is_cui, EXCERPT};
 
 /// The header every curated file must start with (after comments).
 pub const HEADER: [&str; 6] = ["cui", "name", "level", "parents", "semantic_types", "flags"];
+
+/// The header of a four-column concept table (see the module docs).
+pub const CONCEPT_TABLE_HEADER: [&str; 4] = ["cui", "name", "level", "parent"];
 
 /// Flags a row may carry. `noise`: known label noise in ImageCLEF/ROCO (e.g. C0751437
 /// "Adenohypophyseal Diseases" produced from the word "anterior").
@@ -53,10 +60,11 @@ fn list(cell: &str) -> Vec<&str> {
 /// Parses the rows of a curated file, returning the well-formed rows and every row-level problem.
 /// A row with any problem is left out (so later checks see only trustworthy rows); its problems
 /// are all reported.
-pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
+pub(crate) fn parse_rows<'a>(text: &'a str, source: &str) -> (Vec<Row>, Vec<Problem>) {
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     let mut header_seen = false;
+    let mut concept_table = false;
     for (line_no, line) in content_lines(text) {
         let mut push = |kind, message: String| {
             problems.push(Problem {
@@ -70,12 +78,14 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
         if !header_seen {
             header_seen = true;
             let found: Vec<&str> = cols.iter().map(|c| c.trim()).collect();
-            if found != HEADER {
+            concept_table = found == CONCEPT_TABLE_HEADER;
+            if found != HEADER && !concept_table {
                 push(
                     ProblemKind::BadHeader,
                     format!(
-                        "expected header '{}', found '{}'",
+                        "expected header '{}' (or a concept table's '{}'), found '{}'",
                         HEADER.join("<TAB>"),
+                        CONCEPT_TABLE_HEADER.join("<TAB>"),
                         excerpt(line, 80)
                     ),
                 );
@@ -83,6 +93,15 @@ pub(crate) fn parse_rows(text: &str, source: &str) -> (Vec<Row>, Vec<Problem>) {
             }
             continue;
         }
+        let dash = |c: &'a str| if c.trim().is_empty() { "-" } else { c };
+        let cols: Vec<&str> = match (concept_table, cols.len()) {
+            (true, 4) => vec![cols[0], cols[1], dash(cols[2]), dash(cols[3]), "-", "-"],
+            (true, n) => {
+                push(ProblemKind::MalformedRow, format!("expected 4 tab-separated columns ({}), found {n}", CONCEPT_TABLE_HEADER.join(", ")));
+                continue;
+            }
+            (false, _) => cols,
+        };
         if cols.len() != HEADER.len() {
             push(
                 ProblemKind::MalformedRow,
@@ -333,5 +352,16 @@ mod tests {
         let o = super::super::Ontology::from_tsv_str(&text, "t").unwrap();
         let back = super::super::Ontology::from_tsv_str(&o.to_tsv(), "t").unwrap();
         assert_eq!(back.content_hash(), o.content_hash());
+    }
+
+    #[test]
+    fn four_column_concept_tables_load() {
+        let text = "cui\tname\tlevel\tparent\nC0460004\tHead and Neck\tanatomy\t\nC0018670\tHead\tanatomy\tC0460004\nC0205131\tAxial\t\t\n";
+        let (rows, problems) = parse_rows(text, "concepts.tsv");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(rows[1].parents, vec![("C0460004".to_string(), Relation::IsA)]);
+        assert_eq!((rows[2].level, rows[2].parents.len()), (None, 0));
+        let (_, problems) = parse_rows("cui\tname\tlevel\tparent\nC0460004\tHead\tanatomy\n", "c.tsv");
+        assert!(problems[0].message.contains("expected 4"), "{problems:?}");
     }
 }

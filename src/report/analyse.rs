@@ -389,11 +389,16 @@ pub fn confusion_tables(ontology: &Ontology, pairs: &[(&BTreeSet<String>, &BTree
 // Scores file and threshold curve
 
 /// Parses a scores file: one line per image, `id<TAB>CUI:p;CUI:p;...` with `p` in [0, 1]
-/// (an empty list after the tab is allowed). Blank lines and lines starting with `#` are
+/// (an empty list after the tab is allowed), or `predict --explain` output (JSON lines; see
+/// `parse_explain_scores`). Blank lines and lines starting with `#` are
 /// skipped. CUIs are upper-cased. A repeated id or a repeated CUI within a line is an error, as
 /// is a missing tab, a pair without `:`, or a probability that is not a number in [0, 1].
 pub fn parse_scores(text: &str, path: &Path) -> Result<ScoreMap, AnalyseError> {
     let err = |line: usize, message: String| AnalyseError::Scores { path: path.to_path_buf(), line, message };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim_start().starts_with('{') {
+        return parse_explain_scores(text, path);
+    }
     let mut out = ScoreMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -423,6 +428,40 @@ pub fn parse_scores(text: &str, path: &Path) -> Result<ScoreMap, AnalyseError> {
         }
         if out.insert(id.to_string(), scores).is_some() {
             return Err(err(line, format!("image id '{id}' is given more than once")));
+        }
+    }
+    Ok(out)
+}
+
+/// Scores from `predict --explain` output (one JSON record per line): each concept's decision
+/// score, the value the decoder compares with the concept's threshold (the probability, capped by
+/// the hierarchy, 0 for the concepts a single-label level did not choose); the probabilities when
+/// a record has no decisions.
+fn parse_explain_scores(text: &str, path: &Path) -> Result<ScoreMap, AnalyseError> {
+    #[derive(serde::Deserialize)]
+    struct Decision {
+        cui: String,
+        score: f32,
+    }
+    #[derive(serde::Deserialize)]
+    struct Record {
+        id: String,
+        #[serde(default)]
+        scores: BTreeMap<String, f32>,
+        #[serde(default)]
+        decisions: Vec<Decision>,
+    }
+    let err = |line: usize, message: String| AnalyseError::Scores { path: path.to_path_buf(), line, message };
+    let mut out = ScoreMap::new();
+    for (i, raw) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let r: Record = serde_json::from_str(raw).map_err(|e| err(i + 1, format!("not a `predict --explain` record: {e}")))?;
+        let scores: BTreeMap<String, f32> =
+            if r.decisions.is_empty() { r.scores.into_iter().map(|(c, p)| (c.to_uppercase(), p)).collect() } else { r.decisions.into_iter().map(|d| (d.cui.to_uppercase(), d.score)).collect() };
+        if let Some((c, p)) = scores.iter().find(|(_, p)| !(0.0..=1.0).contains(*p)) {
+            return Err(err(i + 1, format!("concept {c}: score {p} is outside [0, 1]")));
+        }
+        if out.insert(r.id.clone(), scores).is_some() {
+            return Err(err(i + 1, format!("image id '{}' is given more than once", r.id)));
         }
     }
     Ok(out)
@@ -942,6 +981,22 @@ mod tests {
         assert_eq!(cell(l, LEFT, RIGHT), 1);
         assert_eq!(cell(l, NONE, NONE), 5);
         assert!((l.accuracy() - 5.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn explain_records_are_read_as_scores() {
+        let p = Path::new("explain.jsonl");
+        let rec = |id: &str| {
+            format!(
+                r#"{{"id":"{id}","predicted":[],"path":[],"scores":{{"C0040405":0.9,"C0024485":0.4}},"decisions":[{{"cui":"C0040405","head":"modality","probability":0.9,"score":0.9,"capped_by":null,"threshold":0.5,"decision":"predicted"}},{{"cui":"C0024485","head":"modality","probability":0.4,"score":0.0,"capped_by":null,"threshold":0.5,"decision":"not_chosen"}}]}}"#
+            )
+        };
+        let m = parse_scores(&format!("{}\n{}\n", rec("A"), rec("B")), p).unwrap();
+        // the decision scores, which the thresholds apply to: the unchosen modality scores 0
+        assert_eq!((m["A"][CT], m["A"]["C0024485"]), (0.9, 0.0));
+        let e = parse_scores(&format!("{}\n{}\n", rec("A"), rec("A")), p).unwrap_err().to_string();
+        assert!(e.contains("explain.jsonl:2") && e.contains("more than once"), "{e}");
+        assert!(parse_scores("{not json\n", p).unwrap_err().to_string().contains("explain.jsonl:1"));
     }
 
     #[test]

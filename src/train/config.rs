@@ -177,6 +177,9 @@ pub struct TrainConfig {
     pub layerwise_lr_decay: f64,
     pub class_weights: ClassWeights,
     pub val_split: f64,
+    /// Seed of the train/validation split (default: `seed`), so runs of several seeds can share one split.
+    #[serde(default)]
+    pub split_seed: Option<u64>,
     pub seed: u64,
     pub device: DeviceChoice,
     pub augment: Option<AugmentConfig>,
@@ -231,7 +234,7 @@ impl Default for TrainConfig {
             ontology: None,
             mode: Mode::Flat,
             levels: vec![Level::Modality, Level::Anatomy, Level::Laterality],
-            schedule: HierSchedule::Stepwise,
+            schedule: HierSchedule::Curriculum,
             condition_on_previous: false,
             trunk: TrunkKind::Resnet50,
             weights: None,
@@ -246,6 +249,7 @@ impl Default for TrainConfig {
             layerwise_lr_decay: default_layerwise_decay(),
             class_weights: ClassWeights::Balanced,
             val_split: 0.15,
+            split_seed: None,
             seed: 42,
             device: DeviceChoice::Auto,
             augment: Some(AugmentConfig::default()),

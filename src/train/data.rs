@@ -44,7 +44,7 @@ impl TrainData {
             }
             None => {
                 let groups = cfg.groups.as_deref().map(read_groups).transpose()?;
-                let (tr, va) = split_train_val(&full.ids, cfg.val_split, cfg.seed, groups.as_ref());
+                let (tr, va) = split_train_val(&full.ids, cfg.val_split, cfg.split_seed.unwrap_or(cfg.seed), groups.as_ref());
                 (full.subset(&tr), full.subset(&va))
             }
         };

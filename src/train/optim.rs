@@ -260,6 +260,40 @@ mod tests {
     }
 
     #[test]
+    fn reconfiguring_keeps_the_state_and_frozen_parameters_stay() {
+        // two parameters; stage 1 trains only a, stage 2 both: a's moments and step count carry
+        // over (its third update equals three uninterrupted ones), b starts at step 1
+        let a = Tensor::from_slice(&[1f32]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[2f32]).set_requires_grad(true);
+        let mut opt = Adam::new(vec![(vec![("a".into(), a.shallow_clone()), ("b".into(), b.shallow_clone())], 0.1)]);
+        opt.configure(|n| (n == "a").then_some(0.1));
+        assert_eq!(opt.numel(), 1);
+        let step = |opt: &mut Adam| {
+            opt.zero_grad();
+            ((&a * &a) + (&b * &b)).sum(Kind::Float).backward();
+            opt.step();
+        };
+        step(&mut opt);
+        step(&mut opt);
+        assert_eq!(f32::try_from(&b.detach()).unwrap(), 2.0, "frozen in stage 1");
+        opt.configure(|_| Some(0.1));
+        step(&mut opt);
+        let steps: HashMap<String, i64> = opt.state().into_iter().filter(|(k, _)| k.starts_with("adam.step.")).map(|(k, t)| (k, t.int64_value(&[]))).collect();
+        assert_eq!((steps["adam.step.a"], steps["adam.step.b"]), (3, 1));
+        // the same three steps of a alone, uninterrupted
+        let a2 = Tensor::from_slice(&[1f32]).set_requires_grad(true);
+        let mut alone = Adam::new(vec![(vec![("a".into(), a2.shallow_clone())], 0.1)]);
+        for _ in 0..3 {
+            alone.zero_grad();
+            (&a2 * &a2).sum(Kind::Float).backward();
+            alone.step();
+        }
+        assert_eq!(f32::try_from(&a.detach()).unwrap(), f32::try_from(&a2.detach()).unwrap());
+        // b's first update is Adam's first: -lr * sign(g) = 2 - 0.1
+        assert!((f32::try_from(&b.detach()).unwrap() - 1.9).abs() < 1e-6);
+    }
+
+    #[test]
     fn state_round_trip_continues_identically() {
         let run = |split: bool| -> Vec<f32> {
             tch::manual_seed(0);

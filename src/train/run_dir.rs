@@ -125,8 +125,9 @@ pub struct RunDir {
 
 impl RunDir {
     /// Create (or take over an empty) directory for a new run and lock it. A directory holding
-    /// anything but a lock file is refused, unless `force` (then files of a previous run in it
-    /// are still refused: a run is never overwritten).
+    /// anything but a lock file (or the first files of a run stopped before its `config.json`) is
+    /// refused, unless `force`; a run (with `config.json`, weights or a checkpoint) is refused even
+    /// then: a run is never overwritten.
     pub fn create(path: &Path, force: bool) -> Result<RunDir, RunError> {
         if path.exists() && !path.is_dir() {
             return Err(RunError::NotADirectory { dir: path.to_path_buf() });
@@ -140,7 +141,8 @@ impl RunDir {
             .map_err(|source| RunError::Read { path: path.to_path_buf(), source })?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != LOCK)
+            // files a run writes before config.json: a run stopped that early is started again
+            .filter(|n| ![LOCK, MODEL_CONFIG, ONTOLOGY, SCHEDULE, SPLIT, PROVENANCE, SKIPPED].contains(&n.as_str()) && !n.ends_with(".tmp"))
             .min();
         if let (Some(example), false) = (other, force) {
             return Err(RunError::NotEmpty { dir: path.to_path_buf(), example });

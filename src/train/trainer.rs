@@ -250,11 +250,10 @@ impl<'o> Trainer<'o> {
         Ok(trainer)
     }
 
-    /// `config.json`, `model.json`, `ontology.tsv`, `schedule.json`, `split.json`, `provenance.json`
-    /// (and `skipped.json` when something was skipped).
+    /// `model.json`, `ontology.tsv`, `schedule.json`, `split.json`, `provenance.json` (and
+    /// `skipped.json` when something was skipped), then `config.json`.
     fn write_run_files(&self) -> Result<(), RunError> {
         let run = &self.run;
-        run.write_json(run_dir::CONFIG, &*self.cfg)?;
         run.write_json(run_dir::MODEL_CONFIG, &self.model_cfg)?;
         run.write_bytes(run_dir::ONTOLOGY, self.ontology.to_tsv().as_bytes())?;
         run.write_json(run_dir::SCHEDULE, &self.schedule)?;
@@ -276,7 +275,8 @@ impl<'o> Trainer<'o> {
         if !self.data.skipped.is_empty() {
             run.write_json(run_dir::SKIPPED, &self.data.skipped)?;
         }
-        Ok(())
+        // last: a directory with config.json holds every other file of the run
+        run.write_json(run_dir::CONFIG, &*self.cfg)
     }
 
     fn print_plan(&self) {

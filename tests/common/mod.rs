@@ -16,22 +16,24 @@ pub fn s(p: &Path) -> &str {
 }
 
 /// Exit code, stdout and stderr of `conceptree args...`.
-pub fn run(args: &[&str]) -> (i32, String, String) {
-    let out = bin().args(args).output().expect("runs");
+pub fn run<S: AsRef<str>>(args: &[S]) -> (i32, String, String) {
+    let out = bin().args(args.iter().map(|a| a.as_ref())).output().expect("runs");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Stdout of a command that must succeed.
-pub fn run_ok(args: &[&str]) -> String {
+pub fn run_ok<S: AsRef<str>>(args: &[S]) -> String {
     let (code, out, err) = run(args);
-    assert_eq!(code, 0, "conceptree {args:?} failed:\n{out}\n{err}");
+    let shown: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+    assert_eq!(code, 0, "conceptree {shown:?} failed:\n{out}\n{err}");
     out
 }
 
 /// Stderr of a command that must fail with `code`.
-pub fn run_fails(args: &[&str], code: i32) -> String {
+pub fn run_fails<S: AsRef<str>>(args: &[S], code: i32) -> String {
     let (got, out, err) = run(args);
-    assert_eq!(got, code, "conceptree {args:?}:\n{out}\n{err}");
+    let shown: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+    assert_eq!(got, code, "conceptree {shown:?}:\n{out}\n{err}");
     err
 }
 
@@ -53,12 +55,23 @@ pub fn train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<String> {
     .collect()
 }
 
+/// `args` with the value after `flag` replaced (the flag appended when it is not there).
+pub fn set(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => args[i + 1] = value.to_string(),
+        None => args.extend([flag.to_string(), value.to_string()]),
+    }
+    args
+}
+
+/// `base` followed by `extra`.
+pub fn with(base: &[String], extra: &[&str]) -> Vec<String> {
+    base.iter().cloned().chain(extra.iter().map(|a| a.to_string())).collect()
+}
+
 /// Train a one-epoch tiny-trunk run (plus `extra` options); it must succeed.
 pub fn train(data: &Path, out: &Path, extra: &[&str]) {
-    let mut args = train_args(data, out);
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_ok(&args);
+    run_ok(&with(&train_args(data, out), extra));
 }
 
 /// The binary as a plain `std::process::Command` (to spawn and kill it).

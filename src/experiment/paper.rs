@@ -11,21 +11,18 @@
 //!
 //! Resumable: a finished run (its `summary.json` exists) is not trained again, an interrupted one
 //! continues from its checkpoint, so rerunning the same command completes the experiment.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::data::dataset::{read_groups, split_train_val, Dataset};
-use crate::data::images::ImageDir;
-use crate::data::labels::{read_labels, write_clef2019, LabelRow, ParseOptions};
+use super::{score_on_test, train_or_reuse, write, Split, TestPart};
+use crate::data::labels::{read_labels, ParseOptions};
 use crate::data::stats::dataset_stats;
 use crate::error::Error;
-use crate::eval::{metrics, ontology_hooks};
 use crate::ontology::{Level, Ontology};
-use crate::predict::{LoadOptions, LoadedRun};
-use crate::train::{self, run_dir, HierSchedule, Mode, Strategy, TrainConfig};
+use crate::train::{HierSchedule, Mode, Strategy, TrainConfig};
 
 /// Options of the experiment (the training options shared by every run live in `base`).
 #[derive(Debug, Clone)]
@@ -54,13 +51,15 @@ pub struct RunResult {
     pub n_test: usize,
 }
 
-/// The runs the experiment knows, in table order (the default list leaves out `hier_joint_cond`).
-pub const RUNS: [(&str, &str); 5] = [
+/// The runs the experiment knows, in table order (the default list leaves out `hier_joint_cond`
+/// and `hier_layerwise`).
+pub const RUNS: [(&str, &str); 6] = [
     ("flat_full", "flat top-K, full fine-tuning (paper run 1)"),
     ("flat_layerwise", "flat top-K, layerwise fine-tuning (paper run 2)"),
     ("hier_joint", "hierarchical, all levels jointly"),
     ("hier_joint_cond", "hierarchical, jointly, heads conditioned on upper levels"),
     ("hier_stepwise", "hierarchical, stepwise by level (proposed)"),
+    ("hier_layerwise", "hierarchical, all levels, layerwise fine-tuning (like for like with paper run 2)"),
 ];
 
 fn run_config(name: &str, base: &TrainConfig) -> Option<TrainConfig> {
@@ -85,17 +84,14 @@ fn run_config(name: &str, base: &TrainConfig) -> Option<TrainConfig> {
             c.schedule = HierSchedule::Stepwise;
             c.strategy = Strategy::Full;
         }
+        "hier_layerwise" => {
+            c.mode = Mode::Hierarchical;
+            c.schedule = HierSchedule::Joint;
+            c.strategy = Strategy::Layerwise;
+        }
         _ => return None,
     }
     Some(c)
-}
-
-fn write(path: &Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text).map_err(Error::write(path))
-}
-
-fn subset_rows(rows: &[LabelRow], idx: &[usize]) -> Vec<(String, Vec<String>)> {
-    idx.iter().map(|&i| (rows[i].id.clone(), rows[i].cuis.clone())).collect()
 }
 
 /// Run the whole experiment; returns the results table rows.
@@ -115,25 +111,7 @@ pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunR
     crate::report::figures::top_concepts(&stats, "Top concepts by number of images", &out.join("figure1"))?;
 
     // ---- 2. split: train / val / test by group, seeded, written once and reused on resume
-    let split_dir = out.join("split");
-    let (train_f, val_f, test_f) = (split_dir.join("train.csv"), split_dir.join("val.csv"), split_dir.join("test.csv"));
-    if !test_f.exists() {
-        std::fs::create_dir_all(&split_dir).map_err(Error::write(&split_dir))?;
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let groups = cfg.groups.as_deref().map(read_groups).transpose()?;
-        let (rest, test) = split_train_val(&ids, 0.15, cfg.base.seed, groups.as_ref());
-        let rest_ids: Vec<String> = rest.iter().map(|&i| ids[i].clone()).collect();
-        let (tr, va) = split_train_val(&rest_ids, 0.15 / 0.85, cfg.base.seed.wrapping_add(1), groups.as_ref());
-        let tr: Vec<usize> = tr.iter().map(|&i| rest[i]).collect();
-        let va: Vec<usize> = va.iter().map(|&i| rest[i]).collect();
-        for (path, idx) in [(&train_f, &tr), (&val_f, &va), (&test_f, &test)] {
-            write_clef2019(path, subset_rows(&rows, idx)).map_err(Error::write(path))?;
-        }
-    }
-    let (test_rows, _) = read_labels(&test_f, ParseOptions::default())?;
-    let test_gt: BTreeMap<String, BTreeSet<String>> = test_rows.iter().map(|r| (r.id.clone(), r.cuis.iter().cloned().collect())).collect();
-    let (test_ds, _) = Dataset::open(&test_rows, &test_f.display().to_string(), &ImageDir::open(&cfg.images)?, false)?;
-    let test_paths: Vec<PathBuf> = test_ds.paths;
+    let split = Split::prepare(out, &rows, &cfg.images, cfg.groups.as_deref(), cfg.base.seed, TestPart::HeldOut)?;
 
     // ---- 3 + 4. runs and their test scores
     let mut results = Vec::new();
@@ -142,28 +120,13 @@ pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunR
             return Err(Error::usage(format!("unknown run '{name}' (known: {})", RUNS.map(|r| r.0).join(", "))));
         };
         let description = RUNS.iter().find(|r| r.0 == name).map(|r| r.1).unwrap_or("").to_string();
-        rc.train_labels = train_f.clone();
-        rc.val_labels = Some(val_f.clone());
+        rc.train_labels = split.train.clone();
+        rc.val_labels = Some(split.val.clone());
         rc.images = cfg.images.clone();
         rc.out = out.join("runs").join(name);
-        if rc.out.join(run_dir::SUMMARY).exists() {
-            eprintln!("== {name}: already trained, reusing {}", rc.out.display());
-        } else if rc.out.join(run_dir::CONFIG).exists() {
-            eprintln!("== {name}: resuming");
-            train::resume(&rc.out, ontology)?;
-        } else {
-            eprintln!("== {name}: {description}");
-            train::train(&rc, ontology, false)?;
-        }
-        let run = LoadedRun::open(&rc.out, cfg.base.device.resolve()?, &LoadOptions::default())?;
-        let summary: train::TrainSummary = run.run.read_json(run_dir::SUMMARY, "train the run again")?;
-        let (_, sets) = run.predict(&test_paths, cfg.base.batch_size.max(1))?;
-        let pred: BTreeMap<String, BTreeSet<String>> = test_rows.iter().map(|r| r.id.clone()).zip(sets.iter().cloned()).collect();
-        let sub = rc.out.join("test_submission.csv");
-        write_clef2019(&sub, pred.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect()))).map_err(Error::write(&sub))?;
-        let vocab: BTreeSet<String> = test_gt.values().flatten().cloned().collect();
-        let report = metrics::evaluate(&test_gt, &pred, &ontology_hooks(ontology, vocab));
-        write(&rc.out.join("test_eval.json"), &serde_json::to_string_pretty(&report).expect("serialisable"))?;
+        train_or_reuse(&rc, ontology, &format!("{name}: {description}"))?;
+        let score = score_on_test(&rc.out, &split, ontology, &cfg.base)?;
+        let report = score.report;
         results.push(RunResult {
             run: name.clone(),
             description,
@@ -171,8 +134,8 @@ pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunR
             per_level_f1: report.per_level.iter().map(|(k, v)| (k.clone(), v.f1)).collect(),
             hierarchical_f1: report.hierarchical.as_ref().map(|h| h.f1),
             coherence_rate: report.coherence_rate,
-            val_f1_tuned: summary.val_f1_tuned,
-            train_seconds: summary.seconds,
+            val_f1_tuned: score.summary.val_f1_tuned,
+            train_seconds: score.summary.seconds,
             n_test: report.n_images,
         });
     }

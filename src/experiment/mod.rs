@@ -1,0 +1,126 @@
+//! Whole experiments on one split and one budget: `experiment paper` ([`paper`], the seed
+//! paper's study) and `experiment compare` ([`compare`], paired multi-seed comparisons of model
+//! configurations). This file holds what both share: the fixed split, training a run unless it is
+//! already done (resuming it when it was interrupted), and scoring a run on the test part.
+//!
+//! Both are resumable: a finished run (its `summary.json` exists) is not trained again, an
+//! interrupted one continues from its checkpoint, so rerunning the same command completes it.
+pub mod compare;
+pub mod paper;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::data::dataset::{read_groups, split_train_val, Dataset};
+use crate::data::images::ImageDir;
+use crate::data::labels::{read_labels, write_clef2019, LabelRow, ParseOptions};
+use crate::error::Error;
+use crate::eval::metrics::{self, EvalReport, LabelMap};
+use crate::eval::ontology_hooks;
+use crate::ontology::Ontology;
+use crate::predict::{LoadOptions, LoadedRun};
+use crate::train::{self, run_dir, TrainConfig, TrainSummary};
+
+pub use paper::{run_paper, table4_markdown, ExperimentConfig, RunResult, RUNS};
+
+/// A train / validation / test split written once as label files under `<out>/split/` and reused.
+pub struct Split {
+    pub train: PathBuf,
+    pub val: PathBuf,
+    pub test: PathBuf,
+    /// The test images' ground truth and files.
+    pub test_truth: LabelMap,
+    pub test_ids: Vec<String>,
+    pub test_paths: Vec<PathBuf>,
+}
+
+/// Where a split's test part comes from.
+pub enum TestPart<'a> {
+    /// 15% of the labels, by group (the rest: 70% train, 15% validation).
+    HeldOut,
+    /// A separate labelled set (train and validation then split the labels 85/15 by group).
+    Given { labels: &'a Path, images: &'a Path },
+}
+
+impl Split {
+    /// The split of `rows` (read from `labels`, images in `images`) by `groups`, drawn with `seed`
+    /// the first time and read back afterwards.
+    pub fn prepare(out: &Path, rows: &[LabelRow], images: &Path, groups: Option<&Path>, seed: u64, test: TestPart) -> Result<Split, Error> {
+        let dir = out.join("split");
+        let (train, val, test_f) = (dir.join("train.csv"), dir.join("val.csv"), dir.join("test.csv"));
+        let (test_labels, test_images) = match &test {
+            TestPart::HeldOut => (test_f.clone(), images.to_path_buf()),
+            TestPart::Given { labels, images } => (labels.to_path_buf(), images.to_path_buf()),
+        };
+        if !val.exists() {
+            std::fs::create_dir_all(&dir).map_err(Error::write(&dir))?;
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+            let groups = groups.map(read_groups).transpose()?;
+            let (rest, held_out) = match test {
+                TestPart::HeldOut => split_train_val(&ids, 0.15, seed, groups.as_ref()),
+                TestPart::Given { .. } => ((0..ids.len()).collect(), Vec::new()),
+            };
+            let rest_ids: Vec<String> = rest.iter().map(|&i| ids[i].clone()).collect();
+            let val_share = if held_out.is_empty() { 0.15 } else { 0.15 / 0.85 };
+            let (tr, va) = split_train_val(&rest_ids, val_share, seed.wrapping_add(1), groups.as_ref());
+            let tr: Vec<usize> = tr.iter().map(|&i| rest[i]).collect();
+            let va: Vec<usize> = va.iter().map(|&i| rest[i]).collect();
+            let parts: Vec<(&PathBuf, &Vec<usize>)> = if held_out.is_empty() { vec![(&train, &tr), (&val, &va)] } else { vec![(&train, &tr), (&val, &va), (&test_f, &held_out)] };
+            for (path, idx) in parts {
+                write_clef2019(path, idx.iter().map(|&i| (rows[i].id.clone(), rows[i].cuis.clone()))).map_err(Error::write(path))?;
+            }
+        }
+        let (test_rows, _) = read_labels(&test_labels, ParseOptions { allow_empty: true, ..Default::default() })?;
+        let (ds, _) = Dataset::open(&test_rows, &test_labels.display().to_string(), &ImageDir::open(&test_images)?, false)?;
+        let test_truth = test_rows.iter().map(|r| (r.id.clone(), r.cuis.iter().cloned().collect())).collect();
+        Ok(Split { train, val, test: test_labels, test_truth, test_ids: ds.ids, test_paths: ds.paths })
+    }
+}
+
+/// Train the run configured in `cfg` (into `cfg.out`) unless it has finished; continue it when it
+/// was interrupted.
+pub fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str) -> Result<(), Error> {
+    if cfg.out.join(run_dir::SUMMARY).exists() {
+        eprintln!("== {label}: already trained, reusing {}", cfg.out.display());
+    } else if cfg.out.join(run_dir::CONFIG).exists() {
+        eprintln!("== {label}: resuming {}", cfg.out.display());
+        train::resume(&cfg.out, ontology)?;
+    } else {
+        eprintln!("== {label}");
+        train::train(cfg, ontology, false)?;
+    }
+    Ok(())
+}
+
+/// A finished run scored on the test part.
+pub struct TestScore {
+    pub summary: TrainSummary,
+    pub report: EvalReport,
+    pub predictions: LabelMap,
+}
+
+impl TestScore {
+    /// Each test image's official F1 (images with an empty ground truth are not scored).
+    pub fn per_image_f1(&self, truth: &LabelMap) -> BTreeMap<String, f64> {
+        truth.iter().filter_map(|(id, g)| metrics::per_image_f1(g, self.predictions.get(id).unwrap_or(&BTreeSet::new())).map(|f| (id.clone(), f))).collect()
+    }
+}
+
+/// Predict the test part with the finished run in `dir`; writes `test_submission.csv` and
+/// `test_eval.json` into the run.
+pub fn score_on_test(dir: &Path, split: &Split, ontology: &Ontology, base: &TrainConfig) -> Result<TestScore, Error> {
+    let run = LoadedRun::open(dir, base.device.resolve()?, &LoadOptions::default())?;
+    let summary: TrainSummary = run.run.read_json(run_dir::SUMMARY, "train the run again")?;
+    let (_, sets) = run.predict(&split.test_paths, base.batch_size.max(1))?;
+    let predictions: LabelMap = split.test_ids.iter().cloned().zip(sets).collect();
+    let sub = dir.join("test_submission.csv");
+    write_clef2019(&sub, predictions.iter().map(|(k, v)| (k.clone(), v.iter().cloned().collect()))).map_err(Error::write(&sub))?;
+    let vocab: BTreeSet<String> = split.test_truth.values().flatten().cloned().collect();
+    let report = metrics::evaluate(&split.test_truth, &predictions, &ontology_hooks(ontology, vocab));
+    write(&dir.join("test_eval.json"), &serde_json::to_string_pretty(&report).expect("reports serialise"))?;
+    Ok(TestScore { summary, report, predictions })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(Error::write(path))
+}
