@@ -9,8 +9,9 @@
 #   conceptree doctor; 2048 synthetic 256 px phantoms; training ResNet50 224 px batch 128
 #   (3 warm-up + GPU_STEPS timed steps, loader included) in fp32 and fp16 mixed precision
 #   (autocast + loss scaling; tch 0.24 exposes no way to pick bfloat16), contiguous and
-#   channels-last, on conceptree and on the reference (the same, plus bf16 autocast);
-#   inference batch 128; a per-phase breakdown of conceptree's step. Results: $GPU_CHECK_OUT (target/gpu-check) results.json + table.md.
+#   channels-last, on conceptree (its trainer's own epoch loop, Trainer::train_epoch) and on the
+#   reference (the same, plus bf16 autocast); inference batch 128. Results: $GPU_CHECK_OUT
+#   (target/gpu-check) results.json + table.md.
 # GPU_CHECK_DRY=1 runs the same commands on the CPU with tiny sizes (to test the script without a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,19 +79,14 @@ IMG="$WORK/synth/images"
 common=(--device "$DEVICE" --batch "$BATCH" --images "$IMG")
 N="resnet50_224_b${BATCH}"
 step "training, $WARMUP warm-up + $STEPS timed steps each, $WORKERS loader threads / workers"
-# conceptree as the trainer runs (TensorLoader: pinned batches, non-blocking copies; --amp = fp16
-# autocast + the trainer's GradScaler; memory format auto = contiguous in fp32, channels-last with --amp)
+# conceptree's trainer itself (Trainer::train_epoch: TensorLoader's pinned batches and non-blocking
+# copies; --amp = fp16 autocast + its GradScaler; memory format auto = contiguous in fp32, channels-last with --amp)
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --name "train_${N}_fp32"
 ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --memory-format channels-last --name "train_${N}_fp32_cl"
 if [ "$DEVICE" = cuda ]; then  # (--amp is CUDA-only: skipped in a dry run)
     ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --name "train_${N}_amp_fp16"
     ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --amp --memory-format contiguous --name "train_${N}_amp_fp16_nchw"
 fi
-# diagnostics (conceptree only), each one change to the trainer's step:
-#  the trainer reads the loss back every step (a host sync); how much does that cost?
-ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --loss-every 1000000 --name "train_${N}_fp32_no_per_step_loss_read"
-#  the first trainer's staging: Vec -> Tensor -> device on the training thread
-ours train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --staging plain --name "train_${N}_fp32_plain_staging"
 # the reference: PyTorch eager, DataLoader(pin_memory=True); AMP = autocast + torch.amp.GradScaler for fp16
 ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --name "train_${N}_fp32"
 ref train "${common[@]}" --steps "$STEPS" --warmup "$WARMUP" --workers "$WORKERS" --channels-last --name "train_${N}_fp32_cl"
@@ -107,15 +103,6 @@ if [ "$DEVICE" = cuda ]; then
     ours infer --device "$DEVICE" --batch "$BATCH" --steps "$((STEPS * 2))" --amp --name "infer_${N}_amp_fp16"
     ref infer --device "$DEVICE" --batch "$BATCH" --steps "$((STEPS * 2))" --amp --amp-dtype fp16 --name "infer_${N}_amp_fp16"
 fi
-
-step "conceptree step breakdown (synchronised after each phase)"
-variants=("" "--staging plain")
-[ "$DEVICE" = cuda ] && variants+=("--amp")
-for variant in "${variants[@]}"; do
-    echo "-- train ${variant:-(as the trainer, fp32)}" >&2
-    # shellcheck disable=SC2086
-    BENCH_VERBOSE=1 timeout "$LIMIT" "$BENCH" train "${common[@]}" --steps 2 --warmup 1 $variant --name breakdown 2>&1 >/dev/null | quiet
-done
 
 echo ">> $(($(date +%s) - START)) s" >&2
 "$BENCH" report --conceptree "$C" --reference "$R" --out "$OUT"

@@ -30,7 +30,7 @@ fn a_second_trainer_is_refused_while_the_first_holds_the_run() {
     synth(&data, 200, 3);
     let run = tmp.path().join("run");
     let args = set(train_args(&data, &run), "--epochs", "3");
-    let mut first = std_bin().args(&args).stderr(Stdio::null()).spawn().unwrap();
+    let mut first = std_bin().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let t0 = Instant::now();
     while !std::fs::read_to_string(run.join("run.lock")).is_ok_and(|h| h.contains("pid")) {
         assert!(t0.elapsed() < Duration::from_secs(60), "the first trainer never took the lock");

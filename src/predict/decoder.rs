@@ -209,7 +209,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HeadConfig, HeadSpec, TrunkKind};
+    use crate::model::{HeadSpec, TrunkKind};
     use proptest::prelude::*;
 
     fn model_cfg() -> ModelConfig {

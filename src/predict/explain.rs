@@ -44,7 +44,7 @@ impl ExplainRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HeadConfig, HeadKind, HeadSpec, ModelConfig, TrunkKind};
+    use crate::model::{HeadKind, HeadSpec, ModelConfig, TrunkKind};
     use crate::predict::decoder::Decision;
     use ndarray::Array2;
 

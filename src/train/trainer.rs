@@ -676,7 +676,7 @@ fn duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HeadConfig, HeadSpec, TrunkKind};
+    use crate::model::{HeadSpec, TrunkKind};
     use crate::train::{HierSchedule, Strategy};
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {

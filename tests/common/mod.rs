@@ -69,9 +69,22 @@ pub fn with(base: &[String], extra: &[&str]) -> Vec<String> {
     base.iter().cloned().chain(extra.iter().map(|a| a.to_string())).collect()
 }
 
-/// Train a one-epoch tiny-trunk run (plus `extra` options); it must succeed.
+/// Train a one-epoch tiny-trunk run (plus `extra` options, which replace the defaults they name);
+/// it must succeed.
 pub fn train(data: &Path, out: &Path, extra: &[&str]) {
-    run_ok(&with(&train_args(data, out), extra));
+    let mut args = train_args(data, out);
+    let mut i = 0;
+    while i < extra.len() {
+        let takes_value = i + 1 < extra.len() && !extra[i + 1].starts_with("--");
+        if takes_value && args.iter().any(|a| a == extra[i]) {
+            args = set(args, extra[i], extra[i + 1]);
+            i += 2;
+        } else {
+            args.push(extra[i].to_string());
+            i += 1;
+        }
+    }
+    run_ok(&args);
 }
 
 /// The binary as a plain `std::process::Command` (to spawn and kill it).
