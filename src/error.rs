@@ -198,7 +198,8 @@ impl Classify for LabelError {
             | LabelError::EmptyLabels { .. }
             | LabelError::RepeatedCui { .. }
             | LabelError::Empty { .. }
-            | LabelError::UnknownFormat { .. } => true,
+            | LabelError::UnknownFormat { .. }
+            | LabelError::Captions { .. } => true,
         }
     }
 }

@@ -94,6 +94,11 @@ pub const VARIANTS: &[Variant] = &[
         hierarchical(c);
         c.neck = Neck::Shared;
     } },
+    Variant { name: "hybrid", changes: "level heads plus a residual head over the most frequent concepts on no level", apply: |c| c.mode = Mode::Hybrid },
+    Variant { name: "hybrid-no-noise", changes: "hybrid, noise-flagged concepts left out of the residual head", apply: |c| {
+        c.mode = Mode::Hybrid;
+        c.noise = crate::eval::ceiling::Noise::Drop;
+    } },
     Variant { name: "hier-old", changes: "the hierarchical model before calibration, balanced losses, fair schedule and best epoch (stepwise)", apply: |c| {
         hierarchical(c);
         c.schedule = HierSchedule::Stepwise;

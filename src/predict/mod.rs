@@ -183,7 +183,7 @@ impl LoadedRun {
 
     /// The decoder of this run (hierarchy enforced for hierarchical runs).
     pub fn decoder(&self) -> Decoder {
-        Decoder::new(&self.model_cfg, &self.ontology, self.config.mode == Mode::Hierarchical)
+        Decoder::new(&self.model_cfg, &self.ontology, self.config.mode.has_levels())
     }
 
     /// Concept probabilities for images, `[N, K]` in [`ModelConfig::concepts`] order.

@@ -220,7 +220,7 @@ impl<'o> Trainer<'o> {
         let train_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.train.labels)).collect();
         let val_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.val.labels)).collect();
         let losses = Losses::new(&model_cfg.heads, &train_targets, &cfg, device);
-        let decoder = Decoder::new(&model_cfg, ontology, cfg.mode == Mode::Hierarchical);
+        let decoder = Decoder::new(&model_cfg, ontology, cfg.mode.has_levels());
         let metrics = run.metrics_log(progress.completed_epochs)?;
         let trainer = Trainer {
             cfg,
@@ -290,6 +290,7 @@ impl<'o> Trainer<'o> {
             match self.cfg.mode {
                 Mode::Flat => "flat",
                 Mode::Hierarchical => "hierarchical",
+                Mode::Hybrid => "hybrid",
             },
             self.cfg.trunk,
             heads.len(),
