@@ -177,7 +177,7 @@ struct CommonTrain {
     /// The ResNet trunk (tiny: a narrow 4-stage ResNet for CPU demos and tests).
     #[arg(long, value_enum, default_value_t = d().trunk)]
     trunk: TrunkKind,
-    /// torchvision-format safetensors state dict for the trunk (e.g. ImageNet or RadImageNet).
+    /// Trunk weights: a torchvision-format safetensors state dict (e.g. ImageNet or RadImageNet) or a trained run's model.safetensors.
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Flat mode: the K most frequent concepts.
@@ -258,11 +258,14 @@ struct CommonTrain {
     /// Hybrid: keep noise-flagged concepts in the residual head (they count in the official score) or drop them.
     #[arg(long, value_enum, default_value_t = d().noise)]
     noise: conceptree::eval::ceiling::Noise,
+    /// kNN: how many nearest training images vote.
+    #[arg(long, default_value_t = d().knn_k)]
+    knn_k: usize,
 }
 
 #[derive(Args, Debug)]
 struct TrainArgs {
-    /// flat (paper baseline, top-K concepts), hierarchical (one head per level) or hybrid (level heads plus one over the frequent concepts on no level).
+    /// flat (paper baseline, top-K concepts), hierarchical (one head per level), hybrid (level heads plus one over the frequent concepts on no level) or knn (retrieval baseline: votes of the nearest training images in the trunk's embedding, no training).
     #[arg(long, value_enum, default_value_t = d().mode)]
     mode: Mode,
     /// Continue an interrupted run from its last checkpoint; it keeps all its own options, so no other option may be given.
@@ -668,6 +671,7 @@ impl CommonTrain {
             neck: self.neck,
             rest_top_k: self.rest_top_k,
             noise: self.noise,
+            knn_k: self.knn_k,
             ..base
         }
     }

@@ -27,6 +27,9 @@ pub enum Mode {
     /// The level heads plus a residual multi-label head over the most frequent concepts that lie
     /// on none of the chosen levels (`--rest-top-k`), for real label sets (ImageCLEF, ROCO).
     Hybrid,
+    /// The retrieval baseline: no training; the top-K concepts scored by the similarity-weighted
+    /// votes of the `--knn-k` nearest training images in the trunk's embedding (`--weights`).
+    Knn,
 }
 
 impl Mode {
@@ -238,6 +241,9 @@ pub struct TrainConfig {
     /// Hybrid mode: whether noise-flagged concepts may be learned by the residual head.
     #[serde(default = "default_noise")]
     pub noise: crate::eval::ceiling::Noise,
+    /// kNN mode: neighbours that vote.
+    #[serde(default = "default_knn_k")]
+    pub knn_k: usize,
 }
 
 impl Default for TrainConfig {
@@ -285,6 +291,7 @@ impl Default for TrainConfig {
             neck: crate::model::Neck::PerHead,
             rest_top_k: default_rest_top_k(),
             noise: default_noise(),
+            knn_k: default_knn_k(),
         }
     }
 }
@@ -354,8 +361,11 @@ impl TrainConfig {
         if self.val_labels.is_none() {
             require(self.val_split > 0.0 && self.val_split < 1.0, "val-split", self.val_split, "must be in (0, 1) when no --val-labels is given")?;
         }
-        if self.mode == Mode::Flat {
+        if matches!(self.mode, Mode::Flat | Mode::Knn) {
             require(self.top_k >= 1, "top-k", self.top_k, "must be at least 1")?;
+        }
+        if self.mode == Mode::Knn {
+            require(self.knn_k >= 1, "knn-k", self.knn_k, "must be at least 1")?;
         }
         if self.mode.has_levels() && self.levels.is_empty() {
             return Err(ConfigError::Combination("--levels must name at least one level in hierarchical and hybrid mode"));
@@ -395,6 +405,10 @@ fn default_feature_cache_gib() -> f64 {
 
 fn default_rest_top_k() -> usize {
     100
+}
+
+fn default_knn_k() -> usize {
+    10
 }
 
 fn default_noise() -> crate::eval::ceiling::Noise {

@@ -86,12 +86,12 @@ impl TrainData {
 pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
     let counts = train.concept_counts();
     match cfg.mode {
-        Mode::Flat => {
+        Mode::Flat | Mode::Knn => {
             let space = LabelSpace::top_k(&counts, cfg.top_k, cfg.min_count);
             if space.is_empty() {
                 return Err(TrainError::NoConcepts { what: format!("no concept occurs on at least {} training images", cfg.min_count) });
             }
-            Ok(vec![HeadSpec::new("flat", space.concepts, HeadKind::MultiLabel)])
+            Ok(vec![HeadSpec::new(if cfg.mode == Mode::Knn { "knn" } else { "flat" }, space.concepts, HeadKind::MultiLabel)])
         }
         Mode::Hierarchical | Mode::Hybrid => {
             let mut specs = Vec::new();

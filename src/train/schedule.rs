@@ -83,6 +83,9 @@ pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: boo
     let trunk_all: Vec<String> = TRUNK_GROUPS.iter().map(|s| s.to_string()).collect();
     let trunk_trains = cfg.strategy != Strategy::Head;
     let mut stages = Vec::new();
+    if cfg.mode == Mode::Knn {
+        return Schedule { stages }; // nothing is trained
+    }
     match (cfg.mode, cfg.schedule) {
         (Mode::Hierarchical | Mode::Hybrid, HierSchedule::Stepwise | HierSchedule::Curriculum) if head_names.len() > 1 => {
             // curriculum: the levels are added over the first half, then all train together
