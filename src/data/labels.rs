@@ -232,28 +232,49 @@ pub fn detect<'a>(lines: impl Iterator<Item = (usize, &'a str)>, path: &Path) ->
     detect_format(first).ok_or_else(|| LabelError::UnknownFormat { path: path.to_path_buf(), line: first_no, sample: excerpt(first, 60) })
 }
 
-/// Read and validate a label file. See [`ParseOptions`] for what is an error.
+/// Read and validate a label file. See [`ParseOptions`] for what is an error. The file is read
+/// line by line (never whole), so memory grows only with the rows kept.
 pub fn read_labels(path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io { path: path.to_path_buf(), source })?;
-    parse_labels(&text, path, opts)
+    use std::io::BufRead;
+    let io = |source| LabelError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    parse_lines(std::io::BufReader::with_capacity(1 << 16, file).lines().map(|l| l.map_err(io)), path, opts)
 }
 
 /// Parse label text (as read from `path`, used in messages).
 pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
+    parse_lines(text.lines().map(Ok), path, opts)
+}
+
+/// Parse the lines of a label file (without their line ends), as they come.
+fn parse_lines<S: AsRef<str>>(lines: impl Iterator<Item = Result<S, LabelError>>, path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
     let mut report = SkipReport { source: path.display().to_string(), skipped: vec![], detected: None };
     // a UTF-8 byte-order mark (as some editors write) is not part of the first id
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines = || text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let clean = |no: usize, l: &str| -> String { if no == 1 { l.strip_prefix('\u{feff}').unwrap_or(l) } else { l }.trim_end_matches('\r').to_string() };
+    let mut lines = lines.enumerate().map(|(i, l)| l.map(|l| (i + 1, clean(i + 1, l.as_ref()))));
+    // the first content lines, for detection; parsing then starts over them
+    let mut head: Vec<(usize, String)> = Vec::new();
+    let mut content = 0;
+    while content < DETECT_LINES {
+        let Some(l) = lines.next() else { break };
+        let l = l?;
+        content += usize::from(!l.1.trim().is_empty());
+        head.push(l);
+    }
     let mut format = opts.format;
     if format == LabelFormat::Auto {
-        format = detect(lines().filter(|(_, l)| !l.trim().is_empty()), path)?;
+        format = detect(head.iter().map(|(n, l)| (*n, l.as_str())).filter(|(_, l)| !l.trim().is_empty()), path)?;
         report.detected = Some(format);
     }
-    let mut lines = lines();
-    let mut rows = Vec::new();
-    let mut first_line_of: HashMap<String, usize> = HashMap::new();
+    let mut rows: Vec<LabelRow> = Vec::new();
+    // duplicate ids: a hash of each id kept to the index of its row (16 bytes a row, not a copy
+    // of every id); equal hashes are confirmed on the ids themselves
+    let mut row_of_hash: HashMap<u64, u32> = HashMap::new();
+    let mut hash_collisions: HashMap<String, usize> = HashMap::new();
+    let hasher = std::collections::hash_map::RandomState::new();
     let mut header_checked = false;
-    for (line_no, line) in &mut lines {
+    for l in head.into_iter().map(Ok).chain(lines) {
+        let (line_no, line) = l?;
         if line.trim().is_empty() {
             continue;
         }
@@ -264,7 +285,7 @@ pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<
                 continue; // header line
             }
         }
-        let parsed = parse_row(line, line_no, format, path, opts);
+        let parsed = parse_row(&line, line_no, format, path, opts);
         let row = match parsed {
             Ok(r) => r,
             Err(e) if opts.skip_bad => {
@@ -273,7 +294,13 @@ pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<
             }
             Err(e) => return Err(e),
         };
-        if let Some(&first) = first_line_of.get(&row.id) {
+        let h = std::hash::BuildHasher::hash_one(&hasher, &row.id);
+        let first = match row_of_hash.get(&h) {
+            Some(&i) if rows[i as usize].id == row.id => Some(rows[i as usize].line),
+            Some(_) => hash_collisions.get(&row.id).copied(),
+            None => None,
+        };
+        if let Some(first) = first {
             let e = LabelError::DuplicateId { path: path.to_path_buf(), line: line_no, id: excerpt(&row.id, EXCERPT), first_line: first };
             if opts.skip_bad {
                 report.skipped.push(Skipped { line: line_no, id: Some(row.id), reason: skip_reason(&e) });
@@ -281,7 +308,14 @@ pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<
             }
             return Err(e);
         }
-        first_line_of.insert(row.id.clone(), line_no);
+        match row_of_hash.entry(h) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(u32::try_from(rows.len()).map_err(|_| LabelError::Malformed { path: path.to_path_buf(), line: line_no, message: format!("more than {} rows", u32::MAX) })?);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                hash_collisions.insert(row.id.clone(), line_no);
+            }
+        }
         rows.push(row);
     }
     if rows.is_empty() {
@@ -494,6 +528,28 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("labels.txt:2"), "{msg}");
         assert!(msg.contains("'C004'"), "{msg}");
+    }
+
+    #[test]
+    fn a_file_reads_as_its_text_parses_bom_crlf_and_duplicates_included() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("l.csv");
+        let text = "\u{feff}a\tC0000001;C0000002\r\n\r\nb\tC0000003\r\nc\tc0000004\n";
+        std::fs::write(&path, text).unwrap();
+        let opts = ParseOptions::default();
+        let (rows, rep) = read_labels(&path, opts).unwrap();
+        assert_eq!((rows.clone(), rep.detected), (parse_labels(text, &path, opts).unwrap().0, Some(LabelFormat::Clef2019)));
+        assert_eq!(rows.iter().map(|r| (r.id.as_str(), r.cui_strings().join(";"), r.line)).collect::<Vec<_>>(), [("a", "C0000001;C0000002".to_string(), 1), ("b", "C0000003".into(), 3), ("c", "C0000004".into(), 4)]);
+        // many rows, one duplicate far from its first line: both lines named; with --skip-bad it is counted
+        let mut big: String = (0..5000).map(|i| format!("ID{i}\tC{:07}\n", i % 97)).collect();
+        big += "ID1234\tC0000001\n";
+        std::fs::write(&path, &big).unwrap();
+        match read_labels(&path, opts) {
+            Err(LabelError::DuplicateId { line: 5001, first_line: 1235, id, .. }) => assert_eq!(id, "ID1234"),
+            other => panic!("{other:?}"),
+        }
+        let (rows, rep) = read_labels(&path, ParseOptions { skip_bad: true, ..opts }).unwrap();
+        assert_eq!((rows.len(), rep.skipped.len(), rep.skipped[0].line), (5000, 1, 5001));
     }
 
     #[test]

@@ -147,4 +147,44 @@ mod tests {
         // top-1 is CT (2 images; ties broken by CUI)
         assert!((c.top_k["1"] - (0.5 + 2.0 / 3.0 + 0.0) / 3.0).abs() < 1e-12, "{c:?}");
     }
+
+    #[test]
+    fn top_k_ceilings_of_a_generated_file_equal_an_independent_count() {
+        use rand::{Rng, SeedableRng};
+        // a label file with skewed concept frequencies, ties included, and images without labels
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut text = String::new();
+        for i in 0..3000 {
+            let n = rng.gen_range(0..=6usize);
+            let set: BTreeSet<String> = (0..n).map(|_| format!("C{:07}", (rng.gen_range(1.0f64..60.0).powi(2) as u32) / 9)).collect();
+            text += &format!("IMG{i}\t{}\n", set.into_iter().collect::<Vec<_>>().join(";"));
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("labels.csv");
+        std::fs::write(&path, &text).unwrap();
+        let (rows, _) = crate::data::labels::read_labels(&path, crate::data::labels::ParseOptions { allow_empty: true, ..Default::default() }).unwrap();
+        let gt: LabelMap = rows.iter().map(|r| (r.id.clone(), r.cui_set())).collect();
+        let ks = [1, 5, 25, 100];
+        let c = ceilings(&gt, &Ontology::builtin(), &[Level::Modality], &ks, Noise::Keep);
+        // independently, from the text: count images per concept, rank (count desc, CUI asc), and
+        // average 2s / (g + s) over the images with labels
+        let sets: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').nth(1).unwrap().split(';').filter(|c| !c.is_empty()).collect()).collect();
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in sets.iter().flatten() {
+            *count.entry(c).or_default() += 1;
+        }
+        let mut ranked: Vec<(&str, usize)> = count.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for k in ks {
+            let top: BTreeSet<&str> = ranked.iter().take(k).map(|(c, _)| *c).collect();
+            let scored: Vec<f64> = sets.iter().filter(|s| !s.is_empty()).map(|s| {
+                let (g, hit) = (s.len() as f64, s.iter().filter(|c| top.contains(*c)).count() as f64);
+                2.0 * hit / (g + hit)
+            }).collect();
+            let want = scored.iter().sum::<f64>() / scored.len() as f64;
+            assert!((c.top_k[&k.to_string()] - want).abs() < 1e-12, "top-{k}: {} vs {want}", c.top_k[&k.to_string()]);
+        }
+        assert_eq!(c.n_images, sets.iter().filter(|s| !s.is_empty()).count());
+        assert_eq!(c.n_concepts, ranked.len());
+    }
 }

@@ -177,6 +177,8 @@ pub struct CompareRow {
     pub seeds: Vec<u64>,
     pub imageclef_f1: Vec<f64>,
     pub imageclef_f1_mean_sd: MeanSd,
+    /// The best test F1 a model restricted to the run's label space could reach.
+    pub ceiling: MeanSd,
     pub versus_flat: Option<Difference>,
     pub coherence: MeanSd,
     pub per_level: BTreeMap<String, LevelRow>,
@@ -204,7 +206,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
     };
     let split = Split::prepare(&cfg.out, &rows, &cfg.images, cfg.groups.as_deref(), cfg.split_seed, test)?;
     // per run: per seed, the test score's figures and each image's F1
-    let mut scored: Vec<(&Variant, Vec<(u64, crate::eval::metrics::EvalReport, BTreeMap<String, f64>, usize)>)> = Vec::new();
+    let mut scored: Vec<(&Variant, Vec<SeedScore>)> = Vec::new();
     for v in &variants {
         let mut per_seed = Vec::new();
         for &seed in &cfg.seeds {
@@ -226,7 +228,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
             train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", v.name, v.changes))?;
             let s = score_on_test(&rc.out, &split, ontology, &cfg.base)?;
             let per_image = s.per_image_f1(&split.test_truth);
-            per_seed.push((seed, s.report, per_image, s.summary.kept_epoch));
+            per_seed.push((seed, s.report, per_image, s.summary.kept_epoch, s.ceiling));
         }
         scored.push((v, per_seed));
     }
@@ -250,6 +252,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
                 seeds: per_seed.iter().map(|s| s.0).collect(),
                 imageclef_f1_mean_sd: MeanSd::of(&f1),
                 imageclef_f1: f1,
+                ceiling: MeanSd::of(&per_seed.iter().map(|s| s.4).collect::<Vec<_>>()),
                 versus_flat,
                 coherence: MeanSd::of(&per_seed.iter().map(|s| s.1.coherence_rate.unwrap_or(f64::NAN)).collect::<Vec<_>>()),
                 per_level,
@@ -271,7 +274,8 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
     Ok(rows)
 }
 
-type SeedScore = (u64, crate::eval::metrics::EvalReport, BTreeMap<String, f64>, usize);
+/// Per seed: the seed, the test report, each image's F1, the kept epoch and the label-space ceiling.
+type SeedScore = (u64, crate::eval::metrics::EvalReport, BTreeMap<String, f64>, usize, f64);
 
 /// The paired difference of `run` to `flat` over their common seeds.
 fn difference(run: &[SeedScore], flat: &[SeedScore]) -> Difference {
@@ -315,8 +319,8 @@ pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
         cfg.split_seed,
         test
     );
-    let _ = writeln!(s, "| run | what it changes | ImageCLEF F1 (mean ± sd) | per seed | vs flat (mean ± sd) | 95% CI (paired bootstrap) | wins | coherent |");
-    let _ = writeln!(s, "|---|---|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(s, "| run | what it changes | ImageCLEF F1 (mean ± sd) | ceiling | per seed | vs flat (mean ± sd) | 95% CI (paired bootstrap) | wins | coherent |");
+    let _ = writeln!(s, "|---|---|---:|---:|---|---:|---:|---:|---:|");
     for r in rows {
         let seeds = r.imageclef_f1.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" / ");
         let (vs, ci, wins) = match &r.versus_flat {
@@ -325,10 +329,11 @@ pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.4} ± {:.4} | {seeds} | {vs} | {ci} | {wins} | {:.3} |",
-            r.run, r.changes, r.imageclef_f1_mean_sd.mean, r.imageclef_f1_mean_sd.sd, r.coherence.mean
+            "| {} | {} | {:.4} ± {:.4} | {:.4} | {seeds} | {vs} | {ci} | {wins} | {:.3} |",
+            r.run, r.changes, r.imageclef_f1_mean_sd.mean, r.imageclef_f1_mean_sd.sd, r.ceiling.mean, r.coherence.mean
         );
     }
+    let _ = writeln!(s, "\nceiling: the test F1 of a model that predicts exactly the truth inside the run's label space (`data ceiling`).");
     let levels: Vec<String> = Level::ALL.iter().map(|l| l.to_string()).filter(|l| rows.iter().any(|r| r.per_level.contains_key(l))).collect();
     let _ = writeln!(s, "\nPer level (mean over seeds): F1 on images whose truth has the level / F1 on images where truth or prediction has it / extra concepts per image lacking it.\n");
     let _ = writeln!(s, "| run | {} |", levels.join(" | "));

@@ -97,6 +97,9 @@ pub struct TestScore {
     pub summary: TrainSummary,
     pub report: EvalReport,
     pub predictions: LabelMap,
+    /// The best ImageCLEF F1 on the test part of a model predicting only this run's concepts
+    /// (exactly the truth inside its label space).
+    pub ceiling: f64,
 }
 
 impl TestScore {
@@ -118,7 +121,9 @@ pub fn score_on_test(dir: &Path, split: &Split, ontology: &Ontology, base: &Trai
     let vocab: BTreeSet<String> = split.test_truth.values().flatten().cloned().collect();
     let report = metrics::evaluate(&split.test_truth, &predictions, &ontology_hooks(ontology, vocab));
     write(&dir.join("test_eval.json"), &serde_json::to_string_pretty(&report).expect("reports serialise"))?;
-    Ok(TestScore { summary, report, predictions })
+    let space: BTreeSet<String> = run.model_cfg.concepts().iter().map(|c| c.to_string()).collect();
+    let ceiling = crate::eval::ceiling::ceiling(&split.test_truth, &space);
+    Ok(TestScore { summary, report, predictions, ceiling })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), Error> {

@@ -154,7 +154,7 @@ pub(super) fn draw_arrow<R: Rng + ?Sized>(img: &mut image::GrayImage, rng: &mut 
     let (dx, dy) = (ang.cos(), ang.sin());
     let tip = (rng.gen_range(0.3..0.7) * n, rng.gen_range(0.3..0.7) * n);
     let tail = (tip.0 - dx * len, tip.1 - dy * len);
-    let w = (n / 160.0).max(0.7);
+    let w = (n / 100.0).max(1.0); // strokes about 2% of the image wide, as burned-in marks in figures
     let val = rng.gen_range(215..=255u8);
     line(img, tail, tip, w, val);
     let head = len * 0.35;
@@ -169,7 +169,7 @@ pub(super) fn draw_ring<R: Rng + ?Sized>(img: &mut image::GrayImage, rng: &mut R
     let n = img.width() as f32;
     let r = rng.gen_range(0.08..0.16) * n;
     let c = (rng.gen_range(0.3..0.7) * n, rng.gen_range(0.3..0.7) * n);
-    let w = (n / 160.0).max(0.7);
+    let w = (n / 100.0).max(1.0); // strokes about 2% of the image wide, as burned-in marks in figures
     let val = rng.gen_range(215..=255u8);
     let steps = (r * 8.0) as usize;
     for i in 0..steps {

@@ -88,19 +88,27 @@ pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: boo
     }
     match (cfg.mode, cfg.schedule) {
         (Mode::Hierarchical | Mode::Hybrid, HierSchedule::Stepwise | HierSchedule::Curriculum) if head_names.len() > 1 => {
-            // curriculum: the levels are added over the first half, then all train together
+            // curriculum: the levels are added over the first half, then all train together.
+            // A hybrid model's residual head lies on no level: it trains from the first stage.
             let joint = if cfg.schedule == HierSchedule::Curriculum { cfg.epochs - cfg.epochs / 2 } else { 0 };
-            let epochs = split_epochs(cfg.epochs - joint, head_names.len(), !cfg.fair_schedule && joint == 0);
+            let rest: Vec<usize> = head_names.iter().position(|n| n == super::data::REST).into_iter().collect();
+            let levels: Vec<usize> = all_heads.iter().copied().filter(|i| !rest.contains(i)).collect();
+            let epochs = split_epochs(cfg.epochs - joint, levels.len(), !cfg.fair_schedule && joint == 0);
             for (l, &e) in epochs.iter().enumerate().filter(|(_, &e)| e > 0) {
                 let lr = cfg.lr * cfg.stage_lr_decay.powi(l as i32);
-                let mut groups = vec![ParamGroup { prefixes: std::iter::once(head_prefix(l)).chain(neck.iter().cloned()).collect(), lr: cfg.lr }];
-                if l > 0 {
-                    groups.push(ParamGroup { prefixes: (0..l).map(head_prefix).collect(), lr });
+                let new: Vec<usize> = std::iter::once(levels[l]).chain(rest.iter().copied().filter(|_| l == 0)).collect();
+                let mut groups = vec![ParamGroup { prefixes: new.iter().map(|&i| head_prefix(i)).chain(neck.iter().cloned()).collect(), lr: cfg.lr }];
+                let earlier: Vec<usize> = levels[..l].iter().copied().chain(rest.iter().copied().filter(|_| l > 0)).collect();
+                if !earlier.is_empty() {
+                    groups.push(ParamGroup { prefixes: earlier.iter().map(|&i| head_prefix(i)).collect(), lr });
                 }
                 if trunk_trains {
                     groups.push(ParamGroup { prefixes: trunk_all.clone(), lr });
                 }
-                stages.push(Stage { name: format!("+{}", head_names[l]), epochs: e, heads_in_loss: (0..=l).collect(), groups, trunk_trains });
+                let mut in_loss: Vec<usize> = levels[..=l].iter().chain(rest.iter()).copied().collect();
+                in_loss.sort_unstable();
+                let name = if l == 0 && !rest.is_empty() { format!("+{}+{}", head_names[levels[0]], super::data::REST) } else { format!("+{}", head_names[levels[l]]) };
+                stages.push(Stage { name, epochs: e, heads_in_loss: in_loss, groups, trunk_trains });
             }
             if joint > 0 {
                 let prefixes = heads.iter().cloned().chain(if trunk_trains { trunk_all.clone() } else { Vec::new() }).collect();
@@ -162,6 +170,23 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_hybrid_residual_head_trains_from_the_first_stage() {
+        let heads = names(&["modality", "anatomy", "plane", crate::train::data::REST]);
+        for schedule in [HierSchedule::Stepwise, HierSchedule::Curriculum] {
+            let cfg = TrainConfig { mode: Mode::Hybrid, schedule, epochs: 6, ..Default::default() };
+            let s = build_schedule(&cfg, &heads, false);
+            assert_eq!(s.total_epochs(), 6, "{s}");
+            // the levels come one per stage; the residual head is in every stage's loss and trained
+            for (i, stage) in s.stages.iter().enumerate() {
+                assert!(stage.heads_in_loss.contains(&3), "{schedule:?} stage {i}:\n{s}");
+                assert!(stage.groups.iter().any(|g| g.prefixes.contains(&"heads.rest".to_string())), "{schedule:?} stage {i}:\n{s}");
+            }
+            assert_eq!(s.stages[0].heads_in_loss, vec![0, 3], "{s}");
+            assert_eq!(s.stages[1].heads_in_loss, vec![0, 1, 3], "{s}");
+        }
     }
 
     #[test]
