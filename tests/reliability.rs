@@ -132,3 +132,34 @@ fn non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint() {
     assert_eq!(std::fs::read(&ckpt).unwrap(), before, "the last checkpoint is left as it was");
     assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().count(), 1, "no metrics line for the failed epoch");
 }
+
+#[test]
+fn the_best_epoch_is_kept_and_last_keeps_the_last() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    common::synth(&data, 60, 5);
+    // a high learning rate, so validation F1 does not simply rise epoch after epoch
+    let train = |keep: &str| {
+        let out = tmp.path().join(keep);
+        common::train(&data, &out, &["--epochs", "4", "--lr", "3e-2", "--seed", "4", "--keep", keep]);
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let tuned: Vec<f64> = std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["val_imageclef_f1_tuned"].as_f64().unwrap())
+            .collect();
+        (out, summary["kept_epoch"].as_u64().unwrap() as usize, summary["val_f1_tuned"].as_f64().unwrap(), tuned)
+    };
+    let (best_dir, kept, f1, tuned) = train("best");
+    let (last_dir, kept_last, f1_last, tuned_last) = train("last");
+    assert_eq!(tuned, tuned_last, "same seed, same training");
+    // best: the first epoch with the highest tuned validation F1, and the summary reports that epoch's F1
+    let argmax = (0..tuned.len()).fold(0, |b, i| if tuned[i] > tuned[b] { i } else { b }) + 1;
+    assert_eq!(kept, argmax, "{tuned:?}");
+    assert!((f1 - tuned[kept - 1]).abs() < 1e-9, "{f1} vs {tuned:?}");
+    assert_eq!(kept_last, 4);
+    assert!((f1_last - tuned[3]).abs() < 1e-9, "{f1_last} vs {tuned:?}");
+    // the kept weights are the last epoch's exactly when the best epoch is the last
+    let same = std::fs::read(best_dir.join("model.safetensors")).unwrap() == std::fs::read(last_dir.join("model.safetensors")).unwrap();
+    assert_eq!(same, kept == 4, "kept epoch {kept}, {tuned:?}");
+}
