@@ -7,6 +7,9 @@ use std::process::{Command as Proc, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::chromium::{chromium, chromium_cmd, run_limited};
+
+mod common;
 
 const CT: &str = "C0040405";
 const MRI: &str = "C0024485";
@@ -290,68 +293,6 @@ fn analyse_bad_input_exits_2() {
 
 // ---------------------------------------------------------------------------------------------
 // Headless Chromium
-
-fn find_chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.is_file())
-}
-
-/// Chromium, installing Debian's package if needed; `Err` says why it cannot be had.
-fn chromium() -> Result<PathBuf, String> {
-    if let Some(p) = find_chromium() {
-        return Ok(p);
-    }
-    let apt = |args: &[&str]| {
-        Proc::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| format!("apt-get: {e}"))
-            .and_then(|s| if s.success() { Ok(()) } else { Err(format!("apt-get {} exited with {s}", args.join(" "))) })
-    };
-    let install = ["install", "-y", "-qq", "chromium"];
-    if let Err(first) = apt(&install) {
-        apt(&["update", "-qq"]).map_err(|e| format!("{first}; {e}"))?;
-        apt(&install)?;
-    }
-    find_chromium().ok_or_else(|| "apt-get install chromium finished but /usr/bin/chromium is missing".into())
-}
-
-/// Runs `cmd` with stdout to `stdout_file`, killing it after `limit`.
-fn run_limited(mut cmd: Proc, stdout_file: &Path, limit: Duration) -> Result<(), String> {
-    let out = std::fs::File::create(stdout_file).map_err(|e| e.to_string())?;
-    let mut child = cmd.stdout(out).stderr(Stdio::null()).spawn().map_err(|e| format!("cannot start chromium: {e}"))?;
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
-            return if st.success() { Ok(()) } else { Err(format!("chromium exited with {st}")) };
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("chromium took longer than {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn chromium_cmd(bin: &Path, profile: &Path) -> Proc {
-    let mut c = Proc::new(bin);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
-}
 
 #[test]
 fn report_renders_in_headless_chromium() {

@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end tests: the real binary, its outcomes, and tiny generated data.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod chromium;
+pub mod http;
+
 use std::path::Path;
 
 use assert_cmd::Command;
