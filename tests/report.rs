@@ -3,8 +3,7 @@
 //! headless-Chromium rendering of report.html.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command as Proc, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use common::chromium::{chromium, chromium_cmd, run_limited};

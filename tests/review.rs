@@ -20,6 +20,8 @@ use common::http::Client;
 use common::{run, run_fails, run_ok, s, std_bin};
 
 const PNEUMONIA: &str = "C0032285";
+/// "Effusion", what the browser test searches for.
+const EFFUSION: &str = "C0013687";
 
 /// Phantoms and two models' predictions: `flat` drops the last concept of every other image and
 /// calls every fifth image MRI; `hier` adds pneumonia to every third image.
@@ -78,6 +80,18 @@ fn fixture() -> Fixture {
     let (fp, hp) = (root.join("flat.csv"), root.join("hier.csv"));
     write_map(&fp, &flat);
     write_map(&hp, &hier);
+    // `predict --explain` records with made-up probabilities, for the scores on the page
+    for (name, m) in [("flat", &flat), ("hier", &hier)] {
+        let lines: String = m
+            .iter()
+            .enumerate()
+            .map(|(i, (id, set))| {
+                let scores: BTreeMap<&String, f64> = set.iter().enumerate().map(|(k, c)| (c, 0.55 + ((i * 7 + k * 13 + name.len()) % 45) as f64 / 100.0)).collect();
+                format!("{}\n", json!({ "id": id, "predicted": set, "path": [], "scores": scores, "decisions": [] }))
+            })
+            .collect();
+        std::fs::write(root.join(format!("{name}.jsonl")), lines).unwrap();
+    }
     Fixture { images: data.join("images"), gt, flat: fp, hier: hp, preds: [flat, hier], root, _tmp: tmp }
 }
 
@@ -460,7 +474,11 @@ fn review_in_headless_chromium_with_the_keyboard() {
     };
     let f = fixture();
     let db = f.root.join("r.sqlite");
-    let server = Server::start(&f.serve_args(&db, "e2e"));
+    let mut args = f.serve_args(&db, "e2e");
+    for m in ["flat", "hier"] {
+        args.extend(["--explain".to_string(), s(&f.root.join(format!("{m}.jsonl"))).to_string()]);
+    }
+    let server = Server::start(&args);
     let mut b = Browser::launch(&bin, &f.root.join("profile"), &server.url, 1280, 760).unwrap();
     let long = Duration::from_secs(30);
     b.wait_for("!!window.reviewApp && reviewApp.ready && reviewApp.position === 0", long).unwrap();
@@ -471,18 +489,24 @@ fn review_in_headless_chromium_with_the_keyboard() {
         assert!(n > 0, "image {step} has concepts to judge");
         ids.push(b.eval("reviewApp.id").unwrap().as_str().unwrap().to_string());
         for k in 0..n {
-            // one concept wrong on the second image, everything else correct
-            b.key(if step == 1 && k == 0 { "w" } else { "c" }).unwrap();
+            // one concept wrong on the second image, one unsure on the third, everything else correct
+            b.key(match (step, k) {
+                (1, 0) => "w",
+                (2, 1) => "u",
+                _ => "c",
+            })
+            .unwrap();
         }
         judged += n;
         b.wait_for("reviewApp.unjudged === 0 && reviewApp.pending === 0", long).unwrap();
         if step == 2 {
             // a missing term, found by searching its name
             b.key("/").unwrap();
-            b.type_text("pneumo").unwrap();
+            b.type_text("effus").unwrap();
             b.wait_for("reviewApp.results > 0", long).unwrap();
             b.key("Enter").unwrap();
             b.wait_for("reviewApp.missing === 1 && reviewApp.pending === 0", long).unwrap();
+            assert_eq!(b.eval("document.getElementById('missing').textContent.startsWith('Effusion')").unwrap(), json!(true), "the term is listed by name");
             b.key("Escape").unwrap();
             if let Ok(dir) = std::env::var("CONCEPTREE_SCREENSHOT_DIR") {
                 b.key("k").unwrap(); // focus a concept, as a reviewer would be looking at one
@@ -508,10 +532,12 @@ fn review_in_headless_chromium_with_the_keyboard() {
     assert_eq!(count("SELECT count(*) FROM done WHERE reviewer = 'e2e'"), 3);
     assert_eq!(count("SELECT count(*) FROM verdicts WHERE reviewer = 'e2e'") as usize, judged);
     assert_eq!(count("SELECT count(*) FROM verdicts WHERE verdict = 'wrong'"), 1);
+    assert_eq!(count("SELECT count(*) FROM verdicts WHERE verdict = 'unsure'"), 1);
+    assert!(count("SELECT count(*) FROM predictions WHERE score IS NOT NULL") > 0, "the explain files' scores are stored");
     let done: BTreeSet<String> = c.prepare("SELECT image_id FROM done").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(done, ids.iter().cloned().collect());
     let (image, cui): (String, String) = c.query_row("SELECT image_id, cui FROM missing", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    assert_eq!((image.as_str(), cui.as_str()), (ids[2].as_str(), PNEUMONIA));
+    assert_eq!((image.as_str(), cui.as_str()), (ids[2].as_str(), EFFUSION));
 
     // and so does the report
     let out_dir = f.root.join("report");
@@ -527,6 +553,7 @@ fn review_in_headless_chromium_with_the_keyboard() {
     assert!((1..=2).contains(&wrong), "the one wrong verdict counts for each model that predicted it");
     let terms: Vec<&Value> = r["images"].as_array().unwrap().iter().flat_map(|i| i["missing"].as_array().unwrap()).collect();
     assert_eq!(terms.len(), 1);
-    assert_eq!(terms[0]["cui"], PNEUMONIA);
-    assert!(std::fs::read_to_string(out_dir.join("review.html")).unwrap().contains("Pneumonia"));
+    assert_eq!(terms[0]["cui"], EFFUSION);
+    assert_eq!(terms[0]["missed_by"], json!(["flat", "hier"]));
+    assert!(std::fs::read_to_string(out_dir.join("review.html")).unwrap().contains("Effusion"));
 }

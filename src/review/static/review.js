@@ -392,10 +392,10 @@
   function addMissing(what) {
     if (!st.item) return;
     const it = st.item;
+    const hit = what.cui ? st.results.find((h) => h.cui === what.cui) : null;
     send('/api/missing', Object.assign({ image: it.id, request_id: requestId() }, what))
       .then((ack) => {
         if (!it.missing.some((m) => m.term === ack.term)) {
-          const hit = what.cui ? st.results.find((h) => h.cui === what.cui) : null;
           it.missing.push({ term: ack.term, cui: what.cui || null, name: hit ? hit.name : (what.text || what.cui), level: hit ? hit.level : null });
         }
         if (st.item === it) render();
