@@ -71,9 +71,8 @@ fn cuda_device_name() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string())
 }
 
-pub fn synth(out: &Path, n: usize, size: u32, seed: u64, force: bool) -> Result<(), Error> {
+pub fn synth(out: &Path, cfg: conceptree::synth::SynthConfig, force: bool) -> Result<(), Error> {
     data::output::prepare(out, force)?;
-    let cfg = conceptree::synth::SynthConfig { n, size, seed, ..Default::default() };
     let s = conceptree::synth::generate(&cfg, out)?;
     println!("wrote {} phantoms to {} and labels to {}", s.n_images, s.images_dir.display(), s.labels_path.display());
     Ok(())
@@ -170,16 +169,37 @@ fn read_gt_and_submission(gt: &Path, pred: &Path, format: LabelFormat, allow_mis
     let (pred_rows, _) = read_labels(pred, pred_opts)?;
     let gt_map = to_map(&gt_rows);
     let gt_ids: BTreeSet<String> = gt_map.keys().cloned().collect();
+    let pred_rows: Vec<submission::SubmissionRow> = pred_rows.iter().map(Into::into).collect();
     let sub = submission::validate_submission(&gt_ids, &pred_rows, &pred.display().to_string(), allow_missing)?;
     Ok((gt_map, sub))
 }
 
-pub fn evaluate(gt: &Path, pred: &Path, ontology: Option<&Path>, format: LabelFormat, allow_missing: bool, json: bool) -> Result<(), Error> {
-    let (gt_map, sub) = read_gt_and_submission(gt, pred, format, allow_missing)?;
-    let onto = load_ontology(ontology)?;
+/// `conceptree evaluate`'s arguments.
+pub struct EvaluateCommand {
+    pub gt: PathBuf,
+    pub pred: PathBuf,
+    pub ontology: Option<PathBuf>,
+    pub format: LabelFormat,
+    pub allow_missing: bool,
+    pub json: bool,
+    pub secondary: Option<PathBuf>,
+    pub secondary_levels: Vec<Level>,
+}
+
+pub fn evaluate(a: EvaluateCommand) -> Result<(), Error> {
+    let (gt_map, sub) = read_gt_and_submission(&a.gt, &a.pred, a.format, a.allow_missing)?;
+    let onto = load_ontology(a.ontology.as_deref())?;
     let vocab: BTreeSet<String> = gt_map.values().flatten().cloned().collect();
     let hooks = eval::ontology_hooks(&onto, vocab);
-    let report = metrics::evaluate(&gt_map, &sub.preds, &hooks);
+    let mut report = metrics::evaluate(&gt_map, &sub.preds, &hooks);
+    let secondary = match (&a.secondary, a.secondary_levels.is_empty()) {
+        (Some(_), false) => return Err(Error::usage("give either --secondary or --secondary-levels, not both")),
+        (Some(f), true) => Some((conceptree::data::labels::read_concept_list(f)?, f.display().to_string())),
+        (None, false) => Some((onto.concepts_on_levels(&a.secondary_levels), format!("the ontology's {} concepts", a.secondary_levels.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")))),
+        (None, true) => None,
+    };
+    report.secondary = secondary.map(|(allowed, source)| metrics::secondary_f1(&gt_map, &sub.preds, &allowed, &source));
+    let json = a.json;
     if json {
         println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
     } else {
@@ -231,9 +251,13 @@ pub fn ontology_show(cui: &str, path: Option<&Path>) -> Result<(), Error> {
 
 pub fn ontology_map(labels: &Path, format: LabelFormat, path: Option<&Path>, semtypes: Option<&Path>, json: bool) -> Result<(), Error> {
     let o = load_ontology(path)?;
-    let (rows, _) = read_labels(labels, ParseOptions { format, allow_empty: true, ..Default::default() })?;
+    let (rows, report) = read_labels(labels, ParseOptions { format, allow_empty: true, ..Default::default() })?;
+    if let Some(note) = report.detected_note() {
+        eprintln!("{note}");
+    }
     let table = semtypes.map(conceptree::ontology::semtypes::read_cui_semtypes).transpose()?;
-    let report = o.map_labels_with(rows.iter().map(|r| r.cuis.as_slice()), table.as_ref());
+    let cuis: Vec<Vec<String>> = rows.iter().map(|r| r.cui_strings()).collect();
+    let report = o.map_labels_with(cuis.iter().map(Vec::as_slice), table.as_ref());
     if json {
         println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
     } else {
@@ -257,7 +281,7 @@ pub fn ontology_dot(root: Option<&str>, level: Option<Level>, path: Option<&Path
 
 pub fn ontology_from_umls(rrf: &Path, labels: Option<&Path>, out: &Path) -> Result<(), Error> {
     let restrict = match labels {
-        Some(l) => Some(read_labels(l, ParseOptions { allow_empty: true, ..Default::default() })?.0.iter().flat_map(|r| r.cuis.iter().cloned()).collect::<BTreeSet<String>>()),
+        Some(l) => Some(read_labels(l, ParseOptions { allow_empty: true, ..Default::default() })?.0.iter().flat_map(|r| r.cui_strings()).collect::<BTreeSet<String>>()),
         None => None,
     };
     let o = Ontology::from_umls_rrf(rrf, restrict.as_ref())?;
@@ -268,7 +292,10 @@ pub fn ontology_from_umls(rrf: &Path, labels: Option<&Path>, out: &Path) -> Resu
 
 pub fn data_stats(labels: &Path, format: LabelFormat, top: usize, min_count: usize, plot: Option<&Path>, ontology: Option<&Path>, json: bool) -> Result<(), Error> {
     let o = load_ontology(ontology)?;
-    let (rows, _) = read_labels(labels, ParseOptions { format, allow_empty: true, ..Default::default() })?;
+    let (rows, report) = read_labels(labels, ParseOptions { format, allow_empty: true, ..Default::default() })?;
+    if let Some(note) = report.detected_note() {
+        eprintln!("{note}");
+    }
     let describe = |c: &str| (o.get(c).map(|x| x.name.clone()), o.level_of(c).map(|l| l.to_string()));
     let stats = data::stats::dataset_stats(&rows, top, min_count, &describe);
     if json {
@@ -280,6 +307,24 @@ pub fn data_stats(labels: &Path, format: LabelFormat, top: usize, min_count: usi
     if let Some(p) = plot {
         let (svg, png) = conceptree::report::figures::top_concepts(&stats, &format!("Top {} concepts of {}", stats.top.len(), labels.display()), p)?;
         eprintln!("wrote {} and {}", svg.display(), png.display());
+    }
+    Ok(())
+}
+
+pub fn data_ceiling(labels: &Path, format: LabelFormat, ks: &[usize], levels: &[Level], noise: conceptree::eval::ceiling::Noise, ontology: Option<&Path>, json: bool) -> Result<(), Error> {
+    if ks.contains(&0) {
+        return Err(Error::usage("--top-k 0: every K must be at least 1"));
+    }
+    let o = load_ontology(ontology)?;
+    let (rows, report) = read_labels(labels, ParseOptions { format, allow_empty: true, ..Default::default() })?;
+    if let Some(note) = report.detected_note() {
+        eprintln!("{note}");
+    }
+    let c = conceptree::eval::ceiling::ceilings(&to_map(&rows), &o, levels, ks, noise);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c).expect("ceilings serialise"));
+    } else {
+        print!("{c}");
     }
     Ok(())
 }

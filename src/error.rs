@@ -202,7 +202,8 @@ impl Classify for LabelError {
             | LabelError::EmptyLabels { .. }
             | LabelError::RepeatedCui { .. }
             | LabelError::Empty { .. }
-            | LabelError::UnknownFormat { .. } => true,
+            | LabelError::UnknownFormat { .. }
+            | LabelError::Captions { .. } => true,
         }
     }
 }

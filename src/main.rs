@@ -54,7 +54,7 @@ enum Command {
 enum DataCmd {
     /// Write deterministic synthetic radiology phantoms with an ImageCLEF 2019 label file.
     Synth {
-        /// Folder to write (images/, labels.csv, meta.csv, phantom_concepts.tsv); must be new or empty.
+        /// Folder to write (images/, labels.csv, meta.csv, concepts.tsv); must be new or empty.
         #[arg(long)]
         out: PathBuf,
         /// Number of images.
@@ -69,6 +69,9 @@ enum DataCmd {
         /// Write into a folder that is not empty (files of the same names are replaced).
         #[arg(long)]
         force: bool,
+        /// Burn in annotations on no ontology level, labelled as real figures are: arrows (C0376152, the noise MetaMap makes of "arrow") and circled regions (C0221198 Lesion).
+        #[arg(long)]
+        annotations: bool,
     },
     /// Dataset statistics: images, concepts, labels per image, top-K concepts, imbalance.
     Stats {
@@ -88,6 +91,30 @@ enum DataCmd {
         #[arg(long)]
         plot: Option<PathBuf>,
         /// Ontology TSV for concept names and levels (default: the built-in radiology hierarchy).
+        #[arg(long)]
+        ontology: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The best ImageCLEF F1 any model restricted to a label space can reach on a label file: top-K, the levels' concepts, hybrid.
+    Ceiling {
+        /// Label file.
+        #[arg(long)]
+        labels: PathBuf,
+        /// Label file format.
+        #[arg(long, value_enum, default_value_t = LabelFormat::Auto)]
+        format: LabelFormat,
+        /// Sizes of the top-K spaces (and of the residual part of the hybrid spaces).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![25usize, 50, 100, 200])]
+        top_k: Vec<usize>,
+        /// Levels whose concepts make the level space.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = Level::ALL.to_vec())]
+        levels: Vec<Level>,
+        /// Whether noise-flagged concepts may be in the residual part of the hybrid spaces.
+        #[arg(long, value_enum, default_value_t = conceptree::eval::ceiling::Noise::Keep)]
+        noise: conceptree::eval::ceiling::Noise,
+        /// Ontology TSV (default: built-in).
         #[arg(long)]
         ontology: Option<PathBuf>,
         /// Print JSON instead of text.
@@ -153,7 +180,7 @@ struct CommonTrain {
     /// The ResNet trunk (tiny: a narrow 4-stage ResNet for CPU demos and tests).
     #[arg(long, value_enum, default_value_t = d().trunk)]
     trunk: TrunkKind,
-    /// torchvision-format safetensors state dict for the trunk (e.g. ImageNet or RadImageNet).
+    /// Trunk weights: a torchvision-format safetensors state dict (e.g. ImageNet or RadImageNet) or a trained run's model.safetensors.
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Flat mode: the K most frequent concepts.
@@ -228,11 +255,20 @@ struct CommonTrain {
     /// Hierarchical: per-head (each head has the paper's whole head) or shared (one auxiliary convolution and dense layer for all heads, one output layer each).
     #[arg(long, value_enum, default_value_t = d().neck)]
     neck: Neck,
+    /// Hybrid: the residual head learns this many of the most frequent concepts on none of the levels.
+    #[arg(long, default_value_t = d().rest_top_k)]
+    rest_top_k: usize,
+    /// Hybrid: keep noise-flagged concepts in the residual head (they count in the official score) or drop them.
+    #[arg(long, value_enum, default_value_t = d().noise)]
+    noise: conceptree::eval::ceiling::Noise,
+    /// kNN: how many nearest training images vote.
+    #[arg(long, default_value_t = d().knn_k)]
+    knn_k: usize,
 }
 
 #[derive(Args, Debug)]
 struct TrainArgs {
-    /// flat (paper baseline, top-K concepts) or hierarchical (one head per level).
+    /// flat (paper baseline, top-K concepts), hierarchical (one head per level), hybrid (level heads plus one over the frequent concepts on no level) or knn (retrieval baseline: votes of the nearest training images in the trunk's embedding, no training).
     #[arg(long, value_enum, default_value_t = d().mode)]
     mode: Mode,
     /// Continue an interrupted run from its last checkpoint; it keeps all its own options, so no other option may be given.
@@ -391,6 +427,12 @@ struct EvaluateArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also report the secondary score (ImageCLEF 2024/2025): the F1 with both sets restricted to the CUIs listed in this file.
+    #[arg(long)]
+    secondary: Option<PathBuf>,
+    /// Also report the secondary score on the ontology's concepts of these levels (e.g. modality,anatomy).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    secondary_levels: Vec<Level>,
 }
 
 #[derive(Args, Debug)]
@@ -666,7 +708,16 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             let test = test_labels.zip(test_images);
             commands::experiment_compare(conceptree::experiment::compare::CompareConfig { labels, images, groups, test, out, base, runs, seeds: (1..=seeds).collect(), split_seed })
         }
-        Command::Evaluate(a) => commands::evaluate(&a.gt, &a.pred, a.ontology.as_deref(), a.format, a.allow_missing, a.json),
+        Command::Evaluate(a) => commands::evaluate(commands::EvaluateCommand {
+            gt: a.gt,
+            pred: a.pred,
+            ontology: a.ontology,
+            format: a.format,
+            allow_missing: a.allow_missing,
+            json: a.json,
+            secondary: a.secondary,
+            secondary_levels: a.secondary_levels,
+        }),
         Command::Analyse(a) => {
             let cfg = conceptree::report::analyse::AnalyseConfig { samples_per_kind: a.samples, images: a.images, ..Default::default() };
             commands::analyse(commands::AnalyseCommand { gt: a.gt, pred: a.pred, out: a.out, ontology: a.ontology, scores: a.scores, format: a.format, allow_missing: a.allow_missing, cfg })
@@ -678,8 +729,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
 
 fn data(c: DataCmd) -> Result<(), Error> {
     match c {
-        DataCmd::Synth { out, n, image_size, seed, force } => commands::synth(&out, n, image_size, seed, force),
+        DataCmd::Synth { out, n, image_size, seed, force, annotations } => commands::synth(&out, conceptree::synth::SynthConfig { n, size: image_size, seed, annotations, ..Default::default() }, force),
         DataCmd::Stats { labels, format, top_k, min_count, plot, ontology, json } => commands::data_stats(&labels, format, top_k, min_count, plot.as_deref(), ontology.as_deref(), json),
+        DataCmd::Ceiling { labels, format, top_k, levels, noise, ontology, json } => commands::data_ceiling(&labels, format, &top_k, &levels, noise, ontology.as_deref(), json),
         DataCmd::Cache { labels, images, image_size, out, skip_bad } => commands::data_cache(&labels, &images, image_size, &out, skip_bad),
         DataCmd::ImportFolders { root, out } => commands::import_folders(&root, &out),
         DataCmd::ExportFolders { labels, images, out, top_k } => commands::export_folders(&labels, &images, &out, top_k),
@@ -743,6 +795,9 @@ impl CommonTrain {
             keep: self.keep,
             max_constraint: self.max_constraint,
             neck: self.neck,
+            rest_top_k: self.rest_top_k,
+            noise: self.noise,
+            knn_k: self.knn_k,
             ..base
         }
     }

@@ -295,7 +295,7 @@ fn write_cases(dir: &Path) -> Vec<Case> {
 }
 
 fn row(id: &str, line: usize) -> LabelRow {
-    LabelRow { id: id.to_string(), cuis: vec!["C0040405".to_string()], line }
+    LabelRow::new(id, &["C0040405"], line)
 }
 
 fn decode_err(path: &Path) -> String {

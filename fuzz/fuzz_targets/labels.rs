@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
                         assert!(ids.insert(r.id.as_str()), "duplicate id {} accepted", r.id);
                         assert!(!r.id.is_empty() && !r.id.contains(char::is_whitespace));
                         assert!(r.line >= 1 && r.line <= n_lines);
-                        assert!(r.cuis.iter().all(|c| is_cui(c) && c.starts_with('C')));
+                        assert!(r.cui_strings().iter().all(|c| is_cui(c) && c.starts_with('C')));
                         assert!(opts.allow_empty || !r.cuis.is_empty());
                     }
                     if !skip_bad {

@@ -4,21 +4,20 @@
 #![no_main]
 use std::collections::BTreeSet;
 
-use conceptree_fuzz::data::labels::LabelRow;
-use conceptree_fuzz::eval::submission::{validate_submission, validate_submission_with, SubmissionRules};
+use conceptree_fuzz::eval::submission::{validate_submission, validate_submission_with, SubmissionRow, SubmissionRules};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else { return };
     let text = String::from_utf8_lossy(rest);
     let gt: BTreeSet<String> = ["img1", "img2", "a"].iter().map(|s| s.to_string()).collect();
-    let rows: Vec<LabelRow> = text
+    let rows: Vec<SubmissionRow> = text
         .split('\n')
         .enumerate()
         .map(|(i, l)| {
             let (id, toks) = l.split_once('\t').unwrap_or((l, ""));
             let cuis = if toks.is_empty() { vec![] } else { toks.split(';').map(str::to_string).collect() };
-            LabelRow { id: id.to_string(), cuis, line: i + 1 }
+            SubmissionRow { id: id.to_string(), tokens: cuis, line: i + 1 }
         })
         .collect();
     let rules = SubmissionRules {

@@ -208,7 +208,7 @@ fn synth(out: &Path, n: usize, size: u32) -> Result<()> {
         return Ok(());
     }
     let t = Instant::now();
-    let cfg = conceptree::synth::SynthConfig { n, size, seed: 42, jpeg_quality: 90 };
+    let cfg = conceptree::synth::SynthConfig { n, size, seed: 42, jpeg_quality: 90, annotations: false };
     conceptree::synth::generate(&cfg, out).context("synth")?;
     eprintln!("synth: wrote {n} {size}x{size} JPEGs to {} in {:.1}s", dir.display(), t.elapsed().as_secs_f64());
     Ok(())

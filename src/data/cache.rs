@@ -202,7 +202,7 @@ pub fn images_of_label_files(labels: &[PathBuf], images: &Path, skip_bad: bool) 
     let dir = ImageDir::open(images)?;
     let opts = ParseOptions { skip_bad, ..Default::default() };
     let mut paths = Vec::new();
-    let mut skipped = SkipReport { source: labels.iter().map(|l| l.display()).join(", "), skipped: vec![] };
+    let mut skipped = SkipReport { source: labels.iter().map(|l| l.display()).join(", "), skipped: vec![], detected: None };
     for l in labels {
         let (rows, skip) = read_labels(l, opts)?;
         let (ds, img_skip) = Dataset::open(&rows, &l.display().to_string(), &dir, skip_bad)?;

@@ -74,12 +74,12 @@ impl Dataset {
             })
             .collect();
         let mut ds = Dataset::default();
-        let mut report = SkipReport { source: dir.display().to_string(), skipped: vec![] };
+        let mut report = SkipReport { source: dir.display().to_string(), skipped: vec![], detected: None };
         for (r, c) in rows.iter().zip(checked) {
             match c {
                 Ok(path) => {
                     ds.ids.push(r.id.clone());
-                    ds.labels.push(r.cuis.iter().cloned().collect());
+                    ds.labels.push(r.cui_set());
                     ds.paths.push(path);
                 }
                 Err(e) if skip_bad => {

@@ -6,6 +6,13 @@
 //! | ImageCLEF 2020+ | header `ID,CUIs`, then `id,C0040405;C0817096` |
 //! | ROCO | `ROCO_99001<TAB><TAB>C0040405<TAB>C0817096` |
 //!
+//! ROCOv2 and the ImageCLEFmedical 2023-2025 concept files (`ID,CUIs` header, `;` inside the second
+//! column, ids such as `ImageCLEFmedical_Caption_2024_train_000001`) are ImageCLEF 2020+ files.
+//! The format is detected from the first [`DETECT_LINES`] content lines, not the first alone (the
+//! first image of a real ROCO file may have no concept, which makes its line look like ImageCLEF
+//! 2019); a captions file (free text after the id) is refused as such. A UTF-8 byte-order mark is
+//! dropped. CUIs are held compactly ([`Cui`]): a million-row file fits in a few hundred MiB.
+//!
 //! Every problem names the file and line. With `skip_bad` a bad row is skipped, counted and
 //! reported in [`SkipReport`] instead of failing; nothing is ever dropped silently.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use crate::cui::is_cui;
-use crate::cui::{excerpt, EXCERPT};
+use crate::cui::{excerpt, Cui, EXCERPT};
 
 /// Which label-file layout to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -44,13 +51,49 @@ impl fmt::Display for LabelFormat {
     }
 }
 
-/// One parsed row: an image id and its CUIs (upper-cased, in file order).
+impl LabelFormat {
+    /// The format's name and layout, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Auto => "detected from the file",
+            Self::Clef2019 => "ImageCLEF 2019 (id<TAB>CUI;CUI)",
+            Self::Clef2020 => "ImageCLEF 2020+ / ROCOv2 (ID,CUIs header; CUIs separated by ';')",
+            Self::Roco => "ROCO (id<TAB><TAB>CUI<TAB>CUI)",
+        }
+    }
+}
+
+impl SkipReport {
+    /// "read as <format> (detected)" when the format was detected, for the command to print.
+    pub fn detected_note(&self) -> Option<String> {
+        self.detected.map(|f| format!("{}: read as {}, detected from its first lines (--format overrides)", self.source, f.describe()))
+    }
+}
+
+/// One parsed row: an image id and its CUIs (in file order, each once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelRow {
     pub id: String,
-    pub cuis: Vec<String>,
+    pub cuis: Vec<Cui>,
     /// 1-based line number in the source file.
     pub line: usize,
+}
+
+impl LabelRow {
+    /// A row from CUI strings (which must be CUIs).
+    pub fn new(id: impl Into<String>, cuis: &[&str], line: usize) -> LabelRow {
+        LabelRow { id: id.into(), cuis: cuis.iter().map(|c| Cui::parse(c).expect("a CUI")).collect(), line }
+    }
+
+    /// The CUIs as upper-case strings.
+    pub fn cui_strings(&self) -> Vec<String> {
+        self.cuis.iter().map(Cui::to_string).collect()
+    }
+
+    /// The CUIs as a set of upper-case strings.
+    pub fn cui_set(&self) -> BTreeSet<String> {
+        self.cuis.iter().map(Cui::to_string).collect()
+    }
 }
 
 /// Options for [`read_labels`].
@@ -79,11 +122,15 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// What was skipped while reading, by reason; printed so nothing is lost silently.
+/// What was skipped while reading, by reason; printed so nothing is lost silently. Also the format
+/// the file was read in (when it was detected).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SkipReport {
     pub source: String,
     pub skipped: Vec<Skipped>,
+    /// The detected format (`None`: given with `--format`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected: Option<LabelFormat>,
 }
 
 impl SkipReport {
@@ -139,22 +186,50 @@ pub enum LabelError {
     Empty { path: PathBuf },
     #[error("{path}: cannot detect the label format from line {line}: '{sample}' (use --format clef2019|clef2020|roco)")]
     UnknownFormat { path: PathBuf, line: usize, sample: String },
+    #[error("{path}:{line}: this looks like a captions file (free text after the id: '{sample}'), not a concept label file; give the concepts file (ImageCLEF's `*_concepts.csv`, ROCO's `*_cuis.txt`)")]
+    Captions { path: PathBuf, line: usize, sample: String },
 }
 
-/// Detect the format from the first non-empty line.
-pub fn detect_format(first_line: &str) -> Option<LabelFormat> {
-    let l = first_line.trim_end_matches(['\r', '\n']);
+/// How many content lines [`detect`] looks at.
+pub const DETECT_LINES: usize = 200;
+
+/// The format one line suggests: two tabs in a row only occur in ROCO files, a tab otherwise in
+/// ImageCLEF 2019 files, a comma in ImageCLEF 2020+ files.
+pub fn detect_format(line: &str) -> Option<LabelFormat> {
+    let l = line.trim_end_matches(['\r', '\n']);
     if l.contains("\t\t") {
         return Some(LabelFormat::Roco);
     }
     if l.contains('\t') {
         return Some(LabelFormat::Clef2019);
     }
-    let lower = l.to_ascii_lowercase();
-    if lower.starts_with("id,") || lower.contains(',') {
-        return Some(LabelFormat::Clef2020);
+    l.contains(',').then_some(LabelFormat::Clef2020)
+}
+
+/// The format of a label file from its first [`DETECT_LINES`] content lines `(line number, text)`:
+/// ROCO when any of them has two tabs in a row (a ROCO row whose image has no concept is
+/// `ROCO_ID<TAB>`, which alone would look like ImageCLEF 2019), else the format the first line
+/// suggests. A file whose rows carry words rather than CUIs after the id is a captions file.
+pub fn detect<'a>(lines: impl Iterator<Item = (usize, &'a str)>, path: &Path) -> Result<LabelFormat, LabelError> {
+    let sample: Vec<(usize, &str)> = lines.take(DETECT_LINES).collect();
+    let Some(&(first_no, first)) = sample.first() else { return Err(LabelError::Empty { path: path.to_path_buf() }) };
+    let header = first.to_ascii_lowercase();
+    if header.starts_with("id,caption") || header.starts_with("id\tcaption") {
+        return Err(LabelError::Captions { path: path.to_path_buf(), line: first_no, sample: excerpt(first, 60) });
     }
-    None
+    // captions: the text after the id has spaces and no CUI, on most sampled rows
+    let after_id = |l: &str| l.split_once(['\t', ',']).map(|(_, rest)| rest.trim().to_string()).unwrap_or_default();
+    let wordy = sample.iter().filter(|(_, l)| {
+        let rest = after_id(l);
+        rest.contains(' ') && !rest.split([';', '\t', ',', ' ']).any(crate::cui::is_cui)
+    });
+    if let Some(&(no, l)) = wordy.clone().next().filter(|_| wordy.count() * 2 > sample.len()) {
+        return Err(LabelError::Captions { path: path.to_path_buf(), line: no, sample: excerpt(l, 60) });
+    }
+    if sample.iter().any(|(_, l)| l.contains("\t\t")) {
+        return Ok(LabelFormat::Roco);
+    }
+    detect_format(first).ok_or_else(|| LabelError::UnknownFormat { path: path.to_path_buf(), line: first_no, sample: excerpt(first, 60) })
 }
 
 /// Read and validate a label file. See [`ParseOptions`] for what is an error.
@@ -165,24 +240,22 @@ pub fn read_labels(path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, Sk
 
 /// Parse label text (as read from `path`, used in messages).
 pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
-    let mut report = SkipReport { source: path.display().to_string(), skipped: vec![] };
+    let mut report = SkipReport { source: path.display().to_string(), skipped: vec![], detected: None };
     // a UTF-8 byte-order mark (as some editors write) is not part of the first id
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let lines = || text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     let mut format = opts.format;
+    if format == LabelFormat::Auto {
+        format = detect(lines().filter(|(_, l)| !l.trim().is_empty()), path)?;
+        report.detected = Some(format);
+    }
+    let mut lines = lines();
     let mut rows = Vec::new();
     let mut first_line_of: HashMap<String, usize> = HashMap::new();
     let mut header_checked = false;
     for (line_no, line) in &mut lines {
         if line.trim().is_empty() {
             continue;
-        }
-        if format == LabelFormat::Auto {
-            format = detect_format(line).ok_or_else(|| LabelError::UnknownFormat {
-                path: path.to_path_buf(),
-                line: line_no,
-                sample: excerpt(line, 60),
-            })?;
         }
         if format == LabelFormat::Clef2020 && !header_checked {
             header_checked = true;
@@ -271,20 +344,18 @@ fn parse_row(line: &str, line_no: usize, format: LabelFormat, path: &Path, opts:
     }
     // messages quote at most a short prefix of an id or token: a line may be a gigabyte of garbage
     let id_q = || excerpt(id, EXCERPT);
-    let mut cuis = Vec::with_capacity(tokens.len());
-    let mut seen = BTreeSet::new();
+    let mut cuis: Vec<Cui> = Vec::with_capacity(tokens.len());
     for tok in tokens {
         let tok = tok.trim();
         if tok.is_empty() {
             continue;
         }
-        if !is_cui(tok) {
+        let Some(cui) = Cui::parse(tok) else {
             return Err(LabelError::BadCui { path: path.to_path_buf(), line: line_no, id: id_q(), token: excerpt(tok, EXCERPT) });
-        }
-        let cui = tok.to_ascii_uppercase();
-        if !seen.insert(cui.clone()) {
+        };
+        if cuis.contains(&cui) {
             if opts.reject_repeated_cui {
-                return Err(LabelError::RepeatedCui { path: path.to_path_buf(), line: line_no, id: id_q(), cui });
+                return Err(LabelError::RepeatedCui { path: path.to_path_buf(), line: line_no, id: id_q(), cui: cui.to_string() });
             }
             continue; // a repeated label in a training file carries no information
         }
@@ -294,6 +365,31 @@ fn parse_row(line: &str, line_no: usize, format: LabelFormat, path: &Path, opts:
         return Err(LabelError::EmptyLabels { path: path.to_path_buf(), line: line_no, id: id_q() });
     }
     Ok(LabelRow { id: id.to_string(), cuis, line: line_no })
+}
+
+/// A list of CUIs (a secondary-score concept set, say): CUIs separated by line breaks, commas,
+/// semicolons, tabs or spaces; `#` starts a comment; a header word such as `CUI` on the first
+/// line is skipped. Anything else that is not a CUI is an error naming the file and line.
+pub fn read_concept_list(path: &Path) -> Result<BTreeSet<String>, LabelError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io { path: path.to_path_buf(), source })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut out = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("");
+        for tok in line.split(['\t', ',', ';', ' ', '\r']).filter(|t| !t.is_empty()) {
+            match Cui::parse(tok) {
+                Some(c) => {
+                    out.insert(c.to_string());
+                }
+                None if i == 0 && out.is_empty() && tok.chars().all(|c| c.is_ascii_alphabetic() || c == '_') => {} // a header word
+                None => return Err(LabelError::BadCui { path: path.to_path_buf(), line: i + 1, id: "(concept list)".into(), token: excerpt(tok, EXCERPT) }),
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(LabelError::Empty { path: path.to_path_buf() });
+    }
+    Ok(out)
 }
 
 /// Write rows in ImageCLEF 2019 format (`id<TAB>CUI;CUI`), the submission format.
@@ -308,7 +404,7 @@ pub fn write_clef2019(path: &Path, rows: impl IntoIterator<Item = (String, Vec<S
 
 /// Rows as a map id -> CUI set.
 pub fn to_map(rows: &[LabelRow]) -> BTreeMap<String, BTreeSet<String>> {
-    rows.iter().map(|r| (r.id.clone(), r.cuis.iter().cloned().collect())).collect()
+    rows.iter().map(|r| (r.id.clone(), r.cui_set())).collect()
 }
 
 #[cfg(test)]
@@ -328,10 +424,53 @@ mod tests {
     }
 
     #[test]
+    fn detection_reads_many_rows_not_the_first_alone() {
+        // a real ROCO file whose first image has no concept: its first line looks like ImageCLEF 2019
+        let roco = "ROCO_99001\t\nROCO_99002\t\tC0040405\tC0817096\r\nROCO_99003\t\tC0024485\r\n";
+        let (rows, rep) = parse(roco, ParseOptions { allow_empty: true, ..Default::default() }).unwrap();
+        assert_eq!(rep.detected, Some(LabelFormat::Roco));
+        assert_eq!(rows.len(), 3);
+        assert!(rows[0].cuis.is_empty());
+        assert_eq!(rows[1].cui_strings(), vec!["C0040405", "C0817096"], "CRLF stripped");
+        // ROCOv2 / ImageCLEFmedical 2023-2025 concept files: `ID,CUIs`, `;` inside
+        let clef24 = "\u{feff}ID,CUIs\nImageCLEFmedical_Caption_2024_train_000001,C0040405;C0817096\nImageCLEFmedical_Caption_2024_train_000002,\"C0024485\"\n";
+        let (rows, rep) = parse(clef24, ParseOptions::default()).unwrap();
+        assert_eq!(rep.detected, Some(LabelFormat::Clef2020));
+        assert_eq!(rows[0].id, "ImageCLEFmedical_Caption_2024_train_000001", "no byte-order mark in the id");
+        assert_eq!(rows[1].cui_strings(), vec!["C0024485"]);
+        // given explicitly, nothing is detected
+        let (_, rep) = parse(roco, ParseOptions { format: LabelFormat::Roco, allow_empty: true, ..Default::default() }).unwrap();
+        assert_eq!(rep.detected, None);
+    }
+
+    #[test]
+    fn concept_lists_in_any_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("secondary.txt");
+        std::fs::write(&f, "CUI\nc0040405\nC0024485, C1306645 # x-ray\n\n").unwrap();
+        assert_eq!(read_concept_list(&f).unwrap().into_iter().collect::<Vec<_>>(), vec!["C0024485", "C0040405", "C1306645"]);
+        std::fs::write(&f, "C0040405\nlung\n").unwrap();
+        let e = read_concept_list(&f).unwrap_err().to_string();
+        assert!(e.contains("secondary.txt:2") && e.contains("'lung'"), "{e}");
+    }
+
+    #[test]
+    fn a_captions_file_is_refused_as_such() {
+        for text in [
+            "ID,Caption\nImageCLEFmedical_Caption_2024_train_000001,Computed tomography of the chest\n",
+            "ROCO_99001\tAxial CT scan of the abdomen with contrast\nROCO_99002\tChest radiograph shows an effusion\n",
+        ] {
+            let e = parse(text, ParseOptions::default()).unwrap_err();
+            assert!(matches!(e, LabelError::Captions { .. }), "{e}");
+            assert!(e.to_string().contains("captions file"), "{e}");
+        }
+    }
+
+    #[test]
     fn parses_clef2019_and_uppercases() {
         let (rows, rep) = parse("a\tC0040405;c0817096\nb\tC0024485\n", ParseOptions::default()).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].cuis, vec!["C0040405", "C0817096"]);
+        assert_eq!(rows[0].cui_strings(), vec!["C0040405", "C0817096"]);
         assert_eq!(rows[1].line, 2);
         assert!(rep.is_empty());
     }
@@ -398,7 +537,7 @@ mod tests {
         let e = parse("a\tC0040405;c0040405\n", opts).unwrap_err();
         assert!(matches!(e, LabelError::RepeatedCui { .. }), "{e}");
         let (rows, _) = parse("a\tC0040405;c0040405\n", ParseOptions::default()).unwrap();
-        assert_eq!(rows[0].cuis, vec!["C0040405"]);
+        assert_eq!(rows[0].cui_strings(), vec!["C0040405"]);
     }
 
     #[test]

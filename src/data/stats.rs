@@ -2,7 +2,7 @@
 //!
 //! The seed paper arranged its data as one folder per CUI (an image with several CUIs sits in
 //! several folders); [`import_folders`] and [`export_folders`] convert between that and label files.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::images::ImageDir;
 use super::labels::LabelRow;
-use crate::cui::is_cui;
+use crate::cui::{is_cui, Cui};
 
 /// One row of the top-N table.
 #[derive(Debug, Clone, Serialize)]
@@ -47,16 +47,16 @@ pub type Describe<'a> = &'a dyn Fn(&str) -> (Option<String>, Option<String>);
 
 /// Compute statistics; `describe` gives a concept's name and level where known.
 pub fn dataset_stats(rows: &[LabelRow], top: usize, min_count: usize, describe: Describe) -> DatasetStats {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: HashMap<Cui, usize> = HashMap::new();
     for r in rows {
-        for c in &r.cuis {
-            *counts.entry(c.as_str()).or_insert(0) += 1;
+        for &c in &r.cuis {
+            *counts.entry(c).or_insert(0) += 1;
         }
     }
     let n = rows.len();
     let total: usize = rows.iter().map(|r| r.cuis.len()).sum();
-    let mut sorted: Vec<(&str, usize)> = counts.iter().map(|(c, n)| (*c, *n)).collect();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut sorted: Vec<(Cui, usize)> = counts.iter().map(|(c, n)| (*c, *n)).collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let nc = counts.len().max(1) as f64;
     DatasetStats {
         n_images: n,
@@ -69,7 +69,7 @@ pub fn dataset_stats(rows: &[LabelRow], top: usize, min_count: usize, describe: 
             .take(top)
             .enumerate()
             .map(|(i, (c, k))| {
-                let (name, level) = describe(c);
+                let (name, level) = describe(&c.to_string());
                 TopConcept { rank: i + 1, cui: c.to_string(), name, level, images: *k, share: *k as f64 / n.max(1) as f64 }
             })
             .collect(),
@@ -160,10 +160,10 @@ pub fn import_folders(root: &Path, out: &Path) -> Result<Vec<LabelRow>, FolderEr
     for (i, (id, (cuis, src))) in labels.into_iter().enumerate() {
         let dst = img_dir.join(src.file_name().expect("file"));
         link_or_copy(&src, &dst)?;
-        rows.push(LabelRow { id, cuis: cuis.into_iter().collect(), line: i + 1 });
+        rows.push(LabelRow { id, cuis: cuis.iter().filter_map(|c| Cui::parse(c)).collect(), line: i + 1 });
     }
     let lp = out.join("labels.csv");
-    super::labels::write_clef2019(&lp, rows.iter().map(|r| (r.id.clone(), r.cuis.clone()))).map_err(io(&lp))?;
+    super::labels::write_clef2019(&lp, rows.iter().map(|r| (r.id.clone(), r.cui_strings()))).map_err(io(&lp))?;
     Ok(rows)
 }
 
@@ -173,7 +173,7 @@ pub fn import_folders(root: &Path, out: &Path) -> Result<Vec<LabelRow>, FolderEr
 pub fn export_folders(rows: &[LabelRow], images: &Path, out: &Path, top_k: usize) -> Result<usize, FolderError> {
     let keep: Option<BTreeSet<String>> = (top_k > 0).then(|| {
         let mut counts = BTreeMap::new();
-        rows.iter().flat_map(|r| r.cuis.iter().collect::<BTreeSet<_>>()).for_each(|c| *counts.entry(c.clone()).or_insert(0usize) += 1);
+        rows.iter().flat_map(|r| r.cui_set()).for_each(|c| *counts.entry(c).or_insert(0usize) += 1);
         super::dataset::LabelSpace::top_k(&counts, top_k, 1).concepts.into_iter().collect()
     });
     let mut n = 0;
@@ -182,11 +182,11 @@ pub fn export_folders(rows: &[LabelRow], images: &Path, out: &Path, top_k: usize
         let Some(src) = images.find(&r.id)? else {
             return Err(FolderError::MissingImage { id: r.id.clone(), line: r.line, dir: images.dir.clone() });
         };
-        for c in &r.cuis {
-            if keep.as_ref().is_some_and(|k| !k.contains(c)) {
+        for c in r.cui_strings() {
+            if keep.as_ref().is_some_and(|k| !k.contains(&c)) {
                 continue;
             }
-            let d = out.join(c);
+            let d = out.join(&c);
             std::fs::create_dir_all(&d).map_err(io(&d))?;
             link_or_copy(&src, &d.join(src.file_name().expect("file")))?;
             n += 1;
@@ -200,19 +200,19 @@ mod tests {
     use super::*;
 
     fn row(id: &str, cuis: &[&str]) -> LabelRow {
-        LabelRow { id: id.into(), cuis: cuis.iter().map(|s| s.to_string()).collect(), line: 0 }
+        LabelRow::new(id, cuis, 0)
     }
 
     #[test]
     fn stats_by_hand() {
-        let rows = vec![row("a", &["C1", "C2"]), row("b", &["C1"]), row("c", &["C1", "C3", "C2"]), row("d", &[])];
+        let rows = vec![row("a", &["C0000001", "C0000002"]), row("b", &["C0000001"]), row("c", &["C0000001", "C0000003", "C0000002"]), row("d", &[])];
         let s = dataset_stats(&rows, 2, 2, &|c| (Some(format!("name of {c}")), None));
         assert_eq!(s.n_images, 4);
         assert_eq!(s.n_concepts, 3);
         assert!((s.labels_per_image_mean - 1.5).abs() < 1e-12);
         assert_eq!(s.labels_per_image_max, 3);
         assert_eq!(s.images_without_labels, 1);
-        assert_eq!(s.top.iter().map(|t| (t.cui.as_str(), t.images)).collect::<Vec<_>>(), vec![("C1", 3), ("C2", 2)]);
+        assert_eq!(s.top.iter().map(|t| (t.cui.as_str(), t.images)).collect::<Vec<_>>(), vec![("C0000001", 3), ("C0000002", 2)]);
         assert!((s.top[0].share - 0.75).abs() < 1e-12);
         assert!((s.share_concepts_once - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(s.share_concepts_under_100, 1.0);

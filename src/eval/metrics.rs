@@ -655,6 +655,30 @@ pub struct EvalReport {
     /// `None` without an `is_coherent` hook.
     pub coherence_rate: Option<f64>,
     pub skipped: SkippedCounts,
+    /// The secondary score, when a restricted concept set was given ([`secondary_f1`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secondary: Option<SecondaryScore>,
+}
+
+/// The ImageCLEF 2024/2025 secondary score: the official F1 with both sets restricted to a
+/// concept set (in 2025: modality and a few body regions, checked by hand).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecondaryScore {
+    pub f1: f64,
+    /// Images whose restricted ground truth is non-empty (the ones averaged over).
+    pub n_images: usize,
+    /// Size of the concept set.
+    pub n_concepts: usize,
+    /// Where the set came from (a file, or levels of the ontology).
+    pub source: String,
+}
+
+/// The secondary score as the 2025 evaluator computes it: ground truth and prediction restricted to
+/// `allowed`, images whose restricted truth is empty left out, per-image F1 averaged.
+pub fn secondary_f1(gt: &LabelMap, pred: &LabelMap, allowed: &BTreeSet<String>, source: &str) -> SecondaryScore {
+    let keep = |m: &LabelMap| -> LabelMap { m.iter().map(|(k, v)| (k.clone(), upper_set(v).iter().filter(|c| allowed.contains(*c)).cloned().collect())).collect() };
+    let s = imageclef_f1(&keep(gt), &keep(pred));
+    SecondaryScore { f1: s.f1, n_images: s.n_images, n_concepts: allowed.len(), source: source.to_string() }
 }
 
 /// Compute every metric in one pass over interned data; hooks enable the ontology metrics.
@@ -690,6 +714,7 @@ pub fn evaluate(gt: &LabelMap, pred: &LabelMap, hooks: &EvalHooks) -> EvalReport
             concepts_without_level,
             coherence_judged,
         },
+        secondary: None,
     }
 }
 
@@ -750,6 +775,16 @@ impl EvalReport {
         }
         if let Some(c) = self.coherence_rate {
             writeln!(f, "coherence rate     {:.4}   over {}", c, count(s.coherence_judged, "non-empty prediction", "non-empty predictions"))?;
+        }
+        if let Some(sec) = &self.secondary {
+            writeln!(
+                f,
+                "secondary F1       {:.4}   over {} (both sets restricted to the {} of {})",
+                sec.f1,
+                count(sec.n_images, "image", "images"),
+                count(sec.n_concepts, "concept", "concepts"),
+                sec.source
+            )?;
         }
         if !self.per_concept.is_empty() {
             let mut top: Vec<&ConceptScore> = self.per_concept.iter().collect();
@@ -858,6 +893,18 @@ mod tests {
             "X1" | "X2" | "X3" => Some("anatomy".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn secondary_score_by_hand() {
+        // allowed {M1, X1}: img1 G={M1,X1,X2}->{M1,X1}, P={M1,X3}->{M1}: 2*1/(2+1) = 2/3
+        // img2 G={X2}->{} : left out (as the 2025 evaluator does); img3 G={M1}, P missing -> 0
+        let gt = map(&[("1", &["M1", "X1", "X2"]), ("2", &["X2"]), ("3", &["M1"])]);
+        let pred = map(&[("1", &["m1", "X3"]), ("2", &["X1"])]);
+        let allowed: BTreeSet<String> = ["M1", "X1"].iter().map(|s| s.to_string()).collect();
+        let s = secondary_f1(&gt, &pred, &allowed, "test");
+        assert_eq!((s.n_images, s.n_concepts), (2, 2));
+        assert!(close(s.f1, (2.0 / 3.0 + 0.0) / 2.0), "{s:?}");
     }
 
     #[test]

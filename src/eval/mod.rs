@@ -1,5 +1,6 @@
 //! Evaluation: the official ImageCLEF F1, per-level, per-concept and hierarchical metrics,
 //! submission validation and threshold tuning (pure functions, independent of tch).
+pub mod ceiling;
 pub mod metrics;
 pub mod submission;
 pub mod thresholds;
@@ -8,9 +9,13 @@ use std::collections::BTreeSet;
 
 use crate::ontology::{Level, Ontology};
 
+/// The per-level group of the concepts on no ontology level.
+pub const NO_LEVEL: &str = "no level";
+
 /// Ontology hooks for [`metrics::evaluate`].
 ///
-/// * level: the concept's level in `ontology` (curated, else from its semantic types);
+/// * level: the concept's level in `ontology` (curated, else from its semantic types); concepts on
+///   no level form their own group, [`NO_LEVEL`] (a hybrid model's residual concepts mostly);
 /// * closure: all ontology ancestors (Kiritchenko et al.'s hierarchical P/R/F1);
 /// * coherence: judged against the evaluation vocabulary `vocab` (the concepts the ground truth
 ///   uses): a predicted set is coherent when every ancestor of each of its concepts that lies in
@@ -18,7 +23,7 @@ use crate::ontology::{Level, Ontology};
 ///   truth never uses are not demanded, since no ImageCLEF-style label set contains them.
 pub fn ontology_hooks<'a>(ontology: &'a Ontology, vocab: BTreeSet<String>) -> metrics::EvalHooks<'a> {
     metrics::EvalHooks {
-        level_of: Some(Box::new(move |c: &str| ontology.level_of(c).map(|l| l.to_string()))),
+        level_of: Some(Box::new(move |c: &str| Some(ontology.level_of(c).map_or_else(|| NO_LEVEL.to_string(), |l| l.to_string())))),
         closure: Some(Box::new(move |s: &BTreeSet<String>| ontology.closure(s))),
         is_coherent: Some(Box::new(move |s: &BTreeSet<String>| is_coherent_within(ontology, s, &vocab))),
     }

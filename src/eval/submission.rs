@@ -49,7 +49,22 @@ pub const MAX_CONCEPTS_PER_IMAGE: usize = 100;
 const MISSING_EXAMPLES: usize = 5;
 
 /// One raw row from a submission or label file: the image id and its CUIs, with its line.
-pub use crate::data::labels::LabelRow;
+use crate::data::labels::LabelRow;
+
+/// A submission row as written: an image id and its concept tokens, not yet checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmissionRow {
+    pub id: String,
+    pub tokens: Vec<String>,
+    /// 1-based line number in the source file.
+    pub line: usize,
+}
+
+impl From<&LabelRow> for SubmissionRow {
+    fn from(r: &LabelRow) -> SubmissionRow {
+        SubmissionRow { id: r.id.clone(), tokens: r.cui_strings(), line: r.line }
+    }
+}
 
 /// Why something in the submission was skipped rather than scored or rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,7 +141,7 @@ pub enum SubmissionError {
 /// present. See the module docs for what is replicated and where we differ.
 pub fn validate_submission(
     gt_ids: &BTreeSet<String>,
-    rows: &[LabelRow],
+    rows: &[SubmissionRow],
     source: &str,
     allow_missing: bool,
 ) -> Result<ValidatedSubmission, SubmissionError> {
@@ -136,7 +151,7 @@ pub fn validate_submission(
 /// [`validate_submission`] with every rule explicit.
 pub fn validate_submission_with(
     gt_ids: &BTreeSet<String>,
-    rows: &[LabelRow],
+    rows: &[SubmissionRow],
     source: &str,
     rules: &SubmissionRules,
 ) -> Result<ValidatedSubmission, SubmissionError> {
@@ -144,7 +159,7 @@ pub fn validate_submission_with(
     let mut first_line_of: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
     for row in rows {
         let id = row.id.as_str();
-        if id.is_empty() && row.cuis.iter().all(|t| t.trim().is_empty()) {
+        if id.is_empty() && row.tokens.iter().all(|t| t.trim().is_empty()) {
             out.skipped.push(Skipped { line: row.line, id: String::new(), reason: SkipReason::BlankRow });
             continue;
         }
@@ -161,8 +176,8 @@ pub fn validate_submission_with(
         }
         first_line_of.insert(id, row.line);
 
-        let mut cuis: Vec<String> = Vec::with_capacity(row.cuis.len());
-        for token in &row.cuis {
+        let mut cuis: Vec<String> = Vec::with_capacity(row.tokens.len());
+        for token in &row.tokens {
             let t = token.trim();
             if t.is_empty() {
                 out.skipped.push(Skipped { line: row.line, id: id.to_string(), reason: SkipReason::BlankToken });
@@ -221,8 +236,8 @@ pub fn validate_submission_with(
 mod tests {
     use super::*;
 
-    fn row(id: &str, cuis: &[&str], line: usize) -> LabelRow {
-        LabelRow { id: id.into(), cuis: cuis.iter().map(|s| s.to_string()).collect(), line }
+    fn row(id: &str, tokens: &[&str], line: usize) -> SubmissionRow {
+        SubmissionRow { id: id.into(), tokens: tokens.iter().map(|s| s.to_string()).collect(), line }
     }
 
     fn ids(v: &[&str]) -> BTreeSet<String> {
@@ -288,7 +303,7 @@ mod tests {
     fn too_many_concepts() {
         let gt = ids(&["a"]);
         let many: Vec<String> = (0..101).map(|i| format!("C{i:07}")).collect();
-        let r = LabelRow { id: "a".into(), cuis: many, line: 9 };
+        let r = SubmissionRow { id: "a".into(), tokens: many, line: 9 };
         let err = validate_submission(&gt, std::slice::from_ref(&r), "s", false).unwrap_err();
         assert!(matches!(err, SubmissionError::TooManyConcepts { line: 9, count: 101, max: 100, .. }));
         let lax = SubmissionRules { max_concepts_per_image: None, ..Default::default() };

@@ -94,6 +94,11 @@ pub const VARIANTS: &[Variant] = &[
         hierarchical(c);
         c.neck = Neck::Shared;
     } },
+    Variant { name: "hybrid", changes: "level heads plus a residual head over the most frequent concepts on no level", apply: |c| c.mode = Mode::Hybrid },
+    Variant { name: "hybrid-no-noise", changes: "hybrid, noise-flagged concepts left out of the residual head", apply: |c| {
+        c.mode = Mode::Hybrid;
+        c.noise = crate::eval::ceiling::Noise::Drop;
+    } },
     Variant { name: "hier-old", changes: "the hierarchical model before calibration, balanced losses, fair schedule and best epoch (stepwise)", apply: |c| {
         hierarchical(c);
         c.schedule = HierSchedule::Stepwise;
@@ -104,6 +109,7 @@ pub const VARIANTS: &[Variant] = &[
         c.max_constraint = false;
         c.neck = Neck::PerHead;
     } },
+    Variant { name: "knn", changes: "kNN retrieval over the flat run's trunk of the same seed (or --weights), top-K concepts", apply: |c| c.mode = Mode::Knn },
 ];
 
 /// The runs `experiment compare` does by default: the baseline, the defaults, and each component
@@ -209,6 +215,14 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
             rc.val_labels = Some(split.val.clone());
             rc.images = cfg.images.clone();
             rc.out = cfg.out.join("runs").join(v.name).join(format!("seed{seed}"));
+            if rc.mode == Mode::Knn && rc.weights.is_none() {
+                // the embedding is the flat baseline's trunk of the same seed (trained if absent)
+                let mut flat = rc.clone();
+                flat.mode = Mode::Flat;
+                flat.out = cfg.out.join("runs").join("flat").join(format!("seed{seed}"));
+                train_or_reuse(&flat, ontology, &format!("flat (seed {seed}): the trunk of the kNN run"))?;
+                rc.weights = Some(flat.out.join(crate::train::run_dir::MODEL));
+            }
             train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", v.name, v.changes))?;
             let s = score_on_test(&rc.out, &split, ontology, &cfg.base)?;
             let per_image = s.per_image_f1(&split.test_truth);

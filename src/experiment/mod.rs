@@ -67,12 +67,12 @@ impl Split {
             let va: Vec<usize> = va.iter().map(|&i| rest[i]).collect();
             let parts: Vec<(&PathBuf, &Vec<usize>)> = if held_out.is_empty() { vec![(&train, &tr), (&val, &va)] } else { vec![(&train, &tr), (&val, &va), (&test_f, &held_out)] };
             for (path, idx) in parts {
-                write_clef2019(path, idx.iter().map(|&i| (rows[i].id.clone(), rows[i].cuis.clone()))).map_err(Error::write(path))?;
+                write_clef2019(path, idx.iter().map(|&i| (rows[i].id.clone(), rows[i].cui_strings()))).map_err(Error::write(path))?;
             }
         }
         let (test_rows, _) = read_labels(&test_labels, ParseOptions { allow_empty: true, ..Default::default() })?;
         let (ds, _) = Dataset::open(&test_rows, &test_labels.display().to_string(), &ImageDir::open(&test_images)?, false)?;
-        let test_truth = test_rows.iter().map(|r| (r.id.clone(), r.cuis.iter().cloned().collect())).collect();
+        let test_truth = test_rows.iter().map(|r| (r.id.clone(), r.cui_set())).collect();
         Ok(Split { train, val, test: test_labels, test_truth, test_ids: ds.ids, test_paths: ds.paths })
     }
 }

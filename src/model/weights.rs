@@ -29,16 +29,23 @@ pub struct LoadReport {
     pub ignored: usize,
 }
 
+/// Not trunk tensors: torchvision's classifier and counters, and a conceptree run's heads and neck
+/// (so a run's `model.safetensors` is a trunk source too).
 fn ignorable(name: &str) -> bool {
-    name.starts_with("fc.") || name.ends_with("num_batches_tracked")
+    name.starts_with("fc.") || name.ends_with("num_batches_tracked") || is_head(name)
 }
 
-/// Copy the trunk variables of `vs` (all except `heads.*`) from the safetensors file at `path`.
+fn is_head(name: &str) -> bool {
+    name.starts_with("heads.") || name.starts_with("neck.")
+}
+
+/// Copy the trunk variables of `vs` (all except `heads.*` and `neck.*`) from the safetensors file
+/// at `path`: a torchvision state dict, or a conceptree run's `model.safetensors`.
 pub fn load_trunk_weights(vs: &nn::VarStore, path: &Path) -> Result<LoadReport, WeightsError> {
     let tensors = Tensor::read_safetensors(path).map_err(|e| WeightsError::Read { path: path.to_path_buf(), message: e.to_string() })?;
     let mut file: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
     let vars = vs.variables();
-    let mut names: Vec<&String> = vars.keys().filter(|n| !n.starts_with("heads.")).collect();
+    let mut names: Vec<&String> = vars.keys().filter(|n| !is_head(n)).collect();
     names.sort();
     for name in &names {
         let var = &vars[*name];
@@ -70,7 +77,7 @@ pub fn load_trunk_weights(vs: &nn::VarStore, path: &Path) -> Result<LoadReport, 
 /// Write the trunk variables of `vs` (torchvision names) as a safetensors state dict.
 pub fn save_trunk_weights(vs: &nn::VarStore, path: &Path) -> Result<(), WeightsError> {
     let vars = vs.variables();
-    let mut named: Vec<(String, Tensor)> = vars.into_iter().filter(|(n, _)| !n.starts_with("heads.")).map(|(n, t)| (n, t.contiguous())).collect();
+    let mut named: Vec<(String, Tensor)> = vars.into_iter().filter(|(n, _)| !is_head(n)).map(|(n, t)| (n, t.contiguous())).collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     Tensor::write_safetensors(&named, path).map_err(|e| WeightsError::Write { path: path.to_path_buf(), message: e.to_string() })
 }

@@ -461,6 +461,11 @@ impl Ontology {
         out
     }
 
+    /// The CUIs of any of `levels`.
+    pub fn concepts_on_levels(&self, levels: &[Level]) -> BTreeSet<String> {
+        levels.iter().flat_map(|&l| self.concepts_of_level(l)).map(str::to_string).collect()
+    }
+
     /// The set plus every ancestor of its known CUIs; unknown CUIs are kept as they are.
     pub fn closure(&self, set: &BTreeSet<String>) -> BTreeSet<String> {
         let mut out = set.clone();

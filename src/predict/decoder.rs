@@ -27,7 +27,7 @@ use crate::ontology::Ontology;
 #[derive(Debug, Clone)]
 pub struct Decoder {
     pub concepts: Vec<String>,
-    /// Level name of each concept (ontology level, or the head's name).
+    /// Threshold group of each concept: its ontology level, or `rest` for a hybrid model's residual head.
     pub levels: Vec<Option<String>>,
     /// Name of the head each concept belongs to.
     pub head_of: Vec<String>,
@@ -96,7 +96,8 @@ impl Decoder {
             head_of.extend(std::iter::repeat_n(h.name.clone(), h.concepts.len()));
             start += h.concepts.len();
         }
-        let levels = concepts.iter().map(|c| ontology.level_of(c).map(|l| l.to_string())).collect();
+        // threshold groups: the ontology level; a hybrid model's residual concepts form their own
+        let levels = concepts.iter().zip(&head_of).map(|(c, h)| if h == crate::train::data::REST { Some(h.clone()) } else { ontology.level_of(c).map(|l| l.to_string()) }).collect();
         Decoder { concepts, levels, head_of, heads, ancestors, enforce, single_label: model.single_label }
     }
 

@@ -8,6 +8,7 @@
 //! so the command can print it.
 pub mod decoder;
 pub mod explain;
+pub mod knn;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -103,6 +104,8 @@ pub struct LoadedRun {
     pub thresholds: Thresholds,
     /// Overrides and differences in force, for the user to see.
     pub notes: Vec<String>,
+    /// A kNN run's index (its scores replace the model's heads).
+    pub knn: Option<knn::KnnIndex>,
 }
 
 impl LoadedRun {
@@ -149,7 +152,11 @@ impl LoadedRun {
         let amp = config.amp && device.is_cuda() == provenance.device.starts_with("Cuda");
         model.set_channels_last(&vs, config.memory_format.channels_last(device, amp));
         model.amp = amp;
-        Ok(LoadedRun { run, config, model_cfg, ontology, vs, model, thresholds, notes })
+        let knn = match config.mode {
+            Mode::Knn => Some(knn::KnnIndex::load(&run.file(knn::INDEX), device).map_err(|e| PredictError::Weights { dir: dir.to_path_buf(), reason: format!("{}: {}", knn::INDEX, short_tch_error(&e)) })?),
+            _ => None,
+        };
+        Ok(LoadedRun { run, config, model_cfg, ontology, vs, model, thresholds, notes, knn })
     }
 
     /// The ontology to decode with: the run's own copy (`ontology.tsv`), or the given file, which
@@ -183,13 +190,22 @@ impl LoadedRun {
 
     /// The decoder of this run (hierarchy enforced for hierarchical runs).
     pub fn decoder(&self) -> Decoder {
-        Decoder::new(&self.model_cfg, &self.ontology, self.config.mode == Mode::Hierarchical)
+        Decoder::new(&self.model_cfg, &self.ontology, self.config.mode.has_levels())
     }
 
     /// Concept probabilities for images, `[N, K]` in [`ModelConfig::concepts`] order.
     pub fn probabilities(&self, paths: &[PathBuf], batch: usize) -> Result<Array2<f32>, PredictError> {
         let pipe = Pipeline { size: self.config.image_size, augment: None };
-        Ok(probabilities(&self.model, &pipe, &ImageSource::from(Arc::new(paths.to_vec())), batch, self.vs.device())?)
+        let source = ImageSource::from(Arc::new(paths.to_vec()));
+        match &self.knn {
+            None => probabilities(&self.model, &pipe, &source, batch, self.vs.device()),
+            Some(index) => {
+                let scores = index.scores(&knn::embeddings(&self.model, &pipe, &source, batch, self.vs.device())?);
+                let mut out = Array2::<f32>::zeros((paths.len(), self.model_cfg.concepts().len()));
+                store_rows(&mut out, &(0..paths.len()).collect::<Vec<_>>(), &scores)?;
+                Ok(out)
+            }
+        }
     }
 
     /// Probabilities and concept sets for images, with the run's thresholds.
@@ -198,6 +214,19 @@ impl LoadedRun {
         let sets = self.decoder().decide(&probs, &self.thresholds);
         Ok((probs, sets))
     }
+}
+
+/// Every image of `source` (no augmentation), in order, in batches of `batch` on `device`: each
+/// batch's dataset indices and images `[B, 3, S, S]` go to `on_batch`.
+pub fn for_each_input<E: From<PipelineError>>(pipe: &Pipeline, source: &ImageSource, batch: usize, device: Device, mut on_batch: impl FnMut(&[usize], &Tensor) -> Result<(), E>) -> Result<(), E> {
+    let order: Vec<usize> = (0..source.len()).collect();
+    let loader = Loader::start(*pipe, source.clone(), order, batch, 0, 0, 2);
+    for b in TensorLoader::start(loader, pipe.size, device, 2) {
+        let (indices, x) = b?;
+        let x = x.to_device_(device, Kind::Float, true, false);
+        on_batch(&indices, &x)?;
+    }
+    Ok(())
 }
 
 /// Run `model` (eval mode, no augmentation) over every image of `source` in batches of `batch`,
@@ -210,15 +239,7 @@ pub fn for_each_batch<E: From<PipelineError>>(
     device: Device,
     mut on_batch: impl FnMut(&[usize], Vec<Tensor>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let order: Vec<usize> = (0..source.len()).collect();
-    let loader = Loader::start(*pipe, source.clone(), order, batch, 0, 0, 2);
-    for b in TensorLoader::start(loader, pipe.size, device, 2) {
-        let (indices, x) = b?;
-        let x = x.to_device_(device, Kind::Float, true, false);
-        let logits = tch::no_grad(|| model.forward_t(&x, false, false));
-        on_batch(&indices, logits)?;
-    }
-    Ok(())
+    for_each_input(pipe, source, batch, device, |indices, x| on_batch(indices, tch::no_grad(|| model.forward_t(x, false, false))))
 }
 
 /// Copy a batch's probabilities `[B, K]` into the rows `indices` of `out`.

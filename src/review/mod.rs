@@ -437,6 +437,11 @@ fn read_label_file(path: &Path) -> Result<(Vec<LabelRow>, String), ReviewError> 
     Ok((rows, sha))
 }
 
+/// Each row's CUIs as strings, by image id.
+fn by_id(rows: Vec<LabelRow>) -> HashMap<String, BTreeSet<String>> {
+    rows.into_iter().map(|r| (r.cui_set(), r.id)).map(|(cuis, id)| (id, cuis)).collect()
+}
+
 /// Per image, the probabilities of an `--explain` file (JSON lines of [`ExplainRecord`]), checked
 /// against the prediction file it belongs to: an image in both must have the same predicted set.
 fn read_explain(path: &Path, pred_path: &Path, preds: &HashMap<String, BTreeSet<String>>) -> Result<(HashMap<String, BTreeMap<String, f32>>, String), ReviewError> {
@@ -536,7 +541,7 @@ pub fn build_review(cfg: &ServeConfig, onto: &Ontology, ontology_source: &str) -
         if let Some(first) = shas.insert(sha.clone(), p.clone()) {
             return Err(ReviewError::Mismatch { path: p.clone(), message: format!("has the same content as {}: give each model's predictions once", first.display()) });
         }
-        preds.push(rows.into_iter().map(|r| (r.id, r.cuis.into_iter().collect())).collect());
+        preds.push(by_id(rows));
         models.push(ModelInfo { label: labels[i].clone(), path: absolute(p), sha256: sha, explain_path: None, explain_sha256: None });
     }
     let mut scores: Vec<HashMap<String, BTreeMap<String, f32>>> = vec![HashMap::new(); preds.len()];
@@ -549,7 +554,7 @@ pub fn build_review(cfg: &ServeConfig, onto: &Ontology, ontology_source: &str) -
     let (truth, truth_sha) = match &cfg.gt {
         Some(g) => {
             let (rows, sha) = read_label_file(g)?;
-            (rows.into_iter().map(|r| (r.id, r.cuis.into_iter().collect::<BTreeSet<String>>())).collect::<HashMap<_, _>>(), Some(sha))
+            (by_id(rows), Some(sha))
         }
         None => (HashMap::new(), None),
     };

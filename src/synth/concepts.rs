@@ -43,7 +43,15 @@ pub mod cui {
     pub const RIGHT: &str = "C0205090";
     /// Pneumonia (finding).
     pub const PNEUMONIA: &str = "C0032285";
+    /// "Marrow": what MetaMap makes of the word "arrow" in captions (ROCO's most frequent label
+    /// noise); the label of a burned-in arrow (`--annotations`). On no level; flagged noise.
+    pub const ARROW_NOISE: &str = "C0376152";
+    /// Lesion: the label of a circled region (`--annotations`). On no level; not in the ontology.
+    pub const LESION: &str = "C0221198";
 }
+
+/// The concepts of the burned-in annotations (`--annotations`), on no level.
+pub static ANNOTATION_CONCEPTS: [(&str, &str, &str, &str); 2] = [(cui::ARROW_NOISE, "Marrow (label of a burned-in arrow)", "", ""), (cui::LESION, "Lesion (label of a circled region)", "", "")];
 
 static CONCEPTS: [(&str, &str, &str, &str); 20] = [
     (cui::CT, "X-Ray Computed Tomography", "modality", ""),

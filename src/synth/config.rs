@@ -17,11 +17,16 @@ pub struct SynthConfig {
     pub seed: u64,
     /// JPEG quality 1..=100 (default 90).
     pub jpeg_quality: u8,
+    /// Burned-in annotations that lie on no ontology level, as real figures carry them: arrows
+    /// (labelled C0376152, the "Marrow" MetaMap makes of the word "arrow", flagged noise in the
+    /// ontology) and circled regions (labelled C0221198 Lesion, outside the ontology). Default
+    /// off; with it off every file is as without the option.
+    pub annotations: bool,
 }
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig { n: 400, size: 128, seed: 42, jpeg_quality: 90 }
+        SynthConfig { n: 400, size: 128, seed: 42, jpeg_quality: 90, annotations: false }
     }
 }
 

@@ -113,3 +113,67 @@ pub(super) fn overlay_annotations<R: Rng + ?Sized>(spec: &PhantomSpec, v: &mut [
         draw_in_corner(v, n, &s, base, rng.gen_range(0.5..0.9), false, rng);
     }
 }
+
+/// Which burned-in annotations image `index` carries (`--annotations`): an arrow (35%), a circled
+/// region (25%), independently. Drawn from a stream of its own, so the rest of the image is as
+/// without annotations.
+pub(super) fn annotation_plan(seed: u64, index: usize) -> (bool, bool, rand_chacha::ChaCha8Rng) {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xA11_0757);
+    rng.set_stream(index as u64 + 1);
+    let arrow = rng.gen_bool(0.35);
+    let ring = rng.gen_bool(0.25);
+    (arrow, ring, rng)
+}
+
+fn plot(img: &mut image::GrayImage, x: f32, y: f32, r: f32, val: u8) {
+    let n = img.width() as i64;
+    let (x0, x1, y0, y1) = ((x - r).floor() as i64, (x + r).ceil() as i64, (y - r).floor() as i64, (y + r).ceil() as i64);
+    for yy in y0.max(0)..=y1.min(n - 1) {
+        for xx in x0.max(0)..=x1.min(n - 1) {
+            if ((xx as f32 - x).powi(2) + (yy as f32 - y).powi(2)).sqrt() <= r {
+                img.put_pixel(xx as u32, yy as u32, image::Luma([val]));
+            }
+        }
+    }
+}
+
+fn line(img: &mut image::GrayImage, (ax, ay): (f32, f32), (bx, by): (f32, f32), r: f32, val: u8) {
+    let steps = ((bx - ax).hypot(by - ay) * 2.0).ceil().max(1.0) as usize;
+    for i in 0..=steps {
+        let t = i as f32 / steps as f32;
+        plot(img, ax + (bx - ax) * t, ay + (by - ay) * t, r, val);
+    }
+}
+
+/// A bright arrow somewhere inside the image, pointing in a random direction.
+pub(super) fn draw_arrow<R: Rng + ?Sized>(img: &mut image::GrayImage, rng: &mut R) {
+    let n = img.width() as f32;
+    let len = rng.gen_range(0.15..0.28) * n;
+    let ang = rng.gen_range(0.0..std::f32::consts::TAU);
+    let (dx, dy) = (ang.cos(), ang.sin());
+    let tip = (rng.gen_range(0.3..0.7) * n, rng.gen_range(0.3..0.7) * n);
+    let tail = (tip.0 - dx * len, tip.1 - dy * len);
+    let w = (n / 160.0).max(0.7);
+    let val = rng.gen_range(215..=255u8);
+    line(img, tail, tip, w, val);
+    let head = len * 0.35;
+    for side in [-1.0f32, 1.0] {
+        let a = ang + std::f32::consts::PI + side * 0.5;
+        line(img, tip, (tip.0 + a.cos() * head, tip.1 + a.sin() * head), w, val);
+    }
+}
+
+/// A bright ring around a random region.
+pub(super) fn draw_ring<R: Rng + ?Sized>(img: &mut image::GrayImage, rng: &mut R) {
+    let n = img.width() as f32;
+    let r = rng.gen_range(0.08..0.16) * n;
+    let c = (rng.gen_range(0.3..0.7) * n, rng.gen_range(0.3..0.7) * n);
+    let w = (n / 160.0).max(0.7);
+    let val = rng.gen_range(215..=255u8);
+    let steps = (r * 8.0) as usize;
+    for i in 0..steps {
+        let t = i as f32 / steps as f32 * std::f32::consts::TAU;
+        plot(img, c.0 + r * t.cos(), c.1 + r * t.sin(), w, val);
+    }
+}

@@ -11,7 +11,7 @@ use super::concepts::parent_of;
 use super::*;
 
 fn small(n: usize, seed: u64) -> SynthConfig {
-    SynthConfig { n, size: 64, seed, jpeg_quality: 90 }
+    SynthConfig { n, size: 64, seed, jpeg_quality: 90, annotations: false }
 }
 
 fn read_dir_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -265,7 +265,7 @@ fn golden_digest_of_generated_files() {
     let mut h = Sha256::new();
     for (n, size, seed) in [(24usize, 48u32, 7u64), (6, 160, 3), (3, 256, 5)] {
         let dir = tempfile::tempdir().unwrap();
-        let s = generate(&SynthConfig { n, size, seed, jpeg_quality: 90 }, dir.path()).unwrap();
+        let s = generate(&SynthConfig { n, size, seed, jpeg_quality: 90, annotations: false }, dir.path()).unwrap();
         assert_eq!(s.n_images, n);
         let mut images: Vec<String> =
             fs::read_dir(&s.images_dir).unwrap().map(|e| format!("images/{}", e.unwrap().file_name().to_string_lossy())).collect();
@@ -294,4 +294,32 @@ fn bad_config_and_unwritable_output_are_errors() {
     let e = generate(&small(2, 1), &file).unwrap_err();
     assert!(matches!(e, SynthError::Io { .. }));
     assert!(e.to_string().contains("a_file"), "{e}");
+}
+
+/// Annotations add their labels exactly where they draw, and leave every other file as it was.
+#[test]
+fn annotations_are_labelled_where_drawn_and_change_nothing_else() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let plain = SynthConfig { n: 40, size: 64, seed: 5, ..Default::default() };
+    generate(&plain, a.path()).unwrap();
+    generate(&SynthConfig { annotations: true, ..plain.clone() }, b.path()).unwrap();
+    let labels = |d: &Path| std::fs::read_to_string(d.join("labels.csv")).unwrap();
+    let (la, lb) = (labels(a.path()), labels(b.path()));
+    let (mut arrows, mut rings) = (0, 0);
+    for (i, (x, y)) in la.lines().zip(lb.lines()).enumerate() {
+        let id = x.split('\t').next().unwrap();
+        let has = |c: &str| y.contains(c);
+        arrows += usize::from(has(cui::ARROW_NOISE));
+        rings += usize::from(has(cui::LESION));
+        let annotated = has(cui::ARROW_NOISE) || has(cui::LESION);
+        let without: Vec<&str> = y.split('\t').nth(1).unwrap().split(';').filter(|c| *c != cui::ARROW_NOISE && *c != cui::LESION).collect();
+        assert_eq!(x.split('\t').nth(1).unwrap(), without.join(";"), "line {i}: the other labels are unchanged");
+        let img = |d: &Path| std::fs::read(d.join("images").join(format!("{id}.jpg"))).unwrap();
+        assert_eq!(img(a.path()) == img(b.path()), !annotated, "{id}: pixels change exactly when annotated");
+    }
+    assert!(arrows > 5 && rings > 3, "{arrows} arrows, {rings} rings");
+    // the annotation concepts are in concepts.tsv, which still loads as an ontology
+    let concepts = std::fs::read_to_string(b.path().join("concepts.tsv")).unwrap();
+    assert!(concepts.contains(cui::LESION) && !std::fs::read_to_string(a.path().join("concepts.tsv")).unwrap().contains(cui::LESION));
+    crate::ontology::Ontology::load(&b.path().join("concepts.tsv")).unwrap();
 }

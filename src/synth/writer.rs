@@ -8,7 +8,8 @@ use image::codecs::jpeg::JpegEncoder;
 use image::{ExtendedColorType, GrayImage};
 use rayon::prelude::*;
 
-use super::concepts::concept_table;
+use super::concepts::{concept_table, cui, ANNOTATION_CONCEPTS};
+use super::overlays::{annotation_plan, draw_arrow, draw_ring};
 use super::config::{SynthConfig, SynthError, SynthSummary};
 use super::plan::{image_rng, plan};
 use super::render::render;
@@ -37,7 +38,16 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthErro
     planned.par_iter().enumerate().try_for_each(|(i, p)| -> Result<(), SynthError> {
         let path = images_dir.join(format!("{}.jpg", p.id));
         let mut rng = image_rng(cfg.seed, i);
-        let img = render(&p.spec, cfg.size, &mut rng);
+        let mut img = render(&p.spec, cfg.size, &mut rng);
+        if cfg.annotations {
+            let (arrow, ring, mut rng) = annotation_plan(cfg.seed, i);
+            if arrow {
+                draw_arrow(&mut img, &mut rng);
+            }
+            if ring {
+                draw_ring(&mut img, &mut rng);
+            }
+        }
         let bytes = encode_jpeg(&img, cfg.jpeg_quality, &path)?;
         fs::write(&path, bytes).map_err(io_err(&path))
     })?;
@@ -45,8 +55,14 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthErro
     let mut labels = String::new();
     let mut meta = String::from("id,modality,anatomy,plane_or_view,laterality,group\n");
     let mut concept_counts: BTreeMap<String, usize> = BTreeMap::new();
-    for p in &planned {
-        let cuis = p.spec.cuis();
+    for (i, p) in planned.iter().enumerate() {
+        let mut cuis = p.spec.cuis();
+        if cfg.annotations {
+            let (arrow, ring, _) = annotation_plan(cfg.seed, i);
+            cuis.extend(arrow.then_some(cui::ARROW_NOISE));
+            cuis.extend(ring.then_some(cui::LESION));
+            cuis.sort_unstable();
+        }
         for c in &cuis {
             *concept_counts.entry((*c).to_string()).or_default() += 1;
         }
@@ -62,7 +78,8 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthErro
         ));
     }
     let mut concepts = String::from("cui\tname\tlevel\tparent\n");
-    for (c, name, level, parent) in concept_table() {
+    let extra: &[(&str, &str, &str, &str)] = if cfg.annotations { &ANNOTATION_CONCEPTS } else { &[] };
+    for (c, name, level, parent) in concept_table().iter().chain(extra) {
         concepts.push_str(&format!("{c}\t{name}\t{level}\t{parent}\n"));
     }
     let labels_path = out.join("labels.csv");

@@ -15,7 +15,8 @@ use crate::data::augment::AugmentConfig;
 use crate::model::{MemoryFormat, TrunkKind};
 use crate::ontology::Level;
 
-/// Flat (one head over the top-K concepts) or hierarchical (one head per level).
+/// Flat (one head over the top-K concepts), hierarchical (one head per level) or hybrid (one head
+/// per level plus one over the frequent concepts on none of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -23,6 +24,19 @@ pub enum Mode {
     Flat,
     /// One head per ontology level, decoded coherently.
     Hierarchical,
+    /// The level heads plus a residual multi-label head over the most frequent concepts that lie
+    /// on none of the chosen levels (`--rest-top-k`), for real label sets (ImageCLEF, ROCO).
+    Hybrid,
+    /// The retrieval baseline: no training; the top-K concepts scored by the similarity-weighted
+    /// votes of the `--knn-k` nearest training images in the trunk's embedding (`--weights`).
+    Knn,
+}
+
+impl Mode {
+    /// Whether the model has per-level heads (and is decoded coherently).
+    pub fn has_levels(self) -> bool {
+        matches!(self, Mode::Hierarchical | Mode::Hybrid)
+    }
 }
 
 /// How the trunk is fine-tuned.
@@ -221,6 +235,15 @@ pub struct TrainConfig {
     /// Hierarchical mode: one neck per head, or one shared neck.
     #[serde(default)]
     pub neck: crate::model::Neck,
+    /// Hybrid mode: the residual head's concepts (the most frequent on none of the levels).
+    #[serde(default = "default_rest_top_k")]
+    pub rest_top_k: usize,
+    /// Hybrid mode: whether noise-flagged concepts may be learned by the residual head.
+    #[serde(default = "default_noise")]
+    pub noise: crate::eval::ceiling::Noise,
+    /// kNN mode: neighbours that vote.
+    #[serde(default = "default_knn_k")]
+    pub knn_k: usize,
 }
 
 impl Default for TrainConfig {
@@ -266,6 +289,9 @@ impl Default for TrainConfig {
             keep: Keep::Best,
             max_constraint: false,
             neck: crate::model::Neck::PerHead,
+            rest_top_k: default_rest_top_k(),
+            noise: default_noise(),
+            knn_k: default_knn_k(),
         }
     }
 }
@@ -335,11 +361,17 @@ impl TrainConfig {
         if self.val_labels.is_none() {
             require(self.val_split > 0.0 && self.val_split < 1.0, "val-split", self.val_split, "must be in (0, 1) when no --val-labels is given")?;
         }
-        if self.mode == Mode::Flat {
+        if matches!(self.mode, Mode::Flat | Mode::Knn) {
             require(self.top_k >= 1, "top-k", self.top_k, "must be at least 1")?;
         }
-        if self.mode == Mode::Hierarchical && self.levels.is_empty() {
-            return Err(ConfigError::Combination("--levels must name at least one level in hierarchical mode"));
+        if self.mode == Mode::Knn {
+            require(self.knn_k >= 1, "knn-k", self.knn_k, "must be at least 1")?;
+        }
+        if self.mode.has_levels() && self.levels.is_empty() {
+            return Err(ConfigError::Combination("--levels must name at least one level in hierarchical and hybrid mode"));
+        }
+        if self.mode == Mode::Hybrid {
+            require(self.rest_top_k >= 1, "rest-top-k", self.rest_top_k, "must be at least 1")?;
         }
         if let Some(a) = &self.augment {
             require(a.rotation_deg.is_finite() && (0.0..=180.0).contains(&a.rotation_deg), "rotation", a.rotation_deg, "must be in 0..=180 degrees")?;
@@ -369,6 +401,18 @@ impl TrainConfig {
 
 fn default_feature_cache_gib() -> f64 {
     4.0
+}
+
+fn default_rest_top_k() -> usize {
+    100
+}
+
+fn default_knn_k() -> usize {
+    10
+}
+
+fn default_noise() -> crate::eval::ceiling::Noise {
+    crate::eval::ceiling::Noise::Keep
 }
 
 fn legacy_calibration() -> Calibration {

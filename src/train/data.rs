@@ -13,7 +13,11 @@ use crate::data::images::ImageDir;
 use crate::data::labels::{read_labels, ParseOptions, SkipReport};
 use crate::data::loader::ImageSource;
 use crate::model::{HeadConfig, HeadKind, HeadSpec, ModelConfig, Neck, SingleLabelDecoding};
+use crate::eval::ceiling::residual_top;
 use crate::ontology::Ontology;
+
+/// The name of a hybrid model's residual head (and of its concepts' threshold group).
+pub const REST: &str = "rest";
 
 /// The images a run trains and validates on.
 pub struct TrainData {
@@ -32,6 +36,9 @@ impl TrainData {
         let opts = ParseOptions { skip_bad: cfg.skip_bad, ..Default::default() };
         let images = ImageDir::open(&cfg.images)?;
         let (rows, mut skipped) = read_labels(&cfg.train_labels, opts)?;
+        if let Some(note) = skipped.detected_note() {
+            eprintln!("{note}");
+        }
         let (full, img_skips) = Dataset::open(&rows, &cfg.train_labels.display().to_string(), &images, cfg.skip_bad)?;
         skipped.merge(img_skips);
         let (train, val) = match &cfg.val_labels {
@@ -73,19 +80,20 @@ impl TrainData {
 }
 
 /// Head specs for `cfg` from the training labels: the flat top-K, or one head per level with the
-/// level's concepts that occur on at least `min_count` images, most frequent first. A level whose
-/// concepts never co-occur on a training image gets a single-label head.
+/// level's concepts that occur on at least `min_count` images, most frequent first (a level whose
+/// concepts never co-occur on a training image gets a single-label head); hybrid models add the
+/// residual head [`REST`] over the `rest_top_k` most frequent concepts on none of the levels.
 pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
     let counts = train.concept_counts();
     match cfg.mode {
-        Mode::Flat => {
+        Mode::Flat | Mode::Knn => {
             let space = LabelSpace::top_k(&counts, cfg.top_k, cfg.min_count);
             if space.is_empty() {
                 return Err(TrainError::NoConcepts { what: format!("no concept occurs on at least {} training images", cfg.min_count) });
             }
-            Ok(vec![HeadSpec::new("flat", space.concepts, HeadKind::MultiLabel)])
+            Ok(vec![HeadSpec::new(if cfg.mode == Mode::Knn { "knn" } else { "flat" }, space.concepts, HeadKind::MultiLabel)])
         }
-        Mode::Hierarchical => {
+        Mode::Hierarchical | Mode::Hybrid => {
             let mut specs = Vec::new();
             for &level in &cfg.levels {
                 let mut concepts: Vec<(String, usize)> =
@@ -99,6 +107,19 @@ pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Re
                 let max_per_image = train.labels.iter().map(|l| l.iter().filter(|c| set.contains(c.as_str())).count()).max().unwrap_or(0);
                 let kind = if max_per_image <= 1 { HeadKind::SingleLabel } else { HeadKind::MultiLabel };
                 specs.push(HeadSpec::new(level.to_string(), concepts.into_iter().map(|(c, _)| c).collect(), kind));
+            }
+            if cfg.mode == Mode::Hybrid {
+                let frequency: Vec<(String, usize)> = {
+                    let mut v: Vec<(String, usize)> = counts.iter().filter(|(_, &n)| n >= cfg.min_count.max(1)).map(|(c, &n)| (c.clone(), n)).collect();
+                    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                    v
+                };
+                let rest = residual_top(&frequency, ontology, &cfg.levels, cfg.rest_top_k, cfg.noise);
+                if rest.is_empty() {
+                    eprintln!("note: every training concept lies on a chosen level; the residual head is left out");
+                } else {
+                    specs.push(HeadSpec::new(REST, rest, HeadKind::MultiLabel));
+                }
             }
             if specs.is_empty() {
                 let levels: Vec<String> = cfg.levels.iter().map(|l| l.to_string()).collect();
@@ -117,7 +138,7 @@ pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Re
 /// decoding rule.
 pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Result<ModelConfig, TrainError> {
     let mut heads = head_specs(cfg, train, ontology)?;
-    let hierarchical = cfg.mode == Mode::Hierarchical;
+    let hierarchical = cfg.mode.has_levels();
     if hierarchical {
         for spec in &mut heads {
             match spec.kind {

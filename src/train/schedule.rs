@@ -83,8 +83,11 @@ pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: boo
     let trunk_all: Vec<String> = TRUNK_GROUPS.iter().map(|s| s.to_string()).collect();
     let trunk_trains = cfg.strategy != Strategy::Head;
     let mut stages = Vec::new();
+    if cfg.mode == Mode::Knn {
+        return Schedule { stages }; // nothing is trained
+    }
     match (cfg.mode, cfg.schedule) {
-        (Mode::Hierarchical, HierSchedule::Stepwise | HierSchedule::Curriculum) if head_names.len() > 1 => {
+        (Mode::Hierarchical | Mode::Hybrid, HierSchedule::Stepwise | HierSchedule::Curriculum) if head_names.len() > 1 => {
             // curriculum: the levels are added over the first half, then all train together
             let joint = if cfg.schedule == HierSchedule::Curriculum { cfg.epochs - cfg.epochs / 2 } else { 0 };
             let epochs = split_epochs(cfg.epochs - joint, head_names.len(), !cfg.fair_schedule && joint == 0);

@@ -195,6 +195,8 @@ impl<'o> Trainer<'o> {
         if let (Some(w), None) = (&cfg.weights, &checkpoint) {
             let rep = weights::load_trunk_weights(&vs, w)?;
             eprintln!("loaded {} trunk tensors from {} ({} ignored)", rep.loaded, w.display(), rep.ignored);
+        } else if cfg.mode == Mode::Knn && cfg.weights.is_none() {
+            eprintln!("note: no --weights: the kNN embeddings come from an untrained trunk (give a trained run's model.safetensors or pretrained weights)");
         }
         let channels_last = cfg.memory_format.channels_last(device, cfg.amp);
         model.set_channels_last(&vs, channels_last);
@@ -220,7 +222,7 @@ impl<'o> Trainer<'o> {
         let train_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.train.labels)).collect();
         let val_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.val.labels)).collect();
         let losses = Losses::new(&model_cfg.heads, &train_targets, &cfg, device);
-        let decoder = Decoder::new(&model_cfg, ontology, cfg.mode == Mode::Hierarchical);
+        let decoder = Decoder::new(&model_cfg, ontology, cfg.mode.has_levels());
         let metrics = run.metrics_log(progress.completed_epochs)?;
         let trainer = Trainer {
             cfg,
@@ -290,6 +292,8 @@ impl<'o> Trainer<'o> {
             match self.cfg.mode {
                 Mode::Flat => "flat",
                 Mode::Hierarchical => "hierarchical",
+                Mode::Hybrid => "hybrid",
+                Mode::Knn => "kNN retrieval (no training)",
             },
             self.cfg.trunk,
             heads.len(),
@@ -581,6 +585,7 @@ impl<'o> Trainer<'o> {
     pub fn finish(mut self) -> Result<TrainSummary, TrainError> {
         let last_is_kept = self.progress.best_epoch == self.progress.completed_epochs;
         let val_probs = match (self.last_val_probs.take(), last_is_kept) {
+            _ if self.cfg.mode == Mode::Knn => self.build_knn_index()?,
             (Some(p), true) => p,
             (_, false) => {
                 eprintln!("keeping epoch {} (best validation F1 {:.4}), not the last ({})", self.progress.best_epoch, self.progress.best_f1, self.progress.completed_epochs);
@@ -607,6 +612,26 @@ impl<'o> Trainer<'o> {
         };
         self.run.write_json(run_dir::SUMMARY, &summary)?;
         Ok(summary)
+    }
+
+    /// kNN mode: embed the training images, write the index (`knn.safetensors`) and the trunk's
+    /// weights (`model.safetensors`), and return the validation images' scores.
+    fn build_knn_index(&mut self) -> Result<Array2<f32>, TrainError> {
+        use crate::predict::knn::{embeddings, KnnIndex, INDEX};
+        let pipe = Pipeline { size: self.cfg.image_size, augment: None };
+        let labels = match &self.train_targets[0] {
+            HeadTargets::Multi(v, k) => Tensor::from_slice(v).view([-1, *k as i64]).to_device(self.device),
+            HeadTargets::Single(_) => unreachable!("a kNN label space is multi-label"),
+        };
+        let index = KnnIndex { embeddings: embeddings(&self.model, &pipe, &self.data.train_source, self.cfg.batch_size, self.device)?, labels, k: self.cfg.knn_k };
+        let path = self.run.file(INDEX);
+        run_dir::write_atomic(&path, |tmp| index.save(tmp).map_err(|e| std::io::Error::other(run_dir::short_tch_error(&e)))).map_err(|source| RunError::Write { path, source })?;
+        self.run.save_model(&self.vs)?;
+        let scores = index.scores(&embeddings(&self.model, &pipe, &self.data.val_source, self.cfg.batch_size, self.device)?);
+        let mut out = Array2::<f32>::zeros((self.data.val.len(), self.model_cfg.concepts().len()));
+        store_rows(&mut out, &(0..self.data.val.len()).collect::<Vec<_>>(), &scores)?;
+        eprintln!("kNN index: {} training images, {} concepts, k = {}", self.data.train.len(), self.model_cfg.concepts().len(), self.cfg.knn_k);
+        Ok(out)
     }
 
     /// Load `model.safetensors` (the kept epoch's weights) into the model.
