@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use common::chromium::{chromium, chromium_cmd, run_limited};
+use common::chromium::{chromium_cmd, chromium_or_skip, run_limited};
+use common::{read_map, write_map, LabelMap as Map};
 
 mod common;
 
@@ -43,25 +44,6 @@ fn run_ok(args: &[&str]) -> String {
     let (code, out, err) = run(args);
     assert_eq!(code, 0, "conceptree {args:?} failed:\n{out}\n{err}");
     out
-}
-
-type Map = BTreeMap<String, BTreeSet<String>>;
-
-fn read_map(path: &Path) -> Map {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (id, c) = l.split_once('\t').unwrap();
-            (id.to_string(), c.split(';').filter(|x| !x.is_empty()).map(str::to_string).collect())
-        })
-        .collect()
-}
-
-fn write_map(path: &Path, m: &Map) {
-    let text: String = m.iter().map(|(id, c)| format!("{id}\t{}\n", c.iter().cloned().collect::<Vec<_>>().join(";"))).collect();
-    std::fs::write(path, text).unwrap();
 }
 
 /// A phantom data set with a prediction file in which each error kind occurs a known number of
@@ -295,13 +277,7 @@ fn analyse_bad_input_exits_2() {
 
 #[test]
 fn report_renders_in_headless_chromium() {
-    let bin = match chromium() {
-        Ok(b) => b,
-        Err(why) => {
-            println!("skipped: chromium unavailable: {why}");
-            return;
-        }
-    };
+    let Some(bin) = chromium_or_skip() else { return };
     let c = make_case();
     let out = c.root.join("report");
     analyse(&c, &out, &["--scores", s(&c.scores)]);

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod common;
-use common::chromium::{chromium, Browser};
+use common::chromium::{chromium_or_skip, Browser};
 use common::http::Client;
-use common::{run, run_fails, run_ok, s, std_bin};
+use common::{read_map, run, run_fails, run_ok, s, std_bin, write_map, LabelMap};
 
 const PNEUMONIA: &str = "C0032285";
 /// "Effusion", what the browser test searches for.
@@ -32,24 +32,7 @@ struct Fixture {
     gt: PathBuf,
     flat: PathBuf,
     hier: PathBuf,
-    preds: [BTreeMap<String, BTreeSet<String>>; 2],
-}
-
-fn read_map(path: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (id, c) = l.split_once('\t').unwrap();
-            (id.to_string(), c.split(';').filter(|x| !x.is_empty()).map(str::to_string).collect())
-        })
-        .collect()
-}
-
-fn write_map(path: &Path, m: &BTreeMap<String, BTreeSet<String>>) {
-    let text: String = m.iter().map(|(id, c)| format!("{id}\t{}\n", c.iter().cloned().collect::<Vec<_>>().join(";"))).collect();
-    std::fs::write(path, text).unwrap();
+    preds: [LabelMap; 2],
 }
 
 fn fixture() -> Fixture {
@@ -465,13 +448,7 @@ fn two_reviewers_then_report_and_export() {
 
 #[test]
 fn review_in_headless_chromium_with_the_keyboard() {
-    let bin = match chromium() {
-        Ok(b) => b,
-        Err(why) => {
-            println!("skipped: chromium unavailable: {why}");
-            return;
-        }
-    };
+    let Some(bin) = chromium_or_skip() else { return };
     let f = fixture();
     let db = f.root.join("r.sqlite");
     let mut args = f.serve_args(&db, "e2e");

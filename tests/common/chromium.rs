@@ -37,6 +37,12 @@ pub fn chromium() -> Result<PathBuf, String> {
     find_chromium().ok_or_else(|| "apt-get install chromium finished but /usr/bin/chromium is missing".into())
 }
 
+/// Chromium for a browser test, or `None` where it cannot be had: the reason is printed and the
+/// test returns early (skips).
+pub fn chromium_or_skip() -> Option<PathBuf> {
+    chromium().map_err(|why| println!("skipped: chromium unavailable: {why}")).ok()
+}
+
 /// Runs `cmd` with stdout to `stdout_file`, killing it after `limit`.
 pub fn run_limited(mut cmd: Proc, stdout_file: &Path, limit: Duration) -> Result<(), String> {
     let out = std::fs::File::create(stdout_file).map_err(|e| e.to_string())?;
