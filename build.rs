@@ -38,8 +38,13 @@ fn main() {
             println!("cargo:rustc-env=CONCEPTREE_GIT_COMMIT={commit}{}", if dirty { "-dirty" } else { "" });
         }
     }
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/index");
+    // where git keeps HEAD and the index: `.git/` in a clone, elsewhere in a worktree (whose `.git`
+    // is a file; a path that does not exist would rerun this script, and rebuild the crate, every time)
+    for file in ["HEAD", "index"] {
+        let path = Command::new("git").args(["rev-parse", "--git-path", file]).output().ok().filter(|o| o.status.success());
+        let path = path.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).filter(|p| !p.is_empty());
+        println!("cargo:rerun-if-changed={}", path.unwrap_or_else(|| format!(".git/{file}")));
+    }
     for var in ["LIBTORCH", "LIBTORCH_LIB", "LIBTORCH_USE_PYTORCH", "VIRTUAL_ENV"] {
         println!("cargo:rerun-if-env-changed={var}");
     }

@@ -423,3 +423,48 @@ pub fn analyse(a: AnalyseCommand) -> Result<(), Error> {
     println!("wrote {} and {} ({})", files.markdown.display(), files.html.display(), a.out.display());
     Ok(())
 }
+
+/// `conceptree review serve`: prepares (or resumes) the review, serves it until Ctrl-C.
+pub fn review_serve(mut cfg: conceptree::review::ServeConfig, token_file: Option<&Path>) -> Result<(), Error> {
+    use conceptree::review;
+    if let Some(f) = token_file {
+        cfg.token = Some(review::read_token_file(f)?);
+    }
+    let p = review::prepare(&cfg)?;
+    for n in &p.notes {
+        eprintln!("note: {n}");
+    }
+    let what = format!("{} review of {}", if p.created { "new" } else { "resumed" }, cfg.db.display());
+    let blind = p.set.meta.blind.as_str();
+    let served = review::server::serve(p, &cfg, |r| {
+        println!("{what}: {} image(s), {} model(s) shown blind ({blind}), reviewer '{}', {} done", r.images, r.models, cfg.reviewer, r.done);
+        println!("open {}", r.url);
+        println!("Ctrl-C stops the server; every verdict shown as saved is already on disk");
+    })?;
+    println!("stopped: {} action(s) saved in this session, {} in all", served.actions, served.total);
+    Ok(())
+}
+
+/// `conceptree review report`.
+pub fn review_report(db: &Path, out: Option<&Path>, json: bool, opts: &conceptree::review::report::ReportOptions) -> Result<(), Error> {
+    use conceptree::review::report;
+    let r = report::report_db(db, opts)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("reports serialise"));
+    } else {
+        print!("{}", report::render_text(&r));
+    }
+    if let Some(out) = out {
+        let f = report::write_report(&r, out, opts.max_images)?;
+        eprintln!("wrote {} and {}", f.html.display(), f.json.display());
+    }
+    Ok(())
+}
+
+/// `conceptree review export`.
+pub fn review_export(db: &Path, out: &Path, format: Option<conceptree::review::export::ExportFormat>) -> Result<(), Error> {
+    use conceptree::review::export;
+    let n = export::export(db, out, format.unwrap_or_else(|| export::ExportFormat::from_path(out)))?;
+    println!("wrote {n} row(s) to {}", out.display());
+    Ok(())
+}

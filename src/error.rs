@@ -26,6 +26,7 @@ use crate::predict::PredictError;
 use crate::report::analyse::AnalyseError;
 use crate::report::figures::FigureError;
 use crate::report::plot::PngError;
+use crate::review::ReviewError;
 use crate::train::{ConfigError, RunError, TrainError};
 
 /// Exit code for success.
@@ -93,6 +94,8 @@ pub enum Error {
     Png(#[from] PngError),
     #[error(transparent)]
     Figure(#[from] FigureError),
+    #[error(transparent)]
+    Review(#[from] ReviewError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     /// An option or argument combination the command refuses.
@@ -179,6 +182,7 @@ impl Classify for Error {
             Error::Analyse(e) => e.is_bad_input(),
             Error::Png(e) => e.is_bad_input(),
             Error::Figure(e) => e.is_bad_input(),
+            Error::Review(e) => e.is_bad_input(),
             Error::Torch(_) => false,
             Error::Usage(_) => true,
             Error::Read { source, .. } => io_is_bad_input(false, source),
@@ -322,6 +326,35 @@ impl Classify for PngError {
     fn is_bad_input(&self) -> bool {
         match self {
             PngError::Svg(_) | PngError::Write { .. } => false,
+        }
+    }
+}
+
+impl Classify for ReviewError {
+    fn is_bad_input(&self) -> bool {
+        use std::io::ErrorKind as K;
+        match self {
+            ReviewError::Labels(e) => e.is_bad_input(),
+            ReviewError::Images(e) => e.is_bad_input(),
+            ReviewError::Ontology(e) => e.is_bad_input(),
+            ReviewError::Input { .. }
+            | ReviewError::Mismatch { .. }
+            | ReviewError::MissingImage { .. }
+            | ReviewError::Option { .. }
+            | ReviewError::OtherReview { .. }
+            | ReviewError::NotADatabase { .. }
+            | ReviewError::NoReview { .. }
+            | ReviewError::UnknownImage { .. }
+            | ReviewError::NotPredicted { .. }
+            | ReviewError::UnknownCui { .. }
+            | ReviewError::UnknownTerm { .. }
+            | ReviewError::Invalid { .. }
+            | ReviewError::ReusedRequest { .. } => true,
+            ReviewError::Read { source, .. } => io_is_bad_input(false, source),
+            ReviewError::Write { source, .. } => io_is_bad_input(true, source),
+            // a port in use or an address not on this machine: fixed by another --port or --bind
+            ReviewError::Bind { source, .. } => matches!(source.kind(), K::AddrInUse | K::AddrNotAvailable | K::PermissionDenied),
+            ReviewError::Db { .. } | ReviewError::Serve(_) => false,
         }
     }
 }

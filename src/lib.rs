@@ -5,6 +5,8 @@
 //! ([`model`]), trained by [`train`], used by [`predict`], scored by [`eval`] and analysed by
 //! [`report`]; [`experiment`] runs whole studies and [`synth`] writes the built-in phantom
 //! data set. [`error`] holds the one rule for exit codes.
+//! [`review`] is the clinical review app: a clinician judges predicted concepts blind, and its
+//! report gives clinical precision per level and model.
 pub mod cui;
 pub mod data;
 pub mod error;
@@ -14,6 +16,7 @@ pub mod model;
 pub mod ontology;
 pub mod predict;
 pub mod report;
+pub mod review;
 pub mod synth;
 pub mod train;
 

@@ -45,6 +45,9 @@ enum Command {
     /// Inspect, validate and export the concept hierarchy.
     #[command(subcommand)]
     Ontology(OntologyCmd),
+    /// Clinical review: a browser app where a clinician judges predicted concepts blind to the model; its report and export.
+    #[command(subcommand)]
+    Review(ReviewCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -535,6 +538,128 @@ enum OntologyCmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum ReviewCmd {
+    /// Serve the review app: one image at a time, each predicted concept marked correct / wrong / unsure without knowing which model said it; resumable.
+    Serve(Box<ReviewServeArgs>),
+    /// Clinical precision per level and concept for each model, missed terms, reviewer agreement (kappa), the paired difference between models, and a Table-5-style page.
+    Report {
+        /// Review database written by `review serve`.
+        #[arg(long)]
+        db: PathBuf,
+        /// Folder to write review.html (one file, thumbnails inline) and review.json into.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Image folder for the thumbnails (default: the folder the review was made with).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Bootstrap resamples for the interval of the paired difference (100 to 100000).
+        #[arg(long, default_value_t = conceptree::review::report::DEFAULT_BOOTSTRAP)]
+        bootstrap: usize,
+        /// Reviewed images shown on the page (review.json has all of them).
+        #[arg(long, default_value_t = conceptree::review::report::DEFAULT_MAX_IMAGES)]
+        max_images: usize,
+    },
+    /// Every verdict and missing term of a review as CSV or JSON.
+    Export {
+        /// Review database written by `review serve`.
+        #[arg(long)]
+        db: PathBuf,
+        /// File to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// csv or json (default: from the extension of --out, else csv).
+        #[arg(long, value_enum)]
+        format: Option<conceptree::review::export::ExportFormat>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ReviewServeArgs {
+    /// Review database (SQLite, WAL): made on first use, resumed afterwards.
+    #[arg(long)]
+    db: PathBuf,
+    /// Folder holding the images (`<id>.jpg|jpeg|png`, any case); needed to start a review (default when resuming: the review's folder).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// One model's predictions (ImageCLEF 2019, 2020+ or ROCO layout); give it once per model. Needed to start a review; checked by content hash when resuming.
+    #[arg(long = "pred", value_name = "FILE")]
+    preds: Vec<PathBuf>,
+    /// `predict --explain` output of each --pred file, in the same order: the page shows each concept's probability.
+    #[arg(long)]
+    explain: Vec<PathBuf>,
+    /// Ground truth, hidden unless the reviewer asks for it (showing it is recorded).
+    #[arg(long)]
+    gt: Option<PathBuf>,
+    /// Ontology for the concepts' names and levels and for the search (default: built-in).
+    #[arg(long)]
+    ontology: Option<PathBuf>,
+    /// UMLS MRCONSO.RRF (or the folder holding it): English synonyms to search for missing terms.
+    #[arg(long)]
+    synonyms: Option<PathBuf>,
+    /// Name stored with every verdict (a second reviewer serves the same database under another name).
+    #[arg(long, default_value = conceptree::review::DEFAULT_REVIEWER)]
+    reviewer: String,
+    /// Number of images to review, at least 1 (default: every image predicted by every model).
+    #[arg(long)]
+    sample: Option<usize>,
+    /// Seed of the sample and of the blinded order of the models (default 42).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// How the sample is drawn: random, stratified (as many per modality), disagreement (where the models differ most); default random.
+    #[arg(long, value_enum)]
+    strategy: Option<conceptree::review::Strategy>,
+    /// How several models are shown: sets (one model's concepts at a time, in an order drawn per image) or union (one unattributed list); default sets.
+    #[arg(long, value_enum)]
+    blind: Option<conceptree::review::BlindMode>,
+    /// Address to listen on; anything but a loopback address needs --token.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Port (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Token every request must carry: at least 16 characters of A-Z a-z 0-9 - . _ ~ (e.g. `openssl rand -hex 16`).
+    #[arg(long, conflicts_with = "token_file")]
+    token: Option<String>,
+    /// File whose first line is the token (keeps it out of the process list).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+fn review(c: ReviewCmd) -> Result<(), Error> {
+    match c {
+        ReviewCmd::Serve(a) => {
+            let a = *a;
+            let cfg = conceptree::review::ServeConfig {
+                db: a.db,
+                images: a.images,
+                preds: a.preds,
+                explain: a.explain,
+                gt: a.gt,
+                ontology: a.ontology,
+                synonyms: a.synonyms,
+                reviewer: a.reviewer,
+                sample: a.sample,
+                seed: a.seed,
+                strategy: a.strategy,
+                blind: a.blind,
+                bind: a.bind,
+                port: a.port,
+                token: a.token,
+            };
+            commands::review_serve(cfg, a.token_file.as_deref())
+        }
+        ReviewCmd::Report { db, out, json, images, bootstrap, max_images } => {
+            let opts = conceptree::review::report::ReportOptions { bootstrap, max_images, images, thumbnails: out.is_some() };
+            commands::review_report(&db, out.as_deref(), json, &opts)
+        }
+        ReviewCmd::Export { db, out, format } => commands::review_export(&db, &out, format),
+    }
+}
+
 fn main() {
     // a closed output pipe (`conceptree ... | head`) ends the program quietly instead of panicking
     commands::reset_sigpipe();
@@ -598,6 +723,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             commands::analyse(commands::AnalyseCommand { gt: a.gt, pred: a.pred, out: a.out, ontology: a.ontology, scores: a.scores, format: a.format, allow_missing: a.allow_missing, cfg })
         }
         Command::Ontology(c) => ontology(c),
+        Command::Review(c) => review(c),
     }
 }
 

@@ -3,10 +3,13 @@
 //! headless-Chromium rendering of report.html.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command as Proc, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
+use common::chromium::{chromium_cmd, chromium_or_skip, run_limited};
+use common::{read_map, write_map, LabelMap as Map};
+
+mod common;
 
 const CT: &str = "C0040405";
 const MRI: &str = "C0024485";
@@ -41,25 +44,6 @@ fn run_ok(args: &[&str]) -> String {
     let (code, out, err) = run(args);
     assert_eq!(code, 0, "conceptree {args:?} failed:\n{out}\n{err}");
     out
-}
-
-type Map = BTreeMap<String, BTreeSet<String>>;
-
-fn read_map(path: &Path) -> Map {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (id, c) = l.split_once('\t').unwrap();
-            (id.to_string(), c.split(';').filter(|x| !x.is_empty()).map(str::to_string).collect())
-        })
-        .collect()
-}
-
-fn write_map(path: &Path, m: &Map) {
-    let text: String = m.iter().map(|(id, c)| format!("{id}\t{}\n", c.iter().cloned().collect::<Vec<_>>().join(";"))).collect();
-    std::fs::write(path, text).unwrap();
 }
 
 /// A phantom data set with a prediction file in which each error kind occurs a known number of
@@ -291,77 +275,9 @@ fn analyse_bad_input_exits_2() {
 // ---------------------------------------------------------------------------------------------
 // Headless Chromium
 
-fn find_chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.is_file())
-}
-
-/// Chromium, installing Debian's package if needed; `Err` says why it cannot be had.
-fn chromium() -> Result<PathBuf, String> {
-    if let Some(p) = find_chromium() {
-        return Ok(p);
-    }
-    let apt = |args: &[&str]| {
-        Proc::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| format!("apt-get: {e}"))
-            .and_then(|s| if s.success() { Ok(()) } else { Err(format!("apt-get {} exited with {s}", args.join(" "))) })
-    };
-    let install = ["install", "-y", "-qq", "chromium"];
-    if let Err(first) = apt(&install) {
-        apt(&["update", "-qq"]).map_err(|e| format!("{first}; {e}"))?;
-        apt(&install)?;
-    }
-    find_chromium().ok_or_else(|| "apt-get install chromium finished but /usr/bin/chromium is missing".into())
-}
-
-/// Runs `cmd` with stdout to `stdout_file`, killing it after `limit`.
-fn run_limited(mut cmd: Proc, stdout_file: &Path, limit: Duration) -> Result<(), String> {
-    let out = std::fs::File::create(stdout_file).map_err(|e| e.to_string())?;
-    let mut child = cmd.stdout(out).stderr(Stdio::null()).spawn().map_err(|e| format!("cannot start chromium: {e}"))?;
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
-            return if st.success() { Ok(()) } else { Err(format!("chromium exited with {st}")) };
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("chromium took longer than {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn chromium_cmd(bin: &Path, profile: &Path) -> Proc {
-    let mut c = Proc::new(bin);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
-}
-
 #[test]
 fn report_renders_in_headless_chromium() {
-    let bin = match chromium() {
-        Ok(b) => b,
-        Err(why) => {
-            println!("skipped: chromium unavailable: {why}");
-            return;
-        }
-    };
+    let Some(bin) = chromium_or_skip() else { return };
     let c = make_case();
     let out = c.root.join("report");
     analyse(&c, &out, &["--scores", s(&c.scores)]);

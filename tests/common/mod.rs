@@ -1,6 +1,10 @@
 //! Helpers shared by the end-to-end tests: the real binary, its outcomes, and tiny generated data.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod chromium;
+pub mod http;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -35,6 +39,28 @@ pub fn run_fails<S: AsRef<str>>(args: &[S], code: i32) -> String {
     let shown: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
     assert_eq!(got, code, "conceptree {shown:?}:\n{out}\n{err}");
     err
+}
+
+/// Concepts by image id, as in a label or prediction file.
+pub type LabelMap = BTreeMap<String, BTreeSet<String>>;
+
+/// An `id<TAB>CUI;CUI` file (ImageCLEF 2019, the phantoms' and `predict`'s layout).
+pub fn read_map(path: &Path) -> LabelMap {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (id, c) = l.split_once('\t').unwrap();
+            (id.to_string(), c.split(';').filter(|x| !x.is_empty()).map(str::to_string).collect())
+        })
+        .collect()
+}
+
+/// Writes `m` as an `id<TAB>CUI;CUI` file.
+pub fn write_map(path: &Path, m: &LabelMap) {
+    let text: String = m.iter().map(|(id, c)| format!("{id}\t{}\n", c.iter().cloned().collect::<Vec<_>>().join(";"))).collect();
+    std::fs::write(path, text).unwrap();
 }
 
 /// `n` phantoms of 32 px in `dir`.
