@@ -2,26 +2,13 @@
 //! the hybrid model's residual head and the kNN retrieval baseline, end to end through the CLI.
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::{run_ok, s, train};
+use common::{read_map as labels, run_ok, s, train};
 use serde_json::Value;
 
 /// "Marrow", the label of a burned-in arrow: on no level.
 const ARROW: &str = "C0376152";
-
-fn labels(path: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (id, cuis) = l.split_once('\t').unwrap();
-            (id.to_string(), cuis.split(';').filter(|c| !c.is_empty()).map(str::to_string).collect())
-        })
-        .collect()
-}
 
 fn annotated(dir: &Path, n: usize) {
     run_ok(&["data", "synth", "--out", s(dir), "--n", &n.to_string(), "--image-size", "32", "--seed", "3", "--annotations"]);
