@@ -161,6 +161,21 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
     Ok(())
 }
 
+/// `conceptree export`: the run as a TorchScript module and its description.
+pub fn export(cfg: conceptree::predict::export::ExportConfig) -> Result<(), Error> {
+    let s = conceptree::predict::export::export(&cfg)?;
+    let examples = if s.examples > 0 { format!(" and {} example images", s.examples) } else { String::new() };
+    println!(
+        "exported {} ({} concepts{examples}) to {}: {}; the saved module reproduces the model's probabilities within {:.1e}",
+        cfg.model.display(),
+        s.concepts,
+        cfg.out.display(),
+        s.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>().join(", "),
+        s.max_diff
+    );
+    Ok(())
+}
+
 /// Ground truth (empty label sets allowed, as in ImageCLEF) and a submission validated against it
 /// the way the official pre-check does (unknown/repeated ids and repeated concepts are errors).
 fn read_gt_and_submission(gt: &Path, pred: &Path, format: LabelFormat, allow_missing: bool) -> Result<(BTreeMap<String, BTreeSet<String>>, submission::ValidatedSubmission), Error> {
