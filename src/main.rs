@@ -404,6 +404,9 @@ struct PredictArgs {
     /// Predict with an unfinished run's last saved weights (needs --threshold).
     #[arg(long, requires = "threshold")]
     allow_unfinished: bool,
+    /// Continue an interrupted prediction into --out (give the command it was started with, plus --resume); finished batches are not redone. Without an interrupted one, predict from the start.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Args, Debug)]
@@ -593,6 +596,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             batch_size: a.batch_size,
             device: a.device,
             skip_bad: a.skip_bad,
+            resume: a.resume,
             load: conceptree::predict::LoadOptions { ontology: a.ontology, threshold: a.threshold, allow_unfinished: a.allow_unfinished, allow_ontology_change: a.allow_ontology_change },
         }),
         Command::Export(a) => commands::export(conceptree::predict::export::ExportConfig { model: a.model, out: a.out, format: a.format, examples: a.examples, force: a.force }),

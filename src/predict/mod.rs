@@ -10,6 +10,7 @@ pub mod decoder;
 pub mod explain;
 pub mod export;
 pub mod knn;
+pub mod stream;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,18 @@ pub enum PredictError {
     Images(#[from] DatasetError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{} is being written by another conceptree process; wait for it to finish, or write to another file", path.display())]
+    InUse { path: PathBuf },
+    #[error("an interrupted prediction into {} is waiting ({done} of {total} images done, recorded in {}): add --resume to continue it, or delete {} and {} to start over", out.display(), progress.display(), progress.display(), stream::partial_path(out).display())]
+    Interrupted { out: PathBuf, done: usize, total: usize, progress: PathBuf },
+    #[error("{}: the interrupted prediction was made with {what}; resume it with the command it was started with, or delete {} and the .partial file beside it to start over", progress.display(), progress.display())]
+    ResumeMismatch { progress: PathBuf, what: String },
+    #[error("{}: cannot resume: {reason}; delete it and the other .partial/.progress.json files beside the output to start over", path.display())]
+    ResumeDamaged { path: PathBuf, reason: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -75,7 +88,13 @@ impl crate::error::Classify for PredictError {
             | PredictError::Weights { .. }
             | PredictError::Threshold(_)
             | PredictError::IdFile { .. }
-            | PredictError::NoImages(_) => true,
+            | PredictError::NoImages(_)
+            | PredictError::InUse { .. }
+            | PredictError::Interrupted { .. }
+            | PredictError::ResumeMismatch { .. }
+            | PredictError::ResumeDamaged { .. } => true,
+            PredictError::Read { source, .. } => crate::error::io_is_bad_input(false, source),
+            PredictError::Write { source, .. } => crate::error::io_is_bad_input(true, source),
             PredictError::Torch(_) => false,
         }
     }
