@@ -1,14 +1,13 @@
 //! Command implementations: argument plumbing only. Each turns parsed arguments into library calls
 //! and prints what they return; the logic lives in the library, with its tests.
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use conceptree::data::labels::{read_labels, to_map, write_clef2019, LabelFormat, ParseOptions};
+use conceptree::data::labels::{read_labels, to_map, LabelFormat, ParseOptions};
 use conceptree::data::{self};
 use conceptree::eval::{self, metrics, submission};
 use conceptree::ontology::{Level, Ontology};
-use conceptree::predict::{images_to_predict, ExplainRecord, LoadOptions, LoadedRun};
+use conceptree::predict::{images_to_predict, LoadOptions, LoadedRun};
 use conceptree::train::{self, run_dir, DeviceChoice, RunDir, TrainConfig};
 use conceptree::Error;
 
@@ -123,10 +122,13 @@ pub struct PredictCommand {
     pub batch_size: usize,
     pub device: DeviceChoice,
     pub skip_bad: bool,
+    pub resume: bool,
     pub load: LoadOptions,
 }
 
 pub fn predict(a: PredictCommand) -> Result<(), Error> {
+    use conceptree::predict::stream::{predict_into_files, ProgressMeter, StreamOptions};
+    use std::io::IsTerminal;
     if a.batch_size == 0 {
         return Err(Error::usage("--batch-size 0: must be at least 1"));
     }
@@ -138,26 +140,40 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
     if !dir.ignored.is_empty() {
         eprintln!("note: in {}, not taken as images: {}", dir.dir.display(), dir.ignored);
     }
+    drop(dir);
     if !skipped.is_empty() {
         eprint!("{skipped}");
     }
-    let paths: Vec<PathBuf> = items.iter().map(|(_, p)| p.clone()).collect();
-    let (probs, sets) = run.predict(&paths, a.batch_size)?;
-    run_dir::write_atomic(&a.out, |tmp| write_clef2019(tmp, items.iter().zip(&sets).map(|((id, _), s)| (id.clone(), s.iter().cloned().collect())))).map_err(Error::write(&a.out))?;
-    if let Some(path) = &a.explain {
-        let decoder = run.decoder();
-        run_dir::write_atomic(path, |tmp| {
-            let mut w = std::io::BufWriter::new(std::fs::File::create(tmp)?);
-            for (i, (id, _)) in items.iter().enumerate() {
-                let record = ExplainRecord::new(id, probs.row(i), &decoder, &run.thresholds, &run.ontology);
-                writeln!(w, "{}", serde_json::to_string(&record).expect("records serialise"))?;
-            }
-            w.flush()
-        })
-        .map_err(Error::write(path))?;
+    let (ids, paths): (Vec<String>, Vec<PathBuf>) = items.into_iter().unzip();
+    let opts = StreamOptions { out: a.out.clone(), explain: a.explain.clone(), batch_size: a.batch_size, resume: a.resume };
+    let mut meter = ProgressMeter::new(std::io::stderr().is_terminal());
+    let summary = predict_into_files(&run, &ids, std::sync::Arc::new(paths), &opts, &mut |tick| {
+        if let Some(text) = meter.show(tick, std::time::Instant::now()) {
+            eprint!("{text}");
+        }
+    })?;
+    if summary.nothing_to_resume {
+        eprintln!("note: --resume: there was no interrupted prediction into {}; predicted from the start", a.out.display());
+    } else if summary.resumed_from > 0 {
+        eprintln!("resumed after {} of {} images", summary.resumed_from, summary.n_images);
     }
     let skipped = if skipped.is_empty() { String::new() } else { format!(" ({} skipped)", skipped.skipped.len()) };
-    println!("wrote predictions for {} image{} to {}{skipped}", items.len(), if items.len() == 1 { "" } else { "s" }, a.out.display());
+    println!("wrote predictions for {} image{} to {}{skipped}", summary.n_images, if summary.n_images == 1 { "" } else { "s" }, a.out.display());
+    Ok(())
+}
+
+/// `conceptree export`: the run as a TorchScript module and its description.
+pub fn export(cfg: conceptree::predict::export::ExportConfig) -> Result<(), Error> {
+    let s = conceptree::predict::export::export(&cfg)?;
+    let examples = if s.examples > 0 { format!(" and {} example images", s.examples) } else { String::new() };
+    println!(
+        "exported {} ({} concepts{examples}) to {}: {}; the saved module reproduces the model's probabilities within {:.1e}",
+        cfg.model.display(),
+        s.concepts,
+        cfg.out.display(),
+        s.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>().join(", "),
+        s.max_diff
+    );
     Ok(())
 }
 

@@ -22,6 +22,7 @@ use crate::eval::submission::SubmissionError;
 use crate::eval::thresholds::ThresholdError;
 use crate::model::weights::WeightsError;
 use crate::ontology::OntologyError;
+use crate::predict::export::ExportError;
 use crate::predict::PredictError;
 use crate::report::analyse::AnalyseError;
 use crate::report::figures::FigureError;
@@ -88,6 +89,8 @@ pub enum Error {
     Train(#[from] TrainError),
     #[error(transparent)]
     Predict(#[from] PredictError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
     #[error(transparent)]
     Analyse(#[from] AnalyseError),
     #[error(transparent)]
@@ -179,6 +182,7 @@ impl Classify for Error {
             Error::Run(e) => e.is_bad_input(),
             Error::Train(e) => e.is_bad_input(),
             Error::Predict(e) => e.is_bad_input(),
+            Error::Export(e) => e.is_bad_input(),
             Error::Analyse(e) => e.is_bad_input(),
             Error::Png(e) => e.is_bad_input(),
             Error::Figure(e) => e.is_bad_input(),

@@ -35,6 +35,8 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Predict concepts for images with a trained run; writes an ImageCLEF submission.
     Predict(PredictArgs),
+    /// Export a trained run for Python pipelines: a TorchScript module (model.pt) and everything needed to use it right (model.json).
+    Export(ExportArgs),
     /// Score a submission against ground truth (official ImageCLEF F1, per level, per concept).
     Evaluate(EvaluateArgs),
     /// Per-level error analysis: error kinds, confusion tables, sample table with thumbnails, plots (HTML + Markdown + JSON).
@@ -405,6 +407,28 @@ struct PredictArgs {
     /// Predict with an unfinished run's last saved weights (needs --threshold).
     #[arg(long, requires = "threshold")]
     allow_unfinished: bool,
+    /// Continue an interrupted prediction into --out (give the command it was started with, plus --resume); finished batches are not redone. Without an interrupted one, predict from the start.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Run directory written by `conceptree train` (flat, hierarchical or hybrid; not knn).
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder to write model.pt and model.json into (new or empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// torchscript: a module traced on CPU, for `torch.jit.load`.
+    #[arg(long, value_enum, default_value_t = conceptree::predict::export::ExportFormat::Torchscript)]
+    format: conceptree::predict::export::ExportFormat,
+    /// Also write the images of this folder as decoded, resized 8-bit pixels with the probabilities conceptree predicts for them (examples.json), to check a Python pipeline against.
+    #[arg(long)]
+    examples: Option<PathBuf>,
+    /// Write into a folder that is not empty (an earlier export's files are replaced).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -697,8 +721,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             batch_size: a.batch_size,
             device: a.device,
             skip_bad: a.skip_bad,
+            resume: a.resume,
             load: conceptree::predict::LoadOptions { ontology: a.ontology, threshold: a.threshold, allow_unfinished: a.allow_unfinished, allow_ontology_change: a.allow_ontology_change },
         }),
+        Command::Export(a) => commands::export(conceptree::predict::export::ExportConfig { model: a.model, out: a.out, format: a.format, examples: a.examples, force: a.force }),
         Command::Experiment(ExperimentCmd::Paper { labels, images, out, groups, runs, common }) => {
             let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });
             commands::experiment_paper(conceptree::experiment::ExperimentConfig { labels, images, out, groups, base, runs })

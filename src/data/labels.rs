@@ -431,9 +431,14 @@ pub fn write_clef2019(path: &Path, rows: impl IntoIterator<Item = (String, Vec<S
     use std::io::Write;
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     for (id, cuis) in rows {
-        writeln!(w, "{id}\t{}", cuis.join(";"))?;
+        write_clef2019_row(&mut w, &id, &cuis)?;
     }
     w.flush()
+}
+
+/// One submission row, `id<TAB>CUI;CUI` and a newline.
+pub fn write_clef2019_row(w: &mut impl std::io::Write, id: &str, cuis: &[String]) -> std::io::Result<()> {
+    writeln!(w, "{id}\t{}", cuis.join(";"))
 }
 
 /// Rows as a map id -> CUI set.

@@ -240,14 +240,6 @@ fn sorted_counts(counts: HashMap<String, usize>) -> Vec<CuiCount> {
     out
 }
 
-/// FNV-1a, 64 bit: small, stable across platforms and Rust versions.
-fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
 
 impl Ontology {
     /// Counts per level, edges, depth, roots and leaves.
@@ -404,7 +396,7 @@ impl Ontology {
     pub fn content_hash(&self) -> String {
         let mut nodes: Vec<_> = self.graph.node_indices().collect();
         nodes.sort_by(|a, b| self.graph[*a].cui.cmp(&self.graph[*b].cui));
-        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut hash = crate::fingerprint::FNV_START;
         for n in nodes {
             let c = &self.graph[n];
             let parents: Vec<String> = self
@@ -421,8 +413,8 @@ impl Ontology {
                 c.semantic_types.join(";"),
                 if c.noise { "noise" } else { "-" }
             );
-            hash = fnv1a(row.as_bytes(), hash);
+            hash = crate::fingerprint::fnv1a(row.as_bytes(), hash);
         }
-        format!("{hash:016x}")
+        crate::fingerprint::hex(hash)
     }
 }

@@ -101,6 +101,21 @@ impl Decoder {
         Decoder { concepts, levels, head_of, heads, ancestors, enforce, single_label: model.single_label }
     }
 
+    /// The indices (into [`Decoder::concepts`]) of concept `k`'s ancestors within the model's concepts.
+    pub fn ancestors(&self, k: usize) -> &[usize] {
+        &self.ancestors[k]
+    }
+
+    /// Each head's kind and its range of concept indices, in order.
+    pub fn heads(&self) -> &[(HeadKind, Range<usize>)] {
+        &self.heads
+    }
+
+    /// How single-label heads are decided.
+    pub fn single_label(&self) -> SingleLabelDecoding {
+        self.single_label
+    }
+
     /// The decision scores of one row, and which ancestor capped each.
     fn row_scores(&self, probs: ArrayView1<f32>) -> (Vec<f32>, Vec<Option<usize>>) {
         let mut s: Vec<f32> = probs.to_vec();
@@ -157,7 +172,8 @@ impl Decoder {
         RowDecision { scores, capped_by, passed, on }
     }
 
-    fn thresholds(&self, thresholds: &Thresholds) -> Vec<f32> {
+    /// Each concept's threshold (concept > level > global), in the model's concept order.
+    pub fn thresholds(&self, thresholds: &Thresholds) -> Vec<f32> {
         self.concepts.iter().zip(&self.levels).map(|(c, l)| thresholds.for_concept(c, l.as_deref())).collect()
     }
 

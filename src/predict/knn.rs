@@ -58,7 +58,7 @@ pub fn embed(model: &Model, x: &Tensor) -> Tensor {
 /// Embeddings `[N, C]` of every image of `source` (no augmentation), in order.
 pub fn embeddings(model: &Model, pipe: &Pipeline, source: &ImageSource, batch: usize, device: Device) -> Result<Tensor, PipelineError> {
     let mut parts: Vec<Tensor> = Vec::new();
-    for_each_input(pipe, source, batch, device, |_, x| {
+    for_each_input(pipe, source, (0..source.len()).collect(), batch, device, |_, x| {
         parts.push(embed(model, x));
         Ok::<(), PipelineError>(())
     })?;

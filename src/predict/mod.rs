@@ -8,7 +8,9 @@
 //! so the command can print it.
 pub mod decoder;
 pub mod explain;
+pub mod export;
 pub mod knn;
+pub mod stream;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,18 @@ pub enum PredictError {
     Images(#[from] DatasetError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{} is being written by another conceptree process; wait for it to finish, or write to another file", path.display())]
+    InUse { path: PathBuf },
+    #[error("an interrupted prediction into {} is waiting ({done} of {total} images done, recorded in {}): add --resume to continue it, or delete {} and {} to start over", out.display(), progress.display(), progress.display(), stream::partial_path(out).display())]
+    Interrupted { out: PathBuf, done: usize, total: usize, progress: PathBuf },
+    #[error("{}: the interrupted prediction was made with {what}; resume it with the command it was started with, or delete {} and the .partial file beside it to start over", progress.display(), progress.display())]
+    ResumeMismatch { progress: PathBuf, what: String },
+    #[error("{}: cannot resume: {reason}; delete it and the other .partial/.progress.json files beside the output to start over", path.display())]
+    ResumeDamaged { path: PathBuf, reason: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -74,7 +88,13 @@ impl crate::error::Classify for PredictError {
             | PredictError::Weights { .. }
             | PredictError::Threshold(_)
             | PredictError::IdFile { .. }
-            | PredictError::NoImages(_) => true,
+            | PredictError::NoImages(_)
+            | PredictError::InUse { .. }
+            | PredictError::Interrupted { .. }
+            | PredictError::ResumeMismatch { .. }
+            | PredictError::ResumeDamaged { .. } => true,
+            PredictError::Read { source, .. } => crate::error::io_is_bad_input(false, source),
+            PredictError::Write { source, .. } => crate::error::io_is_bad_input(true, source),
             PredictError::Torch(_) => false,
         }
     }
@@ -195,17 +215,31 @@ impl LoadedRun {
 
     /// Concept probabilities for images, `[N, K]` in [`ModelConfig::concepts`] order.
     pub fn probabilities(&self, paths: &[PathBuf], batch: usize) -> Result<Array2<f32>, PredictError> {
-        let pipe = Pipeline { size: self.config.image_size, augment: None };
-        let source = ImageSource::from(Arc::new(paths.to_vec()));
-        match &self.knn {
-            None => probabilities(&self.model, &pipe, &source, batch, self.vs.device()),
-            Some(index) => {
-                let scores = index.scores(&knn::embeddings(&self.model, &pipe, &source, batch, self.vs.device())?);
-                let mut out = Array2::<f32>::zeros((paths.len(), self.model_cfg.concepts().len()));
-                store_rows(&mut out, &(0..paths.len()).collect::<Vec<_>>(), &scores)?;
-                Ok(out)
+        let mut out = Array2::<f32>::zeros((paths.len(), self.model_cfg.concepts().len()));
+        self.for_each_probabilities(&Arc::new(paths.to_vec()), 0, batch, |indices, probs| {
+            for (r, &i) in indices.iter().enumerate() {
+                out.row_mut(i).assign(&probs.row(r));
             }
-        }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Concept probabilities of `paths[start..]`, one batch of `batch` images at a time and in
+    /// order: `on_batch` gets each batch's indices into `paths` and its probabilities `[B, K]`
+    /// ([`ModelConfig::concepts`] order). Only a few batches are in memory at any time.
+    pub fn for_each_probabilities(&self, paths: &Arc<Vec<PathBuf>>, start: usize, batch: usize, mut on_batch: impl FnMut(&[usize], Array2<f32>) -> Result<(), PredictError>) -> Result<(), PredictError> {
+        let pipe = Pipeline { size: self.config.image_size, augment: None };
+        let source = ImageSource::from(paths.clone());
+        let order: Vec<usize> = (start..paths.len()).collect();
+        let device = self.vs.device();
+        for_each_input(&pipe, &source, order, batch, device, |indices, x| -> Result<(), PredictError> {
+            let probs = match &self.knn {
+                None => tch::no_grad(|| self.model.probabilities(&self.model.forward_t(x, false, false))),
+                Some(index) => tch::no_grad(|| index.scores(&knn::embed(&self.model, x))),
+            };
+            on_batch(indices, rows(&probs)?)
+        })
     }
 
     /// Probabilities and concept sets for images, with the run's thresholds.
@@ -216,10 +250,9 @@ impl LoadedRun {
     }
 }
 
-/// Every image of `source` (no augmentation), in order, in batches of `batch` on `device`: each
-/// batch's dataset indices and images `[B, 3, S, S]` go to `on_batch`.
-pub fn for_each_input<E: From<PipelineError>>(pipe: &Pipeline, source: &ImageSource, batch: usize, device: Device, mut on_batch: impl FnMut(&[usize], &Tensor) -> Result<(), E>) -> Result<(), E> {
-    let order: Vec<usize> = (0..source.len()).collect();
+/// The images of `source` at `order` (no augmentation), in that order, in batches of `batch` on
+/// `device`: each batch's dataset indices and images `[B, 3, S, S]` go to `on_batch`.
+pub fn for_each_input<E: From<PipelineError>>(pipe: &Pipeline, source: &ImageSource, order: Vec<usize>, batch: usize, device: Device, mut on_batch: impl FnMut(&[usize], &Tensor) -> Result<(), E>) -> Result<(), E> {
     let loader = Loader::start(*pipe, source.clone(), order, batch, 0, 0, 2);
     for b in TensorLoader::start(loader, pipe.size, device, 2) {
         let (indices, x) = b?;
@@ -239,27 +272,23 @@ pub fn for_each_batch<E: From<PipelineError>>(
     device: Device,
     mut on_batch: impl FnMut(&[usize], Vec<Tensor>) -> Result<(), E>,
 ) -> Result<(), E> {
-    for_each_input(pipe, source, batch, device, |indices, x| on_batch(indices, tch::no_grad(|| model.forward_t(x, false, false))))
+    for_each_input(pipe, source, (0..source.len()).collect(), batch, device, |indices, x| on_batch(indices, tch::no_grad(|| model.forward_t(x, false, false))))
 }
 
 /// Copy a batch's probabilities `[B, K]` into the rows `indices` of `out`.
 pub fn store_rows(out: &mut Array2<f32>, indices: &[usize], probs: &Tensor) -> Result<(), tch::TchError> {
-    let k = out.ncols();
-    let v: Vec<f32> = Vec::try_from(probs.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?;
+    let probs = rows(probs)?;
     for (r, &i) in indices.iter().enumerate() {
-        out.row_mut(i).assign(&ndarray::ArrayView1::from(&v[r * k..(r + 1) * k]));
+        out.row_mut(i).assign(&probs.row(r));
     }
     Ok(())
 }
 
-/// Probabilities `[N, K]` of every image of `source`.
-pub fn probabilities(model: &Model, pipe: &Pipeline, source: &ImageSource, batch: usize, device: Device) -> Result<Array2<f32>, PredictError> {
-    let mut out = Array2::<f32>::zeros((source.len(), model.cfg.concepts().len()));
-    for_each_batch(model, pipe, source, batch, device, |indices, logits| -> Result<(), PredictError> {
-        let probs = tch::no_grad(|| model.probabilities(&logits));
-        Ok(store_rows(&mut out, indices, &probs)?)
-    })?;
-    Ok(out)
+/// A `[B, K]` tensor (any device and float kind) as an f32 matrix on the host.
+pub fn rows(t: &Tensor) -> Result<Array2<f32>, tch::TchError> {
+    let (b, k) = t.size2()?;
+    let v: Vec<f32> = Vec::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?;
+    Ok(Array2::from_shape_vec((b as usize, k as usize), v).expect("a [B, K] tensor has B * K values"))
 }
 
 /// The images to predict: those an id or label file names (first column; a header `id` line is

@@ -689,7 +689,7 @@ fn progress(len: u64, prefix: &str) -> ProgressBar {
 }
 
 /// `1 h 05 min`, `12 min`, `40 s`.
-fn duration(secs: f64) -> String {
+pub fn duration(secs: f64) -> String {
     let s = secs.round() as u64;
     match s {
         0..=89 => format!("{s} s"),
