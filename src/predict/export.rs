@@ -262,8 +262,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ExportError> {
 /// The images of `dir` as 8-bit pixels and their probabilities, written into `out`; returns their
 /// description and the normalised inputs `[N, 3, S, S]` the model saw.
 fn write_examples(run: &LoadedRun, dir: &Path, out: &Path) -> Result<(Examples, Tensor), ExportError> {
-    let (items, _, _) = images_to_predict(dir, None, false)?;
-    let (ids, paths): (Vec<String>, Vec<PathBuf>) = items.into_iter().unzip();
+    let (ids, paths, _, _) = images_to_predict(dir, None, false)?;
     let size = run.config.image_size;
     let pipe = Pipeline { size, augment: None };
     let n = (size * size) as usize;
