@@ -70,6 +70,8 @@ pub enum ExportError {
     Output(#[from] OutputDirError),
     #[error("{}: a kNN run (--mode knn) cannot be exported: its scores are votes of its training images' embeddings (knn.safetensors), not a network a module can hold; export a flat, hierarchical or hybrid run", dir.display())]
     Knn { dir: PathBuf },
+    #[error("{}: --out is the run directory itself, whose model.json the export would replace; choose another folder", out.display())]
+    IntoRun { out: PathBuf },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("{}: tracing the model failed: {reason}", dir.display())]
@@ -86,7 +88,7 @@ impl crate::error::Classify for ExportError {
             ExportError::Predict(e) => e.is_bad_input(),
             ExportError::Output(e) => e.is_bad_input(),
             ExportError::Pipeline(e) => e.is_bad_input(),
-            ExportError::Knn { .. } => true,
+            ExportError::Knn { .. } | ExportError::IntoRun { .. } => true,
             ExportError::Write { source, .. } => crate::error::io_is_bad_input(true, source),
             ExportError::Trace { .. } | ExportError::Mismatch { .. } => false,
         }
@@ -209,6 +211,9 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
     let mut run = LoadedRun::open(&cfg.model, Device::Cpu, &LoadOptions::default())?;
     if run.knn.is_some() {
         return Err(ExportError::Knn { dir: cfg.model.clone() });
+    }
+    if cfg.out.canonicalize().is_ok_and(|o| cfg.model.canonicalize().is_ok_and(|m| o == m)) {
+        return Err(ExportError::IntoRun { out: cfg.out.clone() });
     }
     crate::data::output::prepare(&cfg.out, cfg.force)?;
     // frozen weights become constants of the traced graph
