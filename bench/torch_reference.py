@@ -7,6 +7,10 @@ Each measurement prints one JSON object per line: {"name", "unit", "value"}.
   train:    ResNet50 (or --arch), batch B, Adam 1e-4, BCE-with-logits, img/s end to end (loader included),
             optionally AMP (bf16 autocast) on CUDA and channels_last.
   infer:    img/s under no_grad, and peak memory (RSS; CUDA max allocated).
+  predict:  end to end as the README tells a Python user to do it: its snippet (Pillow decode +
+            BILINEAR resize, normalise, decode) with the module of `conceptree export`, images in a
+            DataLoader with N workers, one submission row per image written (timed from outside by
+            bench/e2e.py, like `conceptree predict`).
   eval:     ImageCLEF per-image F1 (and per-concept P/R/F1 + micro/macro) on --gt/--pred files
             (ImageCLEF 2019 format), vectorised with numpy; seconds for the computation after parsing.
 `--name` overrides the measurement name so that conceptree-bench's lines pair with these.
@@ -126,6 +130,41 @@ def bench_infer(size, batch, arch, device, amp, steps, channels_last, amp_dtype=
     return batch * steps / (time.perf_counter() - t)
 
 
+def predict(export, images, ids_file, out, workers, batch):
+    """`conceptree predict` in Python: the README's export snippet (tests/export.rs checks it against
+    conceptree) runs the images of `ids_file` through the exported module in a DataLoader and writes
+    a submission (ImageCLEF 2019 format) to `out`."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    block = readme[readme.index("<!-- export-snippet"):]
+    block = block[block.index("```python\n") + len("```python\n"):]
+    snippet = block[: block.index("```")]
+    ns = {}
+    sys.argv = ["use_export.py", export]  # the snippet's own argument handling: no image files
+    exec(snippet, ns)
+    by_id = {os.path.splitext(f)[0]: os.path.join(images, f) for f in os.listdir(images)}
+    ids = []
+    for line in open(ids_file):
+        i = line.replace(",", "\t").split("\t")[0].strip()
+        if i and not (not ids and i.lower() == "id"):
+            ids.append(i)
+
+    class Pixels(Dataset):
+        def __len__(self):
+            return len(ids)
+
+        def __getitem__(self, k):
+            return ns["load_pixels"](by_id[ids[k]])
+
+    dl = DataLoader(Pixels(), batch_size=batch, num_workers=workers, persistent_workers=False)
+    k = 0
+    with open(out, "w") as f, torch.no_grad():
+        for pixels in dl:
+            for p in ns["model"](ns["normalise"](pixels)):
+                f.write(f"{ids[k]}\t{';'.join(ns['decode'](p))}\n")
+                k += 1
+    print(f"predict: wrote {k} rows to {out}", file=sys.stderr)
+
+
 def read_labels(path):
     out = {}
     with open(path) as f:
@@ -192,7 +231,7 @@ def bench_eval(gt_path, pred_path, repeats=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["pipeline", "train", "infer", "eval"])
+    ap.add_argument("what", choices=["pipeline", "train", "infer", "predict", "eval"])
     ap.add_argument("--name", default=None, help="measurement name (default: derived from the options)")
     ap.add_argument("--amp-dtype", default="bf16", choices=["bf16", "fp16"])
     ap.add_argument("--gt", default=None)
@@ -211,6 +250,9 @@ def main():
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--list-repeat", type=int, default=1, help="go through the (limited) image list this many times")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--export", default=None, help="predict: the folder `conceptree export` wrote")
+    ap.add_argument("--ids", default=None, help="predict: the ids to predict (first column)")
+    ap.add_argument("--out", default=None, help="predict: the submission to write")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -226,6 +268,10 @@ def main():
     elif a.what == "train":
         name = a.name or f"train_{a.arch}_{a.size}_b{a.batch}{amp_tag}"
         emit(name, "img/s", bench_train(paths, a.size, a.workers, a.batch, a.arch, device, a.amp, a.steps, a.channels_last, amp_dtype, a.warmup))
+    elif a.what == "predict":
+        if not (a.export and a.ids and a.out and a.images):
+            ap.error("predict needs --export, --images, --ids and --out")
+        predict(a.export, a.images, a.ids, a.out, a.workers, a.batch)
     elif a.what == "infer":
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()

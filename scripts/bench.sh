@@ -8,7 +8,8 @@
 # BENCH_REALRAD_LIMIT (2048 images), BENCH_SYNTH_N (96 images of 1024 px, each read 3 times),
 # BENCH_REPEAT (3: runs per side of every row, the two sides alternating; the median counts and
 # the spread is reported), BENCH_TRAIN_STEPS (3 timed) / BENCH_TRAIN_WARMUP (2), BENCH_INFER_STEPS (5),
-# BENCH_SKIP_TRAIN=1.
+# BENCH_SKIP_TRAIN=1, BENCH_PREDICT_N (1024 images predicted by the tiny run; the ResNet50 run
+# predicts the first 128 of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ REPEAT=${BENCH_REPEAT:-3}
 TRAIN_STEPS=${BENCH_TRAIN_STEPS:-3}
 TRAIN_WARMUP=${BENCH_TRAIN_WARMUP:-2}
 INFER_STEPS=${BENCH_INFER_STEPS:-5}
+PREDICT_N=${BENCH_PREDICT_N:-1024}
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$PY" ] || die "$PY is missing: run 'make venv' (or 'make bench', which does) first"
@@ -35,8 +37,8 @@ if ! "$PY" -c "import torchvision, PIL, numpy" 2>/dev/null; then
         || die "could not install torchvision==0.26.0 pillow into .venv"
 fi
 
-echo ">> building $BENCH"
-cargo build --release -j "${CARGO_JOBS:-2}" --bin conceptree-bench
+echo ">> building $BENCH and target/release/conceptree"
+cargo build --release -j "${CARGO_JOBS:-2}" --bin conceptree-bench --bin conceptree
 
 mkdir -p "$OUT"
 C="$OUT/conceptree.jsonl"
@@ -113,7 +115,46 @@ echo ">> inference (ResNet50, 224, batch 32, $INFER_STEPS steps, $REPEAT runs pe
 pair infer infer_resnet50_224_b32 "--steps $INFER_STEPS" "--steps $INFER_STEPS"
 pair infer infer_resnet50_224_b32_both_cl "--steps $INFER_STEPS --memory-format channels-last" "--steps $INFER_STEPS --channels-last"
 
-# ---- (4) evaluation: 10,000 images x 5,000 concepts
+# ---- (4) prediction end to end: `conceptree predict` (decode, resize, model, decide concepts,
+# write) against the README's Python (its snippet with Pillow in a DataLoader, the module of
+# `conceptree export`: the same weights, fp32 both), each process timed from outside alike
+# (bench/e2e.py: img/s over the whole run, start-up included, and peak RSS). Runs and exports are
+# kept between runs of the benchmark.
+CT=target/release/conceptree
+PRED="$OUT/predict"
+mkdir -p "$PRED"
+if [ -d "$REALRAD" ]; then PRED_IMAGES="$REALRAD"; else
+    PRED_IMAGES="$PRED/images256/images"
+    [ -d "$PRED_IMAGES" ] || "$CT" data synth --out "$PRED/images256" --n "$PREDICT_N" --image-size 256 --seed 3 >/dev/null
+fi
+ls "$PRED_IMAGES" | grep -iE '\.(jpe?g|png)$' | sed -E 's/\.[^.]+$//' | sort | head -n "$PREDICT_N" >"$PRED/ids_all.txt"
+head -n 128 "$PRED/ids_all.txt" >"$PRED/ids_128.txt"
+[ -d "$PRED/train" ] || "$CT" data synth --out "$PRED/train" --n 200 --image-size 224 --seed 1 >/dev/null
+for trunk in tiny resnet50; do
+    if [ ! -f "$PRED/export_$trunk/model.json" ]; then
+        rm -rf "$PRED/run_$trunk" "$PRED/export_$trunk"
+        # resnet50: a frozen random trunk and one epoch of the head (its features computed once)
+        "$CT" train --labels "$PRED/train/labels.csv" --images "$PRED/train/images" --out "$PRED/run_$trunk" --trunk "$trunk" \
+            --image-size 224 --epochs 1 --strategy head --mode hierarchical --device cpu >/dev/null
+        "$CT" export --model "$PRED/run_$trunk" --out "$PRED/export_$trunk" >/dev/null
+    fi
+done
+echo ">> prediction end to end (224 px, batch 64, $REPEAT runs per side) on $PRED_IMAGES"
+for trunk_ids in "tiny:ids_all" "resnet50:ids_128"; do
+    IFS=: read -r trunk ids <<<"$trunk_ids"
+    n=$(wc -l <"$PRED/$ids.txt")
+    for _ in $(seq "$REPEAT"); do
+        rm -f "$PRED/sub_$trunk.csv"
+        "$PY" bench/e2e.py "predict_${trunk}_224" "$n" -- "$CT" predict --model "$PRED/run_$trunk" --images "$PRED_IMAGES" \
+            --ids "$PRED/$ids.txt" --out "$PRED/sub_$trunk.csv" --device cpu | tee -a "$C"
+        "$PY" bench/e2e.py "predict_${trunk}_224" "$n" -- "$PY" bench/torch_reference.py predict --export "$PRED/export_$trunk" \
+            --images "$PRED_IMAGES" --ids "$PRED/$ids.txt" --out "$PRED/sub_${trunk}_reference.csv" --workers "$THREADS" --batch 64 | tee -a "$R"
+    done
+    same=$(paste "$PRED/sub_$trunk.csv" "$PRED/sub_${trunk}_reference.csv" | awk -F'\t' '$1 == $3 && $2 == $4' | wc -l)
+    echo ">> predict_$trunk: the two submissions agree on $same of $n images (Pillow's pixels differ from conceptree's by a grey level here and there)"
+done
+
+# ---- (5) evaluation: 10,000 images x 5,000 concepts
 echo ">> evaluation (10,000 images x 5,000 concepts)"
 ours eval --out "$OUT/eval" --n-images 10000 --n-concepts 5000
 ref eval --gt "$OUT/eval/gt.csv" --pred "$OUT/eval/pred.csv" --tag 10000x5000

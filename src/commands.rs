@@ -136,7 +136,7 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
     for note in &run.notes {
         eprintln!("note: {note}");
     }
-    let (items, skipped, dir) = images_to_predict(&a.images, a.ids.as_deref(), a.skip_bad)?;
+    let (ids, paths, skipped, dir) = images_to_predict(&a.images, a.ids.as_deref(), a.skip_bad)?;
     if !dir.ignored.is_empty() {
         eprintln!("note: in {}, not taken as images: {}", dir.dir.display(), dir.ignored);
     }
@@ -144,7 +144,6 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
     if !skipped.is_empty() {
         eprint!("{skipped}");
     }
-    let (ids, paths): (Vec<String>, Vec<PathBuf>) = items.into_iter().unzip();
     let opts = StreamOptions { out: a.out.clone(), explain: a.explain.clone(), batch_size: a.batch_size, resume: a.resume };
     let mut meter = ProgressMeter::new(std::io::stderr().is_terminal());
     let summary = predict_into_files(&run, &ids, std::sync::Arc::new(paths), &opts, &mut |tick| {

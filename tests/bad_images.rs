@@ -593,5 +593,5 @@ fn train_skip_bad_counts_bad_images_and_trains_on_the_rest() {
 
 
 fn find(dir: &Path, id: &str) -> Option<PathBuf> {
-    ImageDir::open(dir).unwrap().find(id).unwrap().map(Path::to_path_buf)
+    ImageDir::open(dir).unwrap().find(id).unwrap()
 }

@@ -239,6 +239,12 @@ fn export_refuses_knn_runs_and_existing_exports() {
     assert!(err.contains("is not empty") && err.contains("--force"), "{err}");
     assert_eq!(std::fs::read(out.join("model.pt")).unwrap(), before, "a refused export leaves the old one alone");
     run_ok(&["export", "--model", s(&flat), "--out", s(&out), "--force"]);
+    // not even --force writes into the run itself (its model.json is the run's own)
+    let own = std::fs::read(flat.join("model.json")).unwrap();
+    let err = run_fails(&["export", "--model", s(&flat), "--out", s(&flat), "--force"], 2);
+    assert!(err.contains("run directory itself"), "{err}");
+    assert_eq!(std::fs::read(flat.join("model.json")).unwrap(), own);
+    assert!(!flat.join("model.pt").exists());
     // a missing run names it
     let err = run_fails(&["export", "--model", s(&tmp.path().join("nope")), "--out", s(&tmp.path().join("e2"))], 2);
     assert!(err.contains("nope"), "{err}");

@@ -53,48 +53,12 @@ pub struct Dataset {
 impl Dataset {
     /// Join label rows with their images, checking that each image exists and its header decodes.
     pub fn open(rows: &[LabelRow], labels_source: &str, images: &ImageDir, skip_bad: bool) -> Result<(Dataset, SkipReport), DatasetError> {
-        let dir = images.dir.as_path();
-        let checked: Vec<Result<PathBuf, DatasetError>> = rows
-            .par_iter()
-            .map(|r| {
-                let path = images.find(&r.id)?.map(Path::to_path_buf).ok_or_else(|| DatasetError::MissingImage {
-                    labels: labels_source.to_string(),
-                    line: r.line,
-                    id: r.id.clone(),
-                    dir: dir.to_path_buf(),
-                })?;
-                check_image_header(&path).map_err(|reason| DatasetError::BadImage {
-                    labels: labels_source.to_string(),
-                    line: r.line,
-                    id: r.id.clone(),
-                    path: path.clone(),
-                    reason,
-                })?;
-                Ok(path)
-            })
-            .collect();
+        let (found, report) = resolve_images(rows, labels_source, images, skip_bad)?;
         let mut ds = Dataset::default();
-        let mut report = SkipReport { source: dir.display().to_string(), skipped: vec![], detected: None };
-        for (r, c) in rows.iter().zip(checked) {
-            match c {
-                Ok(path) => {
-                    ds.ids.push(r.id.clone());
-                    ds.labels.push(r.cui_set());
-                    ds.paths.push(path);
-                }
-                Err(e) if skip_bad => {
-                    let kind = match e {
-                        DatasetError::MissingImage { .. } => "missing image",
-                        DatasetError::AmbiguousImage { .. } => "ambiguous image",
-                        _ => "unreadable image",
-                    };
-                    report.skipped.push(Skipped { line: r.line, id: Some(r.id.clone()), reason: format!("{kind}: {e}") });
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if ds.ids.is_empty() {
-            return Err(DatasetError::NoUsableImages { dir: dir.to_path_buf(), labels: labels_source.to_string() });
+        for (i, path) in found {
+            ds.ids.push(rows[i].id.clone());
+            ds.labels.push(rows[i].cui_set());
+            ds.paths.push(path);
         }
         Ok((ds, report))
     }
@@ -125,6 +89,55 @@ impl Dataset {
         }
         m
     }
+}
+
+/// The image of every row whose image exists and whose header decodes, as `(row index, path)`
+/// in row order (checked in parallel). A missing, ambiguous or unreadable image is an error naming
+/// the id, line and file, or, with `skip_bad`, a counted and reported skip; no usable image at all
+/// is an error.
+pub fn resolve_images(rows: &[LabelRow], labels_source: &str, images: &ImageDir, skip_bad: bool) -> Result<(Vec<(usize, PathBuf)>, SkipReport), DatasetError> {
+    let dir = images.dir.as_path();
+    // boxed errors: a row costs a pointer and its path, not the size of the largest error
+    let checked: Vec<Result<PathBuf, Box<DatasetError>>> = rows
+        .par_iter()
+        .map(|r| {
+            let path = images.find(&r.id)?.ok_or_else(|| DatasetError::MissingImage {
+                labels: labels_source.to_string(),
+                line: r.line,
+                id: r.id.clone(),
+                dir: dir.to_path_buf(),
+            })?;
+            check_image_header(&path).map_err(|reason| DatasetError::BadImage {
+                labels: labels_source.to_string(),
+                line: r.line,
+                id: r.id.clone(),
+                path: path.clone(),
+                reason,
+            })?;
+            Ok(path)
+        })
+        .map(|r: Result<PathBuf, DatasetError>| r.map_err(Box::new))
+        .collect();
+    let mut found = Vec::with_capacity(checked.iter().filter(|c| c.is_ok()).count());
+    let mut report = SkipReport { source: dir.display().to_string(), skipped: vec![], detected: None };
+    for (i, (r, c)) in rows.iter().zip(checked).enumerate() {
+        match c {
+            Ok(path) => found.push((i, path)),
+            Err(e) if skip_bad => {
+                let kind = match *e {
+                    DatasetError::MissingImage { .. } => "missing image",
+                    DatasetError::AmbiguousImage { .. } => "ambiguous image",
+                    _ => "unreadable image",
+                };
+                report.skipped.push(Skipped { line: r.line, id: Some(r.id.clone()), reason: format!("{kind}: {e}") });
+            }
+            Err(e) => return Err(*e),
+        }
+    }
+    if found.is_empty() {
+        return Err(DatasetError::NoUsableImages { dir: dir.to_path_buf(), labels: labels_source.to_string() });
+    }
+    Ok((found, report))
 }
 
 /// Validity check before training: the header decodes, the dimensions are sane, and a JPEG is

@@ -1,14 +1,14 @@
 //! Finding the image of an id: the one lookup used by train, predict, cache, analyse and the
 //! folder tools.
 //!
-//! An image folder is listed once into an [`ImageDir`]: every regular file named
+//! An image folder is listed once into an [`ImageDir`] (its image file names, sorted, about 50
+//! bytes an image): every regular file named
 //! `<id>.<ext>` with `ext` one of [`IMAGE_EXTENSIONS`] in any case (`X.jpg`, `X.JPG`, `X.Png`).
 //! Ids are matched exactly (case-sensitive, as image ids are); an id with two image files
 //! (`X.jpg` and `X.png`, or `X.jpg` and `X.JPG`) is ambiguous and an error naming both. Hidden
 //! files (names starting with `.`, such as macOS `._X.jpg` resource forks) and directories named
 //! like images are not images: they are left out and counted in [`ImageDir::ignored`], so a
 //! caller can say so.
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::dataset::DatasetError;
@@ -50,12 +50,21 @@ impl std::fmt::Display for Ignored {
 }
 
 /// The images of one folder, by id.
+///
+/// Held compactly, since a folder may hold a million images: the image file names, sorted by id
+/// (the name without its extension) and then by name, and looked up by binary search.
 #[derive(Debug, Clone)]
 pub struct ImageDir {
     pub dir: PathBuf,
-    /// id -> every image file of that id (more than one = ambiguous).
-    by_id: HashMap<String, Vec<PathBuf>>,
+    /// Image file names, sorted by (id, name); more than one name of an id = ambiguous.
+    names: Vec<Box<str>>,
+    n_ids: usize,
     pub ignored: Ignored,
+}
+
+/// The id of an image file name: the name up to its last `.`.
+fn id_of(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(stem, _)| stem)
 }
 
 impl ImageDir {
@@ -65,7 +74,7 @@ impl ImageDir {
             return Err(DatasetError::NoImageDir(dir.to_path_buf()));
         }
         let io = |source| DatasetError::Io { path: dir.to_path_buf(), source };
-        let mut by_id: HashMap<String, Vec<PathBuf>> = HashMap::new();
+        let mut names: Vec<Box<str>> = Vec::new();
         let mut ignored = Ignored::default();
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let entry = entry.map_err(io)?;
@@ -73,10 +82,10 @@ impl ImageDir {
             if !has_image_extension(&path) {
                 continue;
             }
-            let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else {
+            let Some(name) = entry.file_name().to_str().map(Box::<str>::from) else {
                 continue; // not UTF-8: cannot be any label file's id
             };
-            if id.starts_with('.') {
+            if id_of(&name).starts_with('.') {
                 ignored.hidden.push(path);
                 continue;
             }
@@ -85,44 +94,54 @@ impl ImageDir {
                 ignored.not_files.push(path);
                 continue;
             }
-            by_id.entry(id).or_default().push(path);
+            names.push(name);
         }
-        for v in by_id.values_mut() {
-            v.sort();
-        }
+        names.sort_unstable_by(|a, b| id_of(a).cmp(id_of(b)).then_with(|| a.cmp(b)));
+        names.shrink_to_fit();
         ignored.hidden.sort();
         ignored.not_files.sort();
-        Ok(ImageDir { dir: dir.to_path_buf(), by_id, ignored })
+        let n_ids = names.chunk_by(|a, b| id_of(a) == id_of(b)).count();
+        Ok(ImageDir { dir: dir.to_path_buf(), names, n_ids, ignored })
+    }
+
+    /// The image file names of `id` (sorted).
+    fn names_of(&self, id: &str) -> &[Box<str>] {
+        let start = self.names.partition_point(|n| id_of(n) < id);
+        let len = self.names[start..].partition_point(|n| id_of(n) == id);
+        &self.names[start..start + len]
+    }
+
+    /// The one image of a group of names of one id, or the ambiguity.
+    fn one(&self, names: &[Box<str>]) -> Result<Option<PathBuf>, DatasetError> {
+        match names {
+            [] => Ok(None),
+            [one] => Ok(Some(self.dir.join(&**one))),
+            many => Err(DatasetError::AmbiguousImage { id: id_of(&many[0]).to_string(), paths: many.iter().map(|n| self.dir.join(&**n)).collect() }),
+        }
     }
 
     /// The image of `id`: `Ok(None)` when there is none, an error when there are two.
-    pub fn find(&self, id: &str) -> Result<Option<&Path>, DatasetError> {
-        match self.by_id.get(id).map(Vec::as_slice) {
-            None | Some([]) => Ok(None),
-            Some([one]) => Ok(Some(one)),
-            Some(many) => Err(DatasetError::AmbiguousImage { id: id.to_string(), paths: many.to_vec() }),
-        }
+    pub fn find(&self, id: &str) -> Result<Option<PathBuf>, DatasetError> {
+        self.one(self.names_of(id))
     }
 
     /// Every image, sorted by id; an ambiguous id is an error.
     pub fn all(&self) -> Result<Vec<(String, PathBuf)>, DatasetError> {
-        let mut ids: Vec<&String> = self.by_id.keys().collect();
-        ids.sort();
-        ids.into_iter().map(|id| Ok((id.clone(), self.find(id)?.expect("listed").to_path_buf()))).collect()
+        self.names.chunk_by(|a, b| id_of(a) == id_of(b)).map(|g| Ok((id_of(&g[0]).to_string(), self.one(g)?.expect("a group has a name")))).collect()
     }
 
-    /// Every id with at least one image file (unsorted).
+    /// Every id with at least one image file, sorted.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.by_id.keys().map(String::as_str)
+        self.names.chunk_by(|a, b| id_of(a) == id_of(b)).map(|g| id_of(&g[0]))
     }
 
     /// Number of ids with an image.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.n_ids
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.n_ids == 0
     }
 }
 
@@ -139,10 +158,10 @@ mod tests {
         }
         std::fs::create_dir(d.join("g.jpg")).unwrap();
         let dir = ImageDir::open(d).unwrap();
-        assert_eq!(dir.find("a").unwrap(), Some(d.join("a.jpg").as_path()));
-        assert_eq!(dir.find("b").unwrap(), Some(d.join("b.JPG").as_path()));
-        assert_eq!(dir.find("c").unwrap(), Some(d.join("c.Png").as_path()));
-        assert_eq!(dir.find("d").unwrap(), Some(d.join("d.jpeg").as_path()));
+        assert_eq!(dir.find("a").unwrap(), Some(d.join("a.jpg")));
+        assert_eq!(dir.find("b").unwrap(), Some(d.join("b.JPG")));
+        assert_eq!(dir.find("c").unwrap(), Some(d.join("c.Png")));
+        assert_eq!(dir.find("d").unwrap(), Some(d.join("d.jpeg")));
         assert_eq!(dir.find("A").unwrap(), None, "ids are case-sensitive");
         assert_eq!(dir.find("notes").unwrap(), None);
         for id in ["e", "f"] {

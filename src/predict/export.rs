@@ -70,6 +70,8 @@ pub enum ExportError {
     Output(#[from] OutputDirError),
     #[error("{}: a kNN run (--mode knn) cannot be exported: its scores are votes of its training images' embeddings (knn.safetensors), not a network a module can hold; export a flat, hierarchical or hybrid run", dir.display())]
     Knn { dir: PathBuf },
+    #[error("{}: --out is the run directory itself, whose model.json the export would replace; choose another folder", out.display())]
+    IntoRun { out: PathBuf },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("{}: tracing the model failed: {reason}", dir.display())]
@@ -86,7 +88,7 @@ impl crate::error::Classify for ExportError {
             ExportError::Predict(e) => e.is_bad_input(),
             ExportError::Output(e) => e.is_bad_input(),
             ExportError::Pipeline(e) => e.is_bad_input(),
-            ExportError::Knn { .. } => true,
+            ExportError::Knn { .. } | ExportError::IntoRun { .. } => true,
             ExportError::Write { source, .. } => crate::error::io_is_bad_input(true, source),
             ExportError::Trace { .. } | ExportError::Mismatch { .. } => false,
         }
@@ -210,6 +212,9 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
     if run.knn.is_some() {
         return Err(ExportError::Knn { dir: cfg.model.clone() });
     }
+    if cfg.out.canonicalize().is_ok_and(|o| cfg.model.canonicalize().is_ok_and(|m| o == m)) {
+        return Err(ExportError::IntoRun { out: cfg.out.clone() });
+    }
     crate::data::output::prepare(&cfg.out, cfg.force)?;
     // frozen weights become constants of the traced graph
     run.vs.freeze();
@@ -262,8 +267,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ExportError> {
 /// The images of `dir` as 8-bit pixels and their probabilities, written into `out`; returns their
 /// description and the normalised inputs `[N, 3, S, S]` the model saw.
 fn write_examples(run: &LoadedRun, dir: &Path, out: &Path) -> Result<(Examples, Tensor), ExportError> {
-    let (items, _, _) = images_to_predict(dir, None, false)?;
-    let (ids, paths): (Vec<String>, Vec<PathBuf>) = items.into_iter().unzip();
+    let (ids, paths, _, _) = images_to_predict(dir, None, false)?;
     let size = run.config.image_size;
     let pipe = Pipeline { size, augment: None };
     let n = (size * size) as usize;

@@ -23,7 +23,7 @@ pub use decoder::Decoder;
 pub use explain::ExplainRecord;
 
 use crate::data::augment::Pipeline;
-use crate::data::dataset::{Dataset, DatasetError};
+use crate::data::dataset::{resolve_images, DatasetError};
 use crate::data::decode::PipelineError;
 use crate::data::images::ImageDir;
 use crate::data::labels::{LabelRow, SkipReport};
@@ -292,31 +292,22 @@ pub fn rows(t: &Tensor) -> Result<Array2<f32>, tch::TchError> {
 }
 
 /// The images to predict: those an id or label file names (first column; a header `id` line is
-/// skipped), else every image of the folder. Each is checked (exists, one file per id, header
-/// decodes); with `skip_bad` a bad one is skipped and reported instead of failing.
-pub fn images_to_predict(images: &Path, ids: Option<&Path>, skip_bad: bool) -> Result<(Vec<(String, PathBuf)>, SkipReport, ImageDir), PredictError> {
+/// skipped), else every image of the folder, sorted by id. Each is checked (exists, one file per
+/// id, header decodes); with `skip_bad` a bad one is skipped and reported instead of failing.
+/// Returns the ids and their image files, in order.
+pub fn images_to_predict(images: &Path, ids: Option<&Path>, skip_bad: bool) -> Result<(Vec<String>, Vec<PathBuf>, SkipReport, ImageDir), PredictError> {
     let dir = ImageDir::open(images)?;
-    let (rows, source) = match ids {
+    let (mut rows, source) = match ids {
         Some(f) => (read_id_file(f)?, f.display().to_string()),
-        None => {
-            let listed: Vec<String> = match dir.all() {
-                Ok(all) => all.into_iter().map(|(id, _)| id).collect(),
-                Err(e) if !skip_bad => return Err(e.into()),
-                // ambiguous ids are skipped (and reported) by Dataset::open below
-                Err(_) => {
-                    let mut ids: Vec<String> = dir.ids().map(str::to_string).collect();
-                    ids.sort();
-                    ids
-                }
-            };
-            (listed.into_iter().enumerate().map(|(i, id)| LabelRow { id, cuis: vec![], line: i + 1 }).collect(), images.display().to_string())
-        }
+        // an ambiguous id is refused (or skipped with skip_bad) by resolve_images below
+        None => (dir.ids().enumerate().map(|(i, id)| LabelRow { id: id.to_string(), cuis: vec![], line: i + 1 }).collect(), images.display().to_string()),
     };
     if rows.is_empty() {
         return Err(PredictError::NoImages(images.to_path_buf()));
     }
-    let (ds, skipped) = Dataset::open(&rows, &source, &dir, skip_bad)?;
-    Ok((ds.ids.into_iter().zip(ds.paths).collect(), skipped, dir))
+    let (found, skipped) = resolve_images(&rows, &source, &dir, skip_bad)?;
+    let (ids, paths) = found.into_iter().map(|(i, p)| (std::mem::take(&mut rows[i].id), p)).unzip();
+    Ok((ids, paths, skipped, dir))
 }
 
 /// Ids from an id or label file: the first tab- or comma-separated field of each line.

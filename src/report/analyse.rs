@@ -565,7 +565,7 @@ fn thumbnail_for(images: Option<&Path>, id: &str, max_side: u32) -> Result<Strin
     }
     let images = crate::data::images::ImageDir::open(dir).map_err(|e| e.to_string())?;
     let path = images.find(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("no image for '{id}' in {}", dir.display()))?;
-    thumbnail_data_uri(path, max_side)
+    thumbnail_data_uri(&path, max_side)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -604,7 +604,7 @@ fn add_thumbnails(r: &mut ReviewReport, set: &ReviewSet, opts: &ReportOptions) {
     let mut failed = 0;
     for row in r.images.iter_mut().take(opts.max_images) {
         let uri = match dir.find(&row.id) {
-            Ok(Some(p)) => crate::report::analyse::thumbnail_data_uri(p, THUMB).ok(),
+            Ok(Some(p)) => crate::report::analyse::thumbnail_data_uri(&p, THUMB).ok(),
             _ => None,
         };
         failed += usize::from(uri.is_none());
