@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use conceptree::data::labels::LabelFormat;
-use conceptree::model::{MemoryFormat, Neck, TrunkKind};
+use conceptree::model::{MemoryFormat, Neck, Pooling, TrunkKind};
 use conceptree::ontology::Level;
 use conceptree::train::{Calibration, ClassWeights, DeviceChoice, HeadWeights, HierSchedule, Keep, Mode, Strategy, TrainConfig};
 use conceptree::Error;
@@ -260,6 +260,12 @@ struct CommonTrain {
     /// Hybrid: the residual head learns this many of the most frequent concepts on none of the levels.
     #[arg(long, default_value_t = d().rest_top_k)]
     rest_top_k: usize,
+    /// How each head pools the trunk's feature map: avg (the paper's head) or avg-max (average and maximum side by side). Per-head necks only.
+    #[arg(long, value_enum, default_value_t = d().pooling)]
+    pooling: Pooling,
+    /// Hybrid: how the residual head pools (avg-max: its concepts, such as burned-in arrows, often sit in one place of the image).
+    #[arg(long, value_enum, default_value_t = d().rest_pooling)]
+    rest_pooling: Pooling,
     /// Hybrid: keep noise-flagged concepts in the residual head (they count in the official score) or drop them.
     #[arg(long, value_enum, default_value_t = d().noise)]
     noise: conceptree::eval::ceiling::Noise,
@@ -822,6 +828,8 @@ impl CommonTrain {
             max_constraint: self.max_constraint,
             neck: self.neck,
             rest_top_k: self.rest_top_k,
+            pooling: self.pooling,
+            rest_pooling: self.rest_pooling,
             noise: self.noise,
             knn_k: self.knn_k,
             ..base

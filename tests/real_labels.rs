@@ -27,6 +27,9 @@ fn hybrid_learns_a_residual_head_and_predicts_coherently() {
     let rest = &heads[2].1;
     assert!(rest.contains(&ARROW), "{rest:?}");
     assert!(rest.iter().all(|c| !heads[0].1.contains(c) && !heads[1].1.contains(c)));
+    // it pools average and maximum (an arrow sits in one place); the level heads average
+    let pooling: Vec<&str> = model["heads"].as_array().unwrap().iter().map(|h| h["pooling"].as_str().unwrap_or("avg")).collect();
+    assert_eq!(pooling, ["avg", "avg", "avg-max"]);
     // the schedule trains the residual head from its first stage
     let schedule: Value = serde_json::from_str(&std::fs::read_to_string(run.join("schedule.json")).unwrap()).unwrap();
     for stage in schedule["stages"].as_array().unwrap() {

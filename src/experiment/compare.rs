@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::{score_on_test, train_or_reuse, write, Split, TestPart};
 use crate::data::labels::{read_labels, ParseOptions};
 use crate::error::Error;
-use crate::model::Neck;
+use crate::model::{Neck, Pooling};
 use crate::ontology::{Level, Ontology};
 use crate::report::plot;
 use crate::train::{Calibration, HeadWeights, HierSchedule, Keep, Mode, TrainConfig};
@@ -98,6 +98,18 @@ pub const VARIANTS: &[Variant] = &[
     Variant { name: "hybrid-no-noise", changes: "hybrid, noise-flagged concepts left out of the residual head", apply: |c| {
         c.mode = Mode::Hybrid;
         c.noise = crate::eval::ceiling::Noise::Drop;
+    } },
+    Variant { name: "hybrid-avg-pool", changes: "hybrid, the residual head averages the feature map (no max pooling beside it)", apply: |c| {
+        c.mode = Mode::Hybrid;
+        c.rest_pooling = Pooling::Avg;
+    } },
+    Variant { name: "flat-avg-max", changes: "flat, its head pools average and maximum side by side", apply: |c| {
+        c.mode = Mode::Flat;
+        c.pooling = Pooling::AvgMax;
+    } },
+    Variant { name: "hier-avg-max", changes: "hierarchical, every level head pools average and maximum side by side", apply: |c| {
+        hierarchical(c);
+        c.pooling = Pooling::AvgMax;
     } },
     Variant { name: "hier-old", changes: "the hierarchical model before calibration, balanced losses, fair schedule and best epoch (stepwise)", apply: |c| {
         hierarchical(c);

@@ -79,7 +79,26 @@ impl Split {
 
 /// Train the run configured in `cfg` (into `cfg.out`) unless it has finished; continue it when it
 /// was interrupted.
+///
+/// A run found there must have been started with exactly `cfg` (a variant whose meaning changed
+/// between versions, or another command line into the same `--out`, is refused, never reused).
 pub fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str) -> Result<(), Error> {
+    if cfg.out.join(run_dir::CONFIG).exists() {
+        let run = run_dir::RunDir::open_for_reading(&cfg.out)?;
+        let stored = run_dir::read_config(&run)?;
+        let mut wanted = cfg.clone();
+        // training turns flips off when the model predicts laterality, and stores that
+        if let (Some(s), Some(w)) = (&stored.augment, wanted.augment.as_mut()) {
+            if !s.hflip && w.hflip && run.path.join(run_dir::MODEL_CONFIG).exists() {
+                let model: crate::model::ModelConfig = run.read_json(run_dir::MODEL_CONFIG, "the run cannot be reused without it")?;
+                w.hflip = !model.concepts().iter().any(|c| ontology.level_of(c) == Some(crate::ontology::Level::Laterality));
+            }
+        }
+        let diff = run_dir::config_differences(&stored, &wanted);
+        if !diff.is_empty() {
+            return Err(run_dir::RunError::ConfigChanged { dir: cfg.out.clone(), what: diff.join(", ") }.into());
+        }
+    }
     if cfg.out.join(run_dir::SUMMARY).exists() {
         eprintln!("== {label}: already trained, reusing {}", cfg.out.display());
     } else if cfg.out.join(run_dir::CONFIG).exists() {
@@ -128,4 +147,25 @@ pub fn score_on_test(dir: &Path, split: &Split, ontology: &Ontology, base: &Trai
 
 fn write(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(Error::write(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_started_with_other_settings_is_refused_not_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let cfg = TrainConfig { out: out.clone(), mode: train::Mode::Hybrid, epochs: 4, ..TrainConfig::default() };
+        let stored = TrainConfig { epochs: 3, rest_pooling: crate::model::Pooling::Avg, ..cfg.clone() };
+        let run = run_dir::RunDir::create(&out, false).unwrap();
+        run.write_json(run_dir::CONFIG, &stored).unwrap();
+        run.write_json(run_dir::SUMMARY, &serde_json::json!({})).unwrap();
+        drop(run);
+        let e = train_or_reuse(&cfg, &Ontology::builtin(), "hybrid").unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.exit_code(), crate::error::EXIT_BAD_INPUT, "{msg}");
+        assert!(msg.contains("epochs: 3 -> 4") && msg.contains("rest_pooling: \"avg\" -> \"avg-max\"") && msg.contains(&out.display().to_string()), "{msg}");
+    }
 }

@@ -38,12 +38,50 @@ pub struct HeadSpec {
     /// Empty: no constraint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub descendants: Vec<Vec<usize>>,
+    /// How the head's own neck pools the feature map (per-head necks; a shared neck averages).
+    #[serde(default, skip_serializing_if = "Pooling::is_avg")]
+    pub pooling: Pooling,
+}
+
+/// How a neck turns its feature map `[B, C, h, w]` into a vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pooling {
+    /// Global average (the paper's head): `[B, C]`.
+    #[default]
+    Avg,
+    /// Global average and global maximum side by side, `[B, 2C]`: evidence that sits in a few
+    /// places (a burned-in arrow, a circled region) is not averaged away over the whole image.
+    AvgMax,
+}
+
+impl Pooling {
+    pub fn is_avg(&self) -> bool {
+        *self == Pooling::Avg
+    }
+
+    /// Pooled width for `channels` input channels.
+    pub fn width(self, channels: i64) -> i64 {
+        match self {
+            Pooling::Avg => channels,
+            Pooling::AvgMax => 2 * channels,
+        }
+    }
+
+    /// `[B, C, h, w]` -> `[B, width(C)]`.
+    pub fn apply(self, y: &Tensor) -> Tensor {
+        let avg = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        match self {
+            Pooling::Avg => avg,
+            Pooling::AvgMax => Tensor::cat(&[avg, y.amax([2, 3].as_slice(), false)], 1),
+        }
+    }
 }
 
 impl HeadSpec {
     /// A head without logit adjustment or constraint.
     pub fn new(name: impl Into<String>, concepts: Vec<String>, kind: HeadKind) -> HeadSpec {
-        HeadSpec { name: name.into(), concepts, kind, logit_adjustment: Vec::new(), descendants: Vec::new() }
+        HeadSpec { name: name.into(), concepts, kind, logit_adjustment: Vec::new(), descendants: Vec::new(), pooling: Pooling::Avg }
     }
 
     /// Logit width: one per concept, plus the "none" class for single-label heads.
@@ -195,27 +233,28 @@ pub fn is_channels_last(t: &Tensor) -> bool {
 }
 
 /// The paper's head up to its hidden layer: auxiliary 1x1 convolution, BatchNorm, ReLU, global
-/// pooling, dropout, dense layer, ReLU, dropout.
+/// pooling ([`Pooling`]), dropout, dense layer, ReLU, dropout.
 #[derive(Debug)]
 struct NeckLayers {
     conv: nn::Conv2D,
     bn: nn::BatchNorm,
     fc1: nn::Linear,
     dropout: f64,
+    pooling: Pooling,
 }
 
 impl NeckLayers {
     /// `in_channels` from the trunk, `extra` conditioning inputs after the pooling.
-    fn new(p: &nn::Path, in_channels: i64, extra: i64, cfg: &HeadConfig) -> NeckLayers {
+    fn new(p: &nn::Path, in_channels: i64, extra: i64, cfg: &HeadConfig, pooling: Pooling) -> NeckLayers {
         let conv = nn::conv2d(p / "conv", in_channels, cfg.aux_channels, 1, nn::ConvConfig { bias: false, ..Default::default() });
         let bn = nn::batch_norm2d(p / "bn", cfg.aux_channels, Default::default());
-        let fc1 = nn::linear(p / "fc1", cfg.aux_channels + extra, cfg.hidden, Default::default());
-        NeckLayers { conv, bn, fc1, dropout: cfg.dropout }
+        let fc1 = nn::linear(p / "fc1", pooling.width(cfg.aux_channels) + extra, cfg.hidden, Default::default());
+        NeckLayers { conv, bn, fc1, dropout: cfg.dropout, pooling }
     }
 
     /// features `[B, C, h, w]` (+ conditioning `[B, extra]`) -> hidden `[B, hidden]`.
     fn forward_t(&self, feats: &Tensor, cond: Option<&Tensor>, train: bool) -> Tensor {
-        let y = feats.apply(&self.conv).apply_t(&self.bn, train).relu_().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        let y = self.pooling.apply(&feats.apply(&self.conv).apply_t(&self.bn, train).relu_());
         let y = match cond {
             Some(c) => Tensor::cat(&[y, c.shallow_clone()], 1),
             None => y,
@@ -277,13 +316,13 @@ impl Model {
         let trunk = Trunk::new(root, cfg.trunk);
         let c = cfg.trunk.out_channels();
         let shared = cfg.neck == Neck::Shared;
-        let shared_neck = shared.then(|| NeckLayers::new(&(root / "neck"), c, 0, &cfg.head));
+        let shared_neck = shared.then(|| NeckLayers::new(&(root / "neck"), c, 0, &cfg.head, Pooling::Avg));
         let mut extra = 0;
         let mut heads = Vec::new();
         for spec in &cfg.heads {
             let p = root / "heads" / spec.name.as_str();
             let e = if cfg.condition_on_previous { extra } else { 0 };
-            let (neck, fc2_in) = if shared { (None, cfg.head.hidden + e) } else { (Some(NeckLayers::new(&p, c, e, &cfg.head)), cfg.head.hidden) };
+            let (neck, fc2_in) = if shared { (None, cfg.head.hidden + e) } else { (Some(NeckLayers::new(&p, c, e, &cfg.head, spec.pooling)), cfg.head.hidden) };
             let fc2 = nn::linear(&p / "fc2", fc2_in, spec.n_outputs(), Default::default());
             heads.push(Head { neck, fc2 });
             extra += spec.concepts.len() as i64;
@@ -416,6 +455,34 @@ mod tests {
             assert_eq!(out[0].size(), vec![2, 25], "{trunk}");
             assert_eq!(m.probabilities(&out).size(), vec![2, 25]);
         }
+    }
+
+    #[test]
+    fn avg_max_pooling_is_the_mean_and_the_max_side_by_side() {
+        // one channel is flat, the other has a single bright spot: averaging hides the spot, the max keeps it
+        let y = Tensor::from_slice(&[1f32, 1., 1., 1., 0., 0., 0., 8.]).view([1, 2, 2, 2]);
+        let v = |t: Tensor| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+        assert_eq!(v(Pooling::Avg.apply(&y)), vec![1.0, 2.0]);
+        assert_eq!(v(Pooling::AvgMax.apply(&y)), vec![1.0, 2.0, 1.0, 8.0]);
+        assert_eq!((Pooling::Avg.width(64), Pooling::AvgMax.width(64)), (64, 128));
+    }
+
+    #[test]
+    fn a_head_pools_as_its_spec_says_and_old_specs_read_as_average() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let rest = HeadSpec { pooling: Pooling::AvgMax, ..spec("rest", 2, HeadKind::MultiLabel) };
+        let m = Model::new(&vs.root(), cfg(TrunkKind::Tiny, vec![spec("modality", 3, HeadKind::SingleLabel), rest.clone()], false));
+        let fc1 = |h: &str| vs.variables()[&format!("heads.{h}.fc1.weight")].size();
+        let aux = m.cfg.head.aux_channels;
+        assert_eq!((fc1("modality")[1], fc1("rest")[1]), (aux, 2 * aux));
+        let x = Tensor::randn([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+        assert_eq!(tch::no_grad(|| m.forward_t(&x, false, false))[1].size(), vec![3, 2]);
+        // model.json: average pooling is not written, so runs from before the option read back unchanged
+        let json = serde_json::to_string(&spec("flat", 2, HeadKind::MultiLabel)).unwrap();
+        assert!(!json.contains("pooling"), "{json}");
+        assert_eq!(serde_json::from_str::<HeadSpec>(&json).unwrap().pooling, Pooling::Avg);
+        let back: HeadSpec = serde_json::from_str(&serde_json::to_string(&rest).unwrap()).unwrap();
+        assert_eq!(back, rest);
     }
 
     #[test]

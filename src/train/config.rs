@@ -238,6 +238,13 @@ pub struct TrainConfig {
     /// Hybrid mode: the residual head's concepts (the most frequent on none of the levels).
     #[serde(default = "default_rest_top_k")]
     pub rest_top_k: usize,
+    /// How each head's neck pools the trunk's feature map (per-head necks; the residual head has
+    /// its own, `rest_pooling`).
+    #[serde(default)]
+    pub pooling: crate::model::Pooling,
+    /// Hybrid mode: how the residual head pools. Runs written before this option averaged.
+    #[serde(default)]
+    pub rest_pooling: crate::model::Pooling,
     /// Hybrid mode: whether noise-flagged concepts may be learned by the residual head.
     #[serde(default = "default_noise")]
     pub noise: crate::eval::ceiling::Noise,
@@ -290,6 +297,8 @@ impl Default for TrainConfig {
             max_constraint: false,
             neck: crate::model::Neck::PerHead,
             rest_top_k: default_rest_top_k(),
+            pooling: crate::model::Pooling::Avg,
+            rest_pooling: crate::model::Pooling::AvgMax,
             noise: default_noise(),
             knn_k: default_knn_k(),
         }
@@ -369,6 +378,9 @@ impl TrainConfig {
         }
         if self.mode.has_levels() && self.levels.is_empty() {
             return Err(ConfigError::Combination("--levels must name at least one level in hierarchical and hybrid mode"));
+        }
+        if self.mode.has_levels() && self.neck == crate::model::Neck::Shared && self.pooling != crate::model::Pooling::Avg {
+            return Err(ConfigError::Combination("--pooling avg-max needs per-head necks (--neck per-head): a shared neck averages"));
         }
         if self.mode == Mode::Hybrid {
             require(self.rest_top_k >= 1, "rest-top-k", self.rest_top_k, "must be at least 1")?;
@@ -451,6 +463,8 @@ mod tests {
             assert!(e.starts_with(want), "{e} (want {want})");
         }
         assert!(TrainConfig { mode: Mode::Hierarchical, levels: vec![], ..Default::default() }.check().is_err());
+        let shared_max = TrainConfig { mode: Mode::Hierarchical, neck: crate::model::Neck::Shared, pooling: crate::model::Pooling::AvgMax, ..Default::default() };
+        assert!(shared_max.check().unwrap_err().to_string().contains("--pooling avg-max needs per-head necks"));
         assert!(TrainConfig { val_split: 0.0, val_labels: Some("v.csv".into()), ..Default::default() }.check().is_ok(), "no split needed with --val-labels");
         assert_eq!(*TrainConfig::default().check().unwrap(), TrainConfig::default());
     }
@@ -469,11 +483,15 @@ mod tests {
     #[test]
     fn runs_from_before_an_option_keep_their_behaviour() {
         let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
-        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck"] {
+        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck", "pooling", "rest_pooling"] {
             v.as_object_mut().unwrap().remove(k);
         }
         let old: TrainConfig = serde_json::from_value(v).unwrap();
         assert_eq!((old.calibration, old.head_weights, old.fair_schedule, old.keep), (Calibration::None, HeadWeights::Equal, false, Keep::Last));
+        // a hybrid run from before --rest-pooling averaged; new runs put the maximum beside it
+        use crate::model::Pooling;
+        assert_eq!((old.pooling, old.rest_pooling), (Pooling::Avg, Pooling::Avg));
+        assert_eq!(TrainConfig::default().rest_pooling, Pooling::AvgMax);
     }
 
     #[test]

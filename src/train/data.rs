@@ -12,7 +12,7 @@ use crate::data::dataset::{read_groups, split_train_val, Dataset, LabelSpace};
 use crate::data::images::ImageDir;
 use crate::data::labels::{read_labels, ParseOptions, SkipReport};
 use crate::data::loader::ImageSource;
-use crate::model::{HeadConfig, HeadKind, HeadSpec, ModelConfig, Neck, SingleLabelDecoding};
+use crate::model::{HeadConfig, HeadKind, HeadSpec, ModelConfig, Neck, Pooling, SingleLabelDecoding};
 use crate::eval::ceiling::residual_top;
 use crate::ontology::Ontology;
 
@@ -150,12 +150,20 @@ pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> 
             }
         }
     }
+    let neck = if hierarchical { cfg.neck } else { Neck::PerHead };
+    if neck == Neck::PerHead {
+        for spec in &mut heads {
+            spec.pooling = if spec.name == REST { cfg.rest_pooling } else { cfg.pooling };
+        }
+    } else if heads.iter().any(|h| h.name == REST) && cfg.rest_pooling != Pooling::Avg {
+        eprintln!("note: with --neck shared the residual head uses the shared neck's average pooling (--rest-pooling applies to per-head necks)");
+    }
     Ok(ModelConfig {
         trunk: cfg.trunk,
         head: HeadConfig::for_trunk(cfg.trunk),
         heads,
         condition_on_previous: cfg.condition_on_previous,
-        neck: if hierarchical { cfg.neck } else { Neck::PerHead },
+        neck,
         single_label: if hierarchical && cfg.calibration != Calibration::None { SingleLabelDecoding::Threshold } else { SingleLabelDecoding::Argmax },
     })
 }

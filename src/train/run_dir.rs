@@ -65,6 +65,8 @@ pub enum RunError {
     Corrupt { dir: PathBuf, file: &'static str, reason: String, hint: &'static str },
     #[error("{dir}: the training data changed since the run started ({what}); it cannot be resumed")]
     DataChanged { dir: PathBuf, what: String },
+    #[error("{dir} was trained with another configuration than the one asked for now ({what}); remove it to train it again, or use another --out")]
+    ConfigChanged { dir: PathBuf, what: String },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot read {path}: {source}")]
@@ -83,7 +85,8 @@ impl crate::error::Classify for RunError {
             | RunError::Finished { .. }
             | RunError::Missing { .. }
             | RunError::Corrupt { .. }
-            | RunError::DataChanged { .. } => true,
+            | RunError::DataChanged { .. }
+            | RunError::ConfigChanged { .. } => true,
             RunError::Write { source, .. } => io_is_bad_input(true, source),
             RunError::Read { source, .. } => io_is_bad_input(false, source),
         }
@@ -398,9 +401,46 @@ pub fn read_config(run: &RunDir) -> Result<TrainConfig, RunError> {
     run.read_json(CONFIG, "the run cannot be used without it")
 }
 
+/// `cfg` with the settings its mode does not use set to their defaults (a flat run's residual-head
+/// options mean nothing, so a changed default there changes no run).
+fn used_settings(cfg: &TrainConfig) -> TrainConfig {
+    use super::config::Mode;
+    let d = TrainConfig::default();
+    let mut c = cfg.clone();
+    if c.mode != Mode::Hybrid {
+        (c.rest_top_k, c.rest_pooling, c.noise) = (d.rest_top_k, d.rest_pooling, d.noise);
+    }
+    if c.mode != Mode::Knn {
+        c.knn_k = d.knn_k;
+    }
+    c
+}
+
+/// The settings in which two configurations differ, as `name: stored -> wanted`, in field order.
+/// Where the run and its split files live (`out`, `train_labels`, `val_labels`, `weights`) is left
+/// out: an experiment folder may be moved; what is in those files is checked where they are read.
+pub fn config_differences(stored: &TrainConfig, wanted: &TrainConfig) -> Vec<String> {
+    const LOCATIONS: [&str; 4] = ["out", "train_labels", "val_labels", "weights"];
+    let value = |c: &TrainConfig| serde_json::to_value(used_settings(c)).expect("configs serialise");
+    let (a, b) = (value(stored), value(wanted));
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (a, b) else { unreachable!("a config is an object") };
+    b.iter().filter(|(k, v)| !LOCATIONS.contains(&k.as_str()) && a.get(*k) != Some(v)).map(|(k, v)| format!("{k}: {} -> {v}", a.get(k).map_or("-".to_string(), |x| x.to_string()))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_differences_name_each_changed_setting_with_both_values() {
+        let a = TrainConfig::default();
+        assert!(config_differences(&a, &a.clone()).is_empty());
+        // a flat run has no residual head: its options there are not a difference
+        assert!(config_differences(&a, &TrainConfig { rest_pooling: crate::model::Pooling::Avg, knn_k: 3, ..a.clone() }).is_empty());
+        let a = TrainConfig { mode: super::super::config::Mode::Hybrid, ..a };
+        let b = TrainConfig { epochs: 3, rest_pooling: crate::model::Pooling::Avg, out: "elsewhere".into(), ..a.clone() };
+        assert_eq!(config_differences(&a, &b), vec!["epochs: 10 -> 3".to_string(), "rest_pooling: \"avg-max\" -> \"avg\"".to_string()]);
+    }
 
     #[test]
     fn a_second_owner_is_refused_naming_the_first_and_readers_wait_for_the_trainer() {
