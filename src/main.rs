@@ -263,7 +263,7 @@ struct CommonTrain {
     /// How each head pools the trunk's feature map: avg (the paper's head) or avg-max (average and maximum side by side). Per-head necks only.
     #[arg(long, value_enum, default_value_t = d().pooling)]
     pooling: Pooling,
-    /// Hybrid: how the residual head pools (avg-max: its concepts, such as burned-in arrows, often sit in one place of the image).
+    /// Hybrid: how the residual head pools (avg-max puts the maximum beside the average, for concepts that sit in one place, such as burned-in arrows; it measured worse on annotated phantoms, see BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = d().rest_pooling)]
     rest_pooling: Pooling,
     /// Hybrid: keep noise-flagged concepts in the residual head (they count in the official score) or drop them.

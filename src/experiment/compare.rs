@@ -99,9 +99,9 @@ pub const VARIANTS: &[Variant] = &[
         c.mode = Mode::Hybrid;
         c.noise = crate::eval::ceiling::Noise::Drop;
     } },
-    Variant { name: "hybrid-avg-pool", changes: "hybrid, the residual head averages the feature map (no max pooling beside it)", apply: |c| {
+    Variant { name: "hybrid-avg-max", changes: "hybrid, its residual head pools average and maximum side by side", apply: |c| {
         c.mode = Mode::Hybrid;
-        c.rest_pooling = Pooling::Avg;
+        c.rest_pooling = Pooling::AvgMax;
     } },
     Variant { name: "flat-avg-max", changes: "flat, its head pools average and maximum side by side", apply: |c| {
         c.mode = Mode::Flat;

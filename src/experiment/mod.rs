@@ -158,7 +158,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("run");
         let cfg = TrainConfig { out: out.clone(), mode: train::Mode::Hybrid, epochs: 4, ..TrainConfig::default() };
-        let stored = TrainConfig { epochs: 3, rest_pooling: crate::model::Pooling::Avg, ..cfg.clone() };
+        let stored = TrainConfig { epochs: 3, rest_pooling: crate::model::Pooling::AvgMax, ..cfg.clone() };
         let run = run_dir::RunDir::create(&out, false).unwrap();
         run.write_json(run_dir::CONFIG, &stored).unwrap();
         run.write_json(run_dir::SUMMARY, &serde_json::json!({})).unwrap();
@@ -166,6 +166,6 @@ mod tests {
         let e = train_or_reuse(&cfg, &Ontology::builtin(), "hybrid").unwrap_err();
         let msg = e.to_string();
         assert_eq!(e.exit_code(), crate::error::EXIT_BAD_INPUT, "{msg}");
-        assert!(msg.contains("epochs: 3 -> 4") && msg.contains("rest_pooling: \"avg\" -> \"avg-max\"") && msg.contains(&out.display().to_string()), "{msg}");
+        assert!(msg.contains("epochs: 3 -> 4") && msg.contains("rest_pooling: \"avg-max\" -> \"avg\"") && msg.contains(&out.display().to_string()), "{msg}");
     }
 }

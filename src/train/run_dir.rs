@@ -436,10 +436,10 @@ mod tests {
         let a = TrainConfig::default();
         assert!(config_differences(&a, &a.clone()).is_empty());
         // a flat run has no residual head: its options there are not a difference
-        assert!(config_differences(&a, &TrainConfig { rest_pooling: crate::model::Pooling::Avg, knn_k: 3, ..a.clone() }).is_empty());
+        assert!(config_differences(&a, &TrainConfig { rest_pooling: crate::model::Pooling::AvgMax, knn_k: 3, ..a.clone() }).is_empty());
         let a = TrainConfig { mode: super::super::config::Mode::Hybrid, ..a };
-        let b = TrainConfig { epochs: 3, rest_pooling: crate::model::Pooling::Avg, out: "elsewhere".into(), ..a.clone() };
-        assert_eq!(config_differences(&a, &b), vec!["epochs: 10 -> 3".to_string(), "rest_pooling: \"avg-max\" -> \"avg\"".to_string()]);
+        let b = TrainConfig { epochs: 3, rest_pooling: crate::model::Pooling::AvgMax, out: "elsewhere".into(), ..a.clone() };
+        assert_eq!(config_differences(&a, &b), vec!["epochs: 10 -> 3".to_string(), "rest_pooling: \"avg\" -> \"avg-max\"".to_string()]);
     }
 
     #[test]
