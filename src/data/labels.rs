@@ -247,11 +247,19 @@ pub fn parse_labels(text: &str, path: &Path, opts: ParseOptions) -> Result<(Vec<
 }
 
 /// Parse the lines of a label file (without their line ends), as they come.
-fn parse_lines<S: AsRef<str>>(lines: impl Iterator<Item = Result<S, LabelError>>, path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
+fn parse_lines<S: Into<String>>(lines: impl Iterator<Item = Result<S, LabelError>>, path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
     let mut report = SkipReport { source: path.display().to_string(), skipped: vec![], detected: None };
-    // a UTF-8 byte-order mark (as some editors write) is not part of the first id
-    let clean = |no: usize, l: &str| -> String { if no == 1 { l.strip_prefix('\u{feff}').unwrap_or(l) } else { l }.trim_end_matches('\r').to_string() };
-    let mut lines = lines.enumerate().map(|(i, l)| l.map(|l| (i + 1, clean(i + 1, l.as_ref()))));
+    // trailing CRs go, and a UTF-8 byte-order mark (as some editors write) is not part of the
+    // first id; both cut in place, so a line read from a file is not copied again
+    let clean = |no: usize, l: S| -> String {
+        let mut l: String = l.into();
+        l.truncate(l.trim_end_matches('\r').len());
+        if no == 1 && l.starts_with('\u{feff}') {
+            l.drain(..'\u{feff}'.len_utf8());
+        }
+        l
+    };
+    let mut lines = lines.enumerate().map(|(i, l)| l.map(|l| (i + 1, clean(i + 1, l))));
     // the first content lines, for detection; parsing then starts over them
     let mut head: Vec<(usize, String)> = Vec::new();
     let mut content = 0;
