@@ -401,12 +401,14 @@ pub fn read_config(run: &RunDir) -> Result<TrainConfig, RunError> {
     run.read_json(CONFIG, "the run cannot be used without it")
 }
 
-/// `cfg` with the settings its mode does not use set to their defaults (a flat run's residual-head
-/// options mean nothing, so a changed default there changes no run).
+/// `cfg` as a run stores it (input paths absolute), with the settings its mode does not use set to
+/// their defaults (a flat run's residual-head options mean nothing, so a changed default there
+/// changes no run).
 fn used_settings(cfg: &TrainConfig) -> TrainConfig {
     use super::config::Mode;
     let d = TrainConfig::default();
-    let mut c = cfg.clone();
+    // as the trainer stores them
+    let mut c = cfg.clone().with_absolute_paths();
     if c.mode != Mode::Hybrid {
         (c.rest_top_k, c.rest_pooling, c.noise) = (d.rest_top_k, d.rest_pooling, d.noise);
     }
@@ -435,6 +437,9 @@ mod tests {
     fn config_differences_name_each_changed_setting_with_both_values() {
         let a = TrainConfig::default();
         assert!(config_differences(&a, &a.clone()).is_empty());
+        // the trainer stores input paths absolute; the same relative path given again is no difference
+        let rel = TrainConfig { images: "imgs".into(), ..a.clone() };
+        assert!(config_differences(&rel.clone().with_absolute_paths(), &rel).is_empty());
         // a flat run has no residual head: its options there are not a difference
         assert!(config_differences(&a, &TrainConfig { rest_pooling: crate::model::Pooling::AvgMax, knn_k: 3, ..a.clone() }).is_empty());
         let a = TrainConfig { mode: super::super::config::Mode::Hybrid, ..a };
