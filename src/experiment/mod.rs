@@ -4,7 +4,8 @@
 //! already done (resuming it when it was interrupted), and scoring a run on the test part.
 //!
 //! Both are resumable: a finished run (its `summary.json` exists) is not trained again, an
-//! interrupted one continues from its checkpoint, so rerunning the same command completes it.
+//! interrupted one continues from its checkpoint, so rerunning the same command completes it. A run
+//! found there that was started with other settings is refused, never mixed into the table.
 pub mod compare;
 pub mod paper;
 
