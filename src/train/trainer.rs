@@ -181,6 +181,7 @@ impl<'o> Trainer<'o> {
 
     #[allow(clippy::too_many_arguments)]
     fn assemble(cfg: CheckedConfig, ontology: &'o Ontology, run: RunDir, device: Device, data: TrainData, model_cfg: ModelConfig, resuming: bool, started: Instant) -> Result<Trainer<'o>, TrainError> {
+        super::alloc::keep_freed_memory();
         let mut cfg = cfg.into_inner();
         let predicts_laterality = model_cfg.concepts().iter().any(|c| ontology.level_of(c) == Some(Level::Laterality));
         if let Some(a) = cfg.augment.as_mut().filter(|a| a.hflip && predicts_laterality) {
