@@ -1,0 +1,38 @@
+//! Training keeps freed memory for reuse (src/train/alloc.rs): a large block freed and allocated
+//! again is served from memory the process already has, not mapped and faulted in afresh.
+//! Its own test binary, so no other test's allocations move the process's page-fault counter.
+
+/// Minor page faults of this process so far (/proc/self/stat, field 10).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(7).unwrap().parse().unwrap()
+}
+
+/// Page faults taken while allocating `bytes`, writing one byte per page and freeing it again.
+fn faults_for_a_fresh_block(bytes: usize) -> u64 {
+    let before = minor_faults();
+    let mut v: Vec<u8> = Vec::with_capacity(bytes);
+    for page in v.spare_capacity_mut().chunks_mut(4096) {
+        page[0].write(1);
+    }
+    std::hint::black_box(&v);
+    drop(v);
+    minor_faults() - before
+}
+
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn a_freed_large_block_is_reused_without_new_page_faults() {
+    const BYTES: usize = 256 << 20;
+    assert!(std::env::var_os("GLIBC_TUNABLES").is_none(), "GLIBC_TUNABLES is set: the setting under test is left to it");
+    // glibc's default: a block this large is mapped when allocated and unmapped when freed, so
+    // every round faults its pages in again
+    let default_round = faults_for_a_fresh_block(BYTES);
+    let again = faults_for_a_fresh_block(BYTES);
+    assert!(default_round >= 64 && again >= 64, "by default each round faults: {default_round}, {again}");
+    conceptree::train::alloc::keep_freed_memory();
+    faults_for_a_fresh_block(BYTES); // the heap grows to hold it once
+    let kept = faults_for_a_fresh_block(BYTES);
+    assert!(kept * 4 < again, "freed memory reused: {kept} faults in a round, {again} before");
+}
