@@ -9,7 +9,9 @@
 //! lets each step reuse the previous step's memory: 1.2 million faults, 8 s in the kernel, for a
 //! higher peak RSS (freed memory stays with the process until it ends). See BENCHMARKS.md.
 //!
-//! Only training asks for this; it is process-wide and set once.
+//! It acts on the main arena, that is on blocks the main thread allocates: the trainer's forward
+//! and backward passes run there. glibc gives other threads arenas of their own, which map blocks
+//! above 64 MiB whatever this says. Only training asks for this; it is process-wide and set once.
 
 /// Keep freed memory for reuse instead of returning it to the system (glibc only; elsewhere nothing).
 pub fn keep_freed_memory() {
