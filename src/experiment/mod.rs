@@ -92,7 +92,7 @@ pub fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str) -> Re
         if let (Some(s), Some(w)) = (&stored.augment, wanted.augment.as_mut()) {
             if !s.hflip && w.hflip && run.path.join(run_dir::MODEL_CONFIG).exists() {
                 let model: crate::model::ModelConfig = run.read_json(run_dir::MODEL_CONFIG, "the run cannot be reused without it")?;
-                w.hflip = !model.concepts().iter().any(|c| ontology.level_of(c) == Some(crate::ontology::Level::Laterality));
+                w.hflip = !train::trainer::predicts_laterality(&model, ontology);
             }
         }
         let diff = run_dir::config_differences(&stored, &wanted);

@@ -148,6 +148,12 @@ pub struct Trainer<'o> {
     started: Instant,
 }
 
+/// Whether `model` predicts laterality concepts: training then turns horizontal flips off (a flip
+/// swaps left and right), and stores the run's configuration that way.
+pub fn predicts_laterality(model: &ModelConfig, ontology: &Ontology) -> bool {
+    model.concepts().iter().any(|c| ontology.level_of(c) == Some(Level::Laterality))
+}
+
 impl<'o> Trainer<'o> {
     /// Prepare a new run in `cfg.out` (which must be new or empty, unless `force`).
     pub fn new(cfg: TrainConfig, ontology: &'o Ontology, force: bool) -> Result<Trainer<'o>, TrainError> {
@@ -183,8 +189,7 @@ impl<'o> Trainer<'o> {
     fn assemble(cfg: CheckedConfig, ontology: &'o Ontology, run: RunDir, device: Device, data: TrainData, model_cfg: ModelConfig, resuming: bool, started: Instant) -> Result<Trainer<'o>, TrainError> {
         super::alloc::keep_freed_memory();
         let mut cfg = cfg.into_inner();
-        let predicts_laterality = model_cfg.concepts().iter().any(|c| ontology.level_of(c) == Some(Level::Laterality));
-        if let Some(a) = cfg.augment.as_mut().filter(|a| a.hflip && predicts_laterality) {
+        if let Some(a) = cfg.augment.as_mut().filter(|a| a.hflip && predicts_laterality(&model_cfg, ontology)) {
             eprintln!("note: horizontal flips are turned off because the model predicts laterality (a flip swaps left and right)");
             a.hflip = false;
         }
