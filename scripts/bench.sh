@@ -127,7 +127,7 @@ if [ -d "$REALRAD" ]; then PRED_IMAGES="$REALRAD"; else
     PRED_IMAGES="$PRED/images256/images"
     [ -d "$PRED_IMAGES" ] || "$CT" data synth --out "$PRED/images256" --n "$PREDICT_N" --image-size 256 --seed 3 >/dev/null
 fi
-ls "$PRED_IMAGES" | grep -iE '\.(jpe?g|png)$' | sed -E 's/\.[^.]+$//' | sort | head -n "$PREDICT_N" >"$PRED/ids_all.txt"
+ls "$PRED_IMAGES" | grep -iE '\.(jpe?g|png)$' | sed -E 's/\.[^.]+$//' | sort | sed -n "1,${PREDICT_N}p" >"$PRED/ids_all.txt" # sed reads to the end: no SIGPIPE under pipefail
 head -n 128 "$PRED/ids_all.txt" >"$PRED/ids_128.txt"
 [ -d "$PRED/train" ] || "$CT" data synth --out "$PRED/train" --n 200 --image-size 224 --seed 1 >/dev/null
 for trunk in tiny resnet50; do

@@ -7,6 +7,7 @@
 //! data set. [`error`] holds the one rule for exit codes.
 //! [`review`] is the clinical review app: a clinician judges predicted concepts blind, and its
 //! report gives clinical precision per level and model.
+pub mod alloc;
 pub mod cui;
 pub mod data;
 pub mod error;

@@ -1,4 +1,4 @@
-//! Training keeps freed memory for reuse (src/train/alloc.rs): a large block freed and allocated
+//! Training keeps freed memory for reuse (src/alloc.rs): a large block freed and allocated
 //! again is served from memory the process already has, not mapped and faulted in afresh.
 //! Its own test binary without libtest's harness (Cargo.toml: `harness = false`), so it runs on the
 //! main thread, where the trainer allocates its activations (glibc gives other threads arenas of
@@ -43,7 +43,7 @@ fn a_freed_large_block_is_reused_without_new_page_faults() {
     let default_round = faults_for_a_fresh_block(BYTES);
     let again = faults_for_a_fresh_block(BYTES);
     assert!(default_round >= 64 && again >= 64, "by default each round faults: {default_round}, {again}");
-    conceptree::train::alloc::keep_freed_memory();
+    conceptree::alloc::keep_freed_memory();
     faults_for_a_fresh_block(BYTES); // the heap grows to hold it once
     let kept = faults_for_a_fresh_block(BYTES);
     assert!(kept * 4 < again, "freed memory reused: {kept} faults in a round, {again} before");

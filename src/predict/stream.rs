@@ -286,6 +286,7 @@ fn write_progress(path: &Path, record: &ProgressRecord) -> Result<(), PredictErr
 /// at a time; `on_tick` sees each finished batch. See the module documentation for the files.
 pub fn predict_into_files(run: &LoadedRun, ids: &[String], paths: Arc<Vec<PathBuf>>, opts: &StreamOptions, on_tick: &mut dyn FnMut(&Tick)) -> Result<StreamSummary, PredictError> {
     let identity = Identity::of(run, ids, &paths, opts)?;
+    crate::alloc::keep_freed_memory();
     let progress = progress_path(&opts.out);
     let previous = read_progress(&progress)?;
     let targets: Vec<&Path> = opts.explain.iter().map(PathBuf::as_path).chain([opts.out.as_path()]).collect();

@@ -1,10 +1,9 @@
-//! Training: the C allocator's settings ([`alloc`]), typed configuration ([`config`]), data preparation ([`data`]), losses ([`loss`]),
+//! Training: typed configuration ([`config`]), data preparation ([`data`]), losses ([`loss`]),
 //! the stage schedule ([`schedule`]), the optimizer ([`optim`]), the run directory
 //! ([`run_dir`]) and the [`Trainer`] that drives them ([`trainer`]).
 //!
 //! [`train`] and [`resume`] are the two entry points; a run directory's files are listed in
 //! [`run_dir`].
-pub mod alloc;
 pub mod config;
 pub mod data;
 pub mod loss;

@@ -187,7 +187,7 @@ impl<'o> Trainer<'o> {
 
     #[allow(clippy::too_many_arguments)]
     fn assemble(cfg: CheckedConfig, ontology: &'o Ontology, run: RunDir, device: Device, data: TrainData, model_cfg: ModelConfig, resuming: bool, started: Instant) -> Result<Trainer<'o>, TrainError> {
-        super::alloc::keep_freed_memory();
+        crate::alloc::keep_freed_memory();
         let mut cfg = cfg.into_inner();
         if let Some(a) = cfg.augment.as_mut().filter(|a| a.hflip && predicts_laterality(&model_cfg, ontology)) {
             eprintln!("note: horizontal flips are turned off because the model predicts laterality (a flip swaps left and right)");

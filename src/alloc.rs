@@ -1,4 +1,4 @@
-//! The C allocator's settings for training.
+//! The C allocator's settings for training and prediction.
 //!
 //! libtorch takes its tensors from the C allocator (glibc's `malloc`). glibc serves every block
 //! above a threshold (at most 32 MiB) with a fresh `mmap` and returns it with `munmap` when freed, so
@@ -9,9 +9,14 @@
 //! lets each step reuse the previous step's memory: 1.2 million faults, 8 s in the kernel, for a
 //! higher peak RSS (freed memory stays with the process until it ends). See BENCHMARKS.md.
 //!
+//! Prediction with a large trunk gains the same way (ResNet50 at 224 px, batch 64: 2.8 million
+//! faults down to 0.4 million, 41 s to 29 s for 128 images), for a higher peak RSS that does not
+//! grow with the number of images.
+//!
 //! It acts on the main arena, that is on blocks the main thread allocates: the trainer's forward
-//! and backward passes run there. glibc gives other threads arenas of their own, which map blocks
-//! above 64 MiB whatever this says. Only training asks for this; it is process-wide and set once.
+//! and backward passes and `predict`'s forward pass run there. glibc gives other threads arenas of
+//! their own, which map blocks above 64 MiB whatever this says. The trainer and `predict` ask for
+//! this; it is process-wide and set once.
 
 /// Keep freed memory for reuse instead of returning it to the system (glibc only; elsewhere nothing).
 pub fn keep_freed_memory() {
