@@ -266,9 +266,6 @@ struct CommonTrain {
     /// Hybrid: how the residual head pools (avg-max puts the maximum beside the average, for concepts that sit in one place, such as burned-in arrows; it measured worse on annotated phantoms, see BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = d().rest_pooling)]
     rest_pooling: Pooling,
-    /// Hybrid: class weights for the residual head alone (default: as --class-weights). "balanced" down-weights the positives of concepts more frequent than average, which kept burned-in arrows unlearned on annotated phantoms (BENCHMARKS.md).
-    #[arg(long, value_enum)]
-    rest_class_weights: Option<ClassWeights>,
     /// Hybrid: keep noise-flagged concepts in the residual head (they count in the official score) or drop them.
     #[arg(long, value_enum, default_value_t = d().noise)]
     noise: conceptree::eval::ceiling::Noise,
@@ -833,7 +830,6 @@ impl CommonTrain {
             rest_top_k: self.rest_top_k,
             pooling: self.pooling,
             rest_pooling: self.rest_pooling,
-            rest_class_weights: self.rest_class_weights,
             noise: self.noise,
             knn_k: self.knn_k,
             ..base

@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::model::{Neck, Pooling};
 use crate::ontology::{Level, Ontology};
 use crate::report::plot;
-use crate::train::{Calibration, ClassWeights, HeadWeights, HierSchedule, Keep, Mode, TrainConfig};
+use crate::train::{Calibration, HeadWeights, HierSchedule, Keep, Mode, TrainConfig};
 
 /// A configuration of the comparison: its name, what it changes, and the change.
 pub struct Variant {
@@ -102,10 +102,6 @@ pub const VARIANTS: &[Variant] = &[
     Variant { name: "hybrid-avg-max", changes: "hybrid, its residual head pools average and maximum side by side", apply: |c| {
         c.mode = Mode::Hybrid;
         c.rest_pooling = Pooling::AvgMax;
-    } },
-    Variant { name: "hybrid-rest-unweighted", changes: "hybrid, its residual head without class weights (the level heads keep theirs)", apply: |c| {
-        c.mode = Mode::Hybrid;
-        c.rest_class_weights = Some(ClassWeights::None);
     } },
     Variant { name: "flat-avg-max", changes: "flat, its head pools average and maximum side by side", apply: |c| {
         c.mode = Mode::Flat;

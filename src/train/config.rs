@@ -246,10 +246,6 @@ pub struct TrainConfig {
     /// annotated phantoms, BENCHMARKS.md).
     #[serde(default)]
     pub rest_pooling: crate::model::Pooling,
-    /// Hybrid mode: the residual head's class weights, when they differ from `class_weights`
-    /// (`None`: the same as every other head).
-    #[serde(default)]
-    pub rest_class_weights: Option<ClassWeights>,
     /// Hybrid mode: whether noise-flagged concepts may be learned by the residual head.
     #[serde(default = "default_noise")]
     pub noise: crate::eval::ceiling::Noise,
@@ -304,7 +300,6 @@ impl Default for TrainConfig {
             rest_top_k: default_rest_top_k(),
             pooling: crate::model::Pooling::Avg,
             rest_pooling: crate::model::Pooling::Avg,
-            rest_class_weights: None,
             noise: default_noise(),
             knn_k: default_knn_k(),
         }
@@ -489,7 +484,7 @@ mod tests {
     #[test]
     fn runs_from_before_an_option_keep_their_behaviour() {
         let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
-        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck", "pooling", "rest_pooling", "rest_class_weights"] {
+        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck", "pooling", "rest_pooling"] {
             v.as_object_mut().unwrap().remove(k);
         }
         let old: TrainConfig = serde_json::from_value(v).unwrap();
@@ -497,8 +492,6 @@ mod tests {
         // runs from before --pooling and --rest-pooling averaged
         use crate::model::Pooling;
         assert_eq!((old.pooling, old.rest_pooling), (Pooling::Avg, Pooling::Avg));
-        // and weighted their residual head as every other head
-        assert_eq!(old.rest_class_weights, None);
     }
 
     #[test]

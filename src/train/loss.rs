@@ -69,15 +69,8 @@ impl HeadTargets {
     }
 }
 
-/// Whether head `spec` is trained with class weights under `cfg`: `--class-weights balanced`,
-/// except single-label heads under `--calibration unweighted` and, where `--rest-class-weights`
-/// is given, the hybrid's residual head, which follows that instead.
+/// Whether head `spec` is trained with class weights under `cfg`.
 pub fn uses_class_weights(spec: &HeadSpec, cfg: &TrainConfig) -> bool {
-    if spec.name == super::data::REST {
-        if let Some(w) = cfg.rest_class_weights {
-            return w == ClassWeights::Balanced;
-        }
-    }
     cfg.class_weights == ClassWeights::Balanced && !(spec.kind == HeadKind::SingleLabel && cfg.calibration == Calibration::Unweighted)
 }
 
@@ -153,17 +146,6 @@ mod tests {
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
         HeadSpec::new(name, (0..k).map(|i| format!("C{:07}", i)).collect(), kind)
-    }
-
-    #[test]
-    fn the_residual_head_can_have_class_weights_of_its_own() {
-        let (level, rest) = (spec("anatomy", 3, HeadKind::MultiLabel), spec(crate::train::data::REST, 2, HeadKind::MultiLabel));
-        let cfg = TrainConfig::default();
-        assert!(uses_class_weights(&level, &cfg) && uses_class_weights(&rest, &cfg), "default: every head weighted");
-        let c = TrainConfig { rest_class_weights: Some(ClassWeights::None), ..cfg.clone() };
-        assert!(uses_class_weights(&level, &c) && !uses_class_weights(&rest, &c), "only the residual head unweighted");
-        let c = TrainConfig { class_weights: ClassWeights::None, rest_class_weights: Some(ClassWeights::Balanced), ..cfg };
-        assert!(!uses_class_weights(&level, &c) && uses_class_weights(&rest, &c), "only the residual head weighted");
     }
 
     #[test]

@@ -410,7 +410,7 @@ fn used_settings(cfg: &TrainConfig) -> TrainConfig {
     // as the trainer stores them
     let mut c = cfg.clone().with_absolute_paths();
     if c.mode != Mode::Hybrid {
-        (c.rest_top_k, c.rest_pooling, c.rest_class_weights, c.noise) = (d.rest_top_k, d.rest_pooling, d.rest_class_weights, d.noise);
+        (c.rest_top_k, c.rest_pooling, c.noise) = (d.rest_top_k, d.rest_pooling, d.noise);
     }
     if c.mode != Mode::Knn {
         c.knn_k = d.knn_k;
