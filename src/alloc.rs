@@ -18,6 +18,15 @@
 //! their own, which map blocks above 64 MiB whatever this says. The trainer and `predict` ask for
 //! this; it is process-wide and set once.
 
+/// Whether the environment sets glibc's allocator (`GLIBC_TUNABLES`, or a `MALLOC_*_` variable):
+/// an explicit setting from the user wins, and [`keep_freed_memory`] leaves it alone.
+pub fn left_to_the_user() -> bool {
+    std::env::vars_os().any(|(k, _)| {
+        let k = k.to_string_lossy();
+        k == "GLIBC_TUNABLES" || (k.starts_with("MALLOC_") && k.ends_with('_'))
+    })
+}
+
 /// Keep freed memory for reuse instead of returning it to the system (glibc only; elsewhere nothing).
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -30,12 +39,7 @@ pub fn keep_freed_memory() {
             extern "C" {
                 fn mallopt(param: i32, value: i32) -> i32;
             }
-            // an explicit GLIBC_TUNABLES / MALLOC_* setting from the user wins
-            let user_set = std::env::vars_os().any(|(k, _)| {
-                let k = k.to_string_lossy();
-                k == "GLIBC_TUNABLES" || (k.starts_with("MALLOC_") && k.ends_with('_'))
-            });
-            if !user_set {
+            if !left_to_the_user() {
                 // SAFETY: mallopt only changes glibc's allocation policy; it is thread-safe
                 unsafe {
                     mallopt(M_MMAP_MAX, 0);
