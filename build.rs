@@ -1,9 +1,11 @@
-//! Build script: make the binary find libtorch without LD_LIBRARY_PATH and keep libtorch_cuda.
+//! Build script: make the binary find libtorch without LD_LIBRARY_PATH, and record where it is.
 //!
 //! torch-sys links libtorch with the linker's default `--as-needed`, which drops
-//! `libtorch_cuda.so` (nothing references its symbols directly), and then CUDA is never
-//! initialised at run time. We re-add it with `--no-as-needed` when the wheel has it, and
-//! set an rpath to libtorch's `lib/` directory so the binary runs from a plain shell.
+//! `libtorch_cuda.so` (nothing references its symbols directly). That is what we want: the CUDA
+//! library and everything it pulls in cost ~230 MiB of resident memory at start-up, so commands that
+//! may use a GPU load it at run time (`src/cuda.rs`, from the directory recorded here as
+//! `CONCEPTREE_LIBTORCH_DIR`), and the others never map it. An rpath to libtorch's `lib/` directory
+//! lets the binary run from a plain shell.
 //!
 //! libtorch is located like torch-sys does it: `$LIBTORCH/lib`, or the `torch` package of the
 //! active Python (`LIBTORCH_USE_PYTORCH=1`, interpreter `python` inside a virtualenv, else `python3`).
@@ -55,11 +57,4 @@ fn main() {
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-env=CONCEPTREE_LIBTORCH_DIR={}", lib.display());
-    if lib.join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-search=native={}", lib.display());
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
-        println!("cargo:rustc-env=CONCEPTREE_LINKED_CUDA=1");
-    }
 }

@@ -70,7 +70,7 @@ ref() { timeout "$LIMIT" python3 bench/torch_reference.py "$@" | tee -a "$R"; }
 step "conceptree doctor"
 DOCTOR=$(timeout 60 "$BIN" doctor 2>&1) || { echo "$DOCTOR" >&2; die "'conceptree doctor' failed: is $TORCH_LIB the lib folder of torch 2.11?"; }
 echo "$DOCTOR"
-[ "$DEVICE" = cpu ] || grep -q "^CUDA available *true" <<<"$DOCTOR" || die "conceptree's libtorch sees no CUDA device (see doctor above; 'libtorch_cuda linked' is needed)"
+[ "$DEVICE" = cpu ] || grep -q "^CUDA available *true" <<<"$DOCTOR" || die "conceptree's libtorch sees no CUDA device (see doctor above: its libtorch_cuda line must say 'loaded on demand')"
 
 step "$NSYNTH synthetic 256 px phantoms"
 timeout 120 "$BIN" data synth --out "$WORK/synth" --n "$NSYNTH" --size 256 >/dev/null

@@ -44,7 +44,7 @@ fn load_ontology(path: Option<&Path>) -> Result<Ontology, Error> {
 pub fn doctor() -> Result<(), Error> {
     println!("conceptree {}", env!("CARGO_PKG_VERSION"));
     println!("libtorch dir     {}", option_env!("CONCEPTREE_LIBTORCH_DIR").unwrap_or("(not recorded at build time)"));
-    println!("libtorch_cuda    {}", if option_env!("CONCEPTREE_LINKED_CUDA").is_some() { "linked" } else { "not linked (CPU-only libtorch)" });
+    println!("libtorch_cuda    {}", conceptree::cuda::load());
     println!("torch version    2.11.0 (tch 0.24.0)");
     let cuda = tch::Cuda::is_available();
     println!("CUDA available   {cuda}");

@@ -8,6 +8,7 @@
 //! [`review`] is the clinical review app: a clinician judges predicted concepts blind, and its
 //! report gives clinical precision per level and model.
 pub mod alloc;
+pub mod cuda;
 pub mod cui;
 pub mod data;
 pub mod error;

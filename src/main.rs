@@ -71,7 +71,7 @@ enum DataCmd {
         /// Write into a folder that is not empty (files of the same names are replaced).
         #[arg(long)]
         force: bool,
-        /// Burn in annotations on no ontology level, labelled as real figures are: arrows (C0376152, the noise MetaMap makes of "arrow") and circled regions (C0221198 Lesion).
+        /// Burn in annotations on no ontology level, labelled as real figures are: arrows (C0376152, the noise MetaMap makes of "arrow") and circled regions (C0221198 Lesion), in colour (annotated images are RGB).
         #[arg(long)]
         annotations: bool,
     },
@@ -272,6 +272,9 @@ struct CommonTrain {
     /// kNN: how many nearest training images vote.
     #[arg(long, default_value_t = d().knn_k)]
     knn_k: usize,
+    /// Every head's layers between the trunk and its output: paper (auxiliary convolution, dense layer, dropout) or linear (pooling straight into the output layer; learns small burned-in marks the paper's head loses, see BENCHMARKS.md).
+    #[arg(long, value_enum, default_value_t = d().head_layers)]
+    head_layers: conceptree::model::HeadLayers,
 }
 
 #[derive(Args, Debug)]
@@ -695,9 +698,30 @@ fn main() {
     commands::reset_sigpipe();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // libtorch's CUDA library before any libtorch call, for every command that may use a device
+    // (src/cuda.rs); the light ones never map it
+    if !cli.cmd.never_uses_a_device() {
+        if let conceptree::cuda::CudaLib::Failed(why) = conceptree::cuda::load() {
+            eprintln!("warning: libtorch's CUDA library could not be loaded, so CUDA is unavailable: {why}");
+        }
+    }
     if let Err(e) = run(cli, &matches) {
         commands::report_error(&e);
         std::process::exit(e.exit_code());
+    }
+}
+
+impl Command {
+    /// Commands that run no model and make no tensor on a device: they need not load libtorch's
+    /// CUDA library (~230 MiB resident). Anything not listed loads it.
+    fn never_uses_a_device(&self) -> bool {
+        matches!(
+            self,
+            Command::Data(DataCmd::Synth { .. } | DataCmd::Stats { .. } | DataCmd::Ceiling { .. } | DataCmd::Cache { .. } | DataCmd::ImportFolders { .. } | DataCmd::ExportFolders { .. })
+                | Command::Evaluate(_)
+                | Command::Ontology(_)
+                | Command::Review(ReviewCmd::Report { .. } | ReviewCmd::Export { .. })
+        )
     }
 }
 
@@ -832,6 +856,7 @@ impl CommonTrain {
             rest_pooling: self.rest_pooling,
             noise: self.noise,
             knn_k: self.knn_k,
+            head_layers: self.head_layers,
             ..base
         }
     }

@@ -144,6 +144,31 @@ fn doctor_reports_libtorch() {
     assert!(out.contains("CUDA available") && out.contains("matmul check"), "{out}");
 }
 
+/// libtorch's CUDA library (and the ~230 MiB it maps) is loaded by the commands that may use a
+/// device, and never by the light ones (src/cuda.rs). The dynamic loader says what it opens.
+#[test]
+fn only_commands_that_may_use_a_device_load_libtorch_cuda() {
+    let wheel_has_cuda = conceptree::cuda::libtorch_dir().is_some_and(|d| d.join("libtorch_cuda.so").exists());
+    let tmp = tempfile::tempdir().unwrap();
+    let labels = tmp.path().join("labels.csv");
+    std::fs::write(&labels, "a\tC0040405;C0817096\nb\tC0024485\n").unwrap();
+    let opens_cuda = |args: &[&str]| {
+        let out = bin().args(args).env("LD_DEBUG", "files").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains("file=") && !l.contains("calling")).collect::<Vec<_>>().join("\n"));
+        String::from_utf8_lossy(&out.stderr).lines().any(|l| l.contains("file=") && l.contains("libtorch_cuda.so"))
+    };
+    for light in [&["data", "stats", "--labels", s(&labels)][..], &["ontology", "stats"], &["data", "ceiling", "--labels", s(&labels)]] {
+        assert!(!opens_cuda(light), "{light:?} opened libtorch_cuda.so");
+    }
+    let doctor = run_ok(&["doctor"]);
+    if wheel_has_cuda {
+        assert!(opens_cuda(&["doctor"]), "doctor did not open libtorch_cuda.so");
+        assert!(doctor.contains("libtorch_cuda    loaded on demand"), "{doctor}");
+    } else {
+        assert!(doctor.contains("libtorch_cuda    none (CPU-only libtorch)"), "{doctor}");
+    }
+}
+
 #[test]
 fn experiment_paper_runs_on_phantoms_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();

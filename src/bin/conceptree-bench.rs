@@ -164,6 +164,8 @@ fn emit(name: &str, unit: &str, value: f64) {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // before any libtorch call (src/cuda.rs): the GPU rows need libtorch's CUDA library
+    conceptree::cuda::load();
     let threads = if cli.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { cli.threads };
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("rayon pool")?;
     tch::set_num_threads(threads as i32);

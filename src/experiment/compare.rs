@@ -95,6 +95,10 @@ pub const VARIANTS: &[Variant] = &[
         c.neck = Neck::Shared;
     } },
     Variant { name: "hybrid", changes: "level heads plus a residual head over the most frequent concepts on no level", apply: |c| c.mode = Mode::Hybrid },
+    Variant { name: "hybrid-joint", changes: "hybrid, joint schedule (all heads from the start)", apply: |c| {
+        c.mode = Mode::Hybrid;
+        c.schedule = HierSchedule::Joint;
+    } },
     Variant { name: "hybrid-no-noise", changes: "hybrid, noise-flagged concepts left out of the residual head", apply: |c| {
         c.mode = Mode::Hybrid;
         c.noise = crate::eval::ceiling::Noise::Drop;
@@ -311,6 +315,27 @@ pub fn bootstrap_ci(values: &[f64], n: usize, seed: u64) -> (f64, f64) {
     (at(0.025), at(0.975))
 }
 
+/// Options every run of the comparison shares that differ from the training defaults (those a
+/// reader of the table would otherwise assume), as command-line options.
+fn shared_non_defaults(b: &TrainConfig) -> Vec<String> {
+    let d = TrainConfig::default();
+    let mut out = Vec::new();
+    let name = |v: Option<clap::builder::PossibleValue>| v.map_or_else(String::new, |v| v.get_name().to_string());
+    if b.class_weights != d.class_weights {
+        out.push(format!("--class-weights {}", name(clap::ValueEnum::to_possible_value(&b.class_weights))));
+    }
+    if b.head_layers != d.head_layers {
+        out.push(format!("--head-layers {}", name(clap::ValueEnum::to_possible_value(&b.head_layers))));
+    }
+    if b.augment.is_none() {
+        out.push("--no-augment".into());
+    }
+    if b.amp {
+        out.push("--amp".into());
+    }
+    out
+}
+
 /// The comparison as a Markdown table (and a per-level table).
 pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
     let b = &cfg.base;
@@ -321,12 +346,13 @@ pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
     };
     let _ = writeln!(
         s,
-        "Paired comparison: trunk {}, {} px, batch {}, lr {:.0e}, {} epochs per run; seeds {}; one split (split seed {}), test: {}.\n",
+        "Paired comparison: trunk {}, {} px, batch {}, lr {:.0e}, {} epochs per run{}; seeds {}; one split (split seed {}), test: {}.\n",
         b.trunk,
         b.image_size,
         b.batch_size,
         b.lr,
         b.epochs,
+        shared_non_defaults(b).iter().map(|o| format!(", {o}")).collect::<String>(),
         cfg.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "),
         cfg.split_seed,
         test
@@ -398,5 +424,16 @@ mod tests {
         assert_eq!((old.schedule, old.head_weights, old.fair_schedule, old.keep), (HierSchedule::Stepwise, HeadWeights::Equal, false, Keep::Last));
         // every hierarchical variant differs from the defaults in exactly what it names
         assert_eq!(apply("hier-last-epoch"), TrainConfig { mode: Mode::Hierarchical, keep: Keep::Last, ..TrainConfig::default() });
+        assert_eq!(apply("hybrid-joint"), TrainConfig { mode: Mode::Hybrid, schedule: HierSchedule::Joint, ..TrainConfig::default() });
+    }
+
+    #[test]
+    fn the_table_names_the_shared_options_that_differ_from_the_defaults() {
+        let mut b = TrainConfig::default();
+        assert!(shared_non_defaults(&b).is_empty());
+        b.head_layers = crate::model::HeadLayers::Linear;
+        b.class_weights = crate::train::ClassWeights::None;
+        b.augment = None;
+        assert_eq!(shared_non_defaults(&b), ["--class-weights none", "--head-layers linear", "--no-augment"]);
     }
 }

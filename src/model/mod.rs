@@ -105,6 +105,20 @@ impl HeadSpec {
     }
 }
 
+/// The layers between the trunk's feature map and a head's output layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadLayers {
+    /// The paper's head: auxiliary 1x1 convolution, BatchNorm, ReLU, pooling, dropout, a hidden
+    /// dense layer, ReLU, dropout, then the output layer.
+    #[default]
+    Paper,
+    /// Pooling, then the output layer (torchvision's classifier): nothing between the trunk's
+    /// pooled features and the logits. Small marks the paper's head loses (a burned-in arrow or
+    /// circle on annotated phantoms) reach the output through it; see BENCHMARKS.md.
+    Linear,
+}
+
 /// Sizes of the paper's head: auxiliary 1x1 convolution, then two dense layers with dropout.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HeadConfig {
@@ -114,14 +128,18 @@ pub struct HeadConfig {
     pub hidden: i64,
     /// Dropout probability before each dense layer.
     pub dropout: f64,
+    /// The paper's layers, or none (pooling straight into the output layer). Models written
+    /// before this option read back as the paper's.
+    #[serde(default)]
+    pub layers: HeadLayers,
 }
 
 impl HeadConfig {
     /// Defaults scaled to the trunk: 512 aux channels and 256 hidden units for ResNets, less for `tiny`.
     pub fn for_trunk(kind: TrunkKind) -> HeadConfig {
         match kind {
-            TrunkKind::Tiny => HeadConfig { aux_channels: 64, hidden: 64, dropout: 0.3 },
-            _ => HeadConfig { aux_channels: 512, hidden: 256, dropout: 0.5 },
+            TrunkKind::Tiny => HeadConfig { aux_channels: 64, hidden: 64, dropout: 0.3, layers: HeadLayers::Paper },
+            _ => HeadConfig { aux_channels: 512, hidden: 256, dropout: 0.5, layers: HeadLayers::Paper },
         }
     }
 }
@@ -233,33 +251,45 @@ pub fn is_channels_last(t: &Tensor) -> bool {
 }
 
 /// The paper's head up to its hidden layer: auxiliary 1x1 convolution, BatchNorm, ReLU, global
-/// pooling ([`Pooling`]), dropout, dense layer, ReLU, dropout.
+/// pooling ([`Pooling`]), dropout, dense layer, ReLU, dropout. With [`HeadLayers::Linear`] only
+/// the pooling.
 #[derive(Debug)]
 struct NeckLayers {
-    conv: nn::Conv2D,
-    bn: nn::BatchNorm,
-    fc1: nn::Linear,
+    /// The paper's layers (none with [`HeadLayers::Linear`]).
+    layers: Option<(nn::Conv2D, nn::BatchNorm, nn::Linear)>,
     dropout: f64,
     pooling: Pooling,
+    /// Width of the output `[B, width]`.
+    width: i64,
 }
 
 impl NeckLayers {
     /// `in_channels` from the trunk, `extra` conditioning inputs after the pooling.
     fn new(p: &nn::Path, in_channels: i64, extra: i64, cfg: &HeadConfig, pooling: Pooling) -> NeckLayers {
-        let conv = nn::conv2d(p / "conv", in_channels, cfg.aux_channels, 1, nn::ConvConfig { bias: false, ..Default::default() });
-        let bn = nn::batch_norm2d(p / "bn", cfg.aux_channels, Default::default());
-        let fc1 = nn::linear(p / "fc1", pooling.width(cfg.aux_channels) + extra, cfg.hidden, Default::default());
-        NeckLayers { conv, bn, fc1, dropout: cfg.dropout, pooling }
+        match cfg.layers {
+            HeadLayers::Paper => {
+                let conv = nn::conv2d(p / "conv", in_channels, cfg.aux_channels, 1, nn::ConvConfig { bias: false, ..Default::default() });
+                let bn = nn::batch_norm2d(p / "bn", cfg.aux_channels, Default::default());
+                let fc1 = nn::linear(p / "fc1", pooling.width(cfg.aux_channels) + extra, cfg.hidden, Default::default());
+                NeckLayers { layers: Some((conv, bn, fc1)), dropout: cfg.dropout, pooling, width: cfg.hidden }
+            }
+            HeadLayers::Linear => NeckLayers { layers: None, dropout: 0.0, pooling, width: pooling.width(in_channels) + extra },
+        }
     }
 
-    /// features `[B, C, h, w]` (+ conditioning `[B, extra]`) -> hidden `[B, hidden]`.
+    /// features `[B, C, h, w]` (+ conditioning `[B, extra]`) -> hidden `[B, width]`.
     fn forward_t(&self, feats: &Tensor, cond: Option<&Tensor>, train: bool) -> Tensor {
-        let y = self.pooling.apply(&feats.apply(&self.conv).apply_t(&self.bn, train).relu_());
-        let y = match cond {
+        let cat = |y: Tensor| match cond {
             Some(c) => Tensor::cat(&[y, c.shallow_clone()], 1),
             None => y,
         };
-        y.dropout(self.dropout, train).apply(&self.fc1).relu().dropout(self.dropout, train)
+        match &self.layers {
+            Some((conv, bn, fc1)) => {
+                let y = cat(self.pooling.apply(&feats.apply(conv).apply_t(bn, train).relu_()));
+                y.dropout(self.dropout, train).apply(fc1).relu().dropout(self.dropout, train)
+            }
+            None => cat(self.pooling.apply(feats)),
+        }
     }
 }
 
@@ -322,7 +352,14 @@ impl Model {
         for spec in &cfg.heads {
             let p = root / "heads" / spec.name.as_str();
             let e = if cfg.condition_on_previous { extra } else { 0 };
-            let (neck, fc2_in) = if shared { (None, cfg.head.hidden + e) } else { (Some(NeckLayers::new(&p, c, e, &cfg.head, spec.pooling)), cfg.head.hidden) };
+            let (neck, fc2_in) = match &shared_neck {
+                Some(n) => (None, n.width + e),
+                None => {
+                    let n = NeckLayers::new(&p, c, e, &cfg.head, spec.pooling);
+                    let w = n.width;
+                    (Some(n), w)
+                }
+            };
             let fc2 = nn::linear(&p / "fc2", fc2_in, spec.n_outputs(), Default::default());
             heads.push(Head { neck, fc2 });
             extra += spec.concepts.len() as i64;
@@ -455,6 +492,39 @@ mod tests {
             assert_eq!(out[0].size(), vec![2, 25], "{trunk}");
             assert_eq!(m.probabilities(&out).size(), vec![2, 25]);
         }
+    }
+
+    /// `--head-layers linear`: no auxiliary convolution, BatchNorm, hidden layer or dropout; the
+    /// output layer reads the pooled trunk features (plus conditioning) directly, for per-head and
+    /// shared necks; and a model.json without the field reads back as the paper's head.
+    #[test]
+    fn linear_heads_feed_pooled_features_straight_to_the_output_layer() {
+        let heads = vec![spec("modality", 3, HeadKind::SingleLabel), HeadSpec { pooling: Pooling::AvgMax, ..spec("rest", 2, HeadKind::MultiLabel) }];
+        let c = TrunkKind::Tiny.out_channels();
+        for (neck, condition) in [(Neck::PerHead, false), (Neck::PerHead, true), (Neck::Shared, false), (Neck::Shared, true)] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let mut mc = ModelConfig { neck, ..cfg(TrunkKind::Tiny, heads.clone(), condition) };
+            mc.head.layers = HeadLayers::Linear;
+            let m = Model::new(&vs.root(), mc);
+            let names: Vec<String> = vs.variables().into_keys().filter(|n| n.starts_with("heads.") || n.starts_with("neck.")).collect();
+            assert!(names.iter().all(|n| n.contains(".fc2.")), "{neck:?}: {names:?}");
+            let fc2 = |h: &str| vs.variables()[&format!("heads.{h}.fc2.weight")].size();
+            // modality reads C pooled features; rest reads 2C (avg-max, per-head only) + modality's 3 when conditioned
+            let rest_in = if neck == Neck::Shared { c } else { 2 * c } + if condition { 3 } else { 0 };
+            assert_eq!((fc2("modality"), fc2("rest")), (vec![4, c], vec![2, rest_in]), "{neck:?} condition {condition}");
+            // no dropout: training and evaluation give the same logits on the same BatchNorm statistics
+            let x = Tensor::randn([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+            let feats = tch::no_grad(|| m.features(&x, false));
+            let (a, b) = tch::no_grad(|| (m.heads_forward(&feats, true), m.heads_forward(&feats, false)));
+            assert_eq!((a[0].size(), a[1].size()), (vec![3, 4], vec![3, 2]));
+            assert!(a.iter().zip(&b).all(|(a, b)| a.allclose(b, 1e-6, 1e-6, false)));
+        }
+        let mut paper = HeadConfig::for_trunk(TrunkKind::Tiny);
+        let mut json: serde_json::Value = serde_json::to_value(paper).unwrap();
+        json.as_object_mut().unwrap().remove("layers");
+        assert_eq!(serde_json::from_value::<HeadConfig>(json).unwrap(), paper);
+        paper.layers = HeadLayers::Linear;
+        assert_eq!(serde_json::from_str::<HeadConfig>(&serde_json::to_string(&paper).unwrap()).unwrap(), paper);
     }
 
     #[test]

@@ -300,12 +300,12 @@ fn bad_config_and_unwritable_output_are_errors() {
 #[test]
 fn annotations_are_labelled_where_drawn_and_change_nothing_else() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let plain = SynthConfig { n: 40, size: 64, seed: 5, ..Default::default() };
+    let plain = SynthConfig { n: 80, size: 64, seed: 5, ..Default::default() };
     generate(&plain, a.path()).unwrap();
     generate(&SynthConfig { annotations: true, ..plain.clone() }, b.path()).unwrap();
     let labels = |d: &Path| std::fs::read_to_string(d.join("labels.csv")).unwrap();
     let (la, lb) = (labels(a.path()), labels(b.path()));
-    let (mut arrows, mut rings) = (0, 0);
+    let (mut arrows, mut rings, mut in_colour) = (0, 0, 0);
     for (i, (x, y)) in la.lines().zip(lb.lines()).enumerate() {
         let id = x.split('\t').next().unwrap();
         let has = |c: &str| y.contains(c);
@@ -316,8 +316,18 @@ fn annotations_are_labelled_where_drawn_and_change_nothing_else() {
         assert_eq!(x.split('\t').nth(1).unwrap(), without.join(";"), "line {i}: the other labels are unchanged");
         let img = |d: &Path| std::fs::read(d.join("images").join(format!("{id}.jpg"))).unwrap();
         assert_eq!(img(a.path()) == img(b.path()), !annotated, "{id}: pixels change exactly when annotated");
+        // marks are drawn in colour: an annotated image is RGB, and most show a colour no grey image has
+        let decoded = image::load_from_memory(&img(b.path())).unwrap();
+        assert_eq!(decoded.color() == image::ColorType::Rgb8, annotated, "{id}: {:?}", decoded.color());
+        if annotated {
+            let coloured = decoded.to_rgb8().pixels().filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 60).count();
+            in_colour += usize::from(coloured > 10);
+        }
     }
     assert!(arrows > 5 && rings > 3, "{arrows} arrows, {rings} rings");
+    // one image in five gets white marks
+    let annotated = la.lines().zip(lb.lines()).filter(|(x, y)| x != y).count();
+    assert!(in_colour * 10 >= annotated * 6 && in_colour < annotated, "{in_colour} of {annotated} annotated images in colour");
     // the annotation concepts are in concepts.tsv, which still loads as an ontology
     let concepts = std::fs::read_to_string(b.path().join("concepts.tsv")).unwrap();
     assert!(concepts.contains(cui::LESION) && !std::fs::read_to_string(a.path().join("concepts.tsv")).unwrap().contains(cui::LESION));

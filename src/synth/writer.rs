@@ -9,7 +9,7 @@ use image::{ExtendedColorType, GrayImage};
 use rayon::prelude::*;
 
 use super::concepts::{concept_table, cui, ANNOTATION_CONCEPTS};
-use super::overlays::{annotation_plan, draw_arrow, draw_ring};
+use super::overlays::{annotation_plan, draw_arrow, draw_ring, mark_colour};
 use super::config::{SynthConfig, SynthError, SynthSummary};
 use super::plan::{image_rng, plan};
 use super::render::render;
@@ -20,9 +20,13 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
 
 /// Encode a grayscale image as JPEG bytes.
 pub fn encode_jpeg(img: &GrayImage, quality: u8, path: &Path) -> Result<Vec<u8>, SynthError> {
-    let mut buf = Vec::with_capacity(img.as_raw().len() / 4);
+    encode(img.as_raw(), img.width(), img.height(), ExtendedColorType::L8, quality, path)
+}
+
+fn encode(raw: &[u8], width: u32, height: u32, colour: ExtendedColorType, quality: u8, path: &Path) -> Result<Vec<u8>, SynthError> {
+    let mut buf = Vec::with_capacity(raw.len() / 4);
     JpegEncoder::new_with_quality(&mut buf, quality.clamp(1, 100))
-        .encode(img.as_raw(), img.width(), img.height(), ExtendedColorType::L8)
+        .encode(raw, width, height, colour)
         .map_err(|source| SynthError::Image { path: path.to_path_buf(), source })?;
     Ok(buf)
 }
@@ -38,17 +42,22 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthErro
     planned.par_iter().enumerate().try_for_each(|(i, p)| -> Result<(), SynthError> {
         let path = images_dir.join(format!("{}.jpg", p.id));
         let mut rng = image_rng(cfg.seed, i);
-        let mut img = render(&p.spec, cfg.size, &mut rng);
-        if cfg.annotations {
-            let (arrow, ring, mut rng) = annotation_plan(cfg.seed, i);
+        let img = render(&p.spec, cfg.size, &mut rng);
+        let (arrow, ring, mut rng) = annotation_plan(cfg.seed, i);
+        let bytes = if cfg.annotations && (arrow || ring) {
+            // marks in colour: the image becomes RGB
+            let mut rgb = image::DynamicImage::ImageLuma8(img).into_rgb8();
+            let colour = mark_colour(&mut rng);
             if arrow {
-                draw_arrow(&mut img, &mut rng);
+                draw_arrow(&mut rgb, colour, &mut rng);
             }
             if ring {
-                draw_ring(&mut img, &mut rng);
+                draw_ring(&mut rgb, colour, &mut rng);
             }
-        }
-        let bytes = encode_jpeg(&img, cfg.jpeg_quality, &path)?;
+            encode(rgb.as_raw(), rgb.width(), rgb.height(), ExtendedColorType::Rgb8, cfg.jpeg_quality, &path)?
+        } else {
+            encode_jpeg(&img, cfg.jpeg_quality, &path)?
+        };
         fs::write(&path, bytes).map_err(io_err(&path))
     })?;
 

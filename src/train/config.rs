@@ -252,6 +252,9 @@ pub struct TrainConfig {
     /// kNN mode: neighbours that vote.
     #[serde(default = "default_knn_k")]
     pub knn_k: usize,
+    /// The layers of every head between the trunk and its output layer (the paper's, or none).
+    #[serde(default)]
+    pub head_layers: crate::model::HeadLayers,
 }
 
 impl Default for TrainConfig {
@@ -302,6 +305,7 @@ impl Default for TrainConfig {
             rest_pooling: crate::model::Pooling::Avg,
             noise: default_noise(),
             knn_k: default_knn_k(),
+            head_layers: crate::model::HeadLayers::Paper,
         }
     }
 }
@@ -484,7 +488,7 @@ mod tests {
     #[test]
     fn runs_from_before_an_option_keep_their_behaviour() {
         let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
-        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck", "pooling", "rest_pooling"] {
+        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck", "pooling", "rest_pooling", "head_layers"] {
             v.as_object_mut().unwrap().remove(k);
         }
         let old: TrainConfig = serde_json::from_value(v).unwrap();
@@ -492,6 +496,8 @@ mod tests {
         // runs from before --pooling and --rest-pooling averaged
         use crate::model::Pooling;
         assert_eq!((old.pooling, old.rest_pooling), (Pooling::Avg, Pooling::Avg));
+        // and before --head-layers had the paper's head
+        assert_eq!(old.head_layers, crate::model::HeadLayers::Paper);
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> 
     }
     Ok(ModelConfig {
         trunk: cfg.trunk,
-        head: HeadConfig::for_trunk(cfg.trunk),
+        head: HeadConfig { layers: cfg.head_layers, ..HeadConfig::for_trunk(cfg.trunk) },
         heads,
         condition_on_previous: cfg.condition_on_previous,
         neck,
