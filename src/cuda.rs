@@ -33,10 +33,17 @@ pub enum CudaLib {
 /// the one the build found libtorch in (recorded by build.rs). The first matters when the binary
 /// runs on another machine with `LD_LIBRARY_PATH` pointing at that machine's libtorch.
 pub fn libtorch_dir() -> Option<PathBuf> {
-    let loaded = std::fs::read_to_string("/proc/self/maps").ok().and_then(|maps| {
-        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with("/libtorch_cpu.so")).and_then(|p| std::path::Path::new(p).parent().map(PathBuf::from))
-    });
+    let loaded = mapped_library("libtorch_cpu.so").and_then(|p| p.parent().map(PathBuf::from));
     loaded.or_else(|| option_env!("CONCEPTREE_LIBTORCH_DIR").map(PathBuf::from))
+}
+
+/// The path of the file named `name` this process has mapped (from `/proc/self/maps`; `None`
+/// where it is not mapped or that cannot be read).
+fn mapped_library(name: &str) -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let suffix = format!("/{name}");
+    let path = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with(&suffix))?;
+    Some(PathBuf::from(path))
 }
 
 /// Load `libtorch_cuda.so` (the one beside the loaded `libtorch_cpu.so`) once per process; later
@@ -55,7 +62,7 @@ pub fn load() -> &'static CudaLib {
 /// Whether this process has `libtorch_cuda.so` mapped (from `/proc/self/maps`; false where that
 /// cannot be read).
 pub fn is_mapped() -> bool {
-    std::fs::read_to_string("/proc/self/maps").is_ok_and(|m| m.lines().any(|l| l.ends_with("/libtorch_cuda.so")))
+    mapped_library("libtorch_cuda.so").is_some()
 }
 
 #[cfg(unix)]

@@ -43,20 +43,21 @@ pub fn generate(cfg: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthErro
         let path = images_dir.join(format!("{}.jpg", p.id));
         let mut rng = image_rng(cfg.seed, i);
         let img = render(&p.spec, cfg.size, &mut rng);
-        let (arrow, ring, mut rng) = annotation_plan(cfg.seed, i);
-        let bytes = if cfg.annotations && (arrow || ring) {
+        let marks = cfg.annotations.then(|| annotation_plan(cfg.seed, i)).filter(|&(arrow, ring, _)| arrow || ring);
+        let bytes = match marks {
             // marks in colour: the image becomes RGB
-            let mut rgb = image::DynamicImage::ImageLuma8(img).into_rgb8();
-            let colour = mark_colour(&mut rng);
-            if arrow {
-                draw_arrow(&mut rgb, colour, &mut rng);
+            Some((arrow, ring, mut rng)) => {
+                let mut rgb = image::DynamicImage::ImageLuma8(img).into_rgb8();
+                let colour = mark_colour(&mut rng);
+                if arrow {
+                    draw_arrow(&mut rgb, colour, &mut rng);
+                }
+                if ring {
+                    draw_ring(&mut rgb, colour, &mut rng);
+                }
+                encode(rgb.as_raw(), rgb.width(), rgb.height(), ExtendedColorType::Rgb8, cfg.jpeg_quality, &path)?
             }
-            if ring {
-                draw_ring(&mut rgb, colour, &mut rng);
-            }
-            encode(rgb.as_raw(), rgb.width(), rgb.height(), ExtendedColorType::Rgb8, cfg.jpeg_quality, &path)?
-        } else {
-            encode_jpeg(&img, cfg.jpeg_quality, &path)?
+            None => encode_jpeg(&img, cfg.jpeg_quality, &path)?,
         };
         fs::write(&path, bytes).map_err(io_err(&path))
     })?;

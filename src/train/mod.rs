@@ -82,17 +82,20 @@ impl DeviceChoice {
     /// The device this choice means on this machine. Loads libtorch's CUDA library first
     /// ([`crate::cuda::load`]; a no-op once done, and too late if another libtorch call came first).
     pub fn resolve(self) -> Result<Device, ConfigError> {
-        if self != DeviceChoice::Cpu {
-            crate::cuda::load();
-        }
+        let lib = (self != DeviceChoice::Cpu).then(crate::cuda::load);
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
             DeviceChoice::Auto => Ok(Device::cuda_if_available()),
             DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-            DeviceChoice::Cuda => match crate::cuda::load() {
-                crate::cuda::CudaLib::Failed(_) => Err(ConfigError::Value { option: "device", value: "cuda".into(), rule: "libtorch's CUDA library could not be loaded (see `conceptree doctor`)" }),
-                _ => Err(ConfigError::Value { option: "device", value: "cuda".into(), rule: "libtorch sees no CUDA device on this machine (see `conceptree doctor`)" }),
-            },
+            DeviceChoice::Cuda => Err(ConfigError::Value {
+                option: "device",
+                value: "cuda".into(),
+                rule: if matches!(lib, Some(crate::cuda::CudaLib::Failed(_))) {
+                    "libtorch's CUDA library could not be loaded (see `conceptree doctor`)"
+                } else {
+                    "libtorch sees no CUDA device on this machine (see `conceptree doctor`)"
+                },
+            }),
         }
     }
 }
