@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::model::{Neck, Pooling};
 use crate::ontology::{Level, Ontology};
 use crate::report::plot;
-use crate::train::{Calibration, HeadWeights, HierSchedule, Keep, Mode, TrainConfig};
+use crate::train::{Calibration, ClassWeights, HeadWeights, HierSchedule, Keep, Mode, TrainConfig};
 
 /// A configuration of the comparison: its name, what it changes, and the change.
 pub struct Variant {
@@ -45,6 +45,10 @@ pub const VARIANTS: &[Variant] = &[
         c.mode = Mode::Flat;
         c.keep = Keep::Last;
     } },
+    Variant { name: "flat-no-class-weights", changes: "flat, no class weights (every example counts the same)", apply: |c| {
+        c.mode = Mode::Flat;
+        c.class_weights = ClassWeights::None;
+    } },
     Variant { name: "hier", changes: "hierarchical, defaults", apply: hierarchical },
     Variant { name: "hier-no-calibration", changes: "single-label levels by arg-max over concepts and none (no calibration, no abstention)", apply: |c| {
         hierarchical(c);
@@ -57,6 +61,10 @@ pub const VARIANTS: &[Variant] = &[
     Variant { name: "hier-logit-adjust", changes: "single-label levels class-weighted, prior removed by logit adjustment", apply: |c| {
         hierarchical(c);
         c.calibration = Calibration::LogitAdjust;
+    } },
+    Variant { name: "hier-balanced-model", changes: "multi-label concepts weighted as in a flat model (balanced over the model's concepts, not the head's)", apply: |c| {
+        hierarchical(c);
+        c.class_weights = ClassWeights::BalancedModel;
     } },
     Variant { name: "hier-equal-heads", changes: "every head weighs the same in the loss (not every concept)", apply: |c| {
         hierarchical(c);
@@ -98,6 +106,14 @@ pub const VARIANTS: &[Variant] = &[
     Variant { name: "hybrid-joint", changes: "hybrid, joint schedule (all heads from the start)", apply: |c| {
         c.mode = Mode::Hybrid;
         c.schedule = HierSchedule::Joint;
+    } },
+    Variant { name: "hybrid-unweighted", changes: "hybrid, single-label levels trained without class weights (instead of logit adjustment)", apply: |c| {
+        c.mode = Mode::Hybrid;
+        c.calibration = Calibration::Unweighted;
+    } },
+    Variant { name: "hybrid-balanced-model", changes: "hybrid, multi-label concepts weighted as in a flat model (balanced over the model's concepts, not the head's)", apply: |c| {
+        c.mode = Mode::Hybrid;
+        c.class_weights = ClassWeights::BalancedModel;
     } },
     Variant { name: "hybrid-no-noise", changes: "hybrid, noise-flagged concepts left out of the residual head", apply: |c| {
         c.mode = Mode::Hybrid;
@@ -425,6 +441,8 @@ mod tests {
         // every hierarchical variant differs from the defaults in exactly what it names
         assert_eq!(apply("hier-last-epoch"), TrainConfig { mode: Mode::Hierarchical, keep: Keep::Last, ..TrainConfig::default() });
         assert_eq!(apply("hybrid-joint"), TrainConfig { mode: Mode::Hybrid, schedule: HierSchedule::Joint, ..TrainConfig::default() });
+        assert_eq!(apply("hybrid-unweighted"), TrainConfig { mode: Mode::Hybrid, calibration: Calibration::Unweighted, ..TrainConfig::default() });
+        assert_eq!(apply("flat-no-class-weights"), TrainConfig { mode: Mode::Flat, class_weights: ClassWeights::None, ..TrainConfig::default() });
     }
 
     #[test]

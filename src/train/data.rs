@@ -143,7 +143,7 @@ pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> 
         for spec in &mut heads {
             match spec.kind {
                 HeadKind::SingleLabel if cfg.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) => {
-                    spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec).iter().map(|w| w.ln()).collect();
+                    spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec, None).iter().map(|w| w.ln()).collect();
                 }
                 HeadKind::MultiLabel if cfg.max_constraint => spec.descendants = descendants_within(&spec.concepts, ontology),
                 _ => {}

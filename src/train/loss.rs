@@ -1,7 +1,8 @@
 //! Training targets and losses, per head.
 //!
 //! A multi-label head is trained with binary cross-entropy (per-concept positive weights with
-//! `--class-weights balanced`), or with C-HMCNN's MCLoss when it has a max-constraint; a
+//! `--class-weights balanced`, relative to its head's concepts, or `balanced-model`, relative to
+//! the whole model's, as a flat model over the same concepts would weigh them), or with C-HMCNN's MCLoss when it has a max-constraint; a
 //! single-label head with cross-entropy over its concepts plus "none" (scikit-learn "balanced"
 //! class weights, unless `--calibration unweighted`). The total loss of a step is
 //! `sum over the stage's heads of w_h * L_h`, each `L_h` a mean over the batch (and over the
@@ -49,12 +50,25 @@ impl HeadTargets {
         }
     }
 
-    /// Balanced class weights for this head's loss.
-    pub fn weights(&self, spec: &HeadSpec) -> Vec<f32> {
+    /// How many images have each of the head's concepts.
+    pub fn counts(&self, spec: &HeadSpec) -> Vec<usize> {
         match self {
-            HeadTargets::Multi(v, k) => {
-                let counts: Vec<usize> = (0..*k).map(|j| v.iter().skip(j).step_by(*k).filter(|x| **x > 0.5).count()).collect();
-                balanced_pos_weights(&counts)
+            HeadTargets::Multi(v, k) => (0..*k).map(|j| v.iter().skip(j).step_by(*k).filter(|x| **x > 0.5).count()).collect(),
+            HeadTargets::Single(v) => (0..spec.concepts.len()).map(|j| v.iter().filter(|&&c| c == j as i64).count()).collect(),
+        }
+    }
+
+    /// Balanced class weights for this head's loss.
+    /// `model_mean`: the mean count of the model's concepts (`--class-weights balanced-model`); a
+    /// multi-label concept's positive weight is then that mean over its count, not its head's mean.
+    pub fn weights(&self, spec: &HeadSpec, model_mean: Option<f64>) -> Vec<f32> {
+        match self {
+            HeadTargets::Multi(..) => {
+                let counts = self.counts(spec);
+                match model_mean {
+                    None => balanced_pos_weights(&counts),
+                    Some(m) => counts.iter().map(|&n| if n == 0 { 1.0 } else { (m / n as f64) as f32 }).collect(),
+                }
             }
             HeadTargets::Single(v) => {
                 let n = spec.concepts.len() + 1;
@@ -71,7 +85,14 @@ impl HeadTargets {
 
 /// Whether head `spec` is trained with class weights under `cfg`.
 pub fn uses_class_weights(spec: &HeadSpec, cfg: &TrainConfig) -> bool {
-    cfg.class_weights == ClassWeights::Balanced && !(spec.kind == HeadKind::SingleLabel && cfg.calibration == Calibration::Unweighted)
+    cfg.class_weights != ClassWeights::None && !(spec.kind == HeadKind::SingleLabel && cfg.calibration == Calibration::Unweighted)
+}
+
+/// The mean number of training images per concept over every head of a model.
+pub fn mean_concept_count(specs: &[HeadSpec], targets: &[HeadTargets]) -> f64 {
+    let total: usize = specs.iter().zip(targets).map(|(s, t)| t.counts(s).iter().sum::<usize>()).sum();
+    let k: usize = specs.iter().map(|s| s.concepts.len()).sum();
+    total as f64 / k.max(1) as f64
 }
 
 /// The weight of each head in the total loss (see the module docs).
@@ -99,7 +120,8 @@ pub struct Losses {
 impl Losses {
     /// Class weights from the training targets, as the configuration asks.
     pub fn new(specs: &[HeadSpec], train_targets: &[HeadTargets], cfg: &TrainConfig, device: Device) -> Losses {
-        let weights = specs.iter().zip(train_targets).map(|(s, t)| uses_class_weights(s, cfg).then(|| Tensor::from_slice(&t.weights(s)).to_device(device))).collect();
+        let model_mean = (cfg.class_weights == ClassWeights::BalancedModel).then(|| mean_concept_count(specs, train_targets));
+        let weights = specs.iter().zip(train_targets).map(|(s, t)| uses_class_weights(s, cfg).then(|| Tensor::from_slice(&t.weights(s, model_mean)).to_device(device))).collect();
         let constraints = specs.iter().map(|s| s.constraint_matrix(device)).collect();
         Losses { specs: specs.to_vec(), weights, head_weights: head_weights(specs, &cfg.head_weights), constraints }
     }
@@ -202,6 +224,51 @@ mod tests {
         let total = l.total(&logits, &targets, &[0], &[0, 1], Device::Cpu).double_value(&[]);
         // CE of a uniform 5-way softmax = ln 5; BCE at logit 0 = ln 2
         assert!((total - (0.25 * 5f64.ln() + 0.75 * 2f64.ln())).abs() < 1e-5, "{total}");
+    }
+
+    #[test]
+    fn balanced_model_weights_a_concept_as_a_flat_model_would() {
+        // five images; concepts C1..C4 (spec() numbers them from C0000000): a single-label level
+        // {C0, C1} and a multi-label level {C2, C3}. Counts: C0 2, C1 1, C2 4, C3 1.
+        let labels: Vec<BTreeSet<String>> = [
+            vec!["C0000000", "C0000002"],
+            vec!["C0000000", "C0000002", "C0000003"],
+            vec!["C0000001", "C0000002"],
+            vec!["C0000002"],
+            vec![],
+        ]
+        .iter()
+        .map(|v| v.iter().map(|c| c.to_string()).collect())
+        .collect();
+        let level = spec("modality", 2, HeadKind::SingleLabel);
+        let mut finding = spec("finding", 2, HeadKind::MultiLabel);
+        finding.concepts = vec!["C0000002".into(), "C0000003".into()];
+        let flat = HeadSpec::new("flat", (0..4).map(|i| format!("C000000{i}")).collect(), HeadKind::MultiLabel);
+        let hier = [level, finding];
+        let targets: Vec<HeadTargets> = hier.iter().map(|s| HeadTargets::build(s, &labels)).collect();
+        let flat_targets = HeadTargets::build(&flat, &labels);
+        assert_eq!(targets[0].counts(&hier[0]), vec![2, 1]);
+        assert_eq!(targets[1].counts(&hier[1]), vec![4, 1]);
+        // mean count over the model's four concepts: (2 + 1 + 4 + 1) / 4 = 2
+        assert_eq!(mean_concept_count(&hier, &targets), 2.0);
+        assert_eq!(mean_concept_count(std::slice::from_ref(&flat), std::slice::from_ref(&flat_targets)), 2.0);
+        // per head ("balanced"): the finding head's mean is 2.5, so C2 0.625 and C3 2.5;
+        // over the model ("balanced-model"): 2/4 and 2/1, the flat model's weights for C2 and C3
+        assert_eq!(targets[1].weights(&hier[1], None), vec![0.625, 2.5]);
+        assert_eq!(targets[1].weights(&hier[1], Some(2.0)), vec![0.5, 2.0]);
+        let flat_w = flat_targets.weights(&flat, None);
+        assert_eq!(flat_w, vec![1.0, 2.0, 0.5, 2.0]);
+        assert_eq!(flat_targets.weights(&flat, Some(2.0)), flat_w, "a flat model's weights are the same either way");
+        // single-label heads keep scikit-learn "balanced" over their classes (and "none") either way
+        assert_eq!(targets[0].weights(&hier[0], Some(2.0)), targets[0].weights(&hier[0], None));
+        // and the losses take them from the configuration
+        let weights_of = |class_weights| {
+            let cfg = TrainConfig { class_weights, ..TrainConfig::default() };
+            let l = Losses::new(&hier, &targets, &cfg, Device::Cpu);
+            Vec::<f32>::try_from(l.weights[1].as_ref().unwrap()).unwrap()
+        };
+        assert_eq!(weights_of(ClassWeights::BalancedModel), vec![0.5, 2.0]);
+        assert_eq!(weights_of(ClassWeights::Balanced), vec![0.625, 2.5]);
     }
 
     #[test]
