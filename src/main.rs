@@ -209,7 +209,7 @@ struct CommonTrain {
     /// Layerwise: learning-rate factor at each unfreezing stage.
     #[arg(long, default_value_t = d().layerwise_lr_decay)]
     layerwise_lr_decay: f64,
-    /// Loss weights against class imbalance: balanced (scikit-learn's rule) or none.
+    /// Loss weights against class imbalance: balanced (scikit-learn's rule, per head), balanced-model (per model) or none.
     #[arg(long, value_enum, default_value_t = d().class_weights)]
     class_weights: ClassWeights,
     /// Seed of the initialisation, shuffling, augmentation and dropout (and of the split).

@@ -138,15 +138,15 @@ impl std::fmt::Display for HeadWeights {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassWeights {
-    /// scikit-learn "balanced" weights within each head (see
-    /// [`crate::data::dataset::balanced_pos_weights`]): a multi-label concept's positive weight is
-    /// the mean count of its head's concepts over its own, so it depends on which concepts share
-    /// its head (the same thing as `balanced-model` for a flat model).
+    /// scikit-learn "balanced" weights within each head: a multi-label concept's positive weight
+    /// is the mean count of its head's concepts over its own, so it depends on which concepts
+    /// share its head (for a flat model the same as `balanced-model`); a single-label head's
+    /// classes (and "none") get N / (C * n_c).
     Balanced,
     /// "Balanced" over the model's whole label space: a multi-label concept's positive weight is the
     /// mean count of all the model's concepts (every head's) over its own, so a concept weighs the
-    /// same whichever head it sits in, as in a flat model over the same concepts. Single-label heads
-    /// keep scikit-learn "balanced" weights over their classes.
+    /// same whichever head it sits in, as in a flat model over the same concepts; single-label
+    /// heads as with `balanced`.
     #[serde(rename = "balanced-model")]
     BalancedModel,
     /// Every example counts the same.
