@@ -443,6 +443,8 @@ mod tests {
         assert_eq!(apply("hybrid-joint"), TrainConfig { mode: Mode::Hybrid, schedule: HierSchedule::Joint, ..TrainConfig::default() });
         assert_eq!(apply("hybrid-unweighted"), TrainConfig { mode: Mode::Hybrid, calibration: Calibration::Unweighted, ..TrainConfig::default() });
         assert_eq!(apply("flat-no-class-weights"), TrainConfig { mode: Mode::Flat, class_weights: ClassWeights::None, ..TrainConfig::default() });
+        assert_eq!(apply("hier-balanced-model"), TrainConfig { mode: Mode::Hierarchical, class_weights: ClassWeights::BalancedModel, ..TrainConfig::default() });
+        assert_eq!(apply("hybrid-balanced-model"), TrainConfig { mode: Mode::Hybrid, class_weights: ClassWeights::BalancedModel, ..TrainConfig::default() });
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //!
 //! A multi-label head is trained with binary cross-entropy (per-concept positive weights with
 //! `--class-weights balanced`, relative to its head's concepts, or `balanced-model`, relative to
-//! the whole model's, as a flat model over the same concepts would weigh them), or with C-HMCNN's MCLoss when it has a max-constraint; a
-//! single-label head with cross-entropy over its concepts plus "none" (scikit-learn "balanced"
-//! class weights, unless `--calibration unweighted`). The total loss of a step is
-//! `sum over the stage's heads of w_h * L_h`, each `L_h` a mean over the batch (and over the
-//! concepts of a multi-label head), with `w_h` from `--head-weights`: `concepts` gives head h the
-//! weight `K_h / K` (its concepts over the model's), so every concept weighs the same whatever
-//! head it sits in and a flat model's loss is its head's; `equal` gives every head 1.
+//! the whole model's, as a flat model over the same concepts would weigh them), or with
+//! C-HMCNN's MCLoss when it has a max-constraint; a single-label head with cross-entropy over its
+//! concepts plus "none" (scikit-learn "balanced" class weights, unless `--calibration unweighted`).
+//! The total loss of a step is `sum over the stage's heads of w_h * L_h`, each `L_h` a mean over
+//! the batch (and over the concepts of a multi-label head), with `w_h` from `--head-weights`:
+//! `concepts` gives head h the weight `K_h / K` (its concepts over the model's), so every concept
+//! weighs the same whatever head it sits in and a flat model's loss is its head's; `equal` gives
+//! every head 1.
 use std::collections::BTreeSet;
 
 use tch::{Device, Kind, Reduction, Tensor};
@@ -228,8 +229,8 @@ mod tests {
 
     #[test]
     fn balanced_model_weights_a_concept_as_a_flat_model_would() {
-        // five images; concepts C1..C4 (spec() numbers them from C0000000): a single-label level
-        // {C0, C1} and a multi-label level {C2, C3}. Counts: C0 2, C1 1, C2 4, C3 1.
+        // five images, concepts C0..C3 (C0000000..C0000003): a single-label level {C0, C1} and a
+        // multi-label level {C2, C3}. Counts: C0 2, C1 1, C2 4, C3 1.
         let labels: Vec<BTreeSet<String>> = [
             vec!["C0000000", "C0000002"],
             vec!["C0000000", "C0000002", "C0000003"],
