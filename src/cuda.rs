@@ -37,6 +37,12 @@ pub fn libtorch_dir() -> Option<PathBuf> {
     loaded.or_else(|| option_env!("CONCEPTREE_LIBTORCH_DIR").map(PathBuf::from))
 }
 
+/// The `libtorch_cuda.so` beside the loaded `libtorch_cpu.so` ([`libtorch_dir`]), where there is one
+/// (a CPU-only libtorch has none).
+pub fn library_path() -> Option<PathBuf> {
+    libtorch_dir().map(|d| d.join("libtorch_cuda.so")).filter(|p| p.exists())
+}
+
 /// The path of the file named `name` this process has mapped (from `/proc/self/maps`; `None`
 /// where it is not mapped or that cannot be read).
 fn mapped_library(name: &str) -> Option<PathBuf> {
@@ -52,10 +58,7 @@ fn mapped_library(name: &str) -> Option<PathBuf> {
 pub fn load() -> &'static CudaLib {
     static LIB: OnceLock<CudaLib> = OnceLock::new();
     LIB.get_or_init(|| {
-        let Some(path) = libtorch_dir().map(|d| d.join("libtorch_cuda.so")).filter(|p| p.exists()) else {
-            return CudaLib::CpuOnly;
-        };
-        open(&path)
+        library_path().map_or(CudaLib::CpuOnly, |path| open(&path))
     })
 }
 
