@@ -55,7 +55,11 @@ impl HeadTargets {
     pub fn counts(&self, spec: &HeadSpec) -> Vec<usize> {
         match self {
             HeadTargets::Multi(v, k) => (0..*k).map(|j| v.iter().skip(j).step_by(*k).filter(|x| **x > 0.5).count()).collect(),
-            HeadTargets::Single(v) => (0..spec.concepts.len()).map(|j| v.iter().filter(|&&c| c == j as i64).count()).collect(),
+            HeadTargets::Single(v) => {
+                let mut counts = class_counts(v, spec.concepts.len());
+                counts.pop(); // "none"
+                counts
+            }
         }
     }
 
@@ -72,9 +76,7 @@ impl HeadTargets {
                 }
             }
             HeadTargets::Single(v) => {
-                let n = spec.concepts.len() + 1;
-                let mut counts = vec![0usize; n];
-                v.iter().for_each(|&c| counts[c as usize] += 1);
+                let counts = class_counts(v, spec.concepts.len());
                 // sklearn "balanced" over classes present: N / (C * n_c)
                 let present = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
                 let total = v.len() as f64;
@@ -82,6 +84,13 @@ impl HeadTargets {
             }
         }
     }
+}
+
+/// How many images a single-label head's targets put in each class: its `k` concepts, then "none".
+fn class_counts(classes: &[i64], k: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; k + 1];
+    classes.iter().for_each(|&c| counts[c as usize] += 1);
+    counts
 }
 
 /// Whether head `spec` is trained with class weights under `cfg`.
