@@ -38,6 +38,10 @@ fn hierarchical(c: &mut TrainConfig) {
     c.mode = Mode::Hierarchical;
 }
 
+fn hybrid(c: &mut TrainConfig) {
+    c.mode = Mode::Hybrid;
+}
+
 /// The configurations `experiment compare` knows, each the shared options plus one change.
 pub const VARIANTS: &[Variant] = &[
     Variant { name: "flat", changes: "flat top-K (the paper's baseline)", apply: |c| c.mode = Mode::Flat },
@@ -102,25 +106,25 @@ pub const VARIANTS: &[Variant] = &[
         hierarchical(c);
         c.neck = Neck::Shared;
     } },
-    Variant { name: "hybrid", changes: "level heads plus a residual head over the most frequent concepts on no level", apply: |c| c.mode = Mode::Hybrid },
+    Variant { name: "hybrid", changes: "level heads plus a residual head over the most frequent concepts on no level", apply: hybrid },
     Variant { name: "hybrid-joint", changes: "hybrid, joint schedule (all heads from the start)", apply: |c| {
-        c.mode = Mode::Hybrid;
+        hybrid(c);
         c.schedule = HierSchedule::Joint;
     } },
     Variant { name: "hybrid-unweighted", changes: "hybrid, single-label levels trained without class weights (instead of logit adjustment)", apply: |c| {
-        c.mode = Mode::Hybrid;
+        hybrid(c);
         c.calibration = Calibration::Unweighted;
     } },
     Variant { name: "hybrid-balanced-model", changes: "hybrid, multi-label concepts weighted as in a flat model (balanced over the model's concepts, not the head's)", apply: |c| {
-        c.mode = Mode::Hybrid;
+        hybrid(c);
         c.class_weights = ClassWeights::BalancedModel;
     } },
     Variant { name: "hybrid-no-noise", changes: "hybrid, noise-flagged concepts left out of the residual head", apply: |c| {
-        c.mode = Mode::Hybrid;
+        hybrid(c);
         c.noise = crate::eval::ceiling::Noise::Drop;
     } },
     Variant { name: "hybrid-avg-max", changes: "hybrid, its residual head pools average and maximum side by side", apply: |c| {
-        c.mode = Mode::Hybrid;
+        hybrid(c);
         c.rest_pooling = Pooling::AvgMax;
     } },
     Variant { name: "flat-avg-max", changes: "flat, its head pools average and maximum side by side", apply: |c| {

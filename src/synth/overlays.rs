@@ -135,7 +135,7 @@ pub(super) fn annotation_plan(seed: u64, index: usize) -> (bool, bool, rand_chac
 /// The colours marks are drawn in, with their weights.
 const MARK_COLOURS: [([u8; 3], u32); 5] = [([255, 230, 0], 30), ([230, 30, 30], 25), ([40, 220, 60], 15), ([0, 220, 255], 10), ([255, 255, 255], 20)];
 
-/// The colour of image's marks.
+/// The colour of an image's marks.
 pub(super) fn mark_colour<R: Rng + ?Sized>(rng: &mut R) -> image::Rgb<u8> {
     image::Rgb(pick(rng, &MARK_COLOURS))
 }
