@@ -275,6 +275,9 @@ struct CommonTrain {
     /// Every head's layers between the trunk and its output: paper (auxiliary convolution, dense layer, dropout) or linear (pooling straight into the output layer; learns small burned-in marks the paper's head loses, see BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = d().head_layers)]
     head_layers: conceptree::model::HeadLayers,
+    /// Decision thresholds tuned on validation: one global, one per level (concepts on no level keep the global one), or per concept (per level, then a concept's own where that strictly raises the validation F1, as top ImageCLEF systems tune them).
+    #[arg(long, value_enum, default_value_t = d().thresholds)]
+    thresholds: conceptree::eval::thresholds::TuneMode,
 }
 
 #[derive(Args, Debug)]
@@ -857,6 +860,7 @@ impl CommonTrain {
             noise: self.noise,
             knn_k: self.knn_k,
             head_layers: self.head_layers,
+            thresholds: self.thresholds,
             ..base
         }
     }

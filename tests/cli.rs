@@ -27,16 +27,23 @@ fn flat_and_hierarchical_runs_end_to_end() {
     assert_eq!(model["heads"][0]["concepts"].as_array().unwrap().len(), 10);
     // mixed precision on CPU is bf16 autocast (no loss scaling), recorded in the provenance
     let amp = tmp.path().join("amp");
-    train(&data, &amp, &["--mode", "flat", "--top-k", "10", "--amp"]);
+    train(&data, &amp, &["--mode", "flat", "--top-k", "10", "--amp", "--thresholds", "global"]);
     let prov: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(amp.join("provenance.json")).unwrap()).unwrap();
     assert_eq!(prov["precision"], "mixed bf16");
     assert_eq!(prov["memory_format"], "channels-last");
     let m: serde_json::Value = serde_json::from_str(std::fs::read_to_string(amp.join("metrics.jsonl")).unwrap().lines().next().unwrap()).unwrap();
     assert!(m["train_loss"].as_f64().unwrap().is_finite() && m["val_loss"].as_f64().unwrap().is_finite());
+    // --thresholds reaches the tuner: per level by default, one global threshold when asked
+    let thresholds = |run: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(run.join("thresholds.json")).unwrap()).unwrap() };
+    assert!(!thresholds(&flat)["per_level"].as_object().unwrap().is_empty());
+    let global = thresholds(&amp);
+    assert!(global["per_level"].as_object().unwrap().is_empty() && global["per_concept"].as_object().unwrap().is_empty(), "{global}");
 
     // hierarchical
     let hier = tmp.path().join("hier");
-    train(&data, &hier, &["--mode", "hierarchical", "--levels", "modality,anatomy,laterality", "--schedule", "stepwise", "--epochs", "3"]);
+    train(&data, &hier, &["--mode", "hierarchical", "--levels", "modality,anatomy,laterality", "--schedule", "stepwise", "--epochs", "3", "--thresholds", "per-concept"]);
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(hier.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["thresholds"], "per-concept");
     let sched: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(hier.join("schedule.json")).unwrap()).unwrap();
     // stepwise: one stage per level, spending exactly the epochs given (the fair schedule)
     assert_eq!(sched["stages"].as_array().unwrap().len(), 3);
@@ -56,7 +63,7 @@ fn flat_and_hierarchical_runs_end_to_end() {
         assert!((0.0..=1.0).contains(&f1));
         assert_eq!(v["n_images"].as_u64().unwrap(), 30);
         if run == &hier {
-            assert_eq!(v["coherence_rate"].as_f64().unwrap(), 1.0, "hierarchical predictions must be coherent");
+            assert_eq!(v["coherence_rate"].as_f64().unwrap(), 1.0, "hierarchical predictions must be coherent (per-concept thresholds too)");
         }
     }
 }

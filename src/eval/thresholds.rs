@@ -116,14 +116,14 @@ impl Thresholds {
 }
 
 /// Which thresholds [`tune`] fits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum TuneMode {
     /// One threshold for all concepts.
     Global,
-    /// Best global, then one threshold per level (coordinate ascent).
+    /// The best global threshold, then one per level (coordinate ascent); concepts on no level keep the global one.
     PerLevel,
-    /// Per level, then one threshold per concept (coordinate ascent, strict improvements only).
+    /// Per level, then one threshold per concept where that strictly raises the validation F1 (coordinate ascent).
     PerConcept,
 }
 

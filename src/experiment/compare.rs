@@ -115,6 +115,10 @@ pub const VARIANTS: &[Variant] = &[
         hybrid(c);
         c.calibration = Calibration::Unweighted;
     } },
+    Variant { name: "hybrid-no-class-weights", changes: "hybrid, no class weights (every example counts the same, as flat-no-class-weights)", apply: |c| {
+        hybrid(c);
+        c.class_weights = ClassWeights::None;
+    } },
     Variant { name: "hybrid-balanced-model", changes: "hybrid, multi-label concepts weighted as in a flat model (balanced over the model's concepts, not the head's)", apply: |c| {
         hybrid(c);
         c.class_weights = ClassWeights::BalancedModel;
@@ -347,6 +351,9 @@ fn shared_non_defaults(b: &TrainConfig) -> Vec<String> {
     if b.head_layers != d.head_layers {
         out.push(format!("--head-layers {}", name(clap::ValueEnum::to_possible_value(&b.head_layers))));
     }
+    if b.thresholds != d.thresholds {
+        out.push(format!("--thresholds {}", name(clap::ValueEnum::to_possible_value(&b.thresholds))));
+    }
     if b.augment.is_none() {
         out.push("--no-augment".into());
     }
@@ -447,6 +454,7 @@ mod tests {
         assert_eq!(apply("hybrid-joint"), TrainConfig { mode: Mode::Hybrid, schedule: HierSchedule::Joint, ..TrainConfig::default() });
         assert_eq!(apply("hybrid-unweighted"), TrainConfig { mode: Mode::Hybrid, calibration: Calibration::Unweighted, ..TrainConfig::default() });
         assert_eq!(apply("flat-no-class-weights"), TrainConfig { mode: Mode::Flat, class_weights: ClassWeights::None, ..TrainConfig::default() });
+        assert_eq!(apply("hybrid-no-class-weights"), TrainConfig { mode: Mode::Hybrid, class_weights: ClassWeights::None, ..TrainConfig::default() });
         assert_eq!(apply("hier-balanced-model"), TrainConfig { mode: Mode::Hierarchical, class_weights: ClassWeights::BalancedModel, ..TrainConfig::default() });
         assert_eq!(apply("hybrid-balanced-model"), TrainConfig { mode: Mode::Hybrid, class_weights: ClassWeights::BalancedModel, ..TrainConfig::default() });
     }
@@ -458,6 +466,7 @@ mod tests {
         b.head_layers = crate::model::HeadLayers::Linear;
         b.class_weights = crate::train::ClassWeights::None;
         b.augment = None;
-        assert_eq!(shared_non_defaults(&b), ["--class-weights none", "--head-layers linear", "--no-augment"]);
+        b.thresholds = crate::eval::thresholds::TuneMode::PerConcept;
+        assert_eq!(shared_non_defaults(&b), ["--class-weights none", "--head-layers linear", "--thresholds per-concept", "--no-augment"]);
     }
 }

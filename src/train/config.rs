@@ -264,6 +264,10 @@ pub struct TrainConfig {
     /// The layers of every head between the trunk and its output layer (the paper's, or none).
     #[serde(default)]
     pub head_layers: crate::model::HeadLayers,
+    /// Which decision thresholds are tuned on validation (each epoch with `keep: best`, and for
+    /// the kept weights).
+    #[serde(default = "default_thresholds")]
+    pub thresholds: crate::eval::thresholds::TuneMode,
 }
 
 impl Default for TrainConfig {
@@ -315,6 +319,7 @@ impl Default for TrainConfig {
             noise: default_noise(),
             knn_k: default_knn_k(),
             head_layers: crate::model::HeadLayers::Paper,
+            thresholds: default_thresholds(),
         }
     }
 }
@@ -441,6 +446,10 @@ fn default_noise() -> crate::eval::ceiling::Noise {
     crate::eval::ceiling::Noise::Keep
 }
 
+fn default_thresholds() -> crate::eval::thresholds::TuneMode {
+    crate::eval::thresholds::TuneMode::PerLevel
+}
+
 fn legacy_calibration() -> Calibration {
     Calibration::None
 }
@@ -497,7 +506,7 @@ mod tests {
     #[test]
     fn runs_from_before_an_option_keep_their_behaviour() {
         let mut v = serde_json::to_value(TrainConfig::default()).unwrap();
-        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck", "pooling", "rest_pooling", "head_layers"] {
+        for k in ["calibration", "head_weights", "fair_schedule", "keep", "max_constraint", "neck", "pooling", "rest_pooling", "head_layers", "thresholds"] {
             v.as_object_mut().unwrap().remove(k);
         }
         let old: TrainConfig = serde_json::from_value(v).unwrap();
@@ -507,6 +516,8 @@ mod tests {
         assert_eq!((old.pooling, old.rest_pooling), (Pooling::Avg, Pooling::Avg));
         // and before --head-layers had the paper's head
         assert_eq!(old.head_layers, crate::model::HeadLayers::Paper);
+        // and before --thresholds tuned one threshold per level
+        assert_eq!(old.thresholds, crate::eval::thresholds::TuneMode::PerLevel);
     }
 
     #[test]

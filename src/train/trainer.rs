@@ -27,7 +27,7 @@ use super::TrainError;
 use crate::data::augment::Pipeline;
 use crate::data::loader::{ImageSource, Loader, TensorLoader};
 use crate::eval::metrics::imageclef_f1;
-use crate::eval::thresholds::{tune, Thresholds, TuneMode};
+use crate::eval::thresholds::{tune, Thresholds};
 use crate::model::{has_prefix, weights, HeadKind, Model, ModelConfig, Neck};
 use crate::ontology::{Level, Ontology};
 use crate::predict::{for_each_batch, store_rows, Decoder};
@@ -561,7 +561,7 @@ impl<'o> Trainer<'o> {
         let scores = decoder.decision_scores(val_probs);
         let level_of = |c: &str| decoder.concepts.iter().position(|x| x == c).and_then(|k| decoder.levels[k].clone());
         let grid: Vec<f32> = (1..20).map(|i| i as f32 * 0.05).collect();
-        Ok(tune(&scores, &decoder.concepts, &self.data.val.ids, &self.val_truth(), &level_of, TuneMode::PerLevel, &grid)?)
+        Ok(tune(&scores, &decoder.concepts, &self.data.val.ids, &self.val_truth(), &level_of, self.cfg.thresholds, &grid)?)
     }
 
     /// Probabilities `[N_val, K]` of the validation images, and the mean loss of `heads` on them.
