@@ -344,16 +344,15 @@ pub fn bootstrap_ci(values: &[f64], n: usize, seed: u64) -> (f64, f64) {
 fn shared_non_defaults(b: &TrainConfig) -> Vec<String> {
     let d = TrainConfig::default();
     let mut out = Vec::new();
-    let name = |v: Option<clap::builder::PossibleValue>| v.map_or_else(String::new, |v| v.get_name().to_string());
-    if b.class_weights != d.class_weights {
-        out.push(format!("--class-weights {}", name(clap::ValueEnum::to_possible_value(&b.class_weights))));
+    // `--flag value` where a value option differs from its default
+    fn differs<T: clap::ValueEnum + PartialEq>(out: &mut Vec<String>, flag: &str, value: &T, default: &T) {
+        if value != default {
+            out.push(format!("{flag} {}", value.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string())));
+        }
     }
-    if b.head_layers != d.head_layers {
-        out.push(format!("--head-layers {}", name(clap::ValueEnum::to_possible_value(&b.head_layers))));
-    }
-    if b.thresholds != d.thresholds {
-        out.push(format!("--thresholds {}", name(clap::ValueEnum::to_possible_value(&b.thresholds))));
-    }
+    differs(&mut out, "--class-weights", &b.class_weights, &d.class_weights);
+    differs(&mut out, "--head-layers", &b.head_layers, &d.head_layers);
+    differs(&mut out, "--thresholds", &b.thresholds, &d.thresholds);
     if b.augment.is_none() {
         out.push("--no-augment".into());
     }
