@@ -8,6 +8,7 @@ use conceptree::data::{self};
 use conceptree::eval::{self, metrics, submission};
 use conceptree::ontology::{Level, Ontology};
 use conceptree::predict::{images_to_predict, LoadOptions, LoadedRun};
+use conceptree::run::outputs::Plan;
 use conceptree::train::{self, run_dir, DeviceChoice, RunDir, TrainConfig};
 use conceptree::Error;
 
@@ -71,6 +72,7 @@ fn cuda_device_name() -> Option<String> {
 }
 
 pub fn synth(out: &Path, cfg: conceptree::synth::SynthConfig, force: bool) -> Result<(), Error> {
+    Plan::new().folder("--out", out).check()?;
     data::output::prepare(out, force)?;
     let s = conceptree::synth::generate(&cfg, out)?;
     println!("wrote {} phantoms to {} and labels to {}", s.n_images, s.images_dir.display(), s.labels_path.display());
@@ -93,6 +95,17 @@ pub fn resume(run: &Path) -> Result<(), Error> {
 }
 
 pub fn train(cfg: TrainConfig, force: bool) -> Result<(), Error> {
+    Plan::new()
+        .input("--labels", &cfg.train_labels)
+        .input("--images", &cfg.images)
+        .input_opt("--val-labels", cfg.val_labels.as_deref())
+        .input_opt("--groups", cfg.groups.as_deref())
+        .input_opt("--weights", cfg.weights.as_deref())
+        .input_opt("--ontology", cfg.ontology.as_deref())
+        .input_opt("--image-cache", cfg.image_cache.as_deref())
+        .creates_run(&cfg.out)
+        .folder("--out", &cfg.out)
+        .check()?;
     let ontology = load_ontology(cfg.ontology.as_deref())?;
     report_training(train::train(&cfg, &ontology, force)?)
 }
@@ -132,6 +145,14 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
     if a.batch_size == 0 {
         return Err(Error::usage("--batch-size 0: must be at least 1"));
     }
+    Plan::new()
+        .reads_run("--model", &a.model)
+        .input("--images", &a.images)
+        .input_opt("--ids", a.ids.as_deref())
+        .input_opt("--ontology", a.load.ontology.as_deref())
+        .file("--out", &a.out)
+        .file_opt("--explain", a.explain.as_deref())
+        .check()?;
     let run = LoadedRun::open(&a.model, a.device.resolve()?, &a.load)?;
     for note in &run.notes {
         eprintln!("note: {note}");
@@ -163,6 +184,7 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
 
 /// `conceptree export`: the run as a TorchScript module and its description.
 pub fn export(cfg: conceptree::predict::export::ExportConfig) -> Result<(), Error> {
+    Plan::new().reads_run("--model", &cfg.model).input_opt("--examples", cfg.examples.as_deref()).folder("--out", &cfg.out).check()?;
     let s = conceptree::predict::export::export(&cfg)?;
     let examples = if s.examples > 0 { format!(" and {} example images", s.examples) } else { String::new() };
     println!(
@@ -283,6 +305,7 @@ pub fn ontology_map(labels: &Path, format: LabelFormat, path: Option<&Path>, sem
 }
 
 pub fn ontology_dot(root: Option<&str>, level: Option<Level>, path: Option<&Path>, out: Option<&Path>) -> Result<(), Error> {
+    Plan::new().input_opt("--ontology", path).file_opt("--out", out).check()?;
     let dot = load_ontology(path)?.to_dot(root, level)?;
     match out {
         None => print!("{dot}"),
@@ -295,6 +318,7 @@ pub fn ontology_dot(root: Option<&str>, level: Option<Level>, path: Option<&Path
 }
 
 pub fn ontology_from_umls(rrf: &Path, labels: Option<&Path>, out: &Path) -> Result<(), Error> {
+    Plan::new().input("--rrf", rrf).input_opt("--labels", labels).file("--out", out).check()?;
     let restrict = match labels {
         Some(l) => Some(read_labels(l, ParseOptions { allow_empty: true, ..Default::default() })?.0.iter().flat_map(|r| r.cui_strings()).collect::<BTreeSet<String>>()),
         None => None,
@@ -306,6 +330,9 @@ pub fn ontology_from_umls(rrf: &Path, labels: Option<&Path>, out: &Path) -> Resu
 }
 
 pub fn data_stats(labels: &Path, format: LabelFormat, top: usize, min_count: usize, plot: Option<&Path>, ontology: Option<&Path>, json: bool) -> Result<(), Error> {
+    if let Some(p) = plot {
+        Plan::new().input("--labels", labels).input_opt("--ontology", ontology).file("--plot", &p.with_extension("svg")).file("--plot", &p.with_extension("png")).check()?;
+    }
     let o = load_ontology(ontology)?;
     let (rows, report) = read_labels(labels, ParseOptions { format, allow_empty: true, ..Default::default() })?;
     if let Some(note) = report.detected_note() {
@@ -345,12 +372,14 @@ pub fn data_ceiling(labels: &Path, format: LabelFormat, ks: &[usize], levels: &[
 }
 
 pub fn import_folders(root: &Path, out: &Path) -> Result<(), Error> {
+    Plan::new().input("--root", root).folder("--out", out).check()?;
     let rows = data::stats::import_folders(root, out)?;
     println!("imported {} images into {}", rows.len(), out.display());
     Ok(())
 }
 
 pub fn export_folders(labels: &Path, images: &Path, out: &Path, top_k: usize) -> Result<(), Error> {
+    Plan::new().input("--labels", labels).input("--images", images).folder("--out", out).check()?;
     let (rows, _) = read_labels(labels, ParseOptions { allow_empty: true, ..Default::default() })?;
     let n = data::stats::export_folders(&rows, images, out, top_k)?;
     println!("wrote {n} files under {}", out.display());
@@ -358,10 +387,12 @@ pub fn export_folders(labels: &Path, images: &Path, out: &Path, top_k: usize) ->
 }
 
 /// `conceptree data cache`: decode and resize the images of one or more label files once.
-pub fn data_cache(labels: &[PathBuf], images: &Path, size: u32, out: &Path, skip_bad: bool) -> Result<(), Error> {
+pub fn data_cache(labels: &[PathBuf], images: &Path, size: u32, out: &Path, skip_bad: bool, force: bool) -> Result<(), Error> {
     if !(16..=1024).contains(&size) {
         return Err(Error::usage(format!("--image-size {size}: must be in 16..=1024")));
     }
+    Plan::new().inputs("--labels", labels).input("--images", images).folder("--out", out).check()?;
+    data::output::prepare(out, force)?;
     let (paths, skipped) = data::cache::images_of_label_files(labels, images, skip_bad)?;
     if !skipped.is_empty() {
         eprint!("{skipped}");
@@ -380,7 +411,20 @@ pub fn data_cache(labels: &[PathBuf], images: &Path, size: u32, out: &Path, skip
     Ok(())
 }
 
+/// The inputs every `experiment` reads, and its output folder.
+fn experiment_plan(base: &TrainConfig, labels: &Path, images: &Path, groups: Option<&Path>, out: &Path) -> Plan {
+    Plan::new()
+        .input("--labels", labels)
+        .input("--images", images)
+        .input_opt("--groups", groups)
+        .input_opt("--weights", base.weights.as_deref())
+        .input_opt("--ontology", base.ontology.as_deref())
+        .input_opt("--image-cache", base.image_cache.as_deref())
+        .folder("--out", out)
+}
+
 pub fn experiment_paper(cfg: conceptree::experiment::ExperimentConfig) -> Result<(), Error> {
+    experiment_plan(&cfg.base, &cfg.labels, &cfg.images, cfg.groups.as_deref(), &cfg.out).check()?;
     let ontology = load_ontology(cfg.base.ontology.as_deref())?;
     let results = conceptree::experiment::run_paper(&cfg, &ontology)?;
     print!("{}", conceptree::experiment::table4_markdown(&results, &cfg.base));
@@ -389,6 +433,11 @@ pub fn experiment_paper(cfg: conceptree::experiment::ExperimentConfig) -> Result
 }
 
 pub fn experiment_compare(cfg: conceptree::experiment::compare::CompareConfig) -> Result<(), Error> {
+    let test = cfg.test.as_ref();
+    experiment_plan(&cfg.base, &cfg.labels, &cfg.images, cfg.groups.as_deref(), &cfg.out)
+        .input_opt("--test-labels", test.map(|t| t.0.as_path()))
+        .input_opt("--test-images", test.map(|t| t.1.as_path()))
+        .check()?;
     let ontology = load_ontology(cfg.base.ontology.as_deref())?;
     let rows = conceptree::experiment::compare::run_compare(&cfg, &ontology)?;
     print!("{}", conceptree::experiment::compare::compare_markdown(&rows, &cfg));
@@ -413,6 +462,14 @@ pub struct AnalyseCommand {
 pub fn analyse(a: AnalyseCommand) -> Result<(), Error> {
     use conceptree::report::{analyse as an, html};
     a.cfg.validate()?;
+    Plan::new()
+        .input("--gt", &a.gt)
+        .input("--pred", &a.pred)
+        .input_opt("--images", a.cfg.images.as_deref())
+        .input_opt("--scores", a.scores.as_deref())
+        .input_opt("--ontology", a.ontology.as_deref())
+        .folder("--out", &a.out)
+        .check()?;
     let (gt_map, sub) = read_gt_and_submission(&a.gt, &a.pred, a.format, a.allow_missing)?;
     let onto = load_ontology(a.ontology.as_deref())?;
     let score_map = a.scores.as_deref().map(an::read_scores).transpose()?;
@@ -442,6 +499,16 @@ pub fn analyse(a: AnalyseCommand) -> Result<(), Error> {
 /// `conceptree review serve`: prepares (or resumes) the review, serves it until Ctrl-C.
 pub fn review_serve(mut cfg: conceptree::review::ServeConfig, token_file: Option<&Path>) -> Result<(), Error> {
     use conceptree::review;
+    Plan::new()
+        .inputs("--pred", &cfg.preds)
+        .inputs("--explain", &cfg.explain)
+        .input_opt("--gt", cfg.gt.as_deref())
+        .input_opt("--images", cfg.images.as_deref())
+        .input_opt("--ontology", cfg.ontology.as_deref())
+        .input_opt("--synonyms", cfg.synonyms.as_deref())
+        .input_opt("--token-file", token_file)
+        .file("--db", &cfg.db)
+        .check()?;
     if let Some(f) = token_file {
         cfg.token = Some(review::read_token_file(f)?);
     }
@@ -463,6 +530,9 @@ pub fn review_serve(mut cfg: conceptree::review::ServeConfig, token_file: Option
 /// `conceptree review report`.
 pub fn review_report(db: &Path, out: Option<&Path>, json: bool, opts: &conceptree::review::report::ReportOptions) -> Result<(), Error> {
     use conceptree::review::report;
+    if let Some(out) = out {
+        Plan::new().input("--db", db).input_opt("--images", opts.images.as_deref()).folder("--out", out).check()?;
+    }
     let r = report::report_db(db, opts)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r).expect("reports serialise"));
@@ -479,6 +549,7 @@ pub fn review_report(db: &Path, out: Option<&Path>, json: bool, opts: &conceptre
 /// `conceptree review export`.
 pub fn review_export(db: &Path, out: &Path, format: Option<conceptree::review::export::ExportFormat>) -> Result<(), Error> {
     use conceptree::review::export;
+    Plan::new().input("--db", db).file("--out", out).check()?;
     let n = export::export(db, out, format.unwrap_or_else(|| export::ExportFormat::from_path(out)))?;
     println!("wrote {n} row(s) to {}", out.display());
     Ok(())

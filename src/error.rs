@@ -28,6 +28,7 @@ use crate::report::analyse::AnalyseError;
 use crate::report::figures::FigureError;
 use crate::report::plot::PngError;
 use crate::review::ReviewError;
+use crate::run::outputs::OutputError;
 use crate::train::{ConfigError, RunError, TrainError};
 
 /// Exit code for success.
@@ -73,6 +74,8 @@ pub enum Error {
     Synth(#[from] SynthError),
     #[error(transparent)]
     OutputDir(#[from] OutputDirError),
+    #[error(transparent)]
+    Outputs(#[from] OutputError),
     #[error(transparent)]
     Ontology(#[from] OntologyError),
     #[error(transparent)]
@@ -174,6 +177,7 @@ impl Classify for Error {
             Error::Folders(e) => e.is_bad_input(),
             Error::Synth(e) => e.is_bad_input(),
             Error::OutputDir(e) => e.is_bad_input(),
+            Error::Outputs(e) => e.is_bad_input(),
             Error::Ontology(e) => e.is_bad_input(),
             Error::Submission(e) => e.is_bad_input(),
             Error::Thresholds(e) => e.is_bad_input(),

@@ -19,6 +19,7 @@ pub mod model;
 pub mod ontology;
 pub mod predict;
 pub mod report;
+pub mod run;
 pub mod review;
 pub mod synth;
 pub mod train;

@@ -134,12 +134,15 @@ enum DataCmd {
         /// Side of the cached images: the --image-size of the runs that will read it.
         #[arg(long, alias = "size", default_value_t = d().image_size)]
         image_size: u32,
-        /// Cache folder to write (an existing cache there is replaced).
+        /// Cache folder to write; must be new or empty (never the image folder, a run, or a folder holding an input).
         #[arg(long)]
         out: PathBuf,
         /// Skip (and report) malformed rows and missing images instead of failing.
         #[arg(long)]
         skip_bad: bool,
+        /// Write into a folder that is not empty (an existing cache there is replaced).
+        #[arg(long)]
+        force: bool,
     },
     /// Read a one-folder-per-CUI image tree into OUT/labels.csv + OUT/images.
     ImportFolders {
@@ -791,7 +794,7 @@ fn data(c: DataCmd) -> Result<(), Error> {
         DataCmd::Synth { out, n, image_size, seed, force, annotations } => commands::synth(&out, conceptree::synth::SynthConfig { n, size: image_size, seed, annotations, ..Default::default() }, force),
         DataCmd::Stats { labels, format, top_k, min_count, plot, ontology, json } => commands::data_stats(&labels, format, top_k, min_count, plot.as_deref(), ontology.as_deref(), json),
         DataCmd::Ceiling { labels, format, top_k, levels, noise, ontology, json } => commands::data_ceiling(&labels, format, &top_k, &levels, noise, ontology.as_deref(), json),
-        DataCmd::Cache { labels, images, image_size, out, skip_bad } => commands::data_cache(&labels, &images, image_size, &out, skip_bad),
+        DataCmd::Cache { labels, images, image_size, out, skip_bad, force } => commands::data_cache(&labels, &images, image_size, &out, skip_bad, force),
         DataCmd::ImportFolders { root, out } => commands::import_folders(&root, &out),
         DataCmd::ExportFolders { labels, images, out, top_k } => commands::export_folders(&labels, &images, &out, top_k),
     }

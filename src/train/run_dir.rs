@@ -1,18 +1,7 @@
 //! A run directory: its file names, the lock held while a process owns it, atomic typed reads and
 //! writes, and checkpoints.
 //!
-//! | file | what |
-//! | --- | --- |
-//! | `config.json` | the resolved [`TrainConfig`] (input paths absolute, so a run resumes from anywhere) |
-//! | `model.json` | the [`crate::model::ModelConfig`]: trunk, heads and their concepts |
-//! | `ontology.tsv` | the ontology the run was trained with (prediction uses it by default) |
-//! | `schedule.json`, `split.json` | the stage schedule; the train/validation ids |
-//! | `metrics.jsonl` | one line per finished epoch |
-//! | `checkpoint.safetensors` | model, optimizer moments and progress after the last finished epoch |
-//! | `model.safetensors` | the model weights (contiguous, torchvision names) |
-//! | `thresholds.json`, `summary.json` | written when training finishes: a run without `summary.json` is unfinished |
-//! | `provenance.json` | versions, device, precision, ontology hash |
-//! | `run.lock` | the lock: held exclusively by the process training the run, shared by readers |
+//! The file names, and what each holds, are in [`crate::run::names`].
 //!
 //! Every write goes to a temporary file in the same directory, is flushed to disk and renamed, so
 //! a file is either the old or the new version; a failed write removes its temporary file. The
@@ -30,19 +19,7 @@ use tch::{nn, Tensor};
 use super::config::TrainConfig;
 use super::optim::{Adam, GradScaler};
 
-pub const CONFIG: &str = "config.json";
-pub const MODEL_CONFIG: &str = "model.json";
-pub const ONTOLOGY: &str = "ontology.tsv";
-pub const SCHEDULE: &str = "schedule.json";
-pub const SPLIT: &str = "split.json";
-pub const METRICS: &str = "metrics.jsonl";
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-pub const MODEL: &str = "model.safetensors";
-pub const THRESHOLDS: &str = "thresholds.json";
-pub const SUMMARY: &str = "summary.json";
-pub const PROVENANCE: &str = "provenance.json";
-pub const SKIPPED: &str = "skipped.json";
-pub const LOCK: &str = "run.lock";
+pub use crate::run::names::*;
 
 /// Problems with a run directory; each names the directory and says what to do.
 #[derive(Debug, thiserror::Error)]
