@@ -31,31 +31,7 @@ use crate::review::ReviewError;
 use crate::run::outputs::OutputError;
 use crate::train::{ConfigError, RunError, TrainError};
 
-/// Exit code for success.
-pub const EXIT_OK: i32 = 0;
-/// Exit code for a failure that is not the user's input (I/O, libtorch, bugs).
-pub const EXIT_FAILURE: i32 = 1;
-/// Exit code for bad usage or bad input (malformed files, unknown CUIs, missing images...).
-pub const EXIT_BAD_INPUT: i32 = 2;
-
-/// Whether an error is the user's to fix (exit code 2) or a failure (exit code 1).
-pub trait Classify {
-    fn is_bad_input(&self) -> bool;
-}
-
-/// An I/O error on a path, classified by what was being done: reading an input the user named is
-/// bad input when the file is missing or unreadable; writing fails for reasons of the machine
-/// (disk full, read-only file system), except where the path itself is wrong (a directory where a
-/// file should be, or the reverse).
-pub fn io_is_bad_input(writing: bool, e: &std::io::Error) -> bool {
-    use std::io::ErrorKind as K;
-    let path_problem = matches!(e.kind(), K::NotADirectory | K::IsADirectory | K::AlreadyExists | K::NotFound | K::InvalidFilename);
-    if writing {
-        path_problem
-    } else {
-        path_problem || matches!(e.kind(), K::PermissionDenied | K::InvalidData | K::UnexpectedEof)
-    }
-}
+pub use crate::classify::{io_is_bad_input, report_chain, Classify, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 
 /// Any error of the library, as the command line sees it.
 #[derive(Debug, thiserror::Error)]
@@ -150,21 +126,6 @@ impl Error {
     pub fn report(&self) -> String {
         report_chain(self)
     }
-}
-
-/// `e` and its sources as one message, skipping causes already quoted by an outer message.
-pub fn report_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !text.is_empty() && !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
 }
 
 impl Classify for Error {

@@ -8,6 +8,7 @@
 //! [`review`] is the clinical review app: a clinician judges predicted concepts blind, and its
 //! report gives clinical precision per level and model.
 pub mod alloc;
+pub mod classify;
 pub mod cuda;
 pub mod cui;
 pub mod data;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod fingerprint;
+pub mod infer;
 pub mod model;
 pub mod ontology;
 pub mod predict;

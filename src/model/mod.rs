@@ -12,6 +12,9 @@ use tch::{nn, Device, Kind, Tensor};
 
 pub use resnet::{Trunk, TrunkKind, TRUNK_GROUPS};
 
+/// The name of a hybrid model's residual head (and of its concepts' threshold group).
+pub const REST: &str = "rest";
+
 /// How a head turns logits into concept probabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

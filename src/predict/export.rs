@@ -82,14 +82,14 @@ pub enum ExportError {
     Pipeline(#[from] PipelineError),
 }
 
-impl crate::error::Classify for ExportError {
+impl crate::classify::Classify for ExportError {
     fn is_bad_input(&self) -> bool {
         match self {
             ExportError::Predict(e) => e.is_bad_input(),
             ExportError::Output(e) => e.is_bad_input(),
             ExportError::Pipeline(e) => e.is_bad_input(),
             ExportError::Knn { .. } | ExportError::IntoRun { .. } => true,
-            ExportError::Write { source, .. } => crate::error::io_is_bad_input(true, source),
+            ExportError::Write { source, .. } => crate::classify::io_is_bad_input(true, source),
             ExportError::Trace { .. } | ExportError::Mismatch { .. } => false,
         }
     }
@@ -219,7 +219,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
     // frozen weights become constants of the traced graph
     run.vs.freeze();
     let s = run.config.image_size as i64;
-    let trace_err = |e: tch::TchError| ExportError::Trace { dir: cfg.model.clone(), reason: crate::train::run_dir::short_tch_error(&e) };
+    let trace_err = |e: tch::TchError| ExportError::Trace { dir: cfg.model.clone(), reason: crate::run::dir::short_tch_error(&e) };
     let eager = |x: &Tensor| tch::no_grad(|| run.model.probabilities(&run.model.forward_t(x, false, false)));
     let example = Tensor::randn([2, 3, s, s], (Kind::Float, Device::Cpu));
     let module = CModule::create_by_tracing("conceptree", "forward", &[example], &mut |inputs| vec![eager(&inputs[0])]).map_err(trace_err)?;
@@ -261,7 +261,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ExportError> {
     let text = serde_json::to_string_pretty(value).expect("export files serialise");
-    crate::train::run_dir::write_atomic(path, |tmp| std::fs::write(tmp, text)).map_err(|source| ExportError::Write { path: path.to_path_buf(), source })
+    crate::run::dir::write_atomic(path, |tmp| std::fs::write(tmp, text)).map_err(|source| ExportError::Write { path: path.to_path_buf(), source })
 }
 
 /// The images of `dir` as 8-bit pixels and their probabilities, written into `out`; returns their
@@ -317,7 +317,7 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
     let size = run.config.image_size;
     let k = concepts.len();
     let hierarchy = decoder.enforce;
-    let provenance: crate::train::run_dir::Provenance = run.run.read_json(crate::train::run_dir::PROVENANCE, "the run cannot be checked without it").map_err(PredictError::from)?;
+    let provenance: crate::run::dir::Provenance = run.run.read_json(crate::run::names::PROVENANCE, "the run cannot be checked without it").map_err(PredictError::from)?;
     Ok(ExportMeta {
         format,
         module: MODULE,

@@ -6,28 +6,29 @@
 //! run whose weights file is damaged, and an ontology other than the one the run was trained with
 //! (unless `allow_ontology_change`). Every override in force is returned in [`LoadedRun::notes`]
 //! so the command can print it.
-pub mod decoder;
-pub mod explain;
 pub mod export;
-pub mod knn;
 pub mod stream;
+
+// batch inference, decoding, explain records and the kNN index live one floor down, in `infer`
+// (training's validation uses them too); their old paths stay valid
+pub use crate::infer::{decoder, explain, knn};
+pub use crate::infer::batch::{for_each_batch, for_each_input, rows, store_rows};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ndarray::Array2;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device};
 
-pub use decoder::Decoder;
-pub use explain::ExplainRecord;
+pub use crate::infer::{Decoder, ExplainRecord};
 
 use crate::data::augment::Pipeline;
 use crate::data::dataset::{resolve_images, DatasetError};
 use crate::data::decode::PipelineError;
 use crate::data::images::ImageDir;
 use crate::data::labels::{LabelRow, SkipReport};
-use crate::data::loader::{ImageSource, Loader, TensorLoader};
+use crate::data::loader::ImageSource;
 use crate::eval::thresholds::Thresholds;
 use crate::model::{Model, ModelConfig};
 use crate::ontology::{Ontology, OntologyError};
@@ -75,7 +76,7 @@ pub enum PredictError {
     Torch(#[from] tch::TchError),
 }
 
-impl crate::error::Classify for PredictError {
+impl crate::classify::Classify for PredictError {
     fn is_bad_input(&self) -> bool {
         match self {
             PredictError::Run(e) => e.is_bad_input(),
@@ -93,8 +94,8 @@ impl crate::error::Classify for PredictError {
             | PredictError::Interrupted { .. }
             | PredictError::ResumeMismatch { .. }
             | PredictError::ResumeDamaged { .. } => true,
-            PredictError::Read { source, .. } => crate::error::io_is_bad_input(false, source),
-            PredictError::Write { source, .. } => crate::error::io_is_bad_input(true, source),
+            PredictError::Read { source, .. } => crate::classify::io_is_bad_input(false, source),
+            PredictError::Write { source, .. } => crate::classify::io_is_bad_input(true, source),
             PredictError::Torch(_) => false,
         }
     }
@@ -248,47 +249,6 @@ impl LoadedRun {
         let sets = self.decoder().decide(&probs, &self.thresholds);
         Ok((probs, sets))
     }
-}
-
-/// The images of `source` at `order` (no augmentation), in that order, in batches of `batch` on
-/// `device`: each batch's dataset indices and images `[B, 3, S, S]` go to `on_batch`.
-pub fn for_each_input<E: From<PipelineError>>(pipe: &Pipeline, source: &ImageSource, order: Vec<usize>, batch: usize, device: Device, mut on_batch: impl FnMut(&[usize], &Tensor) -> Result<(), E>) -> Result<(), E> {
-    let loader = Loader::start(*pipe, source.clone(), order, batch, 0, 0, 2);
-    for b in TensorLoader::start(loader, pipe.size, device, 2) {
-        let (indices, x) = b?;
-        let x = x.to_device_(device, Kind::Float, true, false);
-        on_batch(&indices, &x)?;
-    }
-    Ok(())
-}
-
-/// Run `model` (eval mode, no augmentation) over every image of `source` in batches of `batch`,
-/// handing each batch's dataset indices and per-head logits to `on_batch`.
-pub fn for_each_batch<E: From<PipelineError>>(
-    model: &Model,
-    pipe: &Pipeline,
-    source: &ImageSource,
-    batch: usize,
-    device: Device,
-    mut on_batch: impl FnMut(&[usize], Vec<Tensor>) -> Result<(), E>,
-) -> Result<(), E> {
-    for_each_input(pipe, source, (0..source.len()).collect(), batch, device, |indices, x| on_batch(indices, tch::no_grad(|| model.forward_t(x, false, false))))
-}
-
-/// Copy a batch's probabilities `[B, K]` into the rows `indices` of `out`.
-pub fn store_rows(out: &mut Array2<f32>, indices: &[usize], probs: &Tensor) -> Result<(), tch::TchError> {
-    let probs = rows(probs)?;
-    for (r, &i) in indices.iter().enumerate() {
-        out.row_mut(i).assign(&probs.row(r));
-    }
-    Ok(())
-}
-
-/// A `[B, K]` tensor (any device and float kind) as an f32 matrix on the host.
-pub fn rows(t: &Tensor) -> Result<Array2<f32>, tch::TchError> {
-    let (b, k) = t.size2()?;
-    let v: Vec<f32> = Vec::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?;
-    Ok(Array2::from_shape_vec((b as usize, k as usize), v).expect("a [B, K] tensor has B * K values"))
 }
 
 /// The images to predict: those an id or label file names (first column; a header `id` line is

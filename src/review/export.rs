@@ -110,7 +110,7 @@ pub fn export(db: &Path, out: &Path, format: ExportFormat) -> Result<usize, Revi
             }
         }
     };
-    crate::train::run_dir::write_atomic(out, write).map_err(ReviewError::write(out))?;
+    crate::run::dir::write_atomic(out, write).map_err(ReviewError::write(out))?;
     Ok(rows.len())
 }
 

@@ -609,7 +609,7 @@ pub fn build_review(cfg: &ServeConfig, onto: &Ontology, ontology_source: &str) -
         items.push(Item { position, id: id.clone(), shown, predicted, truth, stratum: candidates[c].stratum.clone() });
     }
     let meta = ReviewMeta {
-        created: crate::train::run_dir::utc_now(),
+        created: crate::run::dir::utc_now(),
         tool: format!("conceptree {}", env!("CARGO_PKG_VERSION")),
         strategy,
         seed,
@@ -756,7 +756,7 @@ pub(crate) mod testdata {
 mod tests {
     use super::testdata::*;
     use super::*;
-    use crate::error::Classify;
+    use crate::classify::Classify;
 
     #[test]
     fn options_are_checked_before_any_work() {

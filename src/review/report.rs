@@ -734,8 +734,8 @@ pub fn write_report(r: &ReviewReport, out: &Path, max_images: usize) -> Result<R
     std::fs::create_dir_all(out).map_err(ReviewError::write(out))?;
     let html = out.join("review.html");
     let json = out.join("review.json");
-    crate::train::run_dir::write_atomic(&html, |tmp| std::fs::write(tmp, render_html(r, max_images))).map_err(ReviewError::write(&html))?;
-    crate::train::run_dir::write_atomic(&json, |tmp| std::fs::write(tmp, serde_json::to_string_pretty(r).expect("reports serialise") + "\n")).map_err(ReviewError::write(&json))?;
+    crate::run::dir::write_atomic(&html, |tmp| std::fs::write(tmp, render_html(r, max_images))).map_err(ReviewError::write(&html))?;
+    crate::run::dir::write_atomic(&json, |tmp| std::fs::write(tmp, serde_json::to_string_pretty(r).expect("reports serialise") + "\n")).map_err(ReviewError::write(&json))?;
     Ok(ReportFiles { html, json })
 }
 

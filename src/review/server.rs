@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use super::store::{server_request_id, Ack, Action, ActionKind, Store};
 use super::terms::{Hit, Terms, MAX_QUERY};
 use super::{BlindMode, Prepared, ReviewError, ReviewSet, ServeConfig, Verdict};
-use crate::error::Classify;
+use crate::classify::Classify;
 
 /// Largest request body accepted (bytes).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -133,7 +133,7 @@ impl From<ReviewError> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
-            eprintln!("error: {}", crate::error::report_chain(&e));
+            eprintln!("error: {}", crate::classify::report_chain(&e));
         }
         ApiError { status, message: e.to_string() }
     }

@@ -464,7 +464,7 @@ impl Store {
         if !known {
             return Err(ReviewError::UnknownImage { id: crate::cui::excerpt(&a.image, crate::cui::EXCERPT) });
         }
-        let at = crate::train::run_dir::utc_now();
+        let at = crate::run::dir::utc_now();
         let mut term_out = None;
         match &a.kind {
             ActionKind::Verdict { cui, verdict } => {
@@ -614,7 +614,7 @@ mod tests {
     use super::super::testdata::*;
     use super::super::{prepare, ServeConfig};
     use super::*;
-    use crate::error::Classify;
+    use crate::classify::Classify;
 
     fn action(id: &str, image: &str, kind: ActionKind) -> Action {
         Action { request_id: id.into(), reviewer: "ann".into(), image: image.into(), kind }

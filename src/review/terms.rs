@@ -154,7 +154,7 @@ pub fn read_mrconso(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<HashMap<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Classify;
+    use crate::classify::Classify;
 
     #[test]
     fn search_ranks_names_then_synonyms() {

@@ -1,7 +1,9 @@
-//! The run layer (below training and prediction): what a run directory is called and holds, and
-//! the one check every command that writes runs before it writes ([`outputs`]).
+//! The run layer (below training and prediction): a run directory ([`dir`]: lock, atomic writes,
+//! provenance), what its files are called ([`names`]), and the one check every command that writes
+//! runs before it writes ([`outputs`]).
 //!
 //! Floors (ARCHITECTURE.md): this module imports nothing above `data`; `train`, `predict`,
 //! `experiment`, `review` and the CLI import it.
+pub mod dir;
 pub mod names;
 pub mod outputs;

@@ -33,7 +33,7 @@ pub enum OutputError {
     RunFile { out_flag: &'static str, out: PathBuf, name: String, run: PathBuf },
 }
 
-impl crate::error::Classify for OutputError {
+impl crate::classify::Classify for OutputError {
     fn is_bad_input(&self) -> bool {
         match self {
             OutputError::IsInput { .. } | OutputError::HoldsInput { .. } | OutputError::InsideInput { .. } | OutputError::SameOutput { .. } | OutputError::IntoRun { .. } | OutputError::RunFile { .. } => true,

@@ -335,7 +335,7 @@ pub enum ConfigError {
     Combination(&'static str),
 }
 
-impl crate::error::Classify for ConfigError {
+impl crate::classify::Classify for ConfigError {
     fn is_bad_input(&self) -> bool {
         match self {
             ConfigError::Value { .. } | ConfigError::Combination(_) => true,

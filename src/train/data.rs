@@ -16,8 +16,7 @@ use crate::model::{HeadConfig, HeadKind, HeadSpec, ModelConfig, Neck, Pooling, S
 use crate::eval::ceiling::residual_top;
 use crate::ontology::Ontology;
 
-/// The name of a hybrid model's residual head (and of its concepts' threshold group).
-pub const REST: &str = "rest";
+pub use crate::model::REST;
 
 /// The images a run trains and validates on.
 pub struct TrainData {

@@ -25,7 +25,7 @@ use crate::data::cache::CacheError;
 use crate::data::dataset::DatasetError;
 use crate::data::decode::PipelineError;
 use crate::data::labels::LabelError;
-use crate::error::Classify;
+use crate::classify::Classify;
 use crate::eval::thresholds::ThresholdError;
 use crate::model::weights::WeightsError;
 use crate::ontology::Ontology;
@@ -72,7 +72,7 @@ impl Classify for TrainError {
             TrainError::Cache(e) => e.is_bad_input(),
             TrainError::Weights(e) => e.is_bad_input(),
             TrainError::EmptySplit { .. } | TrainError::NoConcepts { .. } => true,
-            TrainError::Io { source, .. } => crate::error::io_is_bad_input(true, source),
+            TrainError::Io { source, .. } => crate::classify::io_is_bad_input(true, source),
             TrainError::Thresholds(_) | TrainError::Torch(_) | TrainError::NonFinite { .. } => false,
         }
     }

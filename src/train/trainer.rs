@@ -30,7 +30,8 @@ use crate::eval::metrics::imageclef_f1;
 use crate::eval::thresholds::{tune, Thresholds};
 use crate::model::{has_prefix, weights, HeadKind, Model, ModelConfig, Neck};
 use crate::ontology::{Level, Ontology};
-use crate::predict::{for_each_batch, store_rows, Decoder};
+use crate::infer::batch::{for_each_batch, store_rows};
+use crate::infer::Decoder;
 
 /// Result of a finished run (`summary.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -623,7 +624,7 @@ impl<'o> Trainer<'o> {
     /// kNN mode: embed the training images, write the index (`knn.safetensors`) and the trunk's
     /// weights (`model.safetensors`), and return the validation images' scores.
     fn build_knn_index(&mut self) -> Result<Array2<f32>, TrainError> {
-        use crate::predict::knn::{embeddings, KnnIndex, INDEX};
+        use crate::infer::knn::{embeddings, KnnIndex, INDEX};
         let pipe = Pipeline { size: self.cfg.image_size, augment: None };
         let labels = match &self.train_targets[0] {
             HeadTargets::Multi(v, k) => Tensor::from_slice(v).view([-1, *k as i64]).to_device(self.device),

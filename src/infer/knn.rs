@@ -11,7 +11,7 @@ use crate::data::augment::Pipeline;
 use crate::data::decode::PipelineError;
 use crate::data::loader::ImageSource;
 use crate::model::Model;
-use crate::predict::for_each_input;
+use super::batch::for_each_input;
 
 /// The file of a kNN run's index.
 pub const INDEX: &str = "knn.safetensors";

@@ -45,7 +45,7 @@ impl ExplainRecord {
 mod tests {
     use super::*;
     use crate::model::{HeadKind, HeadSpec, ModelConfig, TrunkKind};
-    use crate::predict::decoder::Decision;
+    use crate::infer::decoder::Decision;
     use ndarray::Array2;
 
     #[test]

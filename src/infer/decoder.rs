@@ -97,7 +97,7 @@ impl Decoder {
             start += h.concepts.len();
         }
         // threshold groups: the ontology level; a hybrid model's residual concepts form their own
-        let levels = concepts.iter().zip(&head_of).map(|(c, h)| if h == crate::train::data::REST { Some(h.clone()) } else { ontology.level_of(c).map(|l| l.to_string()) }).collect();
+        let levels = concepts.iter().zip(&head_of).map(|(c, h)| if h == crate::model::REST { Some(h.clone()) } else { ontology.level_of(c).map(|l| l.to_string()) }).collect();
         Decoder { concepts, levels, head_of, heads, ancestors, enforce, single_label: model.single_label }
     }
 
