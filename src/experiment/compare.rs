@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::{score_on_test, train_or_reuse, write, Split, TestPart};
+use super::setup::{score_on_test, train_or_reuse, write, Split, TestPart};
 use crate::data::labels::{read_labels, ParseOptions};
 use crate::error::Error;
 use crate::model::{Neck, Pooling};

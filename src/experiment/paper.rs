@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{score_on_test, train_or_reuse, write, Split, TestPart};
+use super::setup::{score_on_test, train_or_reuse, write, Split, TestPart};
 use crate::data::labels::{read_labels, ParseOptions};
 use crate::data::stats::dataset_stats;
 use crate::error::Error;

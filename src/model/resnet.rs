@@ -147,7 +147,7 @@ impl Trunk {
 
     /// `[B, 3, S, S]` -> `[B, C, S/32, S/32]` with `C = kind.out_channels()`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = if self.channels_last { super::to_channels_last(x) } else { x.shallow_clone() };
+        let x = if self.channels_last { super::layout::to_channels_last(x) } else { x.shallow_clone() };
         let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for layer in &self.layers {
             for b in layer {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::config::{Calibration, Mode, TrainConfig};
 use super::loss::{uses_class_weights, HeadTargets};
-use super::TrainError;
+use super::error::TrainError;
 use crate::data::cache::ImageCache;
 use crate::data::dataset::{read_groups, split_train_val, Dataset, LabelSpace};
 use crate::data::images::ImageDir;

@@ -23,7 +23,7 @@ use super::loss::{HeadTargets, Losses};
 use super::optim::{Adam, GradScaler};
 use super::run_dir::{self, Checkpoint, MetricsLog, Progress, Provenance, RunDir, RunError};
 use super::schedule::{build_schedule, Schedule, Stage};
-use super::TrainError;
+use super::error::TrainError;
 use crate::data::augment::Pipeline;
 use crate::data::loader::{ImageSource, Loader, TensorLoader};
 use crate::eval::metrics::imageclef_f1;

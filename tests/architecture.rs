@@ -1,0 +1,251 @@
+//! The house in layers (ARCHITECTURE.md): the import graph of `src/` (one node per file, an edge
+//! for every `crate::`, `super::` and child-module path a file names outside its tests) has no
+//! circle but the few still listed in `KNOWN_CIRCLES`, and no import goes up a floor.
+//!
+//! Floors, bottom up: the leaves (alloc, classify, cuda, cui, fingerprint); ontology, data, model,
+//! synth; eval; run; infer; train, report; predict, experiment, review and the aggregate error.
+//! The command line (main.rs, commands.rs) stands above them all and is not part of the graph.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+const FLOORS: &[(&str, usize)] = &[
+    ("alloc", 0),
+    ("classify", 0),
+    ("cuda", 0),
+    ("cui", 0),
+    ("fingerprint", 0),
+    ("ontology", 1),
+    ("data", 1),
+    ("model", 1),
+    ("synth", 1),
+    ("eval", 2),
+    ("run", 3),
+    ("infer", 4),
+    ("train", 5),
+    ("report", 5),
+    ("predict", 6),
+    ("experiment", 6),
+    ("review", 6),
+    ("error", 6),
+];
+
+/// Every library file as a module path (`train::run_dir`, `predict` for predict/mod.rs), with its
+/// text outside its test module and comments.
+fn modules(src: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(src).unwrap().to_string_lossy().replace('\\', "/");
+            if p.is_dir() {
+                if rel != "bin" {
+                    stack.push(p);
+                }
+                continue;
+            }
+            if !rel.ends_with(".rs") || ["lib.rs", "main.rs", "commands.rs"].contains(&rel.as_str()) {
+                continue;
+            }
+            let name = rel.trim_end_matches(".rs").trim_end_matches("/mod").replace('/', "::");
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let code: String = code.lines().map(|l| l.split("//").next().unwrap()).collect::<Vec<_>>().join("\n");
+            out.insert(name, code);
+        }
+    }
+    out
+}
+
+/// The paths a `crate::`-style reference names: `a::b::{c, d::{e}}` gives `a::b::c`, `a::b::d::e`.
+fn expand(path: &str) -> Vec<String> {
+    match path.find('{') {
+        None => vec![path.trim_end_matches("::").to_string()],
+        Some(i) => {
+            let (head, rest) = (&path[..i], &path[i + 1..]);
+            let inner = &rest[..rest.rfind('}').unwrap_or(rest.len())];
+            let (mut parts, mut depth, mut start) = (Vec::new(), 0, 0);
+            for (j, ch) in inner.char_indices() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        parts.push(&inner[start..j]);
+                        start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+            parts.push(&inner[start..]);
+            parts.iter().map(|p| p.trim().split(' ').next().unwrap_or("")).filter(|p| !p.is_empty() && *p != "self").flat_map(|p| expand(&format!("{head}{p}"))).chain([head.trim_end_matches("::").to_string()]).collect()
+        }
+    }
+}
+
+/// The path that follows each occurrence of `prefix` in `code` (identifiers, `::`, brace groups).
+fn paths_after<'a>(code: &'a str, prefix: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = code[from..].find(prefix) {
+        let at = from + i;
+        let before = code[..at].chars().next_back();
+        from = at + prefix.len();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        let mut depth = 0;
+        let end = code[from..]
+            .char_indices()
+            .find(|&(_, c)| match c {
+                '{' => {
+                    depth += 1;
+                    false
+                }
+                '}' => {
+                    depth -= 1;
+                    depth < 0
+                }
+                c if depth > 0 => !(c.is_alphanumeric() || "_:, \n{}".contains(c)),
+                c => !(c.is_alphanumeric() || c == '_' || c == ':'),
+            })
+            .map_or(code.len(), |(j, _)| from + j);
+        out.push(&code[from..end]);
+    }
+    out
+}
+
+fn import_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mods = modules(src);
+    let owner = |path: &str| -> Option<String> {
+        let parts: Vec<&str> = path.split("::").collect();
+        (1..=parts.len()).rev().map(|k| parts[..k].join("::")).find(|m| mods.contains_key(m))
+    };
+    let mut graph = BTreeMap::new();
+    for (m, code) in &mods {
+        let is_dir_module = src.join(m.replace("::", "/")).join("mod.rs").is_file();
+        let parent = m.rsplit_once("::").map_or("", |(p, _)| p);
+        let super_of = if is_dir_module { parent.rsplit_once("::").map_or("", |(p, _)| p) } else { parent };
+        let join = |base: &str, rest: &str| if base.is_empty() { rest.to_string() } else { format!("{base}::{rest}") };
+        let mut named: Vec<String> = paths_after(code, "crate::").into_iter().flat_map(expand).collect();
+        for p in paths_after(code, "super::").into_iter().flat_map(expand) {
+            let (mut base, mut rest) = (super_of.to_string(), p.as_str());
+            while let Some(r) = rest.strip_prefix("super::") {
+                base = base.rsplit_once("::").map_or(String::new(), |(b, _)| b.to_string());
+                rest = r;
+            }
+            named.push(join(&base, rest));
+        }
+        if is_dir_module {
+            // `use child::...` and `self::child::...` in a folder's mod.rs
+            for p in paths_after(code, "use ").into_iter().chain(paths_after(code, "self::")).flat_map(expand) {
+                named.push(join(m, &p));
+            }
+        }
+        let edges: BTreeSet<String> = named.iter().filter_map(|p| owner(p)).filter(|t| t != m).collect();
+        graph.insert(m.clone(), edges);
+    }
+    graph
+}
+
+/// Strongly connected components of more than one module (Tarjan).
+fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct T<'a> {
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on: BTreeSet<&'a str>,
+        out: Vec<Vec<String>>,
+    }
+    fn visit<'a>(t: &mut T<'a>, v: &'a str) {
+        let i = t.index.len();
+        t.index.insert(v, i);
+        t.low.insert(v, i);
+        t.stack.push(v);
+        t.on.insert(v);
+        for w in t.g.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !t.index.contains_key(w) {
+                visit(t, w);
+                let lw = t.low[w];
+                t.low.entry(v).and_modify(|l| *l = (*l).min(lw));
+            } else if t.on.contains(w) {
+                let iw = t.index[w];
+                t.low.entry(v).and_modify(|l| *l = (*l).min(iw));
+            }
+        }
+        if t.low[v] == t.index[v] {
+            let mut c = Vec::new();
+            while let Some(w) = t.stack.pop() {
+                t.on.remove(w);
+                c.push(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if c.len() > 1 {
+                c.sort();
+                t.out.push(c);
+            }
+        }
+    }
+    let mut t = T { g: graph, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on: BTreeSet::new(), out: Vec::new() };
+    for v in graph.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            visit(&mut t, v);
+        }
+    }
+    t.out
+}
+
+fn floor(module: &str) -> usize {
+    let top = module.split("::").next().unwrap();
+    FLOORS.iter().find(|(m, _)| *m == top).unwrap_or_else(|| panic!("src/{top} has no floor: add it to FLOORS here and to ARCHITECTURE.md")).1
+}
+
+fn src() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+#[test]
+fn the_reader_sees_every_kind_of_import() {
+    // the parser itself, on a made-up tree: a circle through a brace group, `super::` and a mod.rs
+    let tmp = tempfile::tempdir().unwrap();
+    let s = tmp.path();
+    std::fs::create_dir_all(s.join("a")).unwrap();
+    std::fs::write(s.join("a/mod.rs"), "pub mod b;\npub use b::Thing;\n").unwrap();
+    std::fs::write(s.join("a/b.rs"), "use crate::c::{x::{Y}, z};\n// crate::d::ignored\npub struct Thing;\n#[cfg(test)]\nmod tests { use crate::d::Z; }\n").unwrap();
+    std::fs::create_dir_all(s.join("c")).unwrap();
+    std::fs::write(s.join("c/mod.rs"), "pub mod x;\n").unwrap();
+    std::fs::write(s.join("c/x.rs"), "fn f() { super::super::a::b::Thing; }\n").unwrap();
+    std::fs::write(s.join("d.rs"), "").unwrap();
+    let g = import_graph(s);
+    assert_eq!(g["a"], BTreeSet::from(["a::b".to_string()]));
+    assert_eq!(g["a::b"], BTreeSet::from(["c".to_string(), "c::x".to_string()]), "comments and tests are not imports");
+    assert_eq!(g["c::x"], BTreeSet::from(["a::b".to_string()]));
+    assert_eq!(circles(&g), vec![vec!["a::b".to_string(), "c::x".to_string()]]);
+}
+
+/// Circles still to be taken apart (issue 26): a folder's mod.rs that defines the types its
+/// children use and also calls into those children. The list may only shrink: a new circle fails
+/// the test below, and so does one listed here that is gone (strike it from the list).
+const KNOWN_CIRCLES: &[&[&str]] = &[&["data::dataset", "data::images"], &["ontology", "ontology::dot", "ontology::report", "ontology::semtypes"], &["review", "review::store"]];
+
+#[test]
+fn the_import_graph_has_no_new_circle() {
+    let g = import_graph(&src());
+    assert!(g.len() > 50, "the reader found only {} modules", g.len());
+    let found = circles(&g);
+    let known: Vec<Vec<String>> = KNOWN_CIRCLES.iter().map(|c| c.iter().map(|m| m.to_string()).collect()).collect();
+    let new: Vec<&Vec<String>> = found.iter().filter(|c| !known.contains(c)).collect();
+    assert!(new.is_empty(), "import circles in src/ (each a set of files that import each other): {new:?}");
+    let gone: Vec<&Vec<String>> = known.iter().filter(|c| !found.contains(c)).collect();
+    assert!(gone.is_empty(), "these circles are gone: strike them from KNOWN_CIRCLES: {gone:?}");
+}
+
+#[test]
+fn no_import_goes_up_a_floor() {
+    let g = import_graph(&src());
+    let up: Vec<String> = g.iter().flat_map(|(m, ts)| ts.iter().filter(|t| floor(t) > floor(m)).map(move |t| format!("{m} (floor {}) -> {t} (floor {})", floor(m), floor(t)))).collect();
+    assert!(up.is_empty(), "imports that go up a floor: {up:?}");
+}
