@@ -21,6 +21,7 @@ pub mod predict;
 pub mod report;
 pub mod review;
 pub mod synth;
+pub mod text;
 pub mod train;
 
 pub use error::{Error, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
