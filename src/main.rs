@@ -407,7 +407,7 @@ struct PredictArgs {
     /// Where to run the model.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// Skip (and report) missing, ambiguous or unreadable images instead of failing.
+    /// Skip (and report) missing, ambiguous or unreadable images, and images whose id a submission cannot carry (whitespace in the name), instead of failing.
     #[arg(long)]
     skip_bad: bool,
     /// Decode with this ontology file instead of the run's own copy (it must have the same content).
