@@ -21,7 +21,7 @@ pub trait Classify {
 /// file should be, or the reverse).
 pub fn io_is_bad_input(writing: bool, e: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
-    let path_problem = matches!(e.kind(), K::NotADirectory | K::IsADirectory | K::AlreadyExists | K::NotFound | K::InvalidFilename);
+    let path_problem = matches!(e.kind(), K::NotADirectory | K::IsADirectory | K::AlreadyExists | K::NotFound | K::InvalidFilename) || crate::text::is_link_loop(e);
     if writing {
         path_problem
     } else {

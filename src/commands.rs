@@ -56,6 +56,8 @@ pub fn doctor() -> Result<(), Error> {
         if let Some(name) = cuda_device_name() {
             println!("device 0         {name}");
         }
+    } else {
+        println!("cuDNN available  false (no CUDA device, so cuDNN is not used)");
     }
     println!("CPU threads      {} (libtorch), {} (rayon)", tch::get_num_threads(), rayon::current_num_threads());
     println!("build            {} {}", if cfg!(debug_assertions) { "debug" } else { "release" }, std::env::consts::ARCH);
@@ -252,7 +254,7 @@ pub fn ontology_validate(files: &[PathBuf]) -> Result<(), Error> {
     }
     let mut n_problems = 0;
     for f in files {
-        let text = std::fs::read_to_string(f).map_err(Error::read(f))?;
+        let text = conceptree::text::read_text(f).map_err(Error::read(f))?;
         let problems = Ontology::validate_tsv_str(&text, &f.display().to_string());
         for p in &problems {
             eprintln!("{p}");
@@ -520,7 +522,13 @@ pub fn review_serve(mut cfg: conceptree::review::ServeConfig, token_file: Option
     let blind = p.set.meta.blind.as_str();
     let served = review::server::serve(p, &cfg, |r| {
         println!("{what}: {} image(s), {} model(s) shown blind ({blind}), reviewer '{}', {} done", r.images, r.models, cfg.reviewer, r.done);
-        println!("open {}", r.url);
+        match &r.remote_url {
+            Some(remote) => {
+                println!("listening on all interfaces, port {}: from another machine, open {remote}", r.addr.port());
+                println!("open {} (this machine)", r.url);
+            }
+            None => println!("open {}", r.url),
+        }
         println!("Ctrl-C stops the server; every verdict shown as saved is already on disk");
     })?;
     println!("stopped: {} action(s) saved in this session, {} in all", served.actions, served.total);

@@ -24,6 +24,7 @@ pub mod report;
 pub mod run;
 pub mod review;
 pub mod synth;
+pub mod text;
 pub mod train;
 
 pub use error::{Error, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};

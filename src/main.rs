@@ -410,7 +410,7 @@ struct PredictArgs {
     /// Where to run the model.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// Skip (and report) missing, ambiguous or unreadable images instead of failing.
+    /// Skip (and report) missing, ambiguous or unreadable images, and images whose id a submission cannot carry (whitespace in the name), instead of failing.
     #[arg(long)]
     skip_bad: bool,
     /// Decode with this ontology file instead of the run's own copy (it must have the same content).
@@ -654,9 +654,9 @@ struct ReviewServeArgs {
     /// How several models are shown: sets (one model's concepts at a time, in an order drawn per image) or union (one unattributed list); default sets.
     #[arg(long, value_enum)]
     blind: Option<conceptree::review::BlindMode>,
-    /// Address to listen on; anything but a loopback address needs --token.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: std::net::IpAddr,
+    /// Address or host name to listen on (a name is resolved: `localhost`); anything that is not a loopback address needs --token. 0.0.0.0 listens on every interface.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
+    bind: String,
     /// Port (0: any free port; the address is printed).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -672,6 +672,7 @@ fn review(c: ReviewCmd) -> Result<(), Error> {
     match c {
         ReviewCmd::Serve(a) => {
             let a = *a;
+            let (bind, bind_name) = conceptree::review::resolve_bind(&a.bind)?;
             let cfg = conceptree::review::ServeConfig {
                 db: a.db,
                 images: a.images,
@@ -685,7 +686,8 @@ fn review(c: ReviewCmd) -> Result<(), Error> {
                 seed: a.seed,
                 strategy: a.strategy,
                 blind: a.blind,
-                bind: a.bind,
+                bind,
+                bind_name,
                 port: a.port,
                 token: a.token,
             };

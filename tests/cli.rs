@@ -149,6 +149,12 @@ fn ontology_commands_work_on_the_builtin_hierarchy() {
 fn doctor_reports_libtorch() {
     let out = run_ok(&["doctor"]);
     assert!(out.contains("CUDA available") && out.contains("matmul check"), "{out}");
+    // `doctor --help` promises cuDNN availability: a line with or without a CUDA device
+    let help = run_ok(&["doctor", "--help"]);
+    assert!(help.contains("cuDNN availability"), "{help}");
+    let cudnn = out.lines().find(|l| l.starts_with("cuDNN available")).unwrap_or_else(|| panic!("no cuDNN line: {out}"));
+    let cuda = out.lines().any(|l| l == "CUDA available   true");
+    assert!(if cuda { cudnn.contains("version") } else { cudnn.contains("false (no CUDA device") }, "{cudnn}");
 }
 
 /// libtorch's CUDA library (and the ~230 MiB it maps) is loaded by the commands that may use a

@@ -130,6 +130,110 @@ fn image_files_are_found_in_any_case_and_two_files_of_one_id_are_refused() {
     let (code, _, err) = run(&predict_args(&run_dir, &data, &out));
     assert!(code == 0 && err.contains("1 hidden file") && err.contains("folder.jpg"), "{err}");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 60);
+    // a symbolic link loop named like an image is said to be one (not a directory)
+    std::os::unix::fs::symlink("loop.jpg", images.join("loop.jpg")).unwrap();
+    let (code, _, err) = run(&predict_args(&run_dir, &data, &out));
+    assert!(code == 0 && err.contains("1 director(ies)") && err.contains("1 symbolic link loop(s) such as") && err.contains("loop.jpg"), "{err}");
+}
+
+/// An image whose id a submission cannot carry (`sp ace.jpg`): predict refuses it, naming the
+/// file and the way out, or with --skip-bad leaves it out and counts it; what it writes,
+/// evaluate takes.
+#[test]
+fn predict_never_writes_an_id_its_readers_refuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run_dir) = trained(tmp.path());
+    let images = data.join("images");
+    let first = std::fs::read_to_string(data.join("labels.csv")).unwrap().lines().next().unwrap().split('\t').next().unwrap().to_string();
+    std::fs::copy(images.join(format!("{first}.jpg")), images.join("sp ace.jpg")).unwrap();
+    let out = tmp.path().join("p.csv");
+    let args = predict_args(&run_dir, &data, &out);
+    let err = run_fails(&args, 2);
+    assert!(err.contains("sp ace.jpg") && err.contains("whitespace") && err.contains("rename") && err.contains("--skip-bad"), "{err}");
+    assert!(!out.exists());
+    let (code, stdout, err) = run(&with(&args, &["--skip-bad"]));
+    assert!(code == 0 && stdout.contains("(1 skipped)") && err.contains("id a submission cannot carry"), "{stdout}\n{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 60);
+    run_ok(&["evaluate", "--gt", s(&data.join("labels.csv")), "--pred", s(&out)]);
+    // the same id from an --ids list: the list's line
+    let ids = tmp.path().join("ids.txt");
+    std::fs::write(&ids, format!("{first}\nsp ace\n")).unwrap();
+    let err = run_fails(&with(&args, &["--ids", s(&ids)]), 2);
+    assert!(err.contains("ids.txt:2") && err.contains("whitespace"), "{err}");
+}
+
+/// `conceptree args`, killed and failed after `limit`: an input read without bound would hang.
+fn run_within(args: &[&str], limit: Duration) -> (i32, String) {
+    let mut child = std_bin().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Every reader of a user's text file is bounded and precise: `/dev/zero` (one endless line) is
+/// refused at once, a Latin-1 byte is named by file, line and column, and a symbolic link loop
+/// is bad input like any other unreadable path; exit code 2 for all.
+#[test]
+fn text_inputs_are_read_bounded_and_errors_name_the_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synth(&data, 20, 5);
+    let labels = data.join("labels.csv");
+    let text = std::fs::read_to_string(&labels).unwrap();
+    // line 3's id gets a Latin-1 'e acute' after its first two characters
+    let mut latin1 = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if i == 2 {
+            latin1.extend_from_slice(&l.as_bytes()[..2]);
+            latin1.push(0xE9);
+            latin1.extend_from_slice(&l.as_bytes()[2..]);
+        } else {
+            latin1.extend_from_slice(l.as_bytes());
+        }
+        latin1.push(b'\n');
+    }
+    let bad = tmp.path().join("latin1.csv");
+    std::fs::write(&bad, &latin1).unwrap();
+    let onto = tmp.path().join("latin1.tsv");
+    let concepts = std::fs::read_to_string(data.join("concepts.tsv")).unwrap();
+    std::fs::write(&onto, [concepts.as_bytes(), b"# caf\xe9\n"].concat()).unwrap();
+    let onto_line = concepts.lines().count() + 1;
+    let scores = tmp.path().join("scores.tsv");
+    std::fs::write(&scores, b"# scores\nimg\xe9\tC0040405:0.5\n").unwrap();
+    let loop_path = tmp.path().join("loop.csv");
+    std::os::unix::fs::symlink("loop.csv", &loop_path).unwrap();
+    let l = s(&labels);
+    let zero = "/dev/zero";
+    let report = tmp.path().join("report");
+    let db = tmp.path().join("r.sqlite");
+    let (images, run) = (data.join("images"), tmp.path().join("run"));
+    let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (vec!["evaluate", "--gt", l, "--pred", zero], vec!["/dev/zero:1".into(), "1 MiB".into()]),
+        (vec!["evaluate", "--gt", zero, "--pred", l], vec!["/dev/zero:1".into()]),
+        (vec!["evaluate", "--gt", l, "--pred", l, "--secondary", zero], vec!["/dev/zero:1".into()]),
+        (vec!["data", "stats", "--labels", zero], vec!["/dev/zero:1".into()]),
+        (vec!["ontology", "validate", zero], vec!["/dev/zero".into(), "line 1".into()]),
+        (vec!["train", "--labels", l, "--images", s(&images), "--out", s(&run), "--trunk", "tiny", "--groups", zero], vec!["/dev/zero".into(), "line 1".into()]),
+        (vec!["evaluate", "--gt", s(&bad), "--pred", l], vec!["latin1.csv:3: byte 0xE9 at column 3".into()]),
+        (vec!["data", "stats", "--labels", s(&bad)], vec!["latin1.csv:3".into(), "UTF-8".into()]),
+        (vec!["review", "serve", "--db", s(&db), "--images", s(&images), "--pred", s(&bad)], vec!["latin1.csv:3".into()]),
+        (vec!["ontology", "validate", s(&onto)], vec!["latin1.tsv".into(), format!("line {onto_line}: byte 0xE9 at column 6")]),
+        (vec!["analyse", "--gt", l, "--pred", l, "--out", s(&report), "--scores", s(&scores)], vec!["scores.tsv:2".into(), "0xE9".into()]),
+        (vec!["evaluate", "--gt", l, "--pred", s(&loop_path)], vec!["loop.csv".into(), "symbolic links".into()]),
+    ];
+    for (args, want) in cases {
+        let (code, err) = run_within(&args, Duration::from_secs(60));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(want.iter().all(|w| err.contains(w.as_str())) && err.len() < 600, "{args:?}: {err}");
+    }
 }
 
 #[test]

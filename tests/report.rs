@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use common::chromium::{chromium_cmd, chromium_or_skip, run_limited};
+use common::chromium::{chromium_cmd, chromium_or_skip, run_limited, Browser};
 use common::{read_map, write_map, LabelMap as Map};
 
 mod common;
@@ -313,6 +313,58 @@ fn report_renders_in_headless_chromium() {
     assert!(dom.contains("Concept detection: error analysis"), "headline missing from the DOM");
     assert!(dom.contains("ImageCLEF F1") && dom.contains(&f1), "ImageCLEF F1 {f1} missing from the DOM");
     assert!(dom.contains("data:image/jpeg;base64"));
+}
+
+/// A confusion table of 13 columns (12 anatomy concepts with long names, and "none") at a
+/// 1300 px window: the page does not overflow sideways (where its right columns would be cut
+/// off), and every table either fits or scrolls sideways inside its own box.
+#[test]
+fn a_wide_confusion_table_scrolls_in_its_box_at_1300_px() {
+    let Some(bin) = chromium_or_skip() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // anatomy concepts of the built-in ontology, none a part of another
+    let anatomy = [
+        "C0039493", "C0037303", "C0225883", "C0225860", "C0225844", "C0149566", "C0009437", "C0024957", "C0030580", "C0035561", "C0007272", "C0032005",
+    ];
+    let (mut gt, mut pred) = (Map::new(), Map::new());
+    for i in 0..36 {
+        let id = format!("img{i:02}");
+        let a = anatomy[i % anatomy.len()];
+        // every other image read as the next concept; one image without anatomy
+        let p = if i % 2 == 1 { anatomy[(i + 1) % anatomy.len()] } else { a };
+        let set = |c: &str| if i == 35 { BTreeSet::from([CT.to_string()]) } else { BTreeSet::from([CT.to_string(), c.to_string()]) };
+        gt.insert(id.clone(), set(a));
+        pred.insert(id, set(p));
+    }
+    let (gt_path, pred_path, out) = (tmp.path().join("gt.tsv"), tmp.path().join("pred.tsv"), tmp.path().join("report"));
+    write_map(&gt_path, &gt);
+    write_map(&pred_path, &pred);
+    run_ok(&["analyse", "--gt", s(&gt_path), "--pred", s(&pred_path), "--out", s(&out)]);
+    let url = format!("file://{}", out.join("report.html").display());
+    let mut b = Browser::launch(&bin, &tmp.path().join("profile"), &url, 1300, 900).unwrap();
+    b.wait_for("document.readyState === 'complete'", Duration::from_secs(30)).unwrap();
+    let js = r#"(() => {
+        const view = document.documentElement.clientWidth;
+        const tables = [...document.querySelectorAll('table')].map(t => {
+            const box = t.parentElement;
+            const scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX);
+            return { cols: t.rows[0].cells.length, right: t.getBoundingClientRect().right, box_right: box.getBoundingClientRect().right,
+                     width: t.scrollWidth, box_width: box.clientWidth, scrolls };
+        });
+        return JSON.stringify({ view, page: document.documentElement.scrollWidth, tables });
+    })()"#;
+    let v: serde_json::Value = serde_json::from_str(b.eval(js).unwrap().as_str().unwrap()).unwrap();
+    let view = v["view"].as_f64().unwrap();
+    assert!(view >= 1250.0, "{v}");
+    assert!(v["page"].as_f64().unwrap() <= view, "the page overflows sideways, its right part cut off: {v}");
+    let tables = v["tables"].as_array().unwrap();
+    let wide = tables.iter().find(|t| t["cols"].as_u64() == Some(15)).unwrap_or_else(|| panic!("no 13-column confusion table: {v}"));
+    assert!(wide["width"].as_f64().unwrap() > wide["box_width"].as_f64().unwrap(), "the test table should be wider than the page: {wide}");
+    for t in tables {
+        let fits = t["right"].as_f64().unwrap() <= view + 0.5;
+        let scrolls = t["scrolls"].as_bool().unwrap() && t["box_right"].as_f64().unwrap() <= view + 0.5;
+        assert!(fits || scrolls, "a table is cut off: {t}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

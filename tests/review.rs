@@ -193,6 +193,7 @@ fn serve_refuses_bad_options_and_inputs() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (with(&["--bind", "0.0.0.0"]), "--token"),
         (with(&["--bind", "0.0.0.0", "--token", "short"]), "at least 16"),
+        (with(&["--bind", "a b"]), "neither an IP address nor a host name"),
         (with(&["--sample", "0"]), "--sample"),
         (common::set(base.clone(), "--port", "70000"), "70000"),
         (with(&["--explain", s(&f.flat)]), "--explain"),
@@ -225,6 +226,26 @@ fn serve_refuses_bad_options_and_inputs() {
     assert!(run_fails(&["review", "report", "--db", s(&junk)], 2).contains("not a conceptree review database"));
     assert!(run_fails(&["review", "report", "--db", s(&db), "--bootstrap", "5"], 2).contains("--bootstrap"));
     run_fails(&["review", "export", "--db", s(&junk), "--out", s(&f.root.join("e.csv"))], 2);
+}
+
+/// `--bind localhost`, a host name that resolves to loopback, is taken (no token needed) and the
+/// server answers on 127.0.0.1; axum's own answers (405 for a wrong method) are JSON errors too.
+#[test]
+fn bind_takes_a_loopback_host_name_and_every_error_is_json() {
+    let f = fixture();
+    let db = f.root.join("r.sqlite");
+    let mut args = f.serve_args(&db, "ann");
+    args.extend(["--bind".to_string(), "localhost".to_string()]);
+    let server = Server::start(&args);
+    assert!(server.addr.ip().is_loopback() && server.addr.is_ipv4(), "{}", server.url);
+    let mut c = server.client();
+    assert_eq!(c.get("/api/state").unwrap().0, 200);
+    let (code, body) = c.get("/api/verdict").unwrap();
+    assert_eq!(code, 405);
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body:?}"));
+    assert!(v["error"].as_str().unwrap().contains("GET is not allowed on /api/verdict"), "{v}");
+    let (code, out) = server.stop("INT");
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]

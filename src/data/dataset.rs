@@ -214,10 +214,9 @@ pub fn balanced_pos_weights(counts: &[usize]) -> Vec<f32> {
 
 /// Read an `id,group` table (a CSV with a header holding `id` and `group` columns, like realrad's meta.csv).
 pub fn read_groups(path: &Path) -> Result<HashMap<String, String>, DatasetError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(path)
-        .map_err(|e| DatasetError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    // read bounded (crate::text): a wrong file fails on its first long line, not out of memory
+    let text = crate::text::read_text(path).map_err(|source| DatasetError::Io { path: path.to_path_buf(), source })?;
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
     let headers = rdr
         .headers()
         .map_err(|e| DatasetError::Malformed { path: path.to_path_buf(), line: 1, message: e.to_string() })?

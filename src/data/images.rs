@@ -7,8 +7,9 @@
 //! Ids are matched exactly (case-sensitive, as image ids are); an id with two image files
 //! (`X.jpg` and `X.png`, or `X.jpg` and `X.JPG`) is ambiguous and an error naming both. Hidden
 //! files (names starting with `.`, such as macOS `._X.jpg` resource forks) and directories named
-//! like images are not images: they are left out and counted in [`ImageDir::ignored`], so a
-//! caller can say so.
+//! like images are not images, nor are symbolic links that cannot be followed (a loop, a missing
+//! target) or names that are not UTF-8 (no label file can name them): they are left out and
+//! counted in [`ImageDir::ignored`], so a caller can say so.
 use std::path::{Path, PathBuf};
 
 use super::dataset::DatasetError;
@@ -28,11 +29,22 @@ pub struct Ignored {
     pub hidden: Vec<PathBuf>,
     /// Directories (or other non-files) named like an image.
     pub not_files: Vec<PathBuf>,
+    /// Symbolic links that lead back to themselves (a loop).
+    pub link_loops: Vec<PathBuf>,
+    /// Symbolic links that cannot be followed otherwise (a missing target, no permission).
+    pub broken_links: Vec<PathBuf>,
+    /// Names that are not UTF-8 text.
+    pub not_utf8: Vec<PathBuf>,
 }
 
 impl Ignored {
     pub fn is_empty(&self) -> bool {
-        self.hidden.is_empty() && self.not_files.is_empty()
+        self.count() == 0
+    }
+
+    /// How many entries were left out.
+    pub fn count(&self) -> usize {
+        self.hidden.len() + self.not_files.len() + self.link_loops.len() + self.broken_links.len() + self.not_utf8.len()
     }
 }
 
@@ -44,6 +56,15 @@ impl std::fmt::Display for Ignored {
         }
         if !self.not_files.is_empty() {
             parts.push(format!("{} director(ies) named like an image such as {}", self.not_files.len(), self.not_files[0].display()));
+        }
+        if !self.link_loops.is_empty() {
+            parts.push(format!("{} symbolic link loop(s) such as {}", self.link_loops.len(), self.link_loops[0].display()));
+        }
+        if !self.broken_links.is_empty() {
+            parts.push(format!("{} symbolic link(s) that cannot be followed (missing target) such as {}", self.broken_links.len(), self.broken_links[0].display()));
+        }
+        if !self.not_utf8.is_empty() {
+            parts.push(format!("{} file name(s) that are not UTF-8 (no label file can name them) such as {}", self.not_utf8.len(), self.not_utf8[0].display()));
         }
         write!(f, "{}", parts.join(" and "))
     }
@@ -83,23 +104,36 @@ impl ImageDir {
                 continue;
             }
             let Some(name) = entry.file_name().to_str().map(Box::<str>::from) else {
-                continue; // not UTF-8: cannot be any label file's id
+                ignored.not_utf8.push(path); // cannot be any label file's id
+                continue;
             };
             if id_of(&name).starts_with('.') {
                 ignored.hidden.push(path);
                 continue;
             }
             // follow symbolic links: a link to an image is an image
-            if !path.is_file() {
-                ignored.not_files.push(path);
-                continue;
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => {
+                    ignored.not_files.push(path);
+                    continue;
+                }
+                Err(e) if crate::text::is_link_loop(&e) => {
+                    ignored.link_loops.push(path);
+                    continue;
+                }
+                Err(_) => {
+                    ignored.broken_links.push(path);
+                    continue;
+                }
             }
             names.push(name);
         }
         names.sort_unstable_by(|a, b| id_of(a).cmp(id_of(b)).then_with(|| a.cmp(b)));
         names.shrink_to_fit();
-        ignored.hidden.sort();
-        ignored.not_files.sort();
+        for v in [&mut ignored.hidden, &mut ignored.not_files, &mut ignored.link_loops, &mut ignored.broken_links, &mut ignored.not_utf8] {
+            v.sort();
+        }
         let n_ids = names.chunk_by(|a, b| id_of(a) == id_of(b)).count();
         Ok(ImageDir { dir: dir.to_path_buf(), names, n_ids, ignored })
     }
@@ -173,6 +207,27 @@ mod tests {
         assert_eq!(dir.ignored.not_files, vec![d.join("g.jpg")]);
         assert_eq!(dir.find("g").unwrap(), None);
         assert!(matches!(ImageDir::open(&d.join("nope")), Err(DatasetError::NoImageDir(_))));
+    }
+
+    #[test]
+    fn links_that_cannot_be_followed_and_names_not_utf8_are_counted_as_such() {
+        use std::os::unix::ffi::OsStrExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::write(d.join("a.jpg"), b"x").unwrap();
+        std::os::unix::fs::symlink("a.jpg", d.join("link.jpg")).unwrap();
+        std::os::unix::fs::symlink("loop.jpg", d.join("loop.jpg")).unwrap();
+        std::os::unix::fs::symlink("gone.jpg", d.join("dangling.jpg")).unwrap();
+        std::fs::write(d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg")), b"x").unwrap();
+        let dir = ImageDir::open(d).unwrap();
+        assert_eq!(dir.ids().collect::<Vec<_>>(), ["a", "link"], "a link to an image is an image");
+        assert_eq!(dir.ignored.link_loops, vec![d.join("loop.jpg")]);
+        assert_eq!(dir.ignored.broken_links, vec![d.join("dangling.jpg")]);
+        assert_eq!(dir.ignored.not_utf8.len(), 1);
+        assert!(dir.ignored.not_files.is_empty(), "a link loop is not a directory: {}", dir.ignored);
+        assert_eq!(dir.ignored.count(), 3);
+        let said = dir.ignored.to_string();
+        assert!(said.contains("1 symbolic link loop(s) such as") && said.contains("dangling.jpg") && said.contains("not UTF-8"), "{said}");
     }
 
     #[test]

@@ -233,12 +233,19 @@ pub fn detect<'a>(lines: impl Iterator<Item = (usize, &'a str)>, path: &Path) ->
 }
 
 /// Read and validate a label file. See [`ParseOptions`] for what is an error. The file is read
-/// line by line (never whole), so memory grows only with the rows kept.
+/// line by line (never whole, each line bounded: [`crate::text`]), so memory grows only with the
+/// rows kept; a line that is not UTF-8 is named by line and column.
 pub fn read_labels(path: &Path, opts: ParseOptions) -> Result<(Vec<LabelRow>, SkipReport), LabelError> {
-    use std::io::BufRead;
-    let io = |source| LabelError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
-    parse_lines(std::io::BufReader::with_capacity(1 << 16, file).lines().map(|l| l.map_err(io)), path, opts)
+    let io = |source| read_error(path, source);
+    parse_lines(crate::text::lines(path).map_err(io)?.map(|l| l.map_err(io)), path, opts)
+}
+
+/// A read error of a label file: a line too long or not UTF-8 as `FILE:LINE: problem`.
+fn read_error(path: &Path, source: std::io::Error) -> LabelError {
+    if let Some(t) = crate::text::text_error(&source) {
+        return LabelError::Malformed { path: path.to_path_buf(), line: t.line, message: t.problem.to_string() };
+    }
+    LabelError::Io { path: path.to_path_buf(), source }
 }
 
 /// Parse label text (as read from `path`, used in messages).
@@ -378,11 +385,8 @@ fn parse_row(line: &str, line_no: usize, format: LabelFormat, path: &Path, opts:
         LabelFormat::Auto => unreachable!("format resolved before parsing rows"),
     };
     let id = id.trim();
-    if id.is_empty() {
-        return Err(malformed("empty image id".into()));
-    }
-    if id.contains(char::is_whitespace) {
-        return Err(malformed(format!("image id '{}' contains whitespace", excerpt(id, EXCERPT))));
+    if let Some(problem) = id_problem(id) {
+        return Err(malformed(problem));
     }
     // messages quote at most a short prefix of an id or token: a line may be a gigabyte of garbage
     let id_q = || excerpt(id, EXCERPT);
@@ -409,11 +413,21 @@ fn parse_row(line: &str, line_no: usize, format: LabelFormat, path: &Path, opts:
     Ok(LabelRow { id: id.to_string(), cuis, line: line_no })
 }
 
+/// What makes `id` unfit to be an image id (`None`: it is fit): empty, or holding whitespace
+/// (spaces, tabs, line breaks), which no label or submission format can carry. The one definition
+/// of a valid id: the label readers refuse such ids, and `predict` refuses to write them.
+pub fn id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("empty image id".into());
+    }
+    id.contains(char::is_whitespace).then(|| format!("image id '{}' contains whitespace", excerpt(id, EXCERPT)))
+}
+
 /// A list of CUIs (a secondary-score concept set, say): CUIs separated by line breaks, commas,
 /// semicolons, tabs or spaces; `#` starts a comment; a header word such as `CUI` on the first
 /// line is skipped. Anything else that is not a CUI is an error naming the file and line.
 pub fn read_concept_list(path: &Path) -> Result<BTreeSet<String>, LabelError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io { path: path.to_path_buf(), source })?;
+    let text = crate::text::read_text(path).map_err(|source| read_error(path, source))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = BTreeSet::new();
     for (i, line) in text.lines().enumerate() {

@@ -285,7 +285,7 @@ impl Ontology {
 
     /// Reads and validates a curated file.
     pub fn load(path: &Path) -> Result<Ontology, OntologyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| OntologyError::Io {
+        let text = crate::text::read_text(path).map_err(|source| OntologyError::Io {
             path: path.to_path_buf(),
             source,
         })?;

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use petgraph::algo::has_path_connecting;
@@ -43,7 +43,7 @@ fn each_row(
         path: path.to_path_buf(),
         source,
     })?;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in crate::text::TextLines::new(BufReader::new(file)).enumerate() {
         let line = line.map_err(|source| OntologyError::Io {
             path: path.to_path_buf(),
             source,

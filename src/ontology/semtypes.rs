@@ -171,7 +171,7 @@ impl SemtypeTable {
 /// caption's other concepts. CUIs are upper-cased; a line whose first field is not a CUI is an
 /// error naming the file and line.
 pub fn read_cui_semtypes(path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, super::OntologyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| super::OntologyError::Io { path: path.to_path_buf(), source })?;
+    let text = crate::text::read_text(path).map_err(|source| super::OntologyError::Io { path: path.to_path_buf(), source })?;
     parse_cui_semtypes(&text, path)
 }
 

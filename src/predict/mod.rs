@@ -27,7 +27,7 @@ use crate::data::augment::Pipeline;
 use crate::data::dataset::{resolve_images, DatasetError};
 use crate::data::decode::PipelineError;
 use crate::data::images::ImageDir;
-use crate::data::labels::{LabelRow, SkipReport};
+use crate::data::labels::{id_problem, LabelRow, SkipReport, Skipped};
 use crate::data::loader::ImageSource;
 use crate::eval::thresholds::Thresholds;
 use crate::model::{Model, ModelConfig};
@@ -52,6 +52,8 @@ pub enum PredictError {
     Threshold(f32),
     #[error("{file}:{line}: {message}")]
     IdFile { file: PathBuf, line: usize, message: String },
+    #[error("{}: {message}", path.display())]
+    ImageName { path: PathBuf, message: String },
     #[error("no images to predict in {0}")]
     NoImages(PathBuf),
     #[error(transparent)]
@@ -89,6 +91,7 @@ impl crate::classify::Classify for PredictError {
             | PredictError::Weights { .. }
             | PredictError::Threshold(_)
             | PredictError::IdFile { .. }
+            | PredictError::ImageName { .. }
             | PredictError::NoImages(_)
             | PredictError::InUse { .. }
             | PredictError::Interrupted { .. }
@@ -254,10 +257,12 @@ impl LoadedRun {
 /// The images to predict: those an id or label file names (first column; a header `id` line is
 /// skipped), else every image of the folder, sorted by id. Each is checked (exists, one file per
 /// id, header decodes); with `skip_bad` a bad one is skipped and reported instead of failing.
+/// An id the submission cannot carry ([`id_problem`]: an image `sp ace.jpg`) is refused the
+/// same way, since evaluate and review would refuse the whole file for it.
 /// Returns the ids and their image files, in order.
 pub fn images_to_predict(images: &Path, ids: Option<&Path>, skip_bad: bool) -> Result<(Vec<String>, Vec<PathBuf>, SkipReport, ImageDir), PredictError> {
     let dir = ImageDir::open(images)?;
-    let (mut rows, source) = match ids {
+    let (rows, source) = match ids {
         Some(f) => (read_id_file(f)?, f.display().to_string()),
         // an ambiguous id is refused (or skipped with skip_bad) by resolve_images below
         None => (dir.ids().enumerate().map(|(i, id)| LabelRow { id: id.to_string(), cuis: vec![], line: i + 1 }).collect(), images.display().to_string()),
@@ -265,14 +270,43 @@ pub fn images_to_predict(images: &Path, ids: Option<&Path>, skip_bad: bool) -> R
     if rows.is_empty() {
         return Err(PredictError::NoImages(images.to_path_buf()));
     }
-    let (found, skipped) = resolve_images(&rows, &source, &dir, skip_bad)?;
+    let mut unfit = Vec::new();
+    let mut fit = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(problem) = id_problem(&r.id) else {
+            fit.push(r);
+            continue;
+        };
+        if skip_bad {
+            unfit.push(Skipped { line: r.line, id: Some(r.id), reason: format!("id a submission cannot carry: {problem}") });
+            continue;
+        }
+        let why = format!("{problem}, which a submission (`id<TAB>CUI;CUI`) cannot carry: evaluate and review would refuse the whole file");
+        return Err(match ids {
+            Some(f) => PredictError::IdFile { file: f.to_path_buf(), line: r.line, message: format!("{why}; correct the id (and its image's name), or give --skip-bad to leave it out") },
+            None => {
+                let path = dir.find(&r.id).ok().flatten().unwrap_or_else(|| images.join(&r.id));
+                let renamed = path.file_name().map(|n| n.to_string_lossy().replace(char::is_whitespace, "_")).unwrap_or_default();
+                PredictError::ImageName { path, message: format!("{why}; rename the image so its name holds no whitespace (as '{}'), or give --skip-bad to leave it out", crate::cui::excerpt(&renamed, crate::cui::EXCERPT)) }
+            }
+        });
+    }
+    let mut rows = fit;
+    let (found, mut skipped) = resolve_images(&rows, &source, &dir, skip_bad)?;
+    if !unfit.is_empty() {
+        unfit.append(&mut skipped.skipped);
+        skipped.skipped = unfit;
+    }
     let (ids, paths) = found.into_iter().map(|(i, p)| (std::mem::take(&mut rows[i].id), p)).unzip();
     Ok((ids, paths, skipped, dir))
 }
 
 /// Ids from an id or label file: the first tab- or comma-separated field of each line.
 pub fn read_id_file(path: &Path) -> Result<Vec<LabelRow>, PredictError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RunError::Read { path: path.to_path_buf(), source })?;
+    let text = crate::text::read_text(path).map_err(|source| match crate::text::text_error(&source) {
+        Some(t) => PredictError::IdFile { file: path.to_path_buf(), line: t.line, message: t.problem.to_string() },
+        None => RunError::Read { path: path.to_path_buf(), source }.into(),
+    })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut rows = Vec::new();
     let mut seen = std::collections::HashMap::new();
@@ -293,6 +327,7 @@ pub fn read_id_file(path: &Path) -> Result<Vec<LabelRow>, PredictError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Classify;
 
     #[test]
     fn id_files_skip_headers_and_blank_lines_and_refuse_repeats() {
@@ -304,5 +339,9 @@ mod tests {
         std::fs::write(&f, "a\nb\na\n").unwrap();
         let e = read_id_file(&f).unwrap_err().to_string();
         assert!(e.contains("ids.csv:3") && e.contains("first on line 1"), "{e}");
+        // a Latin-1 byte: file, line and column
+        std::fs::write(&f, b"a\nb\xe9\n").unwrap();
+        let e = read_id_file(&f).unwrap_err();
+        assert!(e.is_bad_input() && e.to_string().contains("ids.csv:2: byte 0xE9 at column 2"), "{e}");
     }
 }

@@ -469,7 +469,10 @@ fn parse_explain_scores(text: &str, path: &Path) -> Result<ScoreMap, AnalyseErro
 
 /// Reads and parses a scores file ([`parse_scores`]).
 pub fn read_scores(path: &Path) -> Result<ScoreMap, AnalyseError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AnalyseError::Read { path: path.to_path_buf(), source })?;
+    let text = crate::text::read_text(path).map_err(|source| match crate::text::text_error(&source) {
+        Some(t) => AnalyseError::Scores { path: path.to_path_buf(), line: t.line, message: t.problem.to_string() },
+        None => AnalyseError::Read { path: path.to_path_buf(), source },
+    })?;
     parse_scores(&text, path)
 }
 

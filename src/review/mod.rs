@@ -208,8 +208,10 @@ pub struct ServeConfig {
     pub strategy: Option<Strategy>,
     /// How several models are shown (default sets).
     pub blind: Option<BlindMode>,
-    /// Address to listen on.
+    /// Address to listen on ([`resolve_bind`] turns a host name into one).
     pub bind: IpAddr,
+    /// The host name `bind` was resolved from, if one was given (accepted in the `Host` header).
+    pub bind_name: Option<String>,
     /// Port (0: any free port).
     pub port: u16,
     /// Token every request must carry (required for a non-loopback address).
@@ -233,6 +235,7 @@ impl ServeConfig {
             strategy: None,
             blind: None,
             bind: IpAddr::from([127, 0, 0, 1]),
+            bind_name: None,
             port: 0,
             token: None,
         }
@@ -252,13 +255,38 @@ impl ServeConfig {
             check_token(t)?;
         }
         if !self.bind.is_loopback() && self.token.is_none() {
-            return opt("bind", format!("{} is not a loopback address: anyone who can reach it could read the images and write verdicts; give --token (at least {MIN_TOKEN_LEN} characters), which every request must then carry", self.bind));
+            let addr = self.bind_name.as_ref().map_or_else(|| self.bind.to_string(), |n| format!("{n} ({})", self.bind));
+            return opt("bind", format!("{addr} is not a loopback address: anyone who can reach it could read the images and write verdicts; give --token (at least {MIN_TOKEN_LEN} characters), which every request must then carry"));
         }
         if self.db.is_dir() {
             return opt("db", format!("{} is a directory; name a database file", self.db.display()));
         }
         Ok(())
     }
+}
+
+/// The address `--bind` names: an IP address as it is, or a host name resolved (`localhost`), with
+/// the name when it was one. A name with several addresses gives its first IPv4 one, else its
+/// first (so `localhost` is 127.0.0.1 even where it also means ::1).
+/// Whether a token is needed is decided on the address, not the name ([`ServeConfig::check`]).
+pub fn resolve_bind(host: &str) -> Result<(IpAddr, Option<String>), ReviewError> {
+    let host = host.trim();
+    let unbracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if let Ok(ip) = unbracketed.parse::<IpAddr>() {
+        return Ok((ip, None));
+    }
+    let bad = |message: String| ReviewError::Option { option: "bind", message };
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '/' | ':' | '@' | '?' | '#')) {
+        return Err(bad(format!("'{}' is neither an IP address nor a host name", crate::cui::excerpt(host, crate::cui::EXCERPT))));
+    }
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<IpAddr> = (host, 0u16)
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("cannot resolve host name '{}': {e}", crate::cui::excerpt(host, crate::cui::EXCERPT))))?
+        .map(|a| a.ip())
+        .collect();
+    let ip = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| bad(format!("host name '{}' has no address", crate::cui::excerpt(host, crate::cui::EXCERPT))))?;
+    Ok((ip, Some(host.to_string())))
 }
 
 /// A reviewer name: 1 to [`MAX_REVIEWER_LEN`] characters, no control characters, not blank.
@@ -291,7 +319,7 @@ pub fn check_token(token: &str) -> Result<(), ReviewError> {
 
 /// The token in `path` (its first line, trimmed), checked like `--token`.
 pub fn read_token_file(path: &Path) -> Result<String, ReviewError> {
-    let text = std::fs::read_to_string(path).map_err(ReviewError::read(path))?;
+    let text = crate::text::read_text(path).map_err(ReviewError::read(path))?;
     let token = text.lines().next().unwrap_or("").trim().to_string();
     check_token(&token)?;
     Ok(token)
@@ -422,11 +450,13 @@ fn absolute(p: &Path) -> String {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
 }
 
-/// A file's bytes as text, and their SHA-256.
+/// A file's text (its bytes exactly, read through [`crate::text`]), and their SHA-256.
 fn read_hashed(path: &Path) -> Result<(String, String), ReviewError> {
-    let bytes = std::fs::read(path).map_err(ReviewError::read(path))?;
-    let sha = sha256_hex(&bytes);
-    let text = String::from_utf8(bytes).map_err(|e| ReviewError::Input { path: path.to_path_buf(), line: 0, message: format!("not UTF-8 text ({e})") })?;
+    let text = crate::text::read_text(path).map_err(|source| match crate::text::text_error(&source) {
+        Some(t) => ReviewError::Input { path: path.to_path_buf(), line: t.line, message: t.problem.to_string() },
+        None => ReviewError::Read { path: path.to_path_buf(), source },
+    })?;
+    let sha = sha256_hex(text.as_bytes());
     Ok((text, sha))
 }
 
@@ -757,6 +787,29 @@ mod tests {
     use super::testdata::*;
     use super::*;
     use crate::classify::Classify;
+
+    #[test]
+    fn bind_takes_addresses_and_host_names() {
+        assert_eq!(resolve_bind("127.0.0.1").unwrap(), (IpAddr::from([127, 0, 0, 1]), None));
+        assert_eq!(resolve_bind("0.0.0.0").unwrap(), (IpAddr::from([0, 0, 0, 0]), None));
+        assert_eq!(resolve_bind("[::1]").unwrap(), (std::net::Ipv6Addr::LOCALHOST.into(), None));
+        let (ip, name) = resolve_bind("localhost").unwrap();
+        assert!(ip.is_loopback() && ip.is_ipv4() && name.as_deref() == Some("localhost"), "{ip} {name:?}");
+        for bad in ["", "a b", "http://x", "host:80"] {
+            let e = resolve_bind(bad).unwrap_err();
+            assert!(e.to_string().contains("--bind") && e.is_bad_input(), "{bad}: {e}");
+        }
+        let e = resolve_bind("no-such-host.invalid").unwrap_err();
+        assert!(e.to_string().contains("cannot resolve host name 'no-such-host.invalid'") && e.is_bad_input(), "{e}");
+        // a name is judged by its address: loopback needs no token, anything else does (and says both)
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = files(tmp.path());
+        (c.bind, c.bind_name) = (ip, name);
+        assert!(c.check().is_ok());
+        (c.bind, c.bind_name) = (IpAddr::from([10, 1, 2, 3]), Some("ws-7".into()));
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("ws-7 (10.1.2.3) is not a loopback address") && e.contains("--token"), "{e}");
+    }
 
     #[test]
     fn options_are_checked_before_any_work() {

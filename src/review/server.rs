@@ -81,6 +81,13 @@ impl App {
             if port == 80 {
                 h.extend(["127.0.0.1".into(), "localhost".into(), "[::1]".into()]);
             }
+            // the name --bind was given (resolved to this loopback address), as the user will type it
+            if let Some(name) = &cfg.bind_name {
+                h.push(format!("{name}:{port}"));
+                if port == 80 {
+                    h.push(name.clone());
+                }
+            }
             h
         });
         let page = render_page(&p.set, &cfg.reviewer);
@@ -166,8 +173,31 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/done", post(done))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such page") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
+}
+
+/// Every error answer as JSON `{"error": ...}`, like the handlers' own: axum's built-in answers
+/// (405 for a method a route does not take, 413 for a body over [`BODY_LIMIT`], 400 for a path
+/// or query it cannot parse) come as plain text or with an empty body. (A 405's `Allow` header
+/// is added around this layer, by the route.)
+async fn json_errors(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let r = next.run(req).await;
+    let status = r.status();
+    let is_json = r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return r;
+    }
+    let text = axum::body::to_bytes(r.into_body(), 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {} (see the Allow header)", crate::cui::excerpt(&path, 80)),
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the request body is larger than {BODY_LIMIT} bytes"),
+        _ if !text.is_empty() => crate::cui::excerpt(&text, 200),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    ApiError::new(status, message).into_response()
 }
 
 /// Equal in constant time (for the token).
@@ -519,8 +549,11 @@ async fn done(State(app): State<Arc<App>>, headers: HeaderMap, bytes: Bytes) -> 
 #[derive(Debug, Clone)]
 pub struct Ready {
     pub addr: SocketAddr,
-    /// The address to open (with `?token=` when there is one).
+    /// The address to open on this machine (with `?token=` when there is one).
     pub url: String,
+    /// Listening on every interface: the address to open from another machine, with a
+    /// placeholder for this machine's address ([`urls`]).
+    pub remote_url: Option<String>,
     pub images: usize,
     pub models: usize,
     pub done: usize,
@@ -556,6 +589,20 @@ async fn shutdown_signal() {
     }
 }
 
+/// The addresses to open for a server listening on `local`: one that works on this machine, and,
+/// when it listens on every interface (`0.0.0.0`, `::`), the form of the one to open from another
+/// machine (whose host part only the user knows: this machine's name or address on their network).
+pub fn urls(local: SocketAddr, token: Option<&str>) -> (String, Option<String>) {
+    let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
+    let port = local.port();
+    if local.ip().is_unspecified() {
+        let here: std::net::IpAddr = if local.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        (format!("http://{}/{query}", SocketAddr::new(here, port)), Some(format!("http://<this machine's address>:{port}/{query}")))
+    } else {
+        (format!("http://{local}/{query}"), None)
+    }
+}
+
 /// Binds `cfg.bind:cfg.port`, calls `ready` with the address, and serves until Ctrl-C or SIGTERM;
 /// requests in flight are finished before it returns.
 pub fn serve(p: Prepared, cfg: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<Served, ReviewError> {
@@ -568,12 +615,8 @@ pub fn serve(p: Prepared, cfg: &ServeConfig, ready: impl FnOnce(&Ready)) -> Resu
         let done = p.store.progress(&cfg.reviewer)?.done;
         let (images, models) = (p.set.items.len(), p.set.models.len());
         let app = Arc::new(App::new(p, cfg, local));
-        let host = if local.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), local.port()) } else { local };
-        let url = match &cfg.token {
-            Some(t) => format!("http://{host}/?token={t}"),
-            None => format!("http://{host}/"),
-        };
-        ready(&Ready { addr: local, url, images, models, done });
+        let (url, remote_url) = urls(local, cfg.token.as_deref());
+        ready(&Ready { addr: local, url, remote_url, images, models, done });
         axum::serve(listener, router(app.clone())).with_graceful_shutdown(shutdown_signal()).await.map_err(ReviewError::Serve)?;
         let total = app.store.lock().unwrap_or_else(|p| p.into_inner()).event_count()?;
         Ok(Served { actions: total - before, total })
@@ -683,12 +726,44 @@ mod tests {
         }
         // too large a body
         let big = serde_json::json!({"image": "I0", "cui": CT, "verdict": "correct", "request_id": "x".repeat(BODY_LIMIT)});
-        assert_eq!(call(&app, post("/api/verdict", big)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+        let (s, b) = json(&app, post("/api/verdict", big)).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(b["error"].as_str().unwrap().contains(&format!("larger than {BODY_LIMIT} bytes")), "a JSON error like the others: {b}");
         // clearing
         let (s, _) = json(&app, v("I0", CT, serde_json::Value::Null, "c1")).await;
         assert_eq!(s, StatusCode::OK);
         let (_, it) = json(&app, get(&format!("/api/items/{}", app.set.item("I0").unwrap().position))).await;
         assert!(it["verdicts"].as_object().unwrap().is_empty(), "{it}");
+    }
+
+    #[tokio::test]
+    async fn axums_own_error_answers_are_json_too() {
+        let (_tmp, app) = setup(|_| {});
+        // a route that takes another method: 405 with the Allow header and a JSON message
+        let (s, h, b) = call(&app, get("/api/verdict")).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(h[header::ALLOW], "POST");
+        assert_eq!(h[header::CONTENT_TYPE], "application/json");
+        let b: serde_json::Value = serde_json::from_slice(&b).unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&b)));
+        assert!(b["error"].as_str().unwrap().contains("GET is not allowed on /api/verdict"), "{b}");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "the security headers stay");
+        let (s, b) = json(&app, axum::http::Request::delete("/api/state").header("host", HOST).body(Body::empty()).unwrap()).await;
+        assert_eq!((s, b["error"].is_string()), (StatusCode::METHOD_NOT_ALLOWED, true), "{b}");
+        // a path axum cannot decode (not UTF-8): its plain-text rejection, as JSON
+        let (s, b) = json(&app, get("/api/images/%FF%FE")).await;
+        assert!(s.is_client_error() && b["error"].is_string(), "{s}: {b}");
+    }
+
+    #[test]
+    fn the_printed_address_is_one_that_works() {
+        let tok = Some("abcdefghijklmnop0123");
+        assert_eq!(urls("127.0.0.1:8123".parse().unwrap(), None), ("http://127.0.0.1:8123/".to_string(), None));
+        assert_eq!(urls("10.1.2.3:8123".parse().unwrap(), tok), ("http://10.1.2.3:8123/?token=abcdefghijklmnop0123".to_string(), None));
+        // every interface: 127.0.0.1 here, and this machine's address (which only the user knows) elsewhere
+        let (here, remote) = urls("0.0.0.0:8123".parse().unwrap(), tok);
+        assert_eq!(here, "http://127.0.0.1:8123/?token=abcdefghijklmnop0123");
+        assert_eq!(remote.as_deref(), Some("http://<this machine's address>:8123/?token=abcdefghijklmnop0123"));
+        assert_eq!(urls("[::]:8123".parse().unwrap(), None).0, "http://[::1]:8123/");
     }
 
     #[tokio::test]
@@ -748,6 +823,9 @@ mod tests {
         let req = |host: &str| axum::http::Request::get("/api/state").header("host", host).body(Body::empty()).unwrap();
         assert_eq!(call(&app, req("localhost:8123")).await.0, StatusCode::OK);
         assert_eq!(call(&app, req("evil.example:8123")).await.0, StatusCode::MISDIRECTED_REQUEST, "DNS rebinding");
+        // a loopback host name given to --bind is accepted as Host too
+        let (_tmp3, named) = setup(|c| c.bind_name = Some("ws-loopback".into()));
+        assert_eq!(call(&named, req("ws-loopback:8123")).await.0, StatusCode::OK);
         let cross = axum::http::Request::post("/api/done").header("host", HOST).header("origin", "http://evil.example").header("content-type", "application/json").body(Body::from(r#"{"image":"I0"}"#)).unwrap();
         assert_eq!(call(&app, cross).await.0, StatusCode::FORBIDDEN);
         let same_origin = axum::http::Request::post("/api/done").header("host", HOST).header("origin", "http://127.0.0.1:8123").header("content-type", "application/json").body(Body::from(r#"{"image":"I0"}"#)).unwrap();

@@ -8,7 +8,7 @@
 //! names first within a rank.
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use serde::Serialize;
@@ -128,7 +128,7 @@ pub fn read_mrconso(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<HashMap<
     let file = File::open(&file_path).map_err(|source| ReviewError::Read { path: file_path.clone(), source })?;
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     let mut seen: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in crate::text::TextLines::new(BufReader::new(file)).enumerate() {
         let line = line.map_err(|source| ReviewError::Read { path: file_path.clone(), source })?;
         if line.trim().is_empty() {
             continue;
