@@ -357,7 +357,7 @@ pub const MAX_BATCH_SIZE: usize = 65_536;
 
 /// The range rule of a whole-number training option, as [`TrainConfig::check`] states it (the
 /// command line says it for a negative number, which no such option takes); `None` for options
-/// that are not whole numbers of `train`.
+/// that are not whole numbers of `train` or `experiment`.
 pub fn whole_number_rule(option: &str) -> Option<&'static str> {
     Some(match option {
         "epochs" => EPOCHS_RULE,
@@ -365,6 +365,8 @@ pub fn whole_number_rule(option: &str) -> Option<&'static str> {
         "image-size" => IMAGE_SIZE_RULE,
         "top-k" | "knn-k" | "rest-top-k" => "must be at least 1",
         "min-count" | "max-train-images" | "seed" | "split-seed" => "must be 0 or more",
+        // experiment compare
+        "seeds" => "must be in 1..=100",
         _ => return None,
     })
 }
