@@ -224,7 +224,7 @@ struct CommonTrain {
     /// Skip (and report) malformed rows and missing or unreadable images instead of failing.
     #[arg(long)]
     skip_bad: bool,
-    /// Use at most this many training images (0 = all): a sample drawn across the training set with the split's seed (--split-seed, default --seed), the same for the same seed; with --groups whole groups are drawn, so no case is split (the sample then stops at the last group that fits).
+    /// Use at most this many training images (0 = all): a sample drawn across the training set with the split's seed (--split-seed, default --seed), the same for the same seed; with --groups whole groups are drawn (each while it fits), so no case is split and the sample may hold a few fewer.
     #[arg(long, default_value_t = d().max_train_images)]
     max_train_images: usize,
     /// Layout of images and convolution weights (auto: channels-last on CPU and with --amp).
