@@ -176,10 +176,10 @@ struct CommonTrain {
     /// Ontology TSV (default: the built-in radiology hierarchy).
     #[arg(long)]
     ontology: Option<PathBuf>,
-    /// Levels with a head, top first (hierarchical mode).
+    /// Levels with a head, top first, each named once (hierarchical and hybrid mode). The default is the first three; `--levels modality,anatomy,laterality,plane,view,technique,finding` gives every level a head.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = d().levels.clone())]
     levels: Vec<Level>,
-    /// Feed each head the probabilities of the levels above it.
+    /// Hierarchical: feed each head the probabilities of the levels above it.
     #[arg(long)]
     condition: bool,
     /// The ResNet trunk (tiny: a narrow 4-stage ResNet for CPU demos and tests).
@@ -197,10 +197,10 @@ struct CommonTrain {
     /// Images are resized (without cropping) to this many pixels on each side.
     #[arg(long, alias = "size", default_value_t = d().image_size)]
     image_size: u32,
-    /// Images per training step.
+    /// Images per training step (1 to 65536).
     #[arg(long, default_value_t = d().batch_size)]
     batch_size: usize,
-    /// Total epochs (a stepwise or layerwise schedule splits them over its stages, at least one each).
+    /// Total epochs, 1 to 10000 (a stepwise or layerwise schedule splits them over its stages, at least one each).
     #[arg(long, default_value_t = d().epochs)]
     epochs: usize,
     /// Adam learning rate.
@@ -227,7 +227,7 @@ struct CommonTrain {
     /// Skip (and report) malformed rows and missing or unreadable images instead of failing.
     #[arg(long)]
     skip_bad: bool,
-    /// Use at most this many training images (0 = all).
+    /// Use at most this many training images (0 = all): a sample drawn across the training set with the split's seed (--split-seed, default --seed), the same for the same seed; with --groups whole groups are drawn (each while it fits), so no case is split and the sample may hold a few fewer.
     #[arg(long, default_value_t = d().max_train_images)]
     max_train_images: usize,
     /// Layout of images and convolution weights (auto: channels-last on CPU and with --amp).
@@ -245,7 +245,7 @@ struct CommonTrain {
     /// Hierarchical: single-label levels decoded by their best concept against a tuned threshold, with the class-weight prior removed (logit-adjust) or never added (unweighted); none: arg-max over the concepts and "none".
     #[arg(long, value_enum, default_value_t = d().calibration)]
     calibration: Calibration,
-    /// Weights of the heads' losses: concepts (every concept counts the same, whatever head it is in), equal (every head 1), or name=w,name=w.
+    /// Hierarchical: weights of the heads' losses: concepts (every concept counts the same, whatever head it is in), equal (every head 1), or name=w,name=w with names among the run's levels (and `rest` in hybrid mode).
     #[arg(long, default_value_t = d().head_weights.clone())]
     head_weights: HeadWeights,
     /// One optimizer whose state carries across stages, and exactly --epochs epochs over all stages (false: a fresh optimizer per stage, at least one epoch per stage).
@@ -272,7 +272,7 @@ struct CommonTrain {
     /// Hybrid: keep noise-flagged concepts in the residual head (they count in the official score) or drop them.
     #[arg(long, value_enum, default_value_t = d().noise)]
     noise: conceptree::eval::ceiling::Noise,
-    /// kNN: how many nearest training images vote.
+    /// kNN: how many nearest training images vote (at most the number of training images).
     #[arg(long, default_value_t = d().knn_k)]
     knn_k: usize,
     /// Every head's layers between the trunk and its output: paper (auxiliary convolution, dense layer, dropout) or linear (pooling straight into the output layer; learns small burned-in marks the paper's head loses, see BENCHMARKS.md).
@@ -318,7 +318,7 @@ struct TrainArgs {
     /// Hierarchical mode: joint (all heads at once), stepwise (one level added per stage), curriculum (levels added over the first half, then joint).
     #[arg(long, value_enum, default_value_t = d().schedule)]
     schedule: HierSchedule,
-    /// head (frozen trunk), full (paper run 1), layerwise (paper run 2).
+    /// head (frozen trunk), full (paper run 1), layerwise (paper run 2; in hierarchical and hybrid mode only with --schedule joint, since stepwise and curriculum add heads stage by stage).
     #[arg(long, value_enum, default_value_t = d().strategy)]
     strategy: Strategy,
     #[command(flatten)]
@@ -352,8 +352,8 @@ enum ExperimentCmd {
         /// Runs to compare (see the list in BENCHMARKS.md or the error message of an unknown name).
         #[arg(long, value_delimiter = ',', default_value = conceptree::experiment::compare::DEFAULT_RUNS)]
         runs: Vec<String>,
-        /// Number of seeds (1..=N) each run is trained with.
-        #[arg(long, default_value_t = 3)]
+        /// Number of seeds (1..=N, N at most 100) each run is trained with.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
         seeds: u64,
         /// Seed of the split, the same for every run and seed.
         #[arg(long, default_value_t = 42)]
@@ -704,7 +704,7 @@ fn review(c: ReviewCmd) -> Result<(), Error> {
 fn main() {
     // a closed output pipe (`conceptree ... | head`) ends the program quietly instead of panicking
     commands::reset_sigpipe();
-    let matches = Cli::command().get_matches();
+    let matches = negative_numbers_reach_range_checks(Cli::command()).try_get_matches().unwrap_or_else(|e| range_message_for_negatives(e).exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // libtorch's CUDA library before any libtorch call, for every command that may use a device
     // (src/cuda.rs); the light ones never map it
@@ -747,7 +747,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             }
             None => {
                 let force = a.force;
-                commands::train(a.into_config(), force)
+                let cfg = a.into_config();
+                // an option typed for a run it does not apply to is refused, not ignored
+                cfg.refuse_inapplicable(explicit_options(matches.subcommand_matches("train").expect("train"), &[]).iter().map(String::as_str))?;
+                commands::train(cfg, force)
             }
         },
         Command::Predict(a) => commands::predict(commands::PredictCommand {
@@ -764,13 +767,19 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
         }),
         Command::Export(a) => commands::export(conceptree::predict::export::ExportConfig { model: a.model, out: a.out, format: a.format, examples: a.examples, force: a.force }),
         Command::Experiment(ExperimentCmd::Paper { labels, images, out, groups, runs, common }) => {
+            let given = explicit_options(experiment_matches(matches, "paper"), &[]);
             let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });
-            commands::experiment_paper(conceptree::experiment::ExperimentConfig { labels, images, out, groups, base, runs })
+            let cfg = conceptree::experiment::ExperimentConfig { labels, images, out, groups, base, runs };
+            conceptree::experiment::paper::refuse_unused_options(&cfg, given.iter().map(String::as_str))?;
+            commands::experiment_paper(cfg)
         }
         Command::Experiment(ExperimentCmd::Compare { labels, images, out, groups, test_labels, test_images, runs, seeds, split_seed, common }) => {
+            let given = explicit_options(experiment_matches(matches, "compare"), &[]);
             let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });
             let test = test_labels.zip(test_images);
-            commands::experiment_compare(conceptree::experiment::compare::CompareConfig { labels, images, groups, test, out, base, runs, seeds: (1..=seeds).collect(), split_seed })
+            let cfg = conceptree::experiment::compare::CompareConfig { labels, images, groups, test, out, base, runs, seeds: (1..=seeds).collect(), split_seed };
+            conceptree::experiment::compare::refuse_unused_options(&cfg, given.iter().map(String::as_str))?;
+            commands::experiment_compare(cfg)
         }
         Command::Evaluate(a) => commands::evaluate(commands::EvaluateCommand {
             gt: a.gt,
@@ -811,6 +820,46 @@ fn ontology(c: OntologyCmd) -> Result<(), Error> {
         OntologyCmd::Dot { root, level, ontology, out } => commands::ontology_dot(root.as_deref(), level, ontology.as_deref(), out.as_deref()),
         OntologyCmd::FromUmls { rrf, labels, out } => commands::ontology_from_umls(&rrf, labels.as_deref(), &out),
     }
+}
+
+/// The matches of `experiment <name>`.
+fn experiment_matches<'a>(m: &'a clap::ArgMatches, name: &str) -> &'a clap::ArgMatches {
+    m.subcommand_matches("experiment").and_then(|e| e.subcommand_matches(name)).expect("experiment subcommand")
+}
+
+/// Every numeric option of every command takes a negative number as its value (`--lr -1`), so
+/// that it reaches the option's range check instead of being taken for an unknown option.
+fn negative_numbers_reach_range_checks(cmd: clap::Command) -> clap::Command {
+    use std::any::TypeId;
+    let numeric = [TypeId::of::<f64>(), TypeId::of::<f32>(), TypeId::of::<usize>(), TypeId::of::<u64>(), TypeId::of::<u32>(), TypeId::of::<u16>(), TypeId::of::<i64>()];
+    cmd.mut_args(|a| {
+        let is_numeric = a.get_action().takes_values() && numeric.iter().any(|t| a.get_value_parser().type_id() == *t);
+        if is_numeric {
+            a.allow_negative_numbers(true)
+        } else {
+            a
+        }
+    })
+    .mut_subcommands(negative_numbers_reach_range_checks)
+}
+
+/// A negative number given to an option that takes whole numbers from 0 (which clap reports as
+/// "invalid digit") is answered with the option's range instead.
+fn range_message_for_negatives(e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (e.get(ContextKind::InvalidArg), e.get(ContextKind::InvalidValue)) else {
+        return e;
+    };
+    if e.kind() != ErrorKind::ValueValidation || !value.starts_with('-') || value[1..].parse::<f64>().is_err() {
+        return e;
+    }
+    let option = arg.trim_start_matches('-').split([' ', '=']).next().unwrap_or_default();
+    // train and experiment state their options' ranges as their checks do
+    let training = std::env::args().nth(1).is_some_and(|c| c == "train" || c == "experiment");
+    let rule = training.then(|| conceptree::train::config::whole_number_rule(option)).flatten().unwrap_or("must be a whole number, 0 or more");
+    let mut cmd = Cli::command();
+    cmd.build();
+    clap::Error::raw(ErrorKind::ValueValidation, format!("invalid value '{value}' for '{arg}': {rule}\n")).with_cmd(&cmd)
 }
 
 /// The options of `m` given on the command line, except `allowed`.
@@ -912,6 +961,15 @@ mod tests {
         let mut missing = Vec::new();
         walk(&cmd, "conceptree", &mut missing);
         assert!(missing.is_empty(), "options without a description: {missing:?}");
+    }
+
+    #[test]
+    fn the_option_scopes_name_options_of_train() {
+        let cmd = Cli::command();
+        let train = cmd.find_subcommand("train").unwrap();
+        for (option, _) in conceptree::train::config::OPTION_SCOPES {
+            assert!(train.get_arguments().any(|a| a.get_long() == Some(option) && a.get_id().as_str().replace('_', "-") == *option), "--{option} is not an option of train (by that id)");
+        }
     }
 
     #[test]

@@ -305,6 +305,213 @@ fn frozen_trunk_without_room_for_its_features_reruns_it_per_batch_with_the_same_
     for ((ta, va), (tb, vb)) in a.iter().zip(&b) {
         assert!((ta - tb).abs() < 1e-4 && (va - vb).abs() < 1e-4, "{a:?} vs {b:?}");
     }
-    let err = run_fails(&["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--out", s(&tmp.path().join("x")), "--feature-cache-gib=-1"], 2);
+    let err = run_fails(&["train", "--train-labels", s(&data.join("labels.csv")), "--images", s(&data.join("images")), "--out", s(&tmp.path().join("x")), "--strategy", "head", "--feature-cache-gib=-1"], 2);
     assert!(err.contains("--feature-cache-gib -1: must be 0 or more"), "{err}");
+}
+
+/// `train` arguments that need no data: every check here refuses before anything is read.
+fn train_without_data(tmp: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["train", "--labels", "missing.csv", "--images", "missing", "--out", s(&tmp.join("run")), "--trunk", "tiny", "--device", "cpu"].iter().map(|a| a.to_string()).collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+#[test]
+fn options_that_do_not_apply_to_the_run_are_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (extra, want) in [
+        (&["--mode", "flat", "--levels", "modality"][..], "--levels applies to --mode hierarchical and hybrid, not flat"),
+        (&["--schedule", "joint"], "--schedule applies to --mode hierarchical and hybrid, not flat"),
+        (&["--mode", "flat", "--calibration", "none"], "--calibration applies to --mode hierarchical and hybrid, not flat"),
+        (&["--mode", "flat", "--max-constraint", "false"], "--max-constraint applies to --mode hierarchical and hybrid, not flat"),
+        (&["--mode", "flat", "--neck", "shared"], "--neck applies to --mode hierarchical and hybrid, not flat"),
+        (&["--mode", "flat", "--stage-lr-decay", "0.5"], "--stage-lr-decay applies to --mode hierarchical and hybrid with --schedule stepwise or curriculum, not --mode flat"),
+        (&["--mode", "hierarchical", "--schedule", "joint", "--stage-lr-decay", "0.5"], "not --schedule joint"),
+        (&["--mode", "hierarchical", "--rest-top-k", "5"], "--rest-top-k applies to --mode hybrid, not hierarchical"),
+        (&["--mode", "knn", "--epochs", "3"], "--epochs applies to --mode flat, hierarchical and hybrid, not knn"),
+        (&["--mode", "flat", "--knn-k", "3"], "--knn-k applies to --mode knn, not flat"),
+        (&["--layerwise-lr-decay", "0.5"], "--layerwise-lr-decay applies to --strategy layerwise, not full"),
+        (&["--val-labels", "v.csv", "--val-split", "0.2"], "--val-split applies to runs without --val-labels"),
+        // a default value typed is still typed
+        (&["--mode", "flat", "--levels", "modality,anatomy,laterality"], "--levels applies to"),
+        // layerwise unfreezing with a schedule that adds heads by stage: refused, not silently full fine-tuning
+        (&["--mode", "hierarchical", "--strategy", "layerwise"], "--strategy layerwise needs --schedule joint"),
+        (&["--mode", "hybrid", "--schedule", "stepwise", "--strategy", "layerwise"], "--strategy layerwise needs --schedule joint"),
+        // head weights name heads of the run
+        (&["--mode", "hierarchical", "--head-weights", "bogus=1"], "--head-weights bogus=1: 'bogus' is not a head of this run (its heads: modality, anatomy, laterality)"),
+        (&["--mode", "hierarchical", "--levels", "modality", "--head-weights", "modality=2,anatomy=1"], "'anatomy' is not a head of this run"),
+    ] {
+        let err = run_fails(&train_without_data(tmp.path(), extra), 2);
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(!tmp.path().join("run").exists(), "{extra:?} made a run directory");
+    }
+    // where they apply they pass these checks (and fail later, on the missing labels)
+    for extra in [
+        &["--mode", "hierarchical", "--schedule", "joint", "--strategy", "layerwise", "--layerwise-lr-decay", "0.5"][..],
+        &["--mode", "hybrid", "--rest-top-k", "5", "--head-weights", "modality=2,rest=0.5", "--stage-lr-decay", "0.5"],
+        &["--mode", "knn", "--knn-k", "3", "--top-k", "5"],
+        &["--strategy", "head", "--feature-cache-gib", "1"],
+    ] {
+        let err = run_fails(&train_without_data(tmp.path(), extra), 2);
+        assert!(err.contains("missing.csv") || err.contains("missing"), "{extra:?}: {err}");
+        assert!(!err.contains("applies to") && !err.contains("is not a head"), "{extra:?}: {err}");
+    }
+    // experiments: an option that applies to none of the runs asked for
+    let compare = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["experiment", "compare", "--labels", "missing.csv", "--images", "missing", "--out", s(&tmp.path().join("cmp"))].iter().map(|a| a.to_string()).collect();
+        a.extend(extra.iter().map(|a| a.to_string()));
+        a
+    };
+    let err = run_fails(&compare(&["--runs", "flat,flat-last-epoch", "--levels", "modality"]), 2);
+    assert!(err.contains("--levels applies to --mode hierarchical and hybrid, and none of the runs asked for is one (flat, flat-last-epoch)"), "{err}");
+    let err = run_fails(&["experiment", "paper", "--labels", "missing.csv", "--images", "missing", "--out", s(&tmp.path().join("p")), "--runs", "flat_full", "--max-constraint", "true"], 2);
+    assert!(err.contains("--max-constraint applies to --mode hierarchical and hybrid, and none of the runs asked for is one (flat_full)"), "{err}");
+    assert!(!tmp.path().join("cmp").exists() && !tmp.path().join("p").exists());
+    let err = run_fails(&compare(&["--runs", "flat,hier", "--levels", "modality"]), 2);
+    assert!(!err.contains("applies to"), "hier takes --levels: {err}");
+}
+
+#[test]
+fn repeated_levels_and_unbounded_numbers_are_refused_before_a_run_directory_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    synth(&data, 40, 3);
+    let out = tmp.path().join("run");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a = train_args(&data, &out);
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let err = run_fails(&args(&["--mode", "hierarchical", "--levels", "modality,anatomy,modality"]), 2);
+    assert!(err.contains("--levels modality,anatomy,modality: level 'modality' is named twice"), "{err}");
+    assert!(!out.exists(), "a run directory was made");
+    let err = run_fails(&set(args(&[]), "--epochs", "4294967296"), 2);
+    assert!(err.contains("--epochs 4294967296: must be in 1..=10000"), "{err}");
+    let err = run_fails(&set(args(&[]), "--batch-size", "1000000"), 2);
+    assert!(err.contains("--batch-size 1000000: must be in 1..=65536"), "{err}");
+    // knn-k is bounded by the training images, known once the data is read; the run directory that
+    // was made for it is gone again (so are those of runs whose data is refused)
+    let knn = without(args(&["--mode", "knn", "--knn-k", "100000"]), &["--epochs", "--lr"]);
+    let err = run_fails(&knn, 2);
+    let n_train: usize = err.split("number of training images (").nth(1).and_then(|r| r.split(')').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{err}"));
+    assert!(err.contains("--knn-k 100000: must be at most the number of training images") && n_train < 40, "{err}");
+    assert!(!out.exists(), "a run directory was left behind");
+    let err = run_fails(&set(args(&[]), "--images", s(&tmp.path().join("nowhere"))), 2);
+    assert!(err.contains("nowhere"), "{err}");
+    assert!(!out.exists(), "a run directory was left behind");
+    let err = run_fails(&["experiment", "compare", "--labels", "l.csv", "--images", "i", "--out", s(&tmp.path().join("c")), "--seeds", "4294967296"], 2);
+    assert!(err.contains("--seeds") && err.contains("1..=100"), "{err}");
+}
+
+#[test]
+fn negative_numbers_reach_the_range_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (extra, want) in [
+        (&["--lr", "-1"][..], "--lr -1: must be in (0, 1)"),
+        (&["--val-split", "-0.1"], "--val-split -0.1: must be in (0, 1)"),
+        (&["--epochs", "-1"], "invalid value '-1' for '--epochs <EPOCHS>': must be in 1..=10000"),
+        (&["--seed", "-1"], "invalid value '-1' for '--seed <SEED>': must be 0 or more"),
+        (&["--batch-size", "-8"], "'--batch-size <BATCH_SIZE>': must be in 1..=65536"),
+        (&["--strategy", "head", "--feature-cache-gib", "-2"], "--feature-cache-gib -2: must be 0 or more"),
+    ] {
+        let err = run_fails(&train_without_data(tmp.path(), extra), 2);
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{err}");
+    }
+    for args in [
+        &["predict", "--model", "m", "--images", "i", "--out", "o.csv", "--threshold", "-0.5"][..],
+        &["predict", "--model", "m", "--images", "i", "--out", "o.csv", "--batch-size", "-4"],
+        &["data", "synth", "--out", "o", "--n", "-5"],
+        &["data", "stats", "--labels", "l.csv", "--top-k", "-3"],
+        &["review", "serve", "--db", "r.sqlite", "--port", "-1"],
+        &["experiment", "compare", "--labels", "l.csv", "--images", "i", "--out", "o", "--seeds", "-2"],
+    ] {
+        let err = run_fails(args, 2);
+        assert!(!err.contains("unexpected argument") && (err.contains("must be") || err.contains("not in")), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_ontology_whose_parent_breaks_the_levels_is_refused_naming_file_line_and_cui() {
+    let tmp = tempfile::tempdir().unwrap();
+    // the built-in file with CT made a child of Pneumonia
+    let ct = ontology_line("C0040405");
+    let bad_line = ct.replace("\tmodality\t-\t", "\tmodality\tC0032285\t");
+    let text = conceptree::ontology::BUILTIN_TSV.replace(&ct, &bad_line);
+    assert_ne!(text, conceptree::ontology::BUILTIN_TSV);
+    let bad = tmp.path().join("bad.tsv");
+    std::fs::write(&bad, &text).unwrap();
+    let line = text.lines().position(|l| l == bad_line).unwrap() + 1;
+    let err = run_fails(&["ontology", "validate", s(&bad)], 2);
+    assert!(err.contains(&format!("{}:{line}: C0040405 (X-Ray Computed Tomography) is on level modality but its parent C0032285 (Pneumonia) is on level finding", s(&bad))), "{err}");
+    // and training with it is refused before anything is made
+    let data = tmp.path().join("d");
+    synth(&data, 20, 1);
+    let out = tmp.path().join("run");
+    let mut args = train_args(&data, &out);
+    args.extend(["--mode", "hierarchical", "--ontology", s(&bad)].iter().map(|a| a.to_string()));
+    let err = run_fails(&args, 2);
+    assert!(err.contains(&format!("{}:{line}: C0040405", s(&bad))), "{err}");
+    assert!(!out.exists());
+}
+
+/// The built-in ontology's row of `cui`.
+fn ontology_line(cui: &str) -> String {
+    conceptree::ontology::BUILTIN_TSV.lines().find(|l| l.starts_with(&format!("{cui}\t"))).unwrap().to_string()
+}
+
+#[test]
+fn a_smaller_training_set_is_a_seeded_sample_across_the_set_by_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    synth(&data, 80, 5);
+    // knn trains nothing: the quickest run whose split.json shows the training images
+    let train_ids = |name: &str, extra: &[&str]| -> Vec<String> {
+        let out = tmp.path().join(name);
+        let mut a = without(train_args(&data, &out), &["--epochs", "--lr"]);
+        a.extend(["--mode", "knn", "--top-k", "5", "--knn-k", "3", "--val-split", "0.25"].iter().map(|x| x.to_string()));
+        a.extend(extra.iter().map(|x| x.to_string()));
+        run_ok(&a);
+        let split: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("split.json")).unwrap()).unwrap();
+        split["train"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    let all = train_ids("all", &[]);
+    let some = train_ids("some", &["--max-train-images", "20"]);
+    assert_eq!(some.len(), 20);
+    assert!(some.iter().all(|id| all.contains(id)));
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_ne!(some, sorted[..20].to_vec(), "not the first 20 ids in sorted order");
+    assert!(some.iter().any(|id| *id > sorted[39]), "drawn across the set: {some:?}");
+    assert_eq!(train_ids("again", &["--max-train-images", "20"]), some, "the same seed, the same sample");
+    // with --groups: whole groups (cases), at most 20 images
+    let meta = data.join("meta.csv");
+    let group_of: std::collections::HashMap<String, String> =
+        std::fs::read_to_string(&meta).unwrap().lines().skip(1).map(|l| { let f: Vec<&str> = l.split(',').collect(); (f[0].to_string(), f[f.len() - 1].to_string()) }).collect();
+    let all_g = train_ids("all-g", &["--groups", s(&meta)]);
+    let some_g = train_ids("some-g", &["--groups", s(&meta), "--max-train-images", "20"]);
+    assert!(!some_g.is_empty() && some_g.len() <= 20, "{}", some_g.len());
+    for id in &some_g {
+        let g = &group_of[id];
+        let whole = all_g.iter().filter(|x| &group_of[*x] == g).count();
+        assert_eq!(some_g.iter().filter(|x| &group_of[*x] == g).count(), whole, "group {g} split");
+    }
+}
+
+#[test]
+fn readme_and_help_agree_on_the_default_levels() {
+    let d: Vec<String> = conceptree::train::TrainConfig::default().levels.iter().map(|l| l.to_string()).collect();
+    let help = run_ok(&["train", "--help"]);
+    assert!(help.contains(&format!("[default: {}]", d.join(" "))), "{help}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains(&format!("default\n`{}`", d.join(","))) || readme.contains(&format!("default `{}`", d.join(","))), "README states the default levels");
+    assert!(!readme.contains("curriculum over\nseven levels") && !readme.contains("curriculum over seven levels"), "the defaults are not seven levels");
+    // every hierarchical or hybrid training command in the README names its levels
+    let joined = readme.replace("\\\n", " ");
+    for cmd in joined.lines().filter(|l| l.contains("train --mode hierarchical")) {
+        assert!(cmd.contains("--levels "), "README trains the default levels without saying so: {cmd}");
+    }
+    let all7 = "--levels modality,anatomy,laterality,plane,view,technique,finding";
+    assert!(joined.lines().any(|l| l.contains("$W/hier") && l.contains("train --mode hierarchical") && l.contains(all7)), "the realrad recipe trains every level");
 }

@@ -260,6 +260,37 @@ pub fn split_train_val(ids: &[String], val_fraction: f64, seed: u64, groups: Opt
 
 /// Mixed into the split seed so the split differs from the augmentation stream of the same seed.
 const SPLIT_SALT: u64 = 0x5eed_5b11;
+/// Mixed into the split seed for [`sample_at_most`], so the sample is not the split's draw again.
+const SAMPLE_SALT: u64 = 0x5a3b_1e5e;
+
+/// A seeded sample of at most `n` of `ids`, drawn across the whole set (not the first `n`): the
+/// same `seed` gives the same sample. With `groups`, whole groups are drawn (an id without a group
+/// is its own group), in a seeded order, each taken if it still fits, so no group is split and the
+/// sample may hold a little fewer than `n`. All of them when `n` is 0 or at least their number.
+/// Returns sorted indices into `ids`.
+pub fn sample_at_most(ids: &[String], n: usize, seed: u64, groups: Option<&HashMap<String, String>>) -> Vec<usize> {
+    if n == 0 || n >= ids.len() {
+        return (0..ids.len()).collect();
+    }
+    let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let g = groups.and_then(|g| g.get(id)).cloned().unwrap_or_else(|| format!("\u{0}{id}"));
+        by_group.entry(g).or_default().push(i);
+    }
+    let mut groups_v: Vec<Vec<usize>> = by_group.into_values().collect();
+    groups_v.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ SAMPLE_SALT));
+    let mut taken = Vec::with_capacity(n);
+    for g in groups_v {
+        if taken.len() + g.len() <= n {
+            taken.extend(g);
+        }
+        if taken.len() == n {
+            break;
+        }
+    }
+    taken.sort_unstable();
+    taken
+}
 
 #[cfg(test)]
 mod tests {
@@ -287,6 +318,33 @@ mod tests {
         let ls = LabelSpace { concepts: vec!["A".into(), "B".into()], counts: vec![1, 1] };
         let labels = vec![["B", "Z"].iter().map(|s| s.to_string()).collect(), BTreeSet::new()];
         assert_eq!(ls.multi_hot(&labels), vec![0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_sample_is_seeded_spread_over_the_set_and_keeps_groups_whole() {
+        // sorted ids whose first half is one source and second half another (as realrad's sorted
+        // ids are by source): the first 50 would all be "a"
+        let ids: Vec<String> = (0..100).map(|i| format!("{}{i:03}", if i < 50 { "a" } else { "b" })).collect();
+        let s = sample_at_most(&ids, 50, 7, None);
+        assert_eq!(s.len(), 50);
+        assert!(s.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+        let from_b = s.iter().filter(|&&i| i >= 50).count();
+        assert!((15..=35).contains(&from_b), "drawn across the set, not the first 50: {from_b} from the second half");
+        assert_eq!(sample_at_most(&ids, 50, 7, None), s, "the same seed, the same sample");
+        assert_ne!(sample_at_most(&ids, 50, 8, None), s);
+        assert_eq!(sample_at_most(&ids, 0, 7, None).len(), 100, "0 = all");
+        assert_eq!(sample_at_most(&ids, 500, 7, None).len(), 100);
+        // groups of 4 (and one of 3): whole groups only, at most n
+        let groups: HashMap<String, String> = ids.iter().enumerate().filter(|(i, _)| *i != 99).map(|(i, id)| (id.clone(), format!("g{}", i / 4))).collect();
+        let s = sample_at_most(&ids, 30, 7, Some(&groups));
+        assert!((27..=30).contains(&s.len()), "{}", s.len());
+        let group_of = |i: usize| groups.get(&ids[i]).cloned().unwrap_or_else(|| ids[i].clone());
+        for &i in &s {
+            let g = group_of(i);
+            let members = (0..ids.len()).filter(|&j| group_of(j) == g).count();
+            assert_eq!(s.iter().filter(|&&j| group_of(j) == g).count(), members, "group {g} is split");
+        }
+        assert_eq!(sample_at_most(&ids, 30, 7, Some(&groups)), s);
     }
 
     #[test]

@@ -225,6 +225,22 @@ pub struct CompareRow {
     pub kept_epochs: Vec<usize>,
 }
 
+/// Refuse a training option in `given` (named as on the command line) that applies to none of
+/// the runs asked for, nor to the flat run a kNN run without `--weights` takes its trunk from
+/// (unknown run names are left to [`run_compare`]).
+pub fn refuse_unused_options<'a>(cfg: &CompareConfig, given: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+    let mut configs = Vec::new();
+    for v in cfg.runs.iter().filter_map(|name| VARIANTS.iter().find(|v| v.name == name)) {
+        let mut c = cfg.base.clone();
+        (v.apply)(&mut c);
+        if c.mode == Mode::Knn && c.weights.is_none() {
+            configs.push(TrainConfig { mode: Mode::Flat, ..c.clone() });
+        }
+        configs.push(c);
+    }
+    super::setup::refuse_unused(&configs, &cfg.runs, given)
+}
+
 /// Run (or reuse) every run for every seed and tabulate.
 pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<CompareRow>, Error> {
     if cfg.seeds.is_empty() {

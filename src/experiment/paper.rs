@@ -96,6 +96,13 @@ fn run_config(name: &str, base: &TrainConfig) -> Option<TrainConfig> {
     Some(c)
 }
 
+/// Refuse a training option in `given` (named as on the command line) that applies to none of
+/// the runs asked for (unknown run names are left to [`run_paper`]).
+pub fn refuse_unused_options<'a>(cfg: &ExperimentConfig, given: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+    let configs: Vec<TrainConfig> = cfg.runs.iter().filter_map(|name| run_config(name, &cfg.base)).collect();
+    super::setup::refuse_unused(&configs, &cfg.runs, given)
+}
+
 /// Run the whole experiment; returns the results table rows.
 pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunResult>, Error> {
     let out = &cfg.out;

@@ -101,6 +101,18 @@ pub fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str) -> Re
     Ok(())
 }
 
+/// Refuse the first of `given` (training options named as on the command line) that applies to
+/// none of `configs`, the runs of an experiment named `runs`: an option typed for runs it changes
+/// nothing in is refused, not ignored ([`crate::train::config::OPTION_SCOPES`]).
+pub(crate) fn refuse_unused<'a>(configs: &[TrainConfig], runs: &[String], given: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+    for option in given {
+        if let Some(scope) = crate::train::config::scope_of(option).filter(|s| !configs.iter().any(|c| s.applies(c))) {
+            return Err(Error::usage(format!("--{option} applies to {}, and none of the runs asked for is one ({})", scope.describe(), runs.join(", "))));
+        }
+    }
+    Ok(())
+}
+
 /// A finished run scored on the test part.
 pub struct TestScore {
     pub summary: TrainSummary,

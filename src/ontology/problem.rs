@@ -32,6 +32,8 @@ pub enum ProblemKind {
     Cycle,
     /// Two modality concepts that are not in one chain among a concept's ancestors-or-self.
     ModalityConflict,
+    /// A parent on another level than its child ("no level" being a level of its own).
+    ParentOffLevel,
 }
 
 /// One problem found in an ontology file, with where it is.

@@ -1,10 +1,13 @@
 //! Whole-file validation of a curated ontology, and building the graph from it.
 //!
 //! On top of the row checks of `tsv.rs`: duplicate CUIs (both lines named), parents that no row
-//! defines, cycles (the CUIs on the cycle named in order), and modality conflicts: two modality
-//! concepts among one concept's ancestors-or-self that are not in one chain. A modality
-//! conflict is reported once, at the concept where it first arises (none of its parents has
-//! one), not again for every descendant.
+//! defines, cycles (the CUIs on the cycle named in order), parents on another level than their
+//! child (a concept's ancestors are added to every prediction of it, so a modality under a
+//! finding would make every image of that modality also show the finding; concepts on no level
+//! only have parents on no level), and modality conflicts: two modality concepts among one
+//! concept's ancestors-or-self that are not in one chain. A modality conflict is reported once,
+//! at the concept where it first arises (none of its parents has one), not again for every
+//! descendant.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -78,6 +81,7 @@ pub(crate) fn check_and_build(text: &str, source: &str) -> Result<Ontology, Vec<
     problems.extend(cycles(&graph, &lines, source));
     let ontology = Ontology::from_graph(graph);
     problems.extend(modality_conflicts(&ontology, &lines, source));
+    problems.extend(parents_off_level(&ontology, &lines, source));
 
     if problems.is_empty() {
         Ok(ontology)
@@ -143,6 +147,38 @@ fn cycles(
             kind: ProblemKind::Cycle,
             message: format!("cycle in parent edges: {}", names.join(" -> ")),
         });
+    }
+    out
+}
+
+/// Parents on another level than their child (see the module docs): one problem per such edge,
+/// at the child's line. A concept's level is its effective one (curated, else from its semantic
+/// types); "no level" counts as a level of its own.
+fn parents_off_level(ontology: &Ontology, lines: &[usize], source: &str) -> Vec<Problem> {
+    let g = &ontology.graph;
+    let level = |n: NodeIndex| ontology.levels[n.index()];
+    let name = |l: Option<Level>| l.map_or_else(|| "no level".to_string(), |l| format!("level {l}"));
+    let mut out = Vec::new();
+    for n in g.node_indices() {
+        let mut parents: Vec<NodeIndex> = g.neighbors_directed(n, Direction::Outgoing).filter(|&p| level(p) != level(n)).collect();
+        parents.sort_by(|a, b| g[*a].cui.cmp(&g[*b].cui));
+        for p in parents {
+            out.push(Problem {
+                source: source.to_string(),
+                line: Some(lines[n.index()]),
+                kind: ProblemKind::ParentOffLevel,
+                message: format!(
+                    "{} ({}) is on {} but its parent {} ({}) is on {}; a parent must be on its child's level \
+                     (a prediction of the child would add the parent: another level's concept)",
+                    g[n].cui,
+                    g[n].name,
+                    name(level(n)),
+                    g[p].cui,
+                    g[p].name,
+                    name(level(p))
+                ),
+            });
+        }
     }
     out
 }
@@ -400,9 +436,9 @@ mod tests {
             "C0000001\tUS\tmodality\t-\t-\t-",
             "C0000002\tEcho\tmodality\tC0000001\t-\t-",
             "C0000003\tHeart\tanatomy\t-\t-\t-",
-            "C0000004\tCardiac CT\t-\tC0000003;C0000002\tT060\t-",
+            "C0000004\tCardiac echo\t-\tC0000002\tT060\t-",
             "C0000005\tCT\tmodality\t-\t-\t-",
-            "C0000006\tMixed\tfinding\tC0000004;C0000005\t-\t-",
+            "C0000006\tMixed\tmodality\tC0000004;C0000005\t-\t-",
         ];
         let p = problems(&rows);
         assert_eq!(p.len(), 1, "{p:?}");
@@ -412,8 +448,36 @@ mod tests {
             "{}",
             p[0]
         );
-        // without the last row, a chain of modalities plus an anatomy parent is valid
+        // without the last row, a chain of modalities is valid
         assert!(problems(&rows[..5]).is_empty());
+    }
+
+    #[test]
+    fn a_parent_on_another_level_is_refused_naming_line_and_cuis() {
+        // the issue's case: a modality whose parent is a finding
+        let msg = one(
+            &[
+                "C0032285\tPneumonia\tfinding\t-\t-\t-",
+                "C0040405\tX-Ray Computed Tomography\tmodality\tC0032285\t-\t-",
+            ],
+            ProblemKind::ParentOffLevel,
+        );
+        assert!(
+            msg.starts_with("bad.tsv:3: C0040405 (X-Ray Computed Tomography) is on level modality but its parent C0032285 (Pneumonia) is on level finding; a parent must be on its child's level"),
+            "{msg}"
+        );
+        // a level from semantic types counts; "no level" is a level of its own, both ways
+        let p = problems(&[
+            "C0000001\tHeart\tanatomy\t-\t-\t-",
+            "C0000002\tCardiac CT\t-\tC0000001\tT060\t-",
+            "C0000003\tThing\t-\t-\t-\t-",
+            "C0000004\tLesion\tfinding\tC0000003\t-\t-",
+            "C0000005\tNoise\t-\tC0000004\t-\tnoise",
+            "C0000006\tOther thing\t-\tC0000003\t-\t-",
+        ]);
+        let lines: Vec<(Option<usize>, ProblemKind)> = p.iter().map(|p| (p.line, p.kind)).collect();
+        assert_eq!(lines, vec![(Some(3), ProblemKind::ParentOffLevel), (Some(5), ProblemKind::ParentOffLevel), (Some(6), ProblemKind::ParentOffLevel)], "{p:?}");
+        assert!(p[1].message.contains("C0000004 (Lesion) is on level finding but its parent C0000003 (Thing) is on no level"), "{p:?}");
     }
 
     #[test]

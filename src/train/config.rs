@@ -6,6 +6,7 @@
 //! linfa): value checks here, with a [`ConfigError`] naming the option; the files a run reads are
 //! checked when they are opened, by the stage that reads them. The resolved configuration is
 //! written as `config.json` in the run directory.
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
@@ -209,7 +210,9 @@ pub struct TrainConfig {
     pub skip_bad: bool,
     /// Batches prepared ahead of the training step.
     pub prefetch: usize,
-    /// Stop after this many training images per epoch (0 = all); for smoke runs and benchmarks.
+    /// Train on at most this many training images (0 = all): a seeded sample across the training
+    /// set (seed: `split_seed`, else `seed`), whole groups when `groups` is given; for smoke runs
+    /// and benchmarks.
     pub max_train_images: usize,
     /// Layout of images and convolution weights (auto: channels-last on CPU and with `amp`).
     #[serde(default)]
@@ -326,21 +329,165 @@ impl Default for TrainConfig {
 
 static DEFAULTS: LazyLock<TrainConfig> = LazyLock::new(TrainConfig::default);
 
-/// A value out of range or a contradictory combination of options, named as on the command line.
+/// A value out of range, a contradictory combination of options, or an option given for a run it
+/// does not apply to, named as on the command line.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     #[error("--{option} {value}: {rule}")]
-    Value { option: &'static str, value: String, rule: &'static str },
+    Value { option: &'static str, value: String, rule: Cow<'static, str> },
     #[error("{0}")]
-    Combination(&'static str),
+    Combination(Cow<'static, str>),
+    /// An option given for a run it does not apply to (see [`OPTION_SCOPES`]).
+    #[error("{0}")]
+    NotApplicable(String),
 }
 
 impl crate::classify::Classify for ConfigError {
     fn is_bad_input(&self) -> bool {
         match self {
-            ConfigError::Value { .. } | ConfigError::Combination(_) => true,
+            ConfigError::Value { .. } | ConfigError::Combination(_) | ConfigError::NotApplicable(_) => true,
         }
     }
+}
+
+/// The most epochs a run may ask for.
+pub const MAX_EPOCHS: usize = 10_000;
+/// The largest batch a run may ask for.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+
+/// The range rule of a whole-number training option, as [`TrainConfig::check`] states it (the
+/// command line says it for a negative number, which no such option takes); `None` for options
+/// that are not whole numbers of `train` or `experiment`.
+pub fn whole_number_rule(option: &str) -> Option<&'static str> {
+    Some(match option {
+        "epochs" => EPOCHS_RULE,
+        "batch-size" => BATCH_SIZE_RULE,
+        "image-size" => IMAGE_SIZE_RULE,
+        "top-k" | "knn-k" | "rest-top-k" => "must be at least 1",
+        "min-count" | "max-train-images" | "seed" | "split-seed" => "must be 0 or more",
+        // experiment compare
+        "seeds" => "must be in 1..=100",
+        _ => return None,
+    })
+}
+
+const EPOCHS_RULE: &str = "must be in 1..=10000";
+const BATCH_SIZE_RULE: &str = "must be in 1..=65536";
+const IMAGE_SIZE_RULE: &str = "must be in 16..=1024";
+
+/// Where a training option applies (see [`OPTION_SCOPES`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scope {
+    /// Runs of these modes.
+    Modes(&'static [Mode]),
+    /// Hierarchical and hybrid runs whose schedule adds the levels stage by stage (stepwise, curriculum).
+    StagedLevels,
+    /// Trained runs (not knn) fine-tuned with one of these strategies.
+    Strategies(&'static [Strategy]),
+    /// Runs that hold out their own validation images (no `--val-labels`).
+    OwnSplit,
+}
+
+const TRAINED: &[Mode] = &[Mode::Flat, Mode::Hierarchical, Mode::Hybrid];
+const LEVELS: &[Mode] = &[Mode::Hierarchical, Mode::Hybrid];
+
+/// Which training option applies to which runs, one row per option that does not apply to every
+/// run (named as on the command line); an option not listed applies everywhere. `train` refuses
+/// an option given for a run it does not apply to ([`TrainConfig::refuse_inapplicable`]), and
+/// `experiment` one that applies to none of its runs.
+pub const OPTION_SCOPES: &[(&str, Scope)] = &[
+    ("schedule", Scope::Modes(LEVELS)),
+    ("levels", Scope::Modes(LEVELS)),
+    ("condition", Scope::Modes(LEVELS)),
+    ("calibration", Scope::Modes(LEVELS)),
+    ("head-weights", Scope::Modes(LEVELS)),
+    ("max-constraint", Scope::Modes(LEVELS)),
+    ("neck", Scope::Modes(LEVELS)),
+    ("rest-top-k", Scope::Modes(&[Mode::Hybrid])),
+    ("rest-pooling", Scope::Modes(&[Mode::Hybrid])),
+    ("noise", Scope::Modes(&[Mode::Hybrid])),
+    ("top-k", Scope::Modes(&[Mode::Flat, Mode::Knn])),
+    ("knn-k", Scope::Modes(&[Mode::Knn])),
+    // knn trains nothing: its embedding is the trunk's (--weights)
+    ("strategy", Scope::Modes(TRAINED)),
+    ("epochs", Scope::Modes(TRAINED)),
+    ("lr", Scope::Modes(TRAINED)),
+    ("class-weights", Scope::Modes(TRAINED)),
+    ("no-augment", Scope::Modes(TRAINED)),
+    ("fair-schedule", Scope::Modes(TRAINED)),
+    ("keep", Scope::Modes(TRAINED)),
+    ("pooling", Scope::Modes(TRAINED)),
+    ("head-layers", Scope::Modes(TRAINED)),
+    ("stage-lr-decay", Scope::StagedLevels),
+    ("layerwise-lr-decay", Scope::Strategies(&[Strategy::Layerwise])),
+    ("feature-cache-gib", Scope::Strategies(&[Strategy::Head, Strategy::Layerwise])),
+    ("val-split", Scope::OwnSplit),
+];
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Flat => "flat",
+        Mode::Hierarchical => "hierarchical",
+        Mode::Hybrid => "hybrid",
+        Mode::Knn => "knn",
+    }
+}
+
+fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::Head => "head",
+        Strategy::Full => "full",
+        Strategy::Layerwise => "layerwise",
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+impl Scope {
+    /// Whether an option of this scope changes the run `c`.
+    pub fn applies(self, c: &TrainConfig) -> bool {
+        match self {
+            Scope::Modes(modes) => modes.contains(&c.mode),
+            Scope::StagedLevels => c.mode.has_levels() && c.schedule != HierSchedule::Joint,
+            Scope::Strategies(s) => c.mode != Mode::Knn && s.contains(&c.strategy),
+            Scope::OwnSplit => c.val_labels.is_none(),
+        }
+    }
+
+    /// The runs it applies to, as the command line says it.
+    pub fn describe(self) -> String {
+        match self {
+            Scope::Modes(modes) => format!("--mode {}", and_list(&modes.iter().map(|&m| mode_name(m)).collect::<Vec<_>>())),
+            Scope::StagedLevels => "--mode hierarchical and hybrid with --schedule stepwise or curriculum".into(),
+            Scope::Strategies(s) => format!("--strategy {}", and_list(&s.iter().map(|&s| strategy_name(s)).collect::<Vec<_>>())),
+            Scope::OwnSplit => "runs without --val-labels (they hold out their own validation images)".into(),
+        }
+    }
+
+    /// What `c` is instead, as the command line says it.
+    fn instead(self, c: &TrainConfig) -> String {
+        match self {
+            Scope::Modes(_) => mode_name(c.mode).into(),
+            Scope::StagedLevels if c.mode.has_levels() => "--schedule joint".into(),
+            Scope::StagedLevels => format!("--mode {}", mode_name(c.mode)),
+            Scope::Strategies(_) if c.mode == Mode::Knn => "--mode knn (nothing is trained)".into(),
+            Scope::Strategies(_) => strategy_name(c.strategy).into(),
+            Scope::OwnSplit => "a run given --val-labels".into(),
+        }
+    }
+}
+
+/// Where `option` (named as on the command line) applies; `None` for an option that applies to
+/// every run.
+pub fn scope_of(option: &str) -> Option<Scope> {
+    OPTION_SCOPES.iter().find(|(o, _)| *o == option).map(|(_, s)| *s)
 }
 
 /// A [`TrainConfig`] whose values passed [`TrainConfig::check`]; only that function makes one.
@@ -362,11 +509,11 @@ impl CheckedConfig {
 }
 
 /// `Err(ConfigError::Value)` unless `ok`.
-fn require(ok: bool, option: &'static str, value: impl std::fmt::Display, rule: &'static str) -> Result<(), ConfigError> {
+fn require(ok: bool, option: &'static str, value: impl std::fmt::Display, rule: impl Into<Cow<'static, str>>) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::Value { option, value: value.to_string(), rule })
+        Err(ConfigError::Value { option, value: value.to_string(), rule: rule.into() })
     }
 }
 
@@ -378,9 +525,9 @@ impl TrainConfig {
 
     /// Check every value before any work starts.
     pub fn check(self) -> Result<CheckedConfig, ConfigError> {
-        require(self.epochs >= 1, "epochs", self.epochs, "must be at least 1")?;
-        require(self.batch_size >= 1, "batch-size", self.batch_size, "must be at least 1")?;
-        require((16..=1024).contains(&self.image_size), "image-size", self.image_size, "must be in 16..=1024")?;
+        require((1..=MAX_EPOCHS).contains(&self.epochs), "epochs", self.epochs, EPOCHS_RULE)?;
+        require((1..=MAX_BATCH_SIZE).contains(&self.batch_size), "batch-size", self.batch_size, BATCH_SIZE_RULE)?;
+        require((16..=1024).contains(&self.image_size), "image-size", self.image_size, IMAGE_SIZE_RULE)?;
         require(self.lr > 0.0 && self.lr < 1.0, "lr", self.lr, "must be in (0, 1)")?;
         require(self.stage_lr_decay > 0.0 && self.stage_lr_decay <= 1.0, "stage-lr-decay", self.stage_lr_decay, "must be in (0, 1]")?;
         require(self.layerwise_lr_decay > 0.0 && self.layerwise_lr_decay <= 1.0, "layerwise-lr-decay", self.layerwise_lr_decay, "must be in (0, 1]")?;
@@ -396,10 +543,35 @@ impl TrainConfig {
             require(self.knn_k >= 1, "knn-k", self.knn_k, "must be at least 1")?;
         }
         if self.mode.has_levels() && self.levels.is_empty() {
-            return Err(ConfigError::Combination("--levels must name at least one level in hierarchical and hybrid mode"));
+            return Err(ConfigError::Combination("--levels must name at least one level in hierarchical and hybrid mode".into()));
+        }
+        if self.mode.has_levels() {
+            // one head per level: a level named twice would be two heads of one name
+            if let Some(twice) = self.levels.iter().enumerate().find(|(i, l)| self.levels[..*i].contains(l)).map(|(_, l)| l) {
+                let given: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
+                return Err(ConfigError::Value { option: "levels", value: given.join(","), rule: format!("level '{twice}' is named twice; name each level once").into() });
+            }
+            if let HeadWeights::Custom(m) = &self.head_weights {
+                let mut heads: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
+                if self.mode == Mode::Hybrid {
+                    heads.push(super::data::REST);
+                }
+                if let Some(unknown) = m.keys().find(|k| !heads.contains(&k.as_str())) {
+                    return Err(ConfigError::Value {
+                        option: "head-weights",
+                        value: self.head_weights.to_string(),
+                        rule: format!("'{unknown}' is not a head of this run (its heads: {})", heads.join(", ")).into(),
+                    });
+                }
+            }
+            if self.strategy == Strategy::Layerwise && self.schedule != HierSchedule::Joint {
+                return Err(ConfigError::Combination(
+                    "--strategy layerwise needs --schedule joint in hierarchical and hybrid mode (stepwise and curriculum schedules add the heads stage by stage, not the trunk's blocks)".into(),
+                ));
+            }
         }
         if self.mode.has_levels() && self.neck == crate::model::Neck::Shared && self.pooling != crate::model::Pooling::Avg {
-            return Err(ConfigError::Combination("--pooling avg-max needs per-head necks (--neck per-head): a shared neck averages"));
+            return Err(ConfigError::Combination("--pooling avg-max needs per-head necks (--neck per-head): a shared neck averages".into()));
         }
         if self.mode == Mode::Hybrid {
             require(self.rest_top_k >= 1, "rest-top-k", self.rest_top_k, "must be at least 1")?;
@@ -410,6 +582,17 @@ impl TrainConfig {
             require(a.shear_deg.is_finite() && (0.0..90.0).contains(&a.shear_deg), "shear", a.shear_deg, "must be in [0, 90) degrees")?;
         }
         Ok(CheckedConfig(self))
+    }
+
+    /// Refuse the first of `given` (options named as on the command line, e.g. the ones a user
+    /// typed) that does not apply to this run, saying where it applies ([`OPTION_SCOPES`]).
+    pub fn refuse_inapplicable<'a>(&self, given: impl IntoIterator<Item = &'a str>) -> Result<(), ConfigError> {
+        for option in given {
+            if let Some(scope) = scope_of(option).filter(|s| !s.applies(self)) {
+                return Err(ConfigError::NotApplicable(format!("--{option} applies to {}, not {}", scope.describe(), scope.instead(self))));
+            }
+        }
+        Ok(())
     }
 
     /// The same configuration with every input path made absolute, so a run can be resumed and
@@ -480,6 +663,12 @@ mod tests {
             (TrainConfig { val_split: 1.0, ..Default::default() }, "--val-split 1"),
             (TrainConfig { feature_cache_gib: -1.0, ..Default::default() }, "--feature-cache-gib -1"),
             (TrainConfig { stage_lr_decay: 0.0, ..Default::default() }, "--stage-lr-decay 0"),
+            (TrainConfig { epochs: 4_294_967_296, ..Default::default() }, "--epochs 4294967296: must be in 1..=10000"),
+            (TrainConfig { batch_size: 1 << 20, ..Default::default() }, "--batch-size 1048576: must be in 1..=65536"),
+            (TrainConfig { mode: Mode::Hierarchical, levels: vec![Level::Modality, Level::Anatomy, Level::Modality], ..Default::default() }, "--levels modality,anatomy,modality: level 'modality' is named twice"),
+            (TrainConfig { mode: Mode::Hierarchical, head_weights: "modality=2,bogus=1".parse().unwrap(), ..Default::default() }, "--head-weights bogus=1,modality=2: 'bogus' is not a head of this run (its heads: modality, anatomy, laterality)"),
+            (TrainConfig { mode: Mode::Hybrid, levels: vec![Level::Modality], head_weights: "anatomy=1".parse().unwrap(), ..Default::default() }, "--head-weights anatomy=1: 'anatomy' is not a head of this run (its heads: modality, rest)"),
+            (TrainConfig { mode: Mode::Hierarchical, strategy: Strategy::Layerwise, ..Default::default() }, "--strategy layerwise needs --schedule joint"),
         ];
         for (cfg, want) in bad {
             let e = cfg.check().unwrap_err().to_string();
@@ -490,6 +679,49 @@ mod tests {
         assert!(shared_max.check().unwrap_err().to_string().contains("--pooling avg-max needs per-head necks"));
         assert!(TrainConfig { val_split: 0.0, val_labels: Some("v.csv".into()), ..Default::default() }.check().is_ok(), "no split needed with --val-labels");
         assert_eq!(*TrainConfig::default().check().unwrap(), TrainConfig::default());
+    }
+
+    #[test]
+    fn every_option_that_does_not_apply_is_refused_naming_where_it_applies() {
+        let flat = TrainConfig::default();
+        let e = flat.refuse_inapplicable(["epochs", "levels", "schedule"]).unwrap_err();
+        assert_eq!(e.to_string(), "--levels applies to --mode hierarchical and hybrid, not flat");
+        assert!(flat.refuse_inapplicable(["epochs", "top-k", "lr", "seed", "ontology"]).is_ok());
+        let hier = TrainConfig { mode: Mode::Hierarchical, ..Default::default() };
+        assert!(hier.refuse_inapplicable(["levels", "schedule", "calibration", "max-constraint", "neck", "stage-lr-decay", "head-weights", "condition"]).is_ok());
+        assert_eq!(hier.refuse_inapplicable(["top-k"]).unwrap_err().to_string(), "--top-k applies to --mode flat and knn, not hierarchical");
+        let joint = TrainConfig { schedule: HierSchedule::Joint, ..hier.clone() };
+        assert!(joint.refuse_inapplicable(["stage-lr-decay"]).unwrap_err().to_string().ends_with("not --schedule joint"));
+        let knn = TrainConfig { mode: Mode::Knn, ..Default::default() };
+        for o in ["epochs", "lr", "strategy", "class-weights", "keep", "feature-cache-gib"] {
+            assert!(knn.refuse_inapplicable([o]).is_err(), "{o}");
+        }
+        assert!(knn.refuse_inapplicable(["knn-k", "top-k", "weights", "batch-size"]).is_ok());
+        let head = TrainConfig { strategy: Strategy::Head, ..Default::default() };
+        assert!(head.refuse_inapplicable(["feature-cache-gib"]).is_ok() && head.refuse_inapplicable(["layerwise-lr-decay"]).is_err());
+        let given_val = TrainConfig { val_labels: Some("v.csv".into()), ..Default::default() };
+        assert!(given_val.refuse_inapplicable(["val-split"]).is_err() && flat.refuse_inapplicable(["val-split"]).is_ok());
+        // the scope table names each option once
+        let mut names: Vec<&str> = OPTION_SCOPES.iter().map(|(o, _)| *o).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPTION_SCOPES.len());
+        // where they apply, the checks pass: a staged hierarchical run with layerwise is the one
+        // combination refused by value
+        assert!(TrainConfig { strategy: Strategy::Layerwise, schedule: HierSchedule::Joint, ..hier.clone() }.check().is_ok());
+        assert!(TrainConfig { mode: Mode::Hybrid, head_weights: "modality=2,rest=0.5".parse().unwrap(), ..Default::default() }.check().is_ok());
+        assert!(TrainConfig { strategy: Strategy::Layerwise, ..flat.clone() }.check().is_ok());
+    }
+
+    #[test]
+    fn whole_number_rules_are_the_checks_own() {
+        let e = TrainConfig { epochs: 0, ..Default::default() }.check().unwrap_err().to_string();
+        assert!(e.ends_with(whole_number_rule("epochs").unwrap()), "{e}");
+        let e = TrainConfig { batch_size: 0, ..Default::default() }.check().unwrap_err().to_string();
+        assert!(e.ends_with(whole_number_rule("batch-size").unwrap()), "{e}");
+        let e = TrainConfig { image_size: 8, ..Default::default() }.check().unwrap_err().to_string();
+        assert!(e.ends_with(whole_number_rule("image-size").unwrap()), "{e}");
+        assert_eq!(whole_number_rule("lr"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::config::{Calibration, Mode, TrainConfig};
 use super::loss::{uses_class_weights, HeadTargets};
 use super::error::TrainError;
 use crate::data::cache::ImageCache;
-use crate::data::dataset::{read_groups, split_train_val, Dataset, LabelSpace};
+use crate::data::dataset::{read_groups, sample_at_most, split_train_val, Dataset, LabelSpace};
 use crate::data::images::ImageDir;
 use crate::data::labels::{read_labels, ParseOptions, SkipReport};
 use crate::data::loader::ImageSource;
@@ -40,6 +40,8 @@ impl TrainData {
         }
         let (full, img_skips) = Dataset::open(&rows, &cfg.train_labels.display().to_string(), &images, cfg.skip_bad)?;
         skipped.merge(img_skips);
+        // groups split the images, and keep a sample of them whole (--max-train-images)
+        let groups = cfg.groups.as_deref().filter(|_| cfg.val_labels.is_none() || cfg.max_train_images > 0).map(read_groups).transpose()?;
         let (train, val) = match &cfg.val_labels {
             Some(v) => {
                 let (vrows, vskip) = read_labels(v, opts)?;
@@ -49,7 +51,6 @@ impl TrainData {
                 (full, vds)
             }
             None => {
-                let groups = cfg.groups.as_deref().map(read_groups).transpose()?;
                 let (tr, va) = split_train_val(&full.ids, cfg.val_split, cfg.split_seed.unwrap_or(cfg.seed), groups.as_ref());
                 (full.subset(&tr), full.subset(&va))
             }
@@ -57,7 +58,12 @@ impl TrainData {
         if val.is_empty() || train.is_empty() {
             return Err(TrainError::EmptySplit { train: train.len(), val: val.len() });
         }
-        let train = if cfg.max_train_images > 0 && train.len() > cfg.max_train_images { train.subset(&(0..cfg.max_train_images).collect::<Vec<_>>()) } else { train };
+        // a seeded sample across the training images (whole groups), not the first N in id order
+        let train = if cfg.max_train_images > 0 && train.len() > cfg.max_train_images {
+            train.subset(&sample_at_most(&train.ids, cfg.max_train_images, cfg.split_seed.unwrap_or(cfg.seed), groups.as_ref()))
+        } else {
+            train
+        };
         // images from their files, or from a cache of them decoded and resized (`conceptree data cache`)
         let cache = cfg.image_cache.as_deref().map(ImageCache::open).transpose()?.map(Arc::new);
         let source = |paths: &[PathBuf]| -> Result<ImageSource, TrainError> {

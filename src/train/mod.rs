@@ -38,9 +38,9 @@ impl DeviceChoice {
                 option: "device",
                 value: "cuda".into(),
                 rule: if matches!(lib, Some(crate::cuda::CudaLib::Failed(_))) {
-                    "libtorch's CUDA library could not be loaded (see `conceptree doctor`)"
+                    "libtorch's CUDA library could not be loaded (see `conceptree doctor`)".into()
                 } else {
-                    "libtorch sees no CUDA device on this machine (see `conceptree doctor`)"
+                    "libtorch sees no CUDA device on this machine (see `conceptree doctor`)".into()
                 },
             }),
         }

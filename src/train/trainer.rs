@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::config::{CheckedConfig, Keep, Mode, TrainConfig};
+use super::config::{CheckedConfig, ConfigError, Keep, Mode, TrainConfig};
 use super::data::{model_config, TrainData};
 use super::loss::{HeadTargets, Losses};
 use super::optim::{Adam, GradScaler};
@@ -161,10 +161,27 @@ impl<'o> Trainer<'o> {
         let started = Instant::now();
         let cfg = cfg.with_absolute_paths().check()?;
         let device = cfg.device.resolve()?;
+        let existed = cfg.out.exists();
         let run = RunDir::create(&cfg.out, force)?;
-        let data = TrainData::prepare(&cfg)?;
-        let model_cfg = model_config(&cfg, &data.train, ontology)?;
-        Self::assemble(cfg, ontology, run, device, data, model_cfg, false, started)
+        let path = run.path.clone();
+        let made = (|| -> Result<Trainer<'o>, TrainError> {
+            let data = TrainData::prepare(&cfg)?;
+            if cfg.mode == Mode::Knn && cfg.knn_k > data.train.len() {
+                return Err(ConfigError::Value {
+                    option: "knn-k",
+                    value: cfg.knn_k.to_string(),
+                    rule: format!("must be at most the number of training images ({})", data.train.len()).into(),
+                }
+                .into());
+            }
+            let model_cfg = model_config(&cfg, &data.train, ontology)?;
+            Self::assemble(cfg, ontology, run, device, data, model_cfg, false, started)
+        })();
+        if made.is_err() {
+            // a run that never started leaves nothing behind: no directory of its own making
+            run_dir::remove_unstarted(&path, !existed, force);
+        }
+        made
     }
 
     /// Continue the unfinished run in `dir` from its last checkpoint (from the beginning when it

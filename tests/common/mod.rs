@@ -81,6 +81,20 @@ pub fn train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<String> {
     .collect()
 }
 
+/// `args` without `flags` and their values.
+pub fn without(args: Vec<String>, flags: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if flags.contains(&a.as_str()) {
+            it.next();
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
 /// `args` with the value after `flag` replaced (the flag appended when it is not there).
 pub fn set(mut args: Vec<String>, flag: &str, value: &str) -> Vec<String> {
     match args.iter().position(|a| a == flag) {
@@ -99,6 +113,10 @@ pub fn with(base: &[String], extra: &[&str]) -> Vec<String> {
 /// it must succeed.
 pub fn train(data: &Path, out: &Path, extra: &[&str]) {
     let mut args = train_args(data, out);
+    if extra.windows(2).any(|w| w == ["--mode", "knn"]) {
+        // knn trains nothing: options of training are refused there
+        args = without(args, &["--epochs", "--lr"]);
+    }
     let mut i = 0;
     while i < extra.len() {
         let takes_value = i + 1 < extra.len() && !extra[i + 1].starts_with("--");
