@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV        := .venv
 PY          := $(VENV)/bin/python
 TORCH_VER   := 2.11.0
+TV_VER      := 0.26.0
 # torch-sys finds libtorch through the virtualenv's torch package.
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
@@ -11,7 +12,7 @@ CARGO_JOBS  ?= 2
 BIN         := target/release/conceptree
 DEMO_DIR    ?= demo
 
-.PHONY: venv build test demo bench clean doctor
+.PHONY: venv torchvision build test demo bench clean doctor
 
 ## venv: a Python virtualenv holding the PyPI torch wheel, the source of libtorch (idempotent).
 venv: $(VENV)/.torch-$(TORCH_VER)
@@ -23,12 +24,21 @@ $(VENV)/.torch-$(TORCH_VER):
 	       $(PY) -m pip install --disable-pip-version-check -q torch==$(TORCH_VER); }
 	@touch $@
 
+## torchvision: torchvision (pinned to torch $(TORCH_VER)) and safetensors in the venv, for the tests that
+## check the trunks against torchvision and scripts/export_torchvision_weights.py (idempotent).
+torchvision: $(VENV)/.torchvision-$(TV_VER)
+$(VENV)/.torchvision-$(TV_VER): $(VENV)/.torch-$(TORCH_VER)
+	@$(PY) -c "import torchvision,safetensors,sys; sys.exit(0 if torchvision.__version__.split('+')[0]=='$(TV_VER)' else 1)" 2>/dev/null \
+	  || { echo ">> installing torchvision==$(TV_VER) and safetensors into $(VENV) (the trunks' parity tests)"; \
+	       $(PY) -m pip install --disable-pip-version-check -q torchvision==$(TV_VER) safetensors; }
+	@touch $@
+
 ## build: release binary at target/release/conceptree (rpath to libtorch, no LD_LIBRARY_PATH needed).
 build: venv
 	cargo build --release -j $(CARGO_JOBS) --bin conceptree
 
-## test: unit + integration tests on data the tests generate.
-test: build
+## test: unit + integration tests on data the tests generate (and the trunks against torchvision).
+test: build torchvision
 	cargo test --release -j $(CARGO_JOBS) -- --test-threads=2
 
 ## demo: synthesise phantoms, train a small flat and a hierarchical model on CPU, predict, evaluate.

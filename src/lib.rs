@@ -1,7 +1,7 @@
 //! conceptree: ontology-aware concept detection in radiology images.
 //!
 //! The pipeline, stage by stage (ARCHITECTURE.md has the map): the concept hierarchy
-//! ([`ontology`]) and labels + images ([`data`]) feed a ResNet trunk with a flat or per-level head
+//! ([`ontology`]) and labels + images ([`data`]) feed a trunk (ResNet, DenseNet, EfficientNet, ConvNeXt) with a flat or per-level head
 //! ([`model`]), trained by [`train`], used by [`predict`], scored by [`eval`] and analysed by
 //! [`report`]; [`experiment`] runs whole studies and [`synth`] writes the built-in phantom
 //! data set. [`error`] holds the one rule for exit codes.

@@ -182,7 +182,7 @@ struct CommonTrain {
     /// Hierarchical: feed each head the probabilities of the levels above it.
     #[arg(long)]
     condition: bool,
-    /// The ResNet trunk (tiny: a narrow 4-stage ResNet for CPU demos and tests).
+    /// The trunk, with torchvision's parameter names: resnet18/34/50, densenet121, efficientnet_b0, convnext_tiny (tiny: a narrow 4-stage ResNet for CPU demos and tests).
     #[arg(long, value_enum, default_value_t = d().trunk)]
     trunk: TrunkKind,
     /// Trunk weights: a torchvision-format safetensors state dict (e.g. ImageNet or RadImageNet) or a trained run's model.safetensors.

@@ -1,18 +1,23 @@
-//! Models: a ResNet trunk shared by one or more heads.
+//! Models: a trunk (ResNet, DenseNet, EfficientNet, ConvNeXt; see [`trunk`]) shared by one or more heads.
 //!
 //! A flat model is one multi-label head over the top-K concepts (the paper's baseline); a
 //! hierarchical model has one head per ontology level. Both are a [`Model`] with a list of
 //! [`HeadSpec`]s, so training, prediction and evaluation are written once.
 pub mod autocast;
+pub mod convnext;
+pub mod densenet;
+pub mod efficientnet;
 pub mod layout;
 pub mod resnet;
+pub mod stochastic_depth;
+pub mod trunk;
 pub mod weights;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 pub use layout::{is_channels_last, to_channels_last, MemoryFormat};
-pub use resnet::{Trunk, TrunkKind, TRUNK_GROUPS};
+pub use trunk::{Trunk, TrunkKind};
 
 /// The name of a hybrid model's residual head (and of its concepts' threshold group).
 pub const REST: &str = "rest";
@@ -140,7 +145,7 @@ pub struct HeadConfig {
 }
 
 impl HeadConfig {
-    /// Defaults scaled to the trunk: 512 aux channels and 256 hidden units for ResNets, less for `tiny`.
+    /// Defaults scaled to the trunk: 512 aux channels and 256 hidden units, less for `tiny`.
     pub fn for_trunk(kind: TrunkKind) -> HeadConfig {
         match kind {
             TrunkKind::Tiny => HeadConfig { aux_channels: 64, hidden: 64, dropout: 0.3, layers: HeadLayers::Paper },
@@ -435,7 +440,7 @@ mod tests {
 
     #[test]
     fn zeros_batch_gives_b_by_k_for_every_trunk_and_head() {
-        for trunk in [TrunkKind::Tiny, TrunkKind::Resnet18, TrunkKind::Resnet50] {
+        for trunk in [TrunkKind::Tiny, TrunkKind::Resnet18, TrunkKind::Resnet50, TrunkKind::Densenet121, TrunkKind::EfficientnetB0, TrunkKind::ConvnextTiny] {
             let vs = nn::VarStore::new(Device::Cpu);
             let m = Model::new(&vs.root(), cfg(trunk, vec![spec("flat", 25, HeadKind::MultiLabel)], false));
             let x = Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu));

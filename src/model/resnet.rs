@@ -4,49 +4,24 @@
 //! He et al., "Deep Residual Learning for Image Recognition" (2016); torchvision's v1.5 variant
 //! (stride on the 3x3 convolution of a bottleneck). The trunk stops before global pooling and
 //! returns the last feature map, because the paper's head starts with an auxiliary convolution.
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use tch::{nn, nn::ModuleT, Tensor};
+use tch::{nn, Tensor};
 
-/// Which trunk to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TrunkKind {
-    /// A narrow 4-stage ResNet (one basic block per stage, 16..128 channels) for tests and CPU demos.
-    Tiny,
-    Resnet18,
-    Resnet34,
-    Resnet50,
+/// The shape of a ResNet: bottleneck or basic blocks, blocks per stage, stage widths, stem width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResNetSpec {
+    pub bottleneck: bool,
+    pub blocks: [i64; 4],
+    pub widths: [i64; 4],
+    pub stem: i64,
 }
 
-impl fmt::Display for TrunkKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Tiny => "tiny",
-            Self::Resnet18 => "resnet18",
-            Self::Resnet34 => "resnet34",
-            Self::Resnet50 => "resnet50",
-        })
-    }
-}
-
-impl TrunkKind {
-    fn spec(self) -> (bool, [i64; 4], [i64; 4], i64) {
-        // (bottleneck, blocks per stage, widths, stem width)
-        match self {
-            Self::Tiny => (false, [1, 1, 1, 1], [16, 32, 64, 128], 16),
-            Self::Resnet18 => (false, [2, 2, 2, 2], [64, 128, 256, 512], 64),
-            Self::Resnet34 => (false, [3, 4, 6, 3], [64, 128, 256, 512], 64),
-            Self::Resnet50 => (true, [3, 4, 6, 3], [64, 128, 256, 512], 64),
-        }
-    }
+impl ResNetSpec {
     /// Channels of the last feature map.
-    pub fn out_channels(self) -> i64 {
-        let (bottleneck, _, w, _) = self.spec();
-        if bottleneck {
-            w[3] * 4
+    pub fn out_channels(&self) -> i64 {
+        if self.bottleneck {
+            self.widths[3] * 4
         } else {
-            w[3]
+            self.widths[3]
         }
     }
 }
@@ -110,22 +85,16 @@ impl Block {
 
 /// A ResNet without its pooling and classifier.
 #[derive(Debug)]
-pub struct Trunk {
-    pub kind: TrunkKind,
+pub struct ResNet {
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     layers: Vec<Vec<Block>>,
-    /// Convert input images to channels-last (set by [`crate::model::Model::set_channels_last`]).
-    pub channels_last: bool,
 }
 
-/// Top-level parameter groups of a trunk, from the input side: the units of layerwise fine-tuning.
-pub const TRUNK_GROUPS: [&str; 6] = ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"];
-
-impl Trunk {
+impl ResNet {
     /// Build under `p` (use the var store root so names match torchvision's).
-    pub fn new(p: &nn::Path, kind: TrunkKind) -> Trunk {
-        let (bottleneck, blocks, widths, stem) = kind.spec();
+    pub fn new(p: &nn::Path, spec: ResNetSpec) -> ResNet {
+        let ResNetSpec { bottleneck, blocks, widths, stem } = spec;
         let conv1 = conv(p / "conv1", 3, stem, 7, 2, 3);
         let bn1 = nn::batch_norm2d(p / "bn1", stem, Default::default());
         let mut cin = stem;
@@ -142,12 +111,11 @@ impl Trunk {
             }
             layers.push(layer);
         }
-        Trunk { kind, conv1, bn1, layers, channels_last: false }
+        ResNet { conv1, bn1, layers }
     }
 
-    /// `[B, 3, S, S]` -> `[B, C, S/32, S/32]` with `C = kind.out_channels()`.
+    /// `[B, 3, S, S]` -> `[B, C, S/32, S/32]` with `C = spec.out_channels()`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = if self.channels_last { super::layout::to_channels_last(x) } else { x.shallow_clone() };
         let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for layer in &self.layers {
             for b in layer {
@@ -155,11 +123,5 @@ impl Trunk {
             }
         }
         y
-    }
-}
-
-impl ModuleT for Trunk {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        Trunk::forward_t(self, xs, train)
     }
 }

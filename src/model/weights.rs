@@ -1,7 +1,7 @@
 //! Pretrained trunk weights from torchvision-format safetensors state dicts.
 //!
 //! Every trunk variable must be present with the right shape; a missing, renamed or mis-shaped
-//! tensor fails with its name. The classifier (`fc.*`) and BatchNorm's `num_batches_tracked`
+//! tensor fails with its name. The classifier (`fc.*`, `classifier.*`) and BatchNorm's `num_batches_tracked`
 //! counters are ignored, as is nothing else: any other unexpected tensor is an error too, since it
 //! usually means the file belongs to a different architecture.
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub struct LoadReport {
 /// Not trunk tensors: torchvision's classifier and counters, and a conceptree run's heads and neck
 /// (so a run's `model.safetensors` is a trunk source too).
 fn ignorable(name: &str) -> bool {
-    name.starts_with("fc.") || name.ends_with("num_batches_tracked") || is_head(name)
+    name.starts_with("fc.") || name.starts_with("classifier.") || name.ends_with("num_batches_tracked") || is_head(name)
 }
 
 fn is_head(name: &str) -> bool {

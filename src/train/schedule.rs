@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::{HierSchedule, Mode, Strategy, TrainConfig};
-use crate::model::TRUNK_GROUPS;
 
 /// A group of parameters trained together at one learning rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,17 +61,6 @@ fn split_epochs(total: usize, parts: usize, at_least_one: bool) -> Vec<usize> {
     (0..parts).map(|i| (base + usize::from(i >= parts - rem)).max(usize::from(at_least_one))).collect()
 }
 
-/// Trunk prefixes unfrozen at layerwise step `k` (1-based): layer4, then layer3, ..., then the stem.
-fn trunk_blocks_top_down() -> Vec<Vec<String>> {
-    vec![
-        vec!["layer4".into()],
-        vec!["layer3".into()],
-        vec!["layer2".into()],
-        vec!["layer1".into()],
-        vec!["conv1".into(), "bn1".into()],
-    ]
-}
-
 /// Derive the stage schedule for `cfg` with the given head names (in order); `shared_neck`: the
 /// model has one neck shared by its heads, which trains whenever a head does.
 pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: bool) -> Schedule {
@@ -80,7 +68,7 @@ pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: boo
     let neck: Vec<String> = if shared_neck { vec!["neck".into()] } else { Vec::new() };
     let all_heads: Vec<usize> = (0..head_names.len()).collect();
     let heads: Vec<String> = all_heads.iter().map(|&i| head_prefix(i)).chain(neck.iter().cloned()).collect();
-    let trunk_all: Vec<String> = TRUNK_GROUPS.iter().map(|s| s.to_string()).collect();
+    let trunk_all: Vec<String> = cfg.trunk.groups().iter().map(|s| s.to_string()).collect();
     let trunk_trains = cfg.strategy != Strategy::Head;
     let mut stages = Vec::new();
     if cfg.mode == Mode::Knn {
@@ -131,7 +119,8 @@ pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: boo
                 trunk_trains: true,
             }),
             Strategy::Layerwise => {
-                let blocks = trunk_blocks_top_down();
+                // the trunk's groups from the output side down: ResNet's layer4, layer3, layer2, layer1, stem
+                let blocks: Vec<Vec<String>> = cfg.trunk.layerwise_groups().iter().map(|g| g.iter().map(|s| s.to_string()).collect()).collect();
                 let n_stages = (blocks.len() + 1).min(cfg.epochs.max(1));
                 let epochs = split_epochs(cfg.epochs, n_stages, true);
                 let mut unfrozen: Vec<String> = Vec::new();
@@ -225,6 +214,39 @@ mod tests {
         assert_eq!(s.stages[1].groups[0].prefixes, vec!["heads.flat", "layer4"]);
         assert_eq!(s.stages[5].groups[0].prefixes.len(), 7);
         assert!(s.stages[2].groups[0].lr < s.stages[1].groups[0].lr);
+    }
+
+    /// Every trunk unfreezes in five steps named after its groups (torchvision's stages, output
+    /// side first), and the last stage trains all of the trunk.
+    #[test]
+    fn layerwise_steps_follow_each_trunks_groups() {
+        use crate::model::TrunkKind;
+        let cases = [
+            (TrunkKind::Resnet50, vec!["+layer4", "+layer3", "+layer2", "+layer1", "+conv1+bn1"]),
+            (
+                TrunkKind::Densenet121,
+                vec![
+                    "+features.transition3+features.denseblock4+features.norm5",
+                    "+features.transition2+features.denseblock3",
+                    "+features.transition1+features.denseblock2",
+                    "+features.denseblock1",
+                    "+features.conv0+features.norm0",
+                ],
+            ),
+            (TrunkKind::EfficientnetB0, vec!["+features.6+features.7+features.8", "+features.4+features.5", "+features.3", "+features.2", "+features.0+features.1"]),
+            (TrunkKind::ConvnextTiny, vec!["+features.6+features.7", "+features.4+features.5", "+features.2+features.3", "+features.1", "+features.0"]),
+        ];
+        for (trunk, steps) in cases {
+            let cfg = TrainConfig { trunk, strategy: Strategy::Layerwise, epochs: 6, ..Default::default() };
+            let s = build_schedule(&cfg, &["flat".into()], false);
+            let got: Vec<&str> = s.stages.iter().map(|st| st.name.as_str()).collect();
+            assert_eq!(got, [vec!["heads"], steps].concat(), "{trunk}");
+            let mut last = s.stages[5].groups[0].prefixes.clone();
+            last.sort();
+            let mut all: Vec<String> = std::iter::once("heads.flat").chain(trunk.groups()).map(String::from).collect();
+            all.sort();
+            assert_eq!(last, all, "{trunk}");
+        }
     }
 
     #[test]
