@@ -2,6 +2,7 @@
 //! submission validation and threshold tuning (pure functions, independent of tch).
 pub mod ceiling;
 pub mod metrics;
+pub mod stats;
 pub mod submission;
 pub mod thresholds;
 

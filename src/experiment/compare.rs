@@ -4,24 +4,25 @@
 //! model seed) for the same number of epochs, once per seed; each trained model predicts the same
 //! test images. Per run the table gives the official ImageCLEF F1 as mean ± sd over the seeds,
 //! the paired difference to `flat` (per seed: run minus flat; mean ± sd), a 95% interval for that
-//! difference from a paired bootstrap over the test images (each image's F1 difference averaged
-//! over the seeds, images resampled 2,000 times), the number of seeds it wins, per-level F1 and
+//! difference from a paired bootstrap (each image's F1 difference averaged over the seeds,
+//! resampled 2,000 times: whole cases with `--groups`, so the images of one case count as one
+//! draw, else images; the table says which), the number of seeds it wins, per-level F1 and
 //! `f1_any`, false-positive concepts per image lacking the level, and coherence.
 //!
 //! Runs are named by what they change: `flat` (the paper's baseline), `hier` (the hierarchical
 //! model with its defaults), and variants with one component switched, listed in [`VARIANTS`].
 //! Output: `compare.md`, `compare.json`, `compare.svg` (+ `.png`) and `runs/<run>/seed<s>/`.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::setup::{score_on_test, train_or_reuse, write, Split, TestPart};
 use crate::data::labels::{read_labels, ParseOptions};
 use crate::error::Error;
+pub use crate::eval::stats::{bootstrap_ci, MeanSd};
+use crate::eval::stats::group_bootstrap_ci;
 use crate::model::{Neck, Pooling};
 use crate::ontology::{Level, Ontology};
 use crate::report::plot;
@@ -172,31 +173,16 @@ pub struct CompareConfig {
     pub split_seed: u64,
 }
 
-/// Mean ± sd of one quantity over the seeds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct MeanSd {
-    pub mean: f64,
-    pub sd: f64,
-}
-
-impl MeanSd {
-    /// Mean and sample standard deviation (0 for one value; NaN for none).
-    pub fn of(v: &[f64]) -> MeanSd {
-        let n = v.len() as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        let sd = if v.len() > 1 { (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
-        MeanSd { mean, sd }
-    }
-}
-
 /// The paired difference of a run to `flat`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
     /// Per seed: run minus flat.
     pub per_seed: Vec<f64>,
     pub mean_sd: MeanSd,
-    /// 95% paired-bootstrap interval over test images.
+    /// 95% paired-bootstrap interval, resampling [`Difference::resampled`].
     pub ci95: (f64, f64),
+    /// What the interval resamples: "cases (G groups of N images)" with `--groups`, else "images (N)".
+    pub resampled: String,
     /// Seeds on which the run beats flat.
     pub wins: usize,
 }
@@ -261,6 +247,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
         None => TestPart::HeldOut,
     };
     let split = Split::prepare(&cfg.out, &rows, &cfg.images, cfg.groups.as_deref(), cfg.split_seed, test)?;
+    let groups = cfg.groups.as_deref().map(crate::data::dataset::read_groups).transpose()?;
     // per run: per seed, the test score's figures and each image's F1
     let mut scored: Vec<(&Variant, Vec<SeedScore>)> = Vec::new();
     for v in &variants {
@@ -293,7 +280,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
         .iter()
         .map(|(v, per_seed)| {
             let f1: Vec<f64> = per_seed.iter().map(|s| s.1.imageclef_f1).collect();
-            let versus_flat = flat.as_ref().filter(|_| v.name != "flat").map(|flat| difference(per_seed, flat));
+            let versus_flat = flat.as_ref().filter(|_| v.name != "flat").map(|flat| difference(per_seed, flat, groups.as_ref()));
             let mut per_level: BTreeMap<String, LevelRow> = BTreeMap::new();
             for level in Level::ALL.iter().map(|l| l.to_string()) {
                 let got: Vec<_> = per_seed.iter().filter_map(|s| s.1.per_level.get(&level)).collect();
@@ -334,25 +321,24 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
 type SeedScore = (u64, crate::eval::metrics::EvalReport, BTreeMap<String, f64>, usize, f64);
 
 /// The paired difference of `run` to `flat` over their common seeds.
-fn difference(run: &[SeedScore], flat: &[SeedScore]) -> Difference {
+fn difference(run: &[SeedScore], flat: &[SeedScore], groups: Option<&HashMap<String, String>>) -> Difference {
     let pairs: Vec<(&SeedScore, &SeedScore)> = run.iter().filter_map(|r| flat.iter().find(|f| f.0 == r.0).map(|f| (r, f))).collect();
     let per_seed: Vec<f64> = pairs.iter().map(|(r, f)| r.1.imageclef_f1 - f.1.imageclef_f1).collect();
     // each image's F1 difference, averaged over the seeds
     let ids: Vec<&String> = pairs.first().map(|(r, _)| r.2.keys().collect()).unwrap_or_default();
     let per_image: Vec<f64> = ids.iter().map(|id| pairs.iter().map(|(r, f)| r.2[*id] - f.2.get(*id).copied().unwrap_or(0.0)).sum::<f64>() / pairs.len() as f64).collect();
-    Difference { wins: per_seed.iter().filter(|d| **d > 0.0).count(), mean_sd: MeanSd::of(&per_seed), ci95: bootstrap_ci(&per_image, 2000, 0), per_seed }
-}
-
-/// 95% percentile interval of the mean of `values` over `n` resamples (seeded, so repeatable).
-pub fn bootstrap_ci(values: &[f64], n: usize, seed: u64) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..n).map(|_| (0..values.len()).map(|_| values[rng.gen_range(0..values.len())]).sum::<f64>() / values.len() as f64).collect();
-    means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((n as f64 - 1.0) * q).round() as usize];
-    (at(0.025), at(0.975))
+    // images of one case are not independent evidence: with groups, whole cases are resampled
+    // (an image missing from the groups file is a case of its own)
+    let case: Vec<usize> = match groups {
+        Some(g) => {
+            let mut number: HashMap<&str, usize> = HashMap::new();
+            ids.iter().map(|id| { let next = number.len(); *number.entry(g.get(*id).map_or(id.as_str(), String::as_str)).or_insert(next) }).collect()
+        }
+        None => (0..ids.len()).collect(),
+    };
+    let n_cases = case.iter().max().map_or(0, |m| m + 1);
+    let resampled = if groups.is_some() { format!("cases ({n_cases} groups of {} images)", ids.len()) } else { format!("images ({})", ids.len()) };
+    Difference { wins: per_seed.iter().filter(|d| **d > 0.0).count(), mean_sd: MeanSd::of(&per_seed), ci95: group_bootstrap_ci(&per_image, &case, 2000, 0), resampled, per_seed }
 }
 
 /// Options every run of the comparison shares that differ from the training defaults (those a
@@ -399,7 +385,8 @@ pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
         cfg.split_seed,
         test
     );
-    let _ = writeln!(s, "| run | what it changes | ImageCLEF F1 (mean ± sd) | ceiling | per seed | vs flat (mean ± sd) | 95% CI (paired bootstrap) | wins | coherent |");
+    let unit = rows.iter().find_map(|r| r.versus_flat.as_ref()).map_or("test images", |d| if d.resampled.starts_with("cases") { "cases" } else { "test images" });
+    let _ = writeln!(s, "| run | what it changes | ImageCLEF F1 (mean ± sd) | ceiling | per seed | vs flat (mean ± sd) | 95% CI (paired bootstrap over {unit}) | wins | coherent |");
     let _ = writeln!(s, "|---|---|---:|---:|---|---:|---:|---:|---:|");
     for r in rows {
         let seeds = r.imageclef_f1.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" / ");

@@ -25,8 +25,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::store::{Mark, MissingTerm, Store, VerdictRow};
@@ -124,30 +122,11 @@ pub struct ModelReport {
     pub missed_terms: usize,
 }
 
-/// Cohen's kappa of two raters over paired categorical ratings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Kappa {
-    pub n: usize,
-    /// Share of pairs with the same rating (p_o).
-    pub agreement: f64,
-    /// Agreement expected by chance from the raters' own shares (p_e).
-    pub expected: f64,
-    /// (p_o - p_e) / (1 - p_e); `None` when p_e = 1 or there are no pairs.
-    pub kappa: Option<f64>,
-}
+pub use crate::eval::stats::Kappa;
 
-/// Cohen's kappa over `pairs` (see the module docs).
+/// Cohen's kappa over `pairs` of verdicts (see the module docs).
 pub fn cohen_kappa(pairs: &[(Verdict, Verdict)]) -> Kappa {
-    let n = pairs.len();
-    if n == 0 {
-        return Kappa { n, agreement: f64::NAN, expected: f64::NAN, kappa: None };
-    }
-    let nf = n as f64;
-    let agreement = pairs.iter().filter(|(a, b)| a == b).count() as f64 / nf;
-    let share = |f: &dyn Fn(&(Verdict, Verdict)) -> Verdict, v: Verdict| pairs.iter().filter(|p| f(p) == v).count() as f64 / nf;
-    let expected: f64 = Verdict::ALL.iter().map(|&v| share(&|p| p.0, v) * share(&|p| p.1, v)).sum();
-    let kappa = (expected < 1.0 - 1e-12).then(|| (agreement - expected) / (1.0 - expected));
-    Kappa { n, agreement, expected, kappa }
+    crate::eval::stats::cohen_kappa(pairs, &Verdict::ALL)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -178,47 +157,7 @@ pub struct PairedDiff {
     pub left_out: usize,
 }
 
-/// Per image (correct, judged) of two models, over which [`paired_difference`] resamples.
-pub type PairedCounts = Vec<[(usize, usize); 2]>;
-
-/// precision(A) - precision(B) over `per_image` counts, with a percentile bootstrap over images
-/// (`resamples` draws seeded by `seed`): (difference, low, high, resamples used, left out).
-pub fn paired_difference(per_image: &PairedCounts, resamples: usize, seed: u64) -> (Option<f64>, Option<f64>, Option<f64>, usize, usize) {
-    let diff = |rows: &mut dyn Iterator<Item = &[(usize, usize); 2]>| {
-        let mut s = [(0usize, 0usize); 2];
-        for r in rows {
-            for m in 0..2 {
-                s[m].0 += r[m].0;
-                s[m].1 += r[m].1;
-            }
-        }
-        match (s[0].1, s[1].1) {
-            (0, _) | (_, 0) => None,
-            (ja, jb) => Some(s[0].0 as f64 / ja as f64 - s[1].0 as f64 / jb as f64),
-        }
-    };
-    let observed = diff(&mut per_image.iter());
-    if observed.is_none() || per_image.is_empty() {
-        return (observed, None, None, 0, 0);
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = per_image.len();
-    let mut draws = Vec::with_capacity(resamples);
-    let mut left_out = 0;
-    for _ in 0..resamples {
-        let idx: Vec<usize> = (0..n).map(|_| rng.gen_range(0..n)).collect();
-        match diff(&mut idx.iter().map(|&i| &per_image[i])) {
-            Some(d) => draws.push(d),
-            None => left_out += 1,
-        }
-    }
-    if draws.is_empty() {
-        return (observed, None, None, 0, left_out);
-    }
-    draws.sort_by(f64::total_cmp);
-    let at = |q: f64| draws[((draws.len() as f64 - 1.0) * q).round() as usize];
-    (observed, Some(at(0.025)), Some(at(0.975)), draws.len(), left_out)
-}
+pub use crate::eval::stats::{paired_difference, PairedCounts};
 
 /// A concept of one model on one image, with every reviewer's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -274,6 +274,24 @@ fn take_lock(dir: &Path, hold: Hold) -> Result<Option<File>, RunError> {
     }
 }
 
+/// Remove what a new run in `path` wrote before it failed to start (it has no `config.json`): the
+/// lock and the files a run writes first, unless `forced` into a directory that already held
+/// other files (which may have those names); and the directory itself when `made_here` (this
+/// process created it) and it is then empty. A directory holding a run is left as it is.
+pub fn remove_unstarted(path: &Path, made_here: bool, forced: bool) {
+    if path.join(CONFIG).exists() {
+        return;
+    }
+    if made_here || !forced {
+        for f in [LOCK, MODEL_CONFIG, ONTOLOGY, SCHEDULE, SPLIT, PROVENANCE, SKIPPED, METRICS] {
+            let _ = std::fs::remove_file(path.join(f));
+        }
+    }
+    if made_here {
+        let _ = std::fs::remove_dir(path);
+    }
+}
+
 /// The first line of a libtorch error (its C++ backtrace is of no use to a user).
 pub fn short_tch_error(e: &tch::TchError) -> String {
     let s = e.to_string();

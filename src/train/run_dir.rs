@@ -89,24 +89,6 @@ pub fn read_config(run: &RunDir) -> Result<TrainConfig, RunError> {
     run.read_json(CONFIG, "the run cannot be used without it")
 }
 
-/// Remove what a new run in `path` wrote before it failed to start (it has no `config.json`): the
-/// lock and the files a run writes first, unless `forced` into a directory that already held
-/// other files (which may have those names); and the directory itself when `made_here` (this
-/// process created it) and it is then empty. A directory holding a run is left as it is.
-pub fn remove_unstarted(path: &Path, made_here: bool, forced: bool) {
-    if path.join(CONFIG).exists() {
-        return;
-    }
-    if made_here || !forced {
-        for f in [LOCK, MODEL_CONFIG, ONTOLOGY, SCHEDULE, SPLIT, PROVENANCE, SKIPPED, METRICS] {
-            let _ = std::fs::remove_file(path.join(f));
-        }
-    }
-    if made_here {
-        let _ = std::fs::remove_dir(path);
-    }
-}
-
 /// `cfg` as a run stores it (input paths absolute), with the settings its mode does not use set to
 /// their defaults (a flat run's residual-head options mean nothing, so a changed default there
 /// changes no run).
