@@ -554,7 +554,7 @@ impl TrainConfig {
             if let HeadWeights::Custom(m) = &self.head_weights {
                 let mut heads: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
                 if self.mode == Mode::Hybrid {
-                    heads.push(super::data::REST);
+                    heads.push(crate::model::REST);
                 }
                 if let Some(unknown) = m.keys().find(|k| !heads.contains(&k.as_str())) {
                     return Err(ConfigError::Value {
