@@ -142,7 +142,7 @@ pub struct PredictCommand {
 }
 
 pub fn predict(a: PredictCommand) -> Result<(), Error> {
-    use conceptree::predict::stream::{predict_into_files, ProgressMeter, StreamOptions};
+    use conceptree::predict::stream::{partial_path, predict_into_files, progress_path, ProgressMeter, StreamOptions};
     use std::io::IsTerminal;
     if a.batch_size == 0 {
         return Err(Error::usage("--batch-size 0: must be at least 1"));
@@ -154,6 +154,10 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
         .input_opt("--ontology", a.load.ontology.as_deref())
         .file("--out", &a.out)
         .file_opt("--explain", a.explain.as_deref())
+        // the files predict keeps beside its outputs while it runs
+        .file("--out", &partial_path(&a.out))
+        .file("--out", &progress_path(&a.out))
+        .file_opt("--explain", a.explain.as_deref().map(partial_path).as_deref())
         .check()?;
     let run = LoadedRun::open(&a.model, a.device.resolve()?, &a.load)?;
     for note in &run.notes {

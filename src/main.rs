@@ -856,7 +856,8 @@ fn range_message_for_negatives(e: clap::Error) -> clap::Error {
     let option = arg.trim_start_matches('-').split([' ', '=']).next().unwrap_or_default();
     // train and experiment state their options' ranges as their checks do
     let training = std::env::args().nth(1).is_some_and(|c| c == "train" || c == "experiment");
-    let rule = training.then(|| conceptree::train::config::whole_number_rule(option)).flatten().unwrap_or("must be a whole number, 0 or more");
+    // elsewhere the option's own check states its range once the value is a number
+    let rule = training.then(|| conceptree::train::config::whole_number_rule(option)).flatten().unwrap_or("must be a whole number (see --help for its range)");
     let mut cmd = Cli::command();
     cmd.build();
     clap::Error::raw(ErrorKind::ValueValidation, format!("invalid value '{value}' for '{arg}': {rule}\n")).with_cmd(&cmd)

@@ -215,6 +215,10 @@ pub struct CompareRow {
 /// the runs asked for, nor to the flat run a kNN run without `--weights` takes its trunk from
 /// (unknown run names are left to [`run_compare`]).
 pub fn refuse_unused_options<'a>(cfg: &CompareConfig, given: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+    // an unknown run name is the first thing to say (not that an option applies to none of the runs)
+    if let Some(name) = cfg.runs.iter().find(|n| !VARIANTS.iter().any(|v| v.name == n.as_str())) {
+        return Err(Error::usage(format!("unknown run '{name}' (known: {})", VARIANTS.iter().map(|v| v.name).collect::<Vec<_>>().join(", "))));
+    }
     let mut configs = Vec::new();
     for v in cfg.runs.iter().filter_map(|name| VARIANTS.iter().find(|v| v.name == name)) {
         let mut c = cfg.base.clone();
@@ -331,8 +335,14 @@ fn difference(run: &[SeedScore], flat: &[SeedScore], groups: Option<&HashMap<Str
     // (an image missing from the groups file is a case of its own)
     let case: Vec<usize> = match groups {
         Some(g) => {
-            let mut number: HashMap<&str, usize> = HashMap::new();
-            ids.iter().map(|id| { let next = number.len(); *number.entry(g.get(*id).map_or(id.as_str(), String::as_str)).or_insert(next) }).collect()
+            // an image missing from the groups file is a case of its own (its key cannot be a group's name)
+            let mut number: HashMap<String, usize> = HashMap::new();
+            ids.iter()
+                .map(|id| {
+                    let next = number.len();
+                    *number.entry(g.get(*id).cloned().unwrap_or_else(|| format!("\0{id}"))).or_insert(next)
+                })
+                .collect()
         }
         None => (0..ids.len()).collect(),
     };

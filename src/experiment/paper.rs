@@ -97,8 +97,11 @@ fn run_config(name: &str, base: &TrainConfig) -> Option<TrainConfig> {
 }
 
 /// Refuse a training option in `given` (named as on the command line) that applies to none of
-/// the runs asked for (unknown run names are left to [`run_paper`]).
+/// the runs asked for; an unknown run name is refused first.
 pub fn refuse_unused_options<'a>(cfg: &ExperimentConfig, given: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+    if let Some(name) = cfg.runs.iter().find(|n| !RUNS.iter().any(|r| r.0 == n.as_str())) {
+        return Err(Error::usage(format!("unknown run '{name}' (known: {})", RUNS.map(|r| r.0).join(", "))));
+    }
     let configs: Vec<TrainConfig> = cfg.runs.iter().filter_map(|name| run_config(name, &cfg.base)).collect();
     super::setup::refuse_unused(&configs, &cfg.runs, given)
 }

@@ -14,7 +14,7 @@ use crate::model::Model;
 use super::batch::for_each_input;
 
 /// The file of a kNN run's index.
-pub const INDEX: &str = "knn.safetensors";
+pub const INDEX: &str = crate::run::names::KNN_INDEX;
 
 /// Training images' embeddings `[N, C]` (unit length) and labels `[N, K]` (0/1).
 pub struct KnnIndex {

@@ -12,6 +12,7 @@
 //! | `thresholds.json`, `summary.json` | written when training finishes: a run without `summary.json` is unfinished |
 //! | `provenance.json` | versions, device, precision, ontology hash |
 //! | `skipped.json` | the images skipped with `--skip-bad` |
+//! | `knn.safetensors` | a kNN run's index: the training images' embeddings and labels |
 //! | `run.lock` | the lock: held exclusively by the process training the run, shared by readers |
 use std::path::Path;
 
@@ -28,10 +29,11 @@ pub const SUMMARY: &str = "summary.json";
 pub const PROVENANCE: &str = "provenance.json";
 pub const SKIPPED: &str = "skipped.json";
 pub const LOCK: &str = "run.lock";
+pub const KNN_INDEX: &str = "knn.safetensors";
 
 /// Every file a run directory may hold: none of them is ever written by a command that did not
 /// create the run.
-pub const RUN_FILES: [&str; 13] = [CONFIG, MODEL_CONFIG, ONTOLOGY, SCHEDULE, SPLIT, METRICS, CHECKPOINT, MODEL, THRESHOLDS, SUMMARY, PROVENANCE, SKIPPED, LOCK];
+pub const RUN_FILES: [&str; 14] = [CONFIG, MODEL_CONFIG, ONTOLOGY, SCHEDULE, SPLIT, METRICS, CHECKPOINT, MODEL, THRESHOLDS, SUMMARY, PROVENANCE, SKIPPED, LOCK, KNN_INDEX];
 
 /// Whether `dir` is a conceptree run directory: it holds the lock file (made before anything else
 /// of a run), the weights, a checkpoint, or a configuration beside a model description. (An
@@ -62,6 +64,6 @@ mod tests {
         std::fs::create_dir(&e).unwrap();
         std::fs::write(e.join(LOCK), "").unwrap();
         assert!(is_run_dir(&e), "a run stopped before its config.json");
-        assert!(is_run_file("model.safetensors") && is_run_file(".thresholds.json.tmp") && !is_run_file("test.csv") && !is_run_file("model.pt"));
+        assert!(is_run_file("model.safetensors") && is_run_file("knn.safetensors") && is_run_file(".thresholds.json.tmp") && !is_run_file("test.csv") && !is_run_file("model.pt"));
     }
 }

@@ -29,6 +29,8 @@ pub enum OutputError {
     SameOutput { a_flag: &'static str, a: PathBuf, b_flag: &'static str, b: PathBuf },
     #[error("{out_flag} {out} is in the training run {}, which this command did not create; a run is never written into by another command (--force included): choose a path outside it", run.display())]
     IntoRun { out_flag: &'static str, out: PathBuf, run: PathBuf },
+    #[error("{out_flag} {out} is the run directory itself, which this command reads; a run is never written into by another command (--force included): choose another folder")]
+    RunItself { out_flag: &'static str, out: PathBuf },
     #[error("{out_flag} {out} would replace {name}, one of the files of the run {}; choose another file name", run.display())]
     RunFile { out_flag: &'static str, out: PathBuf, name: String, run: PathBuf },
 }
@@ -36,7 +38,7 @@ pub enum OutputError {
 impl crate::classify::Classify for OutputError {
     fn is_bad_input(&self) -> bool {
         match self {
-            OutputError::IsInput { .. } | OutputError::HoldsInput { .. } | OutputError::InsideInput { .. } | OutputError::SameOutput { .. } | OutputError::IntoRun { .. } | OutputError::RunFile { .. } => true,
+            OutputError::IsInput { .. } | OutputError::HoldsInput { .. } | OutputError::InsideInput { .. } | OutputError::SameOutput { .. } | OutputError::IntoRun { .. } | OutputError::RunItself { .. } | OutputError::RunFile { .. } => true,
         }
     }
 }
@@ -180,31 +182,33 @@ impl Plan {
         if self.adds_to.as_deref() == Some(run) && own_file {
             return Err(OutputError::RunFile { out_flag: out.flag, out: out.path.clone(), name, run: run.to_path_buf() });
         }
+        if self.adds_to.as_deref() == Some(run) && o == run {
+            return Err(OutputError::RunItself { out_flag: out.flag, out: out.path.clone() });
+        }
         Err(OutputError::IntoRun { out_flag: out.flag, out: out.path.clone(), run: run.to_path_buf() })
     }
 }
 
-/// `p` absolute, with symbolic links and `..` resolved in the part that exists; the rest (what the
-/// command is about to create) is appended as written, `.` and `..` applied.
+/// `p` absolute, with symbolic links and `..` resolved: component by component, the path built so
+/// far is resolved whenever it exists (so a link after a `..` that follows a folder yet to be made
+/// is still followed); what does not exist yet (what the command is about to create) is taken as
+/// written, `.` and `..` applied.
 pub fn resolve(p: &Path) -> PathBuf {
     let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
-    let parts: Vec<Component> = abs.components().collect();
-    for cut in (0..=parts.len()).rev() {
-        let head: PathBuf = parts[..cut].iter().collect();
-        if let Ok(mut out) = head.canonicalize() {
-            for c in &parts[cut..] {
-                match c {
-                    Component::ParentDir => {
-                        out.pop();
-                    }
-                    Component::Normal(x) => out.push(x),
-                    _ => {}
-                }
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
             }
-            return out;
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+        if let Ok(real) = out.canonicalize() {
+            out = real;
         }
     }
-    abs
+    out
 }
 
 /// The same path, or (both existing) the same file by device and inode: a hard link too.
@@ -277,6 +281,7 @@ mod tests {
         assert!(matches!(reader.clone().folder("--out", &other).check(), Err(OutputError::IntoRun { .. })));
         assert!(matches!(reader.clone().folder("--out", &run.join("export")).check(), Err(OutputError::IntoRun { .. })));
         assert!(matches!(Plan::new().folder("--out", &run).check(), Err(OutputError::IntoRun { .. })));
+        assert!(refused(&reader.clone().folder("--out", &run)).contains("the run directory itself"));
         // the command that creates the run writes into it
         assert!(Plan::new().creates_run(&run).folder("--out", &run).check().is_ok());
     }
@@ -288,5 +293,11 @@ mod tests {
         assert_eq!(resolve(&d.join("x/../y/./z.csv")), d.join("y/z.csv"));
         std::os::unix::fs::symlink(&d, d.join("l")).unwrap();
         assert_eq!(resolve(&d.join("l/new.csv")), d.join("new.csv"));
+        // a link reached through `..` after a folder that does not exist yet is still followed
+        std::fs::create_dir(d.join("images")).unwrap();
+        std::os::unix::fs::symlink(d.join("images"), d.join("alias")).unwrap();
+        assert_eq!(resolve(&d.join("new/../alias/c")), d.join("images/c"));
+        let plan = Plan::new().input("--images", &d.join("images")).folder("--out", &d.join("new/../alias/c"));
+        assert!(matches!(plan.check(), Err(OutputError::InsideInput { .. })));
     }
 }

@@ -587,9 +587,17 @@ impl TrainConfig {
     /// Refuse the first of `given` (options named as on the command line, e.g. the ones a user
     /// typed) that does not apply to this run, saying where it applies ([`OPTION_SCOPES`]).
     pub fn refuse_inapplicable<'a>(&self, given: impl IntoIterator<Item = &'a str>) -> Result<(), ConfigError> {
-        for option in given {
+        let given: Vec<&str> = given.into_iter().collect();
+        for &option in &given {
             if let Some(scope) = scope_of(option).filter(|s| !s.applies(self)) {
                 return Err(ConfigError::NotApplicable(format!("--{option} applies to {}, not {}", scope.describe(), scope.instead(self))));
+            }
+        }
+        // `train` only (an experiment splits with these itself): the groups and the split seed
+        // shape the held-out validation part and the --max-train-images sample, and nothing else
+        if self.val_labels.is_some() && self.max_train_images == 0 {
+            if let Some(option) = given.iter().find(|o| ["groups", "split-seed"].contains(o)) {
+                return Err(ConfigError::NotApplicable(format!("--{option} applies to runs that hold out their own validation images or sample --max-train-images, not a run given --val-labels")));
             }
         }
         Ok(())
@@ -701,6 +709,10 @@ mod tests {
         assert!(head.refuse_inapplicable(["feature-cache-gib"]).is_ok() && head.refuse_inapplicable(["layerwise-lr-decay"]).is_err());
         let given_val = TrainConfig { val_labels: Some("v.csv".into()), ..Default::default() };
         assert!(given_val.refuse_inapplicable(["val-split"]).is_err() && flat.refuse_inapplicable(["val-split"]).is_ok());
+        // with --val-labels, the groups and split seed change nothing unless a sample is drawn
+        assert!(given_val.refuse_inapplicable(["groups"]).unwrap_err().to_string().starts_with("--groups applies to"));
+        assert!(given_val.refuse_inapplicable(["split-seed"]).is_err() && flat.refuse_inapplicable(["groups", "split-seed"]).is_ok());
+        assert!(TrainConfig { max_train_images: 50, ..given_val.clone() }.refuse_inapplicable(["groups", "split-seed"]).is_ok());
         // the scope table names each option once
         let mut names: Vec<&str> = OPTION_SCOPES.iter().map(|(o, _)| *o).collect();
         names.sort_unstable();
