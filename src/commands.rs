@@ -138,10 +138,12 @@ pub struct PredictCommand {
     pub device: DeviceChoice,
     pub skip_bad: bool,
     pub resume: bool,
+    pub shard: Option<conceptree::predict::shard::Shard>,
     pub load: LoadOptions,
 }
 
 pub fn predict(a: PredictCommand) -> Result<(), Error> {
+    use conceptree::predict::shard;
     use conceptree::predict::stream::{partial_path, predict_into_files, progress_path, ProgressMeter, StreamOptions};
     use std::io::IsTerminal;
     if a.batch_size == 0 {
@@ -158,12 +160,13 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
         .file("--out", &partial_path(&a.out))
         .file("--out", &progress_path(&a.out))
         .file_opt("--explain", a.explain.as_deref().map(partial_path).as_deref())
+        .file_opt("--out", a.shard.map(|_| shard::record_path(&a.out)).as_deref())
         .check()?;
     let run = LoadedRun::open(&a.model, a.device.resolve()?, &a.load)?;
     for note in &run.notes {
         eprintln!("note: {note}");
     }
-    let (ids, paths, skipped, dir) = images_to_predict(&a.images, a.ids.as_deref(), a.skip_bad)?;
+    let (mut ids, mut paths, skipped, dir) = images_to_predict(&a.images, a.ids.as_deref(), a.skip_bad)?;
     if !dir.ignored.is_empty() {
         eprintln!("note: in {}, not taken as images: {}", dir.dir.display(), dir.ignored);
     }
@@ -172,6 +175,7 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
         eprint!("{skipped}");
     }
     let opts = StreamOptions { out: a.out.clone(), explain: a.explain.clone(), batch_size: a.batch_size, resume: a.resume };
+    let record = a.shard.map(|sh| shard::take_block(&run, sh, &mut ids, &mut paths, &opts)).transpose()?;
     let mut meter = ProgressMeter::new(std::io::stderr().is_terminal());
     let summary = predict_into_files(&run, &ids, std::sync::Arc::new(paths), &opts, &mut |tick| {
         if let Some(text) = meter.show(tick, std::time::Instant::now()) {
@@ -183,8 +187,22 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
     } else if summary.resumed_from > 0 {
         eprintln!("resumed after {} of {} images", summary.resumed_from, summary.n_images);
     }
+    if let Some(r) = &record {
+        shard::write_record(&a.out, r)?;
+        eprintln!("shard {} of {}: images {}..{} of {}; record in {}", r.shard.index, r.shard.count, r.first + 1, r.end, r.n_images, shard::record_path(&a.out).display());
+    }
     let skipped = if skipped.is_empty() { String::new() } else { format!(" ({} skipped)", skipped.skipped.len()) };
     println!("wrote predictions for {} image{} to {}{skipped}", summary.n_images, if summary.n_images == 1 { "" } else { "s" }, a.out.display());
+    Ok(())
+}
+
+/// `conceptree merge`: the shards of a sharded prediction joined into one submission.
+pub fn merge(shards: &[PathBuf], out: &Path, explain: Option<&Path>) -> Result<(), Error> {
+    use conceptree::predict::shard::record_path;
+    let records: Vec<PathBuf> = shards.iter().map(|s| record_path(s)).collect();
+    Plan::new().inputs("SHARD", shards).inputs("SHARD", &records).file("--out", out).file_opt("--explain", explain).check()?;
+    let n = conceptree::predict::shard::merge(shards, out, explain)?;
+    println!("merged {} shard(s), {n} images, into {}", shards.len(), out.display());
     Ok(())
 }
 

@@ -23,6 +23,7 @@ use crate::eval::thresholds::ThresholdError;
 use crate::model::weights::WeightsError;
 use crate::ontology::OntologyError;
 use crate::predict::export::ExportError;
+use crate::predict::shard::MergeError;
 use crate::predict::PredictError;
 use crate::report::analyse::AnalyseError;
 use crate::report::figures::FigureError;
@@ -70,6 +71,8 @@ pub enum Error {
     Predict(#[from] PredictError),
     #[error(transparent)]
     Export(#[from] ExportError),
+    #[error(transparent)]
+    Merge(#[from] MergeError),
     #[error(transparent)]
     Analyse(#[from] AnalyseError),
     #[error(transparent)]
@@ -148,6 +151,7 @@ impl Classify for Error {
             Error::Train(e) => e.is_bad_input(),
             Error::Predict(e) => e.is_bad_input(),
             Error::Export(e) => e.is_bad_input(),
+            Error::Merge(e) => e.is_bad_input(),
             Error::Analyse(e) => e.is_bad_input(),
             Error::Png(e) => e.is_bad_input(),
             Error::Figure(e) => e.is_bad_input(),

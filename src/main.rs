@@ -35,6 +35,8 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Predict concepts for images with a trained run; writes an ImageCLEF submission.
     Predict(PredictArgs),
+    /// Join the shards of a sharded prediction (`predict --shard K/N`) into one submission, byte for byte what one predict writes; refuses a missing, doubled or foreign shard.
+    Merge(MergeArgs),
     /// Export a trained run for Python pipelines: a TorchScript module (model.pt) and everything needed to use it right (model.json).
     Export(ExportArgs),
     /// Score a submission against ground truth (official ImageCLEF F1, per level, per concept).
@@ -385,6 +387,19 @@ enum ExperimentCmd {
 }
 
 #[derive(Args, Debug)]
+struct MergeArgs {
+    /// Every shard's submission file (`predict --shard K/N --out FILE`; its FILE.shard.json beside it), in any order.
+    #[arg(required = true, num_args = 1.., value_name = "SHARD")]
+    shards: Vec<PathBuf>,
+    /// The merged submission.
+    #[arg(long)]
+    out: PathBuf,
+    /// The merged explain file (the shards must have been predicted with --explain).
+    #[arg(long)]
+    explain: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct PredictArgs {
     /// Run directory written by `conceptree train`.
     #[arg(long)]
@@ -425,6 +440,9 @@ struct PredictArgs {
     /// Continue an interrupted prediction into --out (give the command it was started with, plus --resume); finished batches are not redone. Without an interrupted one, predict from the start.
     #[arg(long)]
     resume: bool,
+    /// Predict only the K-th of N contiguous blocks of the image list (e.g. --shard 3/8, K from 1; in a Slurm array: --shard $SLURM_ARRAY_TASK_ID/N); writes OUT.shard.json beside OUT, and `conceptree merge` joins the N shards into the submission one predict would write.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<conceptree::predict::shard::Shard>,
 }
 
 #[derive(Args, Debug)]
@@ -727,6 +745,7 @@ impl Command {
             self,
             Command::Data(DataCmd::Synth { .. } | DataCmd::Stats { .. } | DataCmd::Ceiling { .. } | DataCmd::Cache { .. } | DataCmd::ImportFolders { .. } | DataCmd::ExportFolders { .. })
                 | Command::Evaluate(_)
+                | Command::Merge(_)
                 | Command::Ontology(_)
                 | Command::Review(ReviewCmd::Report { .. } | ReviewCmd::Export { .. })
         )
@@ -763,8 +782,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             device: a.device,
             skip_bad: a.skip_bad,
             resume: a.resume,
+            shard: a.shard,
             load: conceptree::predict::LoadOptions { ontology: a.ontology, threshold: a.threshold, allow_unfinished: a.allow_unfinished, allow_ontology_change: a.allow_ontology_change },
         }),
+        Command::Merge(a) => commands::merge(&a.shards, &a.out, a.explain.as_deref()),
         Command::Export(a) => commands::export(conceptree::predict::export::ExportConfig { model: a.model, out: a.out, format: a.format, examples: a.examples, force: a.force }),
         Command::Experiment(ExperimentCmd::Paper { labels, images, out, groups, runs, common }) => {
             let given = explicit_options(experiment_matches(matches, "paper"), &[]);

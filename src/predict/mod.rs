@@ -7,6 +7,7 @@
 //! (unless `allow_ontology_change`). Every override in force is returned in [`LoadedRun::notes`]
 //! so the command can print it.
 pub mod export;
+pub mod shard;
 pub mod stream;
 
 // batch inference, decoding, explain records and the kNN index live one floor down, in `infer`
