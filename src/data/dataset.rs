@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use itertools::Itertools;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -21,26 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::images::ImageDir;
 use super::labels::{LabelRow, SkipReport, Skipped};
 
-/// Errors joining labels with images.
-#[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
-    #[error("images directory {0} does not exist or is not a directory")]
-    NoImageDir(PathBuf),
-    #[error("{labels}:{line}: no image for id '{id}' in {dir} (looked for {id}.jpg, .jpeg, .png in any case)")]
-    MissingImage { labels: String, line: usize, id: String, dir: PathBuf },
-    #[error("image id '{id}' has {} image files ({}); keep one", paths.len(), paths.iter().map(|p| p.display()).join(", "))]
-    AmbiguousImage { id: String, paths: Vec<PathBuf> },
-    #[error("{labels}:{line}: image {path} (id '{id}') cannot be read: {reason}")]
-    BadImage { labels: String, line: usize, id: String, path: PathBuf, reason: String },
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}:{line}: {message}")]
-    Malformed { path: PathBuf, line: usize, message: String },
-    #[error("no usable images in {dir} for the labels in {labels}")]
-    NoUsableImages { dir: PathBuf, labels: String },
-    #[error(transparent)]
-    Labels(#[from] super::labels::LabelError),
-}
+pub use super::images::DatasetError;
 
 /// Labelled images: `ids[i]` has `labels[i]` and lives at `paths[i]`.
 #[derive(Debug, Clone, Default)]

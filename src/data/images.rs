@@ -12,7 +12,29 @@
 //! counted in [`ImageDir::ignored`], so a caller can say so.
 use std::path::{Path, PathBuf};
 
-use super::dataset::DatasetError;
+use itertools::Itertools;
+
+/// Errors finding images and joining labels with them (here, below `dataset`, which re-exports it,
+/// so the image lookup needs nothing from the dataset).
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("images directory {0} does not exist or is not a directory")]
+    NoImageDir(PathBuf),
+    #[error("{labels}:{line}: no image for id '{id}' in {dir} (looked for {id}.jpg, .jpeg, .png in any case)")]
+    MissingImage { labels: String, line: usize, id: String, dir: PathBuf },
+    #[error("image id '{id}' has {} image files ({}); keep one", paths.len(), paths.iter().map(|p| p.display()).join(", "))]
+    AmbiguousImage { id: String, paths: Vec<PathBuf> },
+    #[error("{labels}:{line}: image {path} (id '{id}') cannot be read: {reason}")]
+    BadImage { labels: String, line: usize, id: String, path: PathBuf, reason: String },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    Malformed { path: PathBuf, line: usize, message: String },
+    #[error("no usable images in {dir} for the labels in {labels}")]
+    NoUsableImages { dir: PathBuf, labels: String },
+    #[error(transparent)]
+    Labels(#[from] super::labels::LabelError),
+}
 
 /// Image extensions recognised (compared case-insensitively), in the order they are documented.
 pub const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
