@@ -228,9 +228,10 @@ fn the_reader_sees_every_kind_of_import() {
 }
 
 /// Circles still to be taken apart (issue 26): a folder's mod.rs that defines the types its
-/// children use and also calls into those children. The list may only shrink: a new circle fails
+/// children use and also calls into those children (the ontology's `Ontology` type, used by the
+/// DOT, report and semantic-type files that its own methods call). The list may only shrink: a new circle fails
 /// the test below, and so does one listed here that is gone (strike it from the list).
-const KNOWN_CIRCLES: &[&[&str]] = &[&["ontology", "ontology::dot", "ontology::report", "ontology::semtypes"], &["review", "review::store"]];
+const KNOWN_CIRCLES: &[&[&str]] = &[&["ontology", "ontology::dot", "ontology::report", "ontology::semtypes"]];
 
 #[test]
 fn the_import_graph_has_no_new_circle() {

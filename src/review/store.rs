@@ -22,7 +22,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use super::{BlindMode, ConceptInfo, Item, ModelInfo, ReviewError, ReviewMeta, ReviewSet, Strategy, Verdict};
+use super::model::{BlindMode, ConceptInfo, Item, ModelInfo, ReviewError, ReviewMeta, ReviewSet, Verdict};
+use super::sample::Strategy;
 use crate::ontology::Level;
 
 /// Version of the schema below; a database of another version is refused.
