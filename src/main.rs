@@ -191,8 +191,11 @@ struct CommonTrain {
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Flat mode: the K most frequent concepts.
-    #[arg(long, default_value_t = d().top_k)]
+    #[arg(long, default_value_t = d().top_k, conflicts_with = "concepts")]
     top_k: usize,
+    /// The concepts the model learns, the same rule for every mode: top-k:N (the N most frequent training concepts), min-count:N (every concept on at least N training images) or all. Default: a flat model's --top-k, every concept of the levels otherwise.
+    #[arg(long, value_name = "SPACE", conflicts_with = "min_count")]
+    concepts: Option<conceptree::train::config::LabelSpec>,
     /// Keep concepts on at least this many training images.
     #[arg(long, default_value_t = d().min_count)]
     min_count: usize,
@@ -259,6 +262,12 @@ struct CommonTrain {
     /// Hierarchical: C-HMCNN's max-constraint module and MCLoss on multi-label levels (a concept never scores below its descendants).
     #[arg(long, action = clap::ArgAction::Set, default_value_t = d().max_constraint)]
     max_constraint: bool,
+    /// Hierarchical: the heads of the levels: softmax (a softmax head with "none" per single-valued level, sigmoids for the others) or sigmoid (one sigmoid per ontology node on every level, with the max-constraint and MCLoss).
+    #[arg(long, value_enum, default_value_t = d().level_heads)]
+    level_heads: conceptree::train::config::LevelHeads,
+    /// Hierarchical, sigmoid level heads: a single-valued level (plane, view, ...) keeps its best concept (argmax) or its two best (second), each against its own threshold.
+    #[arg(long, value_enum, default_value_t = d().single_valued)]
+    single_valued: conceptree::model::SingleValuedRule,
     /// Hierarchical: per-head (each head has the paper's whole head) or shared (one auxiliary convolution and dense layer for all heads, one output layer each).
     #[arg(long, value_enum, default_value_t = d().neck)]
     neck: Neck,
@@ -360,6 +369,12 @@ enum ExperimentCmd {
         /// Seed of the split, the same for every run and seed.
         #[arg(long, default_value_t = 42)]
         split_seed: u64,
+        /// The row every other row is paired against (one of --runs).
+        #[arg(long, default_value = "flat")]
+        baseline: String,
+        /// A concept gets its own threshold (--thresholds per-concept) only where validation holds at least this many cases of it (groups with --groups, else images); the level's or the global one otherwise.
+        #[arg(long, default_value_t = 3)]
+        threshold_min_cases: usize,
         #[command(flatten)]
         common: CommonTrain,
     },
@@ -794,11 +809,11 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             conceptree::experiment::paper::refuse_unused_options(&cfg, given.iter().map(String::as_str))?;
             commands::experiment_paper(cfg)
         }
-        Command::Experiment(ExperimentCmd::Compare { labels, images, out, groups, test_labels, test_images, runs, seeds, split_seed, common }) => {
+        Command::Experiment(ExperimentCmd::Compare { labels, images, out, groups, test_labels, test_images, runs, seeds, split_seed, baseline, threshold_min_cases, common }) => {
             let given = explicit_options(experiment_matches(matches, "compare"), &[]);
             let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });
             let test = test_labels.zip(test_images);
-            let cfg = conceptree::experiment::compare::CompareConfig { labels, images, groups, test, out, base, runs, seeds: (1..=seeds).collect(), split_seed };
+            let cfg = conceptree::experiment::compare::CompareConfig { labels, images, groups, test, out, base, runs, seeds: (1..=seeds).collect(), split_seed, baseline, threshold_min_cases };
             conceptree::experiment::compare::refuse_unused_options(&cfg, given.iter().map(String::as_str))?;
             commands::experiment_compare(cfg)
         }
@@ -929,6 +944,9 @@ impl CommonTrain {
             fair_schedule: self.fair_schedule,
             keep: self.keep,
             max_constraint: self.max_constraint,
+            level_heads: self.level_heads,
+            single_valued: self.single_valued,
+            concepts: self.concepts,
             neck: self.neck,
             rest_top_k: self.rest_top_k,
             pooling: self.pooling,

@@ -194,6 +194,12 @@ pub fn balanced_pos_weights(counts: &[usize]) -> Vec<f32> {
 
 /// Read an `id,group` table (a CSV with a header holding `id` and `group` columns, like realrad's meta.csv).
 pub fn read_groups(path: &Path) -> Result<HashMap<String, String>, DatasetError> {
+    read_column(path, "group")?.ok_or_else(|| DatasetError::Malformed { path: path.to_path_buf(), line: 1, message: "header needs 'id' and 'group' columns".into() })
+}
+
+/// Read the `id` and `column` columns of a CSV with a header (e.g. realrad's meta.csv and its
+/// `source`): `None` when the header has no such column (or no `id`).
+pub fn read_column(path: &Path, column: &str) -> Result<Option<HashMap<String, String>>, DatasetError> {
     // read bounded (crate::text): a wrong file fails on its first long line, not out of memory
     let text = crate::text::read_text(path).map_err(|source| DatasetError::Io { path: path.to_path_buf(), source })?;
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
@@ -202,15 +208,15 @@ pub fn read_groups(path: &Path) -> Result<HashMap<String, String>, DatasetError>
         .map_err(|e| DatasetError::Malformed { path: path.to_path_buf(), line: 1, message: e.to_string() })?
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
-    let (Some(ci), Some(cg)) = (col("id"), col("group")) else {
-        return Err(DatasetError::Malformed { path: path.to_path_buf(), line: 1, message: "header needs 'id' and 'group' columns".into() });
+    let (Some(ci), Some(cg)) = (col("id"), col(column)) else {
+        return Ok(None);
     };
     let mut out = HashMap::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| DatasetError::Malformed { path: path.to_path_buf(), line: i + 2, message: e.to_string() })?;
         out.insert(rec[ci].to_string(), rec[cg].to_string());
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Seeded train/validation split. With `groups`, whole groups go to one side (an id without a

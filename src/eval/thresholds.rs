@@ -180,6 +180,23 @@ pub fn decide<S: Data<Elem = f32>>(
         .collect())
 }
 
+/// Which concepts have at least `min_cases` cases among the images `ids` whose truth in `gt` holds
+/// them: a case is a group of `groups` (an image on its own when it has no group, or without
+/// `groups`). With `min_cases` 0 or 1 every concept seen once qualifies (0: every concept).
+pub fn enough_cases(concepts: &[String], ids: &[String], gt: &LabelMap, groups: Option<&std::collections::HashMap<String, String>>, min_cases: usize) -> Vec<bool> {
+    concepts
+        .iter()
+        .map(|c| {
+            let cases: BTreeSet<&str> = ids
+                .iter()
+                .filter(|id| gt.get(*id).is_some_and(|g| g.contains(c)))
+                .map(|id| groups.and_then(|g| g.get(id)).map_or(id.as_str(), |g| g.as_str()))
+                .collect();
+            cases.len() >= min_cases
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tuning internals
 
@@ -386,12 +403,12 @@ impl Problem {
     }
 
     /// One pass of per-column coordinate ascent (strict improvements only).
-    fn ascend_columns(&self, st: &mut State) -> bool {
+    fn ascend_columns(&self, st: &mut State, own: &[bool]) -> bool {
         let nb = self.grid.len() + 1;
         let mut is_gt = vec![false; self.n];
         let mut acc = vec![0.0f64; nb];
         let mut moved = false;
-        for c in 0..self.k {
+        for c in (0..self.k).filter(|&c| own[c]) {
             for &i in &self.gt_rows[c] {
                 is_gt[i as usize] = true;
             }
@@ -511,6 +528,26 @@ pub fn tune<S: Data<Elem = f32> + Sync>(
     mode: TuneMode,
     grid: &[f32],
 ) -> Result<(Thresholds, f64), ThresholdError> {
+    tune_where(scores, concepts, ids, gt, level_of, mode, grid, &vec![true; concepts.len()])
+}
+
+/// [`tune`], with a concept's own threshold (`PerConcept`) only where `own` says so (e.g. where
+/// validation holds enough cases of it, [`enough_cases`]); the others keep their level's or the
+/// global threshold, so a concept seen in one or two validation cases is not fitted to them.
+#[allow(clippy::too_many_arguments)]
+pub fn tune_where<S: Data<Elem = f32> + Sync>(
+    scores: &ArrayBase<S, Ix2>,
+    concepts: &[String],
+    ids: &[String],
+    gt: &LabelMap,
+    level_of: &dyn Fn(&str) -> Option<String>,
+    mode: TuneMode,
+    grid: &[f32],
+    own: &[bool],
+) -> Result<(Thresholds, f64), ThresholdError> {
+    if own.len() != concepts.len() {
+        return Err(ThresholdError::Shape { what: "entries of the own-threshold mask", expected: concepts.len(), found: own.len() });
+    }
     let pb = Problem::new(scores, concepts, ids, gt, grid)?;
     let all: Vec<usize> = (0..pb.k).collect();
     let mut st = pb.state(vec![0; pb.k]);
@@ -540,7 +577,7 @@ pub fn tune<S: Data<Elem = f32> + Sync>(
     }
     if mode == TuneMode::PerConcept {
         for _ in 0..ASCENT_PASSES {
-            if !pb.ascend_columns(&mut st) {
+            if !pb.ascend_columns(&mut st, own) {
                 break;
             }
         }
@@ -583,6 +620,29 @@ mod tests {
             "X1" | "X2" => Some("anatomy".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_concept_seen_in_few_validation_cases_keeps_its_levels_threshold() {
+        // one level, two findings: R (scores 0.3 where present, 0.1 elsewhere) wants a low
+        // threshold, F (0.9 where present, 0.5 elsewhere) a high one; F is in one case (c, d)
+        let concepts = strs(&["F", "R"]);
+        let ids = strs(&["a", "b", "c", "d"]);
+        let gt = gt_map(&[("a", &["R"]), ("b", &["R"]), ("c", &["F"]), ("d", &["F"])]);
+        let scores = array![[0.5f32, 0.3], [0.5, 0.3], [0.9, 0.1], [0.9, 0.1]];
+        let groups: std::collections::HashMap<String, String> = [("a", "case1"), ("b", "case2"), ("c", "case3"), ("d", "case3")].iter().map(|(i, g)| (i.to_string(), g.to_string())).collect();
+        assert_eq!(enough_cases(&concepts, &ids, &gt, Some(&groups), 2), vec![false, true], "F: one case of two images");
+        assert_eq!(enough_cases(&concepts, &ids, &gt, None, 2), vec![true, true], "without groups an image is a case");
+        let level = |_: &str| Some("finding".to_string());
+        let grid = default_grid();
+        // free: F gets its own threshold above 0.5 and every image is right
+        let (free, f1) = tune_where(&scores, &concepts, &ids, &gt, &level, TuneMode::PerConcept, &grid, &[true, true]).unwrap();
+        assert!(free.per_concept.get("F").is_some_and(|t| *t > 0.5) && (f1 - 1.0).abs() < 1e-9, "{free:?} {f1}");
+        // with the floor F keeps the level's threshold (0.15): a and b also get F (F1 2/3 each)
+        let own = enough_cases(&concepts, &ids, &gt, Some(&groups), 2);
+        let (floored, f1) = tune_where(&scores, &concepts, &ids, &gt, &level, TuneMode::PerConcept, &grid, &own).unwrap();
+        assert!(floored.per_concept.is_empty() && (f1 - 5.0 / 6.0).abs() < 1e-9, "{floored:?} {f1}");
+        assert!(tune_where(&scores, &concepts, &ids, &gt, &level, TuneMode::PerConcept, &grid, &[true]).is_err(), "a mask of the wrong length");
     }
 
     #[test]

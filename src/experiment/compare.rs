@@ -12,14 +12,21 @@
 //! Runs are named by what they change: `flat` (the paper's baseline), `hier` (the hierarchical
 //! model with its defaults), and variants with one component switched, listed in [`VARIANTS`].
 //! Output: `compare.md`, `compare.json`, `compare.svg` (+ `.png`) and `runs/<run>/seed<s>/`.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::setup::{score_on_test, train_or_reuse, write, Split, TestPart};
+use super::decoding::{self, decode, Decoding, Outputs, Part, Tuning};
+use super::setup::{train_or_reuse, write, Split, TestPart};
+use crate::data::dataset::Dataset;
+use crate::data::images::ImageDir;
 use crate::data::labels::{read_labels, ParseOptions};
+use crate::eval::metrics;
+use crate::eval::{is_strictly_coherent, ontology_hooks};
+use crate::predict::{LoadOptions, LoadedRun};
+use crate::train::config::{LabelSpec, LevelHeads};
 use crate::error::Error;
 pub use crate::eval::stats::{bootstrap_ci, MeanSd};
 use crate::eval::stats::group_bootstrap_ci;
@@ -103,6 +110,19 @@ pub const VARIANTS: &[Variant] = &[
         hierarchical(c);
         c.max_constraint = false;
     } },
+    Variant { name: "hier-sigmoid", changes: "one sigmoid per ontology node on every level (max-constraint, MCLoss; single-valued levels keep their best concept)", apply: |c| {
+        hierarchical(c);
+        c.level_heads = LevelHeads::Sigmoid;
+    } },
+    Variant { name: "hier-sigmoid-joint", changes: "one sigmoid per ontology node on every level, joint schedule (all levels from the start)", apply: |c| {
+        hierarchical(c);
+        c.level_heads = LevelHeads::Sigmoid;
+        c.schedule = HierSchedule::Joint;
+    } },
+    Variant { name: "hier-softmax", changes: "a softmax head with \"none\" per single-valued level (the level heads before 2026-12-07)", apply: |c| {
+        hierarchical(c);
+        c.level_heads = LevelHeads::Softmax;
+    } },
     Variant { name: "hier-shared-neck", changes: "one shared neck, one output layer per level", apply: |c| {
         hierarchical(c);
         c.neck = Neck::Shared;
@@ -167,23 +187,36 @@ pub struct CompareConfig {
     pub test: Option<(PathBuf, PathBuf)>,
     pub out: PathBuf,
     pub base: TrainConfig,
+    /// Rows: runs of [`VARIANTS`], each with an optional decoding ([`decoding::parse_row`]).
     pub runs: Vec<String>,
     pub seeds: Vec<u64>,
     /// Seed of the split (the same for every run and seed).
     pub split_seed: u64,
+    /// The row every other row is paired against.
+    pub baseline: String,
+    /// A concept gets its own threshold (`--thresholds per-concept`) only with at least this many
+    /// validation cases; the level's or the global one otherwise.
+    pub threshold_min_cases: usize,
 }
 
-/// The paired difference of a run to `flat`.
+impl CompareConfig {
+    /// The label space every run learns: `--concepts`, else the top `--top-k` (25).
+    pub fn label_space(&self) -> LabelSpec {
+        self.base.concepts.unwrap_or(LabelSpec::TopK(self.base.top_k))
+    }
+}
+
+/// The paired difference of a run to the baseline row.
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
-    /// Per seed: run minus flat.
+    /// Per seed: run minus baseline.
     pub per_seed: Vec<f64>,
     pub mean_sd: MeanSd,
     /// 95% paired-bootstrap interval, resampling [`Difference::resampled`].
     pub ci95: (f64, f64),
     /// What the interval resamples: "cases (G groups of N images)" with `--groups`, else "images (N)".
     pub resampled: String,
-    /// Seeds on which the run beats flat.
+    /// Seeds on which the run beats the baseline.
     pub wins: usize,
 }
 
@@ -203,24 +236,41 @@ pub struct CompareRow {
     pub seeds: Vec<u64>,
     pub imageclef_f1: Vec<f64>,
     pub imageclef_f1_mean_sd: MeanSd,
+    /// The validation ImageCLEF F1 the row's thresholds (and fusion weight) were chosen at.
+    pub val_f1: MeanSd,
     /// The best test F1 a model restricted to the run's label space could reach.
     pub ceiling: MeanSd,
-    pub versus_flat: Option<Difference>,
+    /// Paired against the baseline row (`--baseline`, default `flat`).
+    pub versus_baseline: Option<Difference>,
     pub coherence: MeanSd,
+    /// Coherent, and at most one chain on each single-valued level (plane, view, ...).
+    pub strict_coherence: MeanSd,
+    /// With `+knn`: the model's fusion weight chosen on validation, per seed.
+    pub knn_weight: Vec<f64>,
     pub per_level: BTreeMap<String, LevelRow>,
+    /// Test ImageCLEF F1 per source collection (the `source` column of `--groups`), mean over seeds.
+    pub per_source: BTreeMap<String, MeanSd>,
     pub kept_epochs: Vec<usize>,
 }
 
+/// Each row's run and decoding, checked against [`VARIANTS`].
+fn rows_asked(runs: &[String]) -> Result<Vec<(&'static Variant, Decoding)>, Error> {
+    runs.iter()
+        .map(|name| {
+            let (base, d) = decoding::parse_row(name).map_err(Error::usage)?;
+            let v = VARIANTS.iter().find(|v| v.name == base).ok_or_else(|| Error::usage(format!("unknown run '{base}' (known: {}; each may end in +coherent, +second or +knn, and flat-coherent is flat+coherent)", VARIANTS.iter().map(|v| v.name).collect::<Vec<_>>().join(", "))))?;
+            Ok((v, d))
+        })
+        .collect()
+}
+
 /// Refuse a training option in `given` (named as on the command line) that applies to none of
-/// the runs asked for, nor to the flat run a kNN run without `--weights` takes its trunk from
-/// (unknown run names are left to [`run_compare`]).
+/// the runs asked for, nor to the flat run a kNN run without `--weights` takes its trunk from.
 pub fn refuse_unused_options<'a>(cfg: &CompareConfig, given: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
     // an unknown run name is the first thing to say (not that an option applies to none of the runs)
-    if let Some(name) = cfg.runs.iter().find(|n| !VARIANTS.iter().any(|v| v.name == n.as_str())) {
-        return Err(Error::usage(format!("unknown run '{name}' (known: {})", VARIANTS.iter().map(|v| v.name).collect::<Vec<_>>().join(", "))));
-    }
+    let rows = rows_asked(&cfg.runs)?;
     let mut configs = Vec::new();
-    for v in cfg.runs.iter().filter_map(|name| VARIANTS.iter().find(|v| v.name == name)) {
+    for (v, _) in &rows {
         let mut c = cfg.base.clone();
         (v.apply)(&mut c);
         if c.mode == Mode::Knn && c.weights.is_none() {
@@ -231,16 +281,31 @@ pub fn refuse_unused_options<'a>(cfg: &CompareConfig, given: impl IntoIterator<I
     super::setup::refuse_unused(&configs, &cfg.runs, given)
 }
 
-/// Run (or reuse) every run for every seed and tabulate.
+/// The configuration of run `v` with `seed` in the comparison `cfg` (its label space the shared one).
+fn run_config(cfg: &CompareConfig, split: &Split, v: &Variant, seed: u64) -> TrainConfig {
+    let mut rc = cfg.base.clone();
+    (v.apply)(&mut rc);
+    rc.seed = seed;
+    rc.concepts = Some(cfg.label_space());
+    rc.train_labels = split.train.clone();
+    rc.val_labels = Some(split.val.clone());
+    rc.images = cfg.images.clone();
+    rc.out = cfg.out.join("runs").join(v.name).join(format!("seed{seed}"));
+    rc.canonical()
+}
+
+/// Run (or reuse) every run for every seed, decode each row and tabulate.
 pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<CompareRow>, Error> {
     if cfg.seeds.is_empty() {
         return Err(Error::usage("--seeds must name at least one seed"));
     }
-    let variants: Vec<&Variant> = cfg
-        .runs
-        .iter()
-        .map(|name| VARIANTS.iter().find(|v| v.name == name).ok_or_else(|| Error::usage(format!("unknown run '{name}' (known: {})", VARIANTS.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")))))
-        .collect::<Result<_, _>>()?;
+    let asked = rows_asked(&cfg.runs)?;
+    if !cfg.runs.contains(&cfg.baseline) {
+        return Err(Error::usage(format!("--baseline {}: not one of the rows asked for ({})", cfg.baseline, cfg.runs.join(", "))));
+    }
+    if let Some((name, _)) = cfg.runs.iter().zip(&asked).find(|(_, (v, d))| d.knn && v.name == "knn") {
+        return Err(Error::usage(format!("'{name}': a kNN run is already the votes (+knn fuses a trained model with them)")));
+    }
     std::fs::create_dir_all(&cfg.out).map_err(Error::write(&cfg.out))?;
     let (rows, skipped) = read_labels(&cfg.labels, ParseOptions { skip_bad: cfg.base.skip_bad, ..Default::default() })?;
     if !skipped.is_empty() {
@@ -252,18 +317,27 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
     };
     let split = Split::prepare(&cfg.out, &rows, &cfg.images, cfg.groups.as_deref(), cfg.split_seed, test)?;
     let groups = cfg.groups.as_deref().map(crate::data::dataset::read_groups).transpose()?;
-    // per run: per seed, the test score's figures and each image's F1
-    let mut scored: Vec<(&Variant, Vec<SeedScore>)> = Vec::new();
-    for v in &variants {
-        let mut per_seed = Vec::new();
+    let sources = cfg.groups.as_deref().map(|g| crate::data::dataset::read_column(g, "source")).transpose()?.flatten();
+    let part = |labels: &std::path::Path, images: &std::path::Path| -> Result<Part, Error> {
+        let (rows, _) = read_labels(labels, ParseOptions { allow_empty: true, ..Default::default() })?;
+        Ok(Part::from(Dataset::open(&rows, &labels.display().to_string(), &ImageDir::open(images)?, false)?.0))
+    };
+    let (train_part, val_part) = (part(&split.train, &cfg.images)?, part(&split.val, &cfg.images)?);
+    let test_images = cfg.test.as_ref().map_or(cfg.images.as_path(), |t| t.1.as_path());
+    let test_part = part(&split.test, test_images)?;
+    let tuning = Tuning { mode: cfg.base.thresholds, min_cases: cfg.threshold_min_cases, groups: groups.as_ref(), knn_k: cfg.base.knn_k };
+    let vocab: BTreeSet<String> = split.test_truth.values().flatten().cloned().collect();
+    // per row: per seed, the test figures and each image's F1
+    let mut scored: Vec<Vec<SeedScore>> = vec![Vec::new(); asked.len()];
+    let mut done: Vec<&str> = Vec::new();
+    for (v, _) in &asked {
+        if done.contains(&v.name) {
+            continue;
+        }
+        done.push(v.name);
+        let mine: Vec<usize> = (0..asked.len()).filter(|&r| asked[r].0.name == v.name).collect();
         for &seed in &cfg.seeds {
-            let mut rc = cfg.base.clone();
-            (v.apply)(&mut rc);
-            rc.seed = seed;
-            rc.train_labels = split.train.clone();
-            rc.val_labels = Some(split.val.clone());
-            rc.images = cfg.images.clone();
-            rc.out = cfg.out.join("runs").join(v.name).join(format!("seed{seed}"));
+            let mut rc = run_config(cfg, &split, v, seed);
             if rc.mode == Mode::Knn && rc.weights.is_none() {
                 // the embedding is the flat baseline's trunk of the same seed (trained if absent)
                 let mut flat = rc.clone();
@@ -273,37 +347,68 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
                 rc.weights = Some(flat.out.join(crate::train::run_dir::MODEL));
             }
             train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", v.name, v.changes))?;
-            let s = score_on_test(&rc.out, &split, ontology, &cfg.base)?;
-            let per_image = s.per_image_f1(&split.test_truth);
-            per_seed.push((seed, s.report, per_image, s.summary.kept_epoch, s.ceiling));
+            let run = LoadedRun::open(&rc.out, cfg.base.device.resolve()?, &LoadOptions::default())?;
+            let summary: crate::train::TrainSummary = run.run.read_json(crate::train::run_dir::SUMMARY, "train the run again")?;
+            let space: BTreeSet<String> = run.model_cfg.concepts().into_iter().collect();
+            let single_valued = run.ontology.single_valued_levels(&Level::ALL, &train_part.labels, Some(&space));
+            let with_embeddings = mine.iter().any(|&r| asked[r].1.knn);
+            let outputs = Outputs::compute(&run, &val_part, &test_part, &train_part, with_embeddings, cfg.base.batch_size.max(1))?;
+            for &r in &mine {
+                let decoder = decoding::row_decoder(&run, asked[r].1, &single_valued);
+                let d = decode(&decoder, &outputs, asked[r].1.knn, &val_part, &test_part, &train_part, &tuning)?;
+                let report = metrics::evaluate(&split.test_truth, &d.predictions, &ontology_hooks(&run.ontology, vocab.clone()));
+                let strict = d.predictions.values().filter(|set| is_strictly_coherent(&run.ontology, set, &space, &single_valued)).count() as f64 / d.predictions.len().max(1) as f64;
+                let per_image = split.test_truth.iter().filter_map(|(id, g)| metrics::per_image_f1(g, d.predictions.get(id).unwrap_or(&BTreeSet::new())).map(|f| (id.clone(), f))).collect();
+                let ceiling = crate::eval::ceiling::ceiling(&split.test_truth, &space);
+                eprintln!("   {} (seed {seed}): test F1 {:.4}, validation {:.4}{}", cfg.runs[r], report.imageclef_f1, d.val_f1, d.knn_weight.map_or(String::new(), |a| format!(", model weight {a:.1}")));
+                scored[r].push(SeedScore { seed, report, per_image, kept_epoch: summary.kept_epoch, ceiling, val_f1: d.val_f1, knn_weight: d.knn_weight, strict });
+            }
         }
-        scored.push((v, per_seed));
     }
-    let flat = scored.iter().find(|(v, _)| v.name == "flat").map(|(_, s)| s.clone());
-    let rows: Vec<CompareRow> = scored
+    let baseline = cfg.runs.iter().position(|n| *n == cfg.baseline).map(|b| scored[b].clone());
+    let rows: Vec<CompareRow> = cfg
+        .runs
         .iter()
-        .map(|(v, per_seed)| {
-            let f1: Vec<f64> = per_seed.iter().map(|s| s.1.imageclef_f1).collect();
-            let versus_flat = flat.as_ref().filter(|_| v.name != "flat").map(|flat| difference(per_seed, flat, groups.as_ref()));
+        .zip(&asked)
+        .zip(&scored)
+        .map(|((name, (v, d)), per_seed)| {
+            let f1: Vec<f64> = per_seed.iter().map(|s| s.report.imageclef_f1).collect();
+            let versus_baseline = baseline.as_ref().filter(|_| *name != cfg.baseline).map(|b| difference(per_seed, b, groups.as_ref()));
             let mut per_level: BTreeMap<String, LevelRow> = BTreeMap::new();
             for level in Level::ALL.iter().map(|l| l.to_string()) {
-                let got: Vec<_> = per_seed.iter().filter_map(|s| s.1.per_level.get(&level)).collect();
+                let got: Vec<_> = per_seed.iter().filter_map(|s| s.report.per_level.get(&level)).collect();
                 if got.len() == per_seed.len() {
                     let col = |f: &dyn Fn(&crate::eval::metrics::LevelScore) -> f64| MeanSd::of(&got.iter().map(|l| f(l)).collect::<Vec<_>>());
                     per_level.insert(level, LevelRow { f1: col(&|l| l.f1), f1_any: col(&|l| l.f1_any), fp_per_image_without: col(&|l| l.fp_per_image_without) });
                 }
             }
+            let mut per_source: BTreeMap<String, MeanSd> = BTreeMap::new();
+            for source in sources.iter().flat_map(|s| s.values()).collect::<BTreeSet<_>>() {
+                let of_seed = |s: &SeedScore| {
+                    let f: Vec<f64> = s.per_image.iter().filter(|(id, _)| sources.as_ref().and_then(|m| m.get(*id)) == Some(source)).map(|(_, f)| *f).collect();
+                    (!f.is_empty()).then(|| f.iter().sum::<f64>() / f.len() as f64)
+                };
+                let got: Vec<f64> = per_seed.iter().filter_map(of_seed).collect();
+                if !got.is_empty() {
+                    per_source.insert(source.clone(), MeanSd::of(&got));
+                }
+            }
+            let extra = d.describe();
             CompareRow {
-                run: v.name.to_string(),
-                changes: v.changes.to_string(),
-                seeds: per_seed.iter().map(|s| s.0).collect(),
+                run: name.clone(),
+                changes: if extra.is_empty() { v.changes.to_string() } else { format!("{}; {extra}", v.changes) },
+                seeds: per_seed.iter().map(|s| s.seed).collect(),
                 imageclef_f1_mean_sd: MeanSd::of(&f1),
                 imageclef_f1: f1,
-                ceiling: MeanSd::of(&per_seed.iter().map(|s| s.4).collect::<Vec<_>>()),
-                versus_flat,
-                coherence: MeanSd::of(&per_seed.iter().map(|s| s.1.coherence_rate.unwrap_or(f64::NAN)).collect::<Vec<_>>()),
+                val_f1: MeanSd::of(&per_seed.iter().map(|s| s.val_f1).collect::<Vec<_>>()),
+                ceiling: MeanSd::of(&per_seed.iter().map(|s| s.ceiling).collect::<Vec<_>>()),
+                versus_baseline,
+                coherence: MeanSd::of(&per_seed.iter().map(|s| s.report.coherence_rate.unwrap_or(f64::NAN)).collect::<Vec<_>>()),
+                strict_coherence: MeanSd::of(&per_seed.iter().map(|s| s.strict).collect::<Vec<_>>()),
+                knn_weight: per_seed.iter().filter_map(|s| s.knn_weight).collect(),
                 per_level,
-                kept_epochs: per_seed.iter().map(|s| s.3).collect(),
+                per_source,
+                kept_epochs: per_seed.iter().map(|s| s.kept_epoch).collect(),
             }
         })
         .collect();
@@ -321,18 +426,37 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
     Ok(rows)
 }
 
-/// Per seed: the seed, the test report, each image's F1, the kept epoch and the label-space ceiling.
-type SeedScore = (u64, crate::eval::metrics::EvalReport, BTreeMap<String, f64>, usize, f64);
+/// One seed of one row: the test report, each image's F1, and what was chosen on validation.
+#[derive(Debug, Clone)]
+struct SeedScore {
+    seed: u64,
+    report: crate::eval::metrics::EvalReport,
+    per_image: BTreeMap<String, f64>,
+    kept_epoch: usize,
+    /// The label space's ceiling on the test images.
+    ceiling: f64,
+    val_f1: f64,
+    knn_weight: Option<f64>,
+    /// Share of test images strictly coherent.
+    strict: f64,
+}
 
-/// The paired difference of `run` to `flat` over their common seeds.
-fn difference(run: &[SeedScore], flat: &[SeedScore], groups: Option<&HashMap<String, String>>) -> Difference {
-    let pairs: Vec<(&SeedScore, &SeedScore)> = run.iter().filter_map(|r| flat.iter().find(|f| f.0 == r.0).map(|f| (r, f))).collect();
-    let per_seed: Vec<f64> = pairs.iter().map(|(r, f)| r.1.imageclef_f1 - f.1.imageclef_f1).collect();
+/// The paired difference of `run` to `baseline` over their common seeds.
+fn difference(run: &[SeedScore], baseline: &[SeedScore], groups: Option<&HashMap<String, String>>) -> Difference {
+    let pairs: Vec<(&SeedScore, &SeedScore)> = run.iter().filter_map(|r| baseline.iter().find(|f| f.seed == r.seed).map(|f| (r, f))).collect();
+    let per_seed: Vec<f64> = pairs.iter().map(|(r, f)| r.report.imageclef_f1 - f.report.imageclef_f1).collect();
     // each image's F1 difference, averaged over the seeds
-    let ids: Vec<&String> = pairs.first().map(|(r, _)| r.2.keys().collect()).unwrap_or_default();
-    let per_image: Vec<f64> = ids.iter().map(|id| pairs.iter().map(|(r, f)| r.2[*id] - f.2.get(*id).copied().unwrap_or(0.0)).sum::<f64>() / pairs.len() as f64).collect();
-    // images of one case are not independent evidence: with groups, whole cases are resampled
-    // (an image missing from the groups file is a case of its own)
+    let ids: Vec<&String> = pairs.first().map(|(r, _)| r.per_image.keys().collect()).unwrap_or_default();
+    let per_image: Vec<f64> = ids.iter().map(|id| pairs.iter().map(|(r, f)| r.per_image[*id] - f.per_image.get(*id).copied().unwrap_or(0.0)).sum::<f64>() / pairs.len() as f64).collect();
+    let (case, n_cases) = case_numbers(&ids, groups);
+    let resampled = if groups.is_some() { format!("cases ({n_cases} groups of {} images)", ids.len()) } else { format!("images ({})", ids.len()) };
+    Difference { wins: per_seed.iter().filter(|d| **d > 0.0).count(), mean_sd: MeanSd::of(&per_seed), ci95: group_bootstrap_ci(&per_image, &case, 2000, 0), resampled, per_seed }
+}
+
+/// Each image's case number (0, 1, ... in order of first appearance) and the number of cases:
+/// images of one group share one; without groups, and for an image missing from them, an image
+/// is a case of its own.
+fn case_numbers(ids: &[&String], groups: Option<&HashMap<String, String>>) -> (Vec<usize>, usize) {
     let case: Vec<usize> = match groups {
         Some(g) => {
             // an image missing from the groups file is a case of its own (its key cannot be a group's name)
@@ -346,9 +470,8 @@ fn difference(run: &[SeedScore], flat: &[SeedScore], groups: Option<&HashMap<Str
         }
         None => (0..ids.len()).collect(),
     };
-    let n_cases = case.iter().max().map_or(0, |m| m + 1);
-    let resampled = if groups.is_some() { format!("cases ({n_cases} groups of {} images)", ids.len()) } else { format!("images ({})", ids.len()) };
-    Difference { wins: per_seed.iter().filter(|d| **d > 0.0).count(), mean_sd: MeanSd::of(&per_seed), ci95: group_bootstrap_ci(&per_image, &case, 2000, 0), resampled, per_seed }
+    let n = case.iter().max().map_or(0, |m| m + 1);
+    (case, n)
 }
 
 /// Options every run of the comparison shares that differ from the training defaults (those a
@@ -395,22 +518,31 @@ pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
         cfg.split_seed,
         test
     );
-    let unit = rows.iter().find_map(|r| r.versus_flat.as_ref()).map_or("test images", |d| if d.resampled.starts_with("cases") { "cases" } else { "test images" });
-    let _ = writeln!(s, "| run | what it changes | ImageCLEF F1 (mean ± sd) | ceiling | per seed | vs flat (mean ± sd) | 95% CI (paired bootstrap over {unit}) | wins | coherent |");
-    let _ = writeln!(s, "|---|---|---:|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "Every run learns one label space: `--concepts {}`. Every row's thresholds (`--thresholds {}`; a concept's own only with at least {} validation cases) and kNN fusion weight are tuned on the validation images only. Rows are paired against `{}`.\n",
+        cfg.label_space(),
+        clap::ValueEnum::to_possible_value(&b.thresholds).map_or_else(String::new, |v| v.get_name().to_string()),
+        cfg.threshold_min_cases,
+        cfg.baseline
+    );
+    let unit = rows.iter().find_map(|r| r.versus_baseline.as_ref()).map_or("test images", |d| if d.resampled.starts_with("cases") { "cases" } else { "test images" });
+    let _ = writeln!(s, "| run | what it changes | test ImageCLEF F1 (mean ± sd) | validation F1 | ceiling | per seed | vs {} (mean ± sd) | 95% CI (paired bootstrap over {unit}) | wins | coherent | strictly coherent |", cfg.baseline);
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|");
     for r in rows {
         let seeds = r.imageclef_f1.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" / ");
-        let (vs, ci, wins) = match &r.versus_flat {
+        let (vs, ci, wins) = match &r.versus_baseline {
             Some(d) => (format!("{:+.4} ± {:.4}", d.mean_sd.mean, d.mean_sd.sd), format!("[{:+.4}, {:+.4}]", d.ci95.0, d.ci95.1), format!("{}/{}", d.wins, d.per_seed.len())),
             None => ("-".into(), "-".into(), "-".into()),
         };
+        let knn = if r.knn_weight.is_empty() { String::new() } else { format!(" (model weight {})", r.knn_weight.iter().map(|a| format!("{a:.1}")).collect::<Vec<_>>().join(" / ")) };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.4} ± {:.4} | {:.4} | {seeds} | {vs} | {ci} | {wins} | {:.3} |",
-            r.run, r.changes, r.imageclef_f1_mean_sd.mean, r.imageclef_f1_mean_sd.sd, r.ceiling.mean, r.coherence.mean
+            "| {} | {}{knn} | {:.4} ± {:.4} | {:.4} | {:.4} | {seeds} | {vs} | {ci} | {wins} | {:.3} | {:.3} |",
+            r.run, r.changes, r.imageclef_f1_mean_sd.mean, r.imageclef_f1_mean_sd.sd, r.val_f1.mean, r.ceiling.mean, r.coherence.mean, r.strict_coherence.mean
         );
     }
-    let _ = writeln!(s, "\nceiling: the test F1 of a model that predicts exactly the truth inside the run's label space (`data ceiling`).");
+    let _ = writeln!(s, "\nceiling: the test F1 of a model that predicts exactly the truth inside the run's label space (`data ceiling`). Strictly coherent: coherent, and at most one concept (chain) on each single-valued level (no training image holds two of its concepts).");
     let levels: Vec<String> = Level::ALL.iter().map(|l| l.to_string()).filter(|l| rows.iter().any(|r| r.per_level.contains_key(l))).collect();
     let _ = writeln!(s, "\nPer level (mean over seeds): F1 on images whose truth has the level / F1 on images where truth or prediction has it / extra concepts per image lacking it.\n");
     let _ = writeln!(s, "| run | {} |", levels.join(" | "));
@@ -421,6 +553,16 @@ pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
             .map(|l| r.per_level.get(l).map_or("-".into(), |v| format!("{:.3} / {:.3} / {:.3}", v.f1.mean, v.f1_any.mean, v.fp_per_image_without.mean)))
             .collect();
         let _ = writeln!(s, "| {} | {} |", r.run, cells.join(" | "));
+    }
+    let sources: BTreeSet<&String> = rows.iter().flat_map(|r| r.per_source.keys()).collect();
+    if !sources.is_empty() {
+        let _ = writeln!(s, "\nPer source collection (the `source` column of the groups file; test images with a non-empty truth): mean ImageCLEF F1 over seeds.\n");
+        let _ = writeln!(s, "| run | {} |", sources.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(s, "|---|{}", "---:|".repeat(sources.len()));
+        for r in rows {
+            let cells: Vec<String> = sources.iter().map(|x| r.per_source.get(*x).map_or("-".into(), |v| format!("{:.3}", v.mean))).collect();
+            let _ = writeln!(s, "| {} | {} |", r.run, cells.join(" | "));
+        }
     }
     s
 }

@@ -7,6 +7,7 @@
 //! interrupted one continues from its checkpoint, so rerunning the same command completes it. A run
 //! found there that was started with other settings is refused, never mixed into the table.
 pub mod compare;
+pub mod decoding;
 pub mod paper;
 pub mod setup;
 

@@ -1,18 +1,25 @@
 //! From concept probabilities to concept sets, respecting the hierarchy.
 //!
-//! For hierarchical models ([`Decoder::enforce`] on), decisions are made in four steps:
-//! 1. **max-constraint** (C-HMCNN, Giunchiglia & Lukasiewicz 2020, applied at inference): a
-//!    concept's score becomes the minimum of its own and its ancestors' scores within the model's
-//!    concept set, so a child never outscores its parent;
-//! 2. **single-label heads** (e.g. modality) keep one concept, so at most one modality is
-//!    predicted: with calibrated heads ([`SingleLabelDecoding::Threshold`]) the most probable
-//!    concept keeps its probability as its score and the level's threshold decides (the level may
-//!    abstain); otherwise the arg-max of `[concepts..., none]` scores 1 and the rest 0;
-//! 3. **thresholds** (concept > level > global, tuned on validation);
+//! For hierarchical models ([`Decoder::enforce`] on), decisions are made in these steps:
+//! 1. **lift** (ontology decoding of a flat model, [`Decoder::with_ontology`]; a sigmoid level
+//!    head does it inside the model): C-HMCNN's max-constraint, a concept's probability becomes
+//!    the largest of its own and its descendants' within the model's concepts, so a confident
+//!    child lifts its parent;
+//! 2. **cap**: a concept's score becomes the minimum of its own and its ancestors' scores within
+//!    the model's concept set, so a child never outscores its parent;
+//! 3. **single-valued levels** keep their best concept (or two, [`SingleValuedRule::Second`]):
+//!    softmax heads (e.g. modality) with calibration ([`SingleLabelDecoding::Threshold`]) let the
+//!    most probable concept keep its probability as its score and the level's threshold decides
+//!    (the level may abstain), without it the arg-max of `[concepts..., none]` scores 1 and the
+//!    rest 0; sigmoid heads over a single-valued level, and single-valued levels of a flat model
+//!    decoded with the ontology, keep their best one or two concepts' scores and zero the rest;
+//! 4. **thresholds** (concept > level > global, tuned on validation);
+//! 5. **closure**: every predicted concept's ancestors within the concept set are added.
 //! [`Decoder::trace`] records each step for `predict --explain`.
-//! 4. **closure**: every predicted concept's ancestors within the concept set are added.
 //!
-//! Flat models (the paper's baseline) use thresholds only, so their coherence can be measured as is.
+//! Flat models (the paper's baseline) use thresholds only, so their coherence can be measured as
+//! is; [`Decoder::with_ontology`] decodes them as a hierarchical model's outputs are (`flat-coherent`
+//! in `experiment compare`).
 use std::collections::BTreeSet;
 use std::ops::Range;
 
@@ -20,8 +27,8 @@ use ndarray::{Array2, ArrayView1};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::thresholds::Thresholds;
-use crate::model::{HeadKind, ModelConfig, SingleLabelDecoding};
-use crate::ontology::Ontology;
+use crate::model::{HeadKind, ModelConfig, SingleLabelDecoding, SingleValuedRule};
+use crate::ontology::{Level, Ontology};
 
 /// Turns probability rows into concept sets for one model.
 #[derive(Debug, Clone)]
@@ -36,6 +43,13 @@ pub struct Decoder {
     ancestors: Vec<Vec<usize>>,
     pub enforce: bool,
     single_label: SingleLabelDecoding,
+    /// Groups of concepts of which at most [`SingleValuedRule::keep`] keep their score (sigmoid
+    /// heads over single-valued levels, or a flat model's single-valued levels).
+    groups: Vec<(Option<Level>, Vec<usize>)>,
+    single_valued: SingleValuedRule,
+    /// For each concept, its descendants within `concepts` (itself included) when the decoder
+    /// lifts parents by their children (step 1); empty otherwise.
+    lift: Vec<Vec<usize>>,
 }
 
 /// What the decoder did with one concept of one image.
@@ -90,15 +104,41 @@ impl Decoder {
         let ancestors = concepts.iter().map(|c| ontology.ancestors(c).iter().filter_map(|a| index.get(a.as_str()).copied()).collect()).collect();
         let mut heads = Vec::new();
         let mut head_of = Vec::new();
+        let mut groups = Vec::new();
         let mut start = 0;
         for h in &model.heads {
             heads.push((h.kind, start..start + h.concepts.len()));
+            if h.single_valued && h.kind == HeadKind::MultiLabel {
+                groups.push((h.concepts.first().and_then(|c| ontology.level_of(c)), (start..start + h.concepts.len()).collect()));
+            }
             head_of.extend(std::iter::repeat_n(h.name.clone(), h.concepts.len()));
             start += h.concepts.len();
         }
         // threshold groups: the ontology level; a hybrid model's residual concepts form their own
         let levels = concepts.iter().zip(&head_of).map(|(c, h)| if h == crate::model::REST { Some(h.clone()) } else { ontology.level_of(c).map(|l| l.to_string()) }).collect();
-        Decoder { concepts, levels, head_of, heads, ancestors, enforce, single_label: model.single_label }
+        Decoder { concepts, levels, head_of, heads, ancestors, enforce, single_label: model.single_label, groups, single_valued: model.single_valued, lift: Vec::new() }
+    }
+
+    /// This decoder with the ontology's rules for a model without level heads (flat): parents
+    /// lifted by their children, each of `single_valued` levels decided by `rule`, children
+    /// capped by their parents, and closure: its predictions are coherent whatever the scores.
+    pub fn with_ontology(mut self, ontology: &Ontology, single_valued: &[Level], rule: SingleValuedRule) -> Decoder {
+        self.enforce = true;
+        self.lift = ontology.descendants_within(&self.concepts);
+        self.single_valued = rule;
+        for level in single_valued {
+            let group: Vec<usize> = (0..self.concepts.len()).filter(|&k| ontology.level_of(&self.concepts[k]) == Some(*level)).collect();
+            if group.len() > 1 && !self.groups.iter().any(|(_, g)| *g == group) {
+                self.groups.push((Some(*level), group));
+            }
+        }
+        self
+    }
+
+    /// This decoder with `rule` for its single-valued sigmoid levels.
+    pub fn with_single_valued_rule(mut self, rule: SingleValuedRule) -> Decoder {
+        self.single_valued = rule;
+        self
     }
 
     /// The indices (into [`Decoder::concepts`]) of concept `k`'s ancestors within the model's concepts.
@@ -118,11 +158,13 @@ impl Decoder {
 
     /// The decision scores of one row, and which ancestor capped each.
     fn row_scores(&self, probs: ArrayView1<f32>) -> (Vec<f32>, Vec<Option<usize>>) {
-        let mut s: Vec<f32> = probs.to_vec();
-        let mut capped_by = vec![None; s.len()];
+        let mut capped_by = vec![None; probs.len()];
         if !self.enforce {
-            return (s, capped_by);
+            return (probs.to_vec(), capped_by);
         }
+        let lifted: Vec<f32> = if self.lift.is_empty() { probs.to_vec() } else { self.lift.iter().map(|d| d.iter().map(|&b| probs[b]).fold(f32::NEG_INFINITY, f32::max)).collect() };
+        let probs = ArrayView1::from(&lifted);
+        let mut s: Vec<f32> = lifted.clone();
         for (k, anc) in self.ancestors.iter().enumerate() {
             for &a in anc {
                 if probs[a] < s[k] {
@@ -151,6 +193,14 @@ impl Decoder {
                         s[k] = 0.0;
                     }
                 }
+            }
+        }
+        // single-valued sigmoid levels: the best one (or two) keep their scores, ties to the first
+        for (level, group) in &self.groups {
+            let mut order = group.clone();
+            order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+            for &k in order.iter().skip(self.single_valued.keep(*level)) {
+                s[k] = 0.0;
             }
         }
         (s, capped_by)
@@ -203,7 +253,10 @@ impl Decoder {
     pub fn trace(&self, probs: ArrayView1<f32>, thresholds: &Thresholds) -> Vec<ConceptTrace> {
         let thr = self.thresholds(thresholds);
         let d = self.decide_row(probs, &thr);
-        let single: Vec<bool> = self.heads.iter().flat_map(|(kind, r)| std::iter::repeat_n(*kind == HeadKind::SingleLabel && self.enforce, r.len())).collect();
+        let mut single: Vec<bool> = self.heads.iter().flat_map(|(kind, r)| std::iter::repeat_n(*kind == HeadKind::SingleLabel && self.enforce, r.len())).collect();
+        for &k in self.groups.iter().flat_map(|(_, g)| g) {
+            single[k] = self.enforce;
+        }
         (0..self.concepts.len())
             .map(|k| ConceptTrace {
                 cui: self.concepts[k].clone(),
@@ -279,6 +332,68 @@ mod tests {
         // arg-max decoding would have said "none" for modality (0.45 > 0.35) and never abstained on a level it picked
         let old = Decoder::new(&model_cfg(), &onto, true);
         assert_eq!(old.decision_scores(&probs).row(0).iter().take(3).copied().collect::<Vec<_>>(), vec![0.0, 0.0, 0.0]);
+    }
+
+    /// A flat model over a three-level chain (head and neck > head > brain), two modalities and two planes.
+    fn flat_chain() -> ModelConfig {
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        ModelConfig::new(TrunkKind::Tiny, vec![HeadSpec::new("flat", s(&["C0460004", "C0018670", "C0006104", "C0040405", "C0024485", "C0205131", "C0205123"]), HeadKind::MultiLabel)])
+    }
+
+    #[test]
+    fn a_confident_child_lifts_its_parents_on_a_three_level_chain() {
+        let onto = Ontology::builtin();
+        let d = Decoder::new(&flat_chain(), &onto, false).with_ontology(&onto, &[Level::Modality, Level::Plane], SingleValuedRule::Argmax);
+        // brain 0.9 under head 0.3 under head-and-neck 0.2: max-constraint lifts both to 0.9
+        let probs = Array2::from_shape_vec((1, 7), vec![0.2, 0.3, 0.9, 0.6, 0.7, 0.5, 0.45]).unwrap();
+        let s = d.decision_scores(&probs);
+        assert_eq!(s.row(0).iter().take(3).copied().collect::<Vec<_>>(), vec![0.9, 0.9, 0.9]);
+        // one modality (MRI 0.7 over CT 0.6), one plane (axial 0.5 over coronal 0.45)
+        assert_eq!(s.row(0).iter().skip(3).copied().collect::<Vec<_>>(), vec![0.0, 0.7, 0.5, 0.0]);
+        let set = &d.decide(&probs, &Thresholds::new(0.4))[0];
+        let want: BTreeSet<String> = ["C0460004", "C0018670", "C0006104", "C0024485", "C0205131"].iter().map(|c| c.to_string()).collect();
+        assert_eq!(set, &want);
+        // without the ontology the flat model names both modalities and both planes, and no head
+        let plain = &Decoder::new(&flat_chain(), &onto, false).decide(&probs, &Thresholds::new(0.4))[0];
+        assert!(plain.contains("C0040405") && plain.contains("C0024485") && plain.contains("C0205123") && !plain.contains("C0018670"), "{plain:?}");
+        // a second plane is allowed with `second`, never a second modality
+        let second = Decoder::new(&flat_chain(), &onto, false).with_ontology(&onto, &[Level::Modality, Level::Plane], SingleValuedRule::Second);
+        let set = &second.decide(&probs, &Thresholds::new(0.4))[0];
+        assert!(set.contains("C0205131") && set.contains("C0205123") && !set.contains("C0040405"), "{set:?}");
+    }
+
+    #[test]
+    fn a_single_valued_sigmoid_head_keeps_its_best_concept() {
+        let onto = Ontology::builtin();
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let plane = HeadSpec { single_valued: true, ..HeadSpec::new("plane", s(&["C0205131", "C0205123"]), HeadKind::MultiLabel) };
+        let cfg = ModelConfig::new(TrunkKind::Tiny, vec![plane]);
+        let probs = Array2::from_shape_vec((1, 2), vec![0.6, 0.8]).unwrap();
+        let d = Decoder::new(&cfg, &onto, true);
+        assert_eq!(d.decision_scores(&probs).row(0).to_vec(), vec![0.0, 0.8]);
+        assert_eq!(d.trace(probs.row(0), &Thresholds::new(0.5))[0].decision, Decision::NotChosen);
+        let d2 = Decoder::new(&cfg, &onto, true).with_single_valued_rule(SingleValuedRule::Second);
+        assert_eq!(d2.decision_scores(&probs).row(0).to_vec(), vec![0.6, 0.8]);
+    }
+
+    proptest! {
+        /// A flat model decoded with the ontology is coherent whatever its scores and thresholds:
+        /// closed within its concepts, one modality, one plane (or two planes with `second`).
+        #[test]
+        fn ontology_decoding_is_coherent_for_any_scores(p in proptest::collection::vec(0f32..1.0, 7), thr in proptest::collection::vec(0.01f32..0.99, 7), second in proptest::bool::ANY) {
+            let onto = Ontology::builtin();
+            let cfg = flat_chain();
+            let rule = if second { SingleValuedRule::Second } else { SingleValuedRule::Argmax };
+            let d = Decoder::new(&cfg, &onto, false).with_ontology(&onto, &[Level::Modality, Level::Plane], rule);
+            let mut t = Thresholds::new(0.5);
+            for (c, v) in cfg.concepts().iter().zip(&thr) {
+                t.per_concept.insert(c.clone(), *v);
+            }
+            let set = &d.decide(&Array2::from_shape_vec((1, 7), p).unwrap(), &t)[0];
+            let vocab: BTreeSet<String> = cfg.concepts().into_iter().collect();
+            let single: &[Level] = if second { &[Level::Modality] } else { &[Level::Modality, Level::Plane] };
+            prop_assert!(crate::eval::is_strictly_coherent(&onto, set, &vocab, single), "{:?}", set);
+        }
     }
 
     proptest! {

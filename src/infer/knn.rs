@@ -50,7 +50,12 @@ impl KnnIndex {
 
 /// An embedding per image: the trunk's features, averaged over space and L2-normalised, `[B, C]`.
 pub fn embed(model: &Model, x: &Tensor) -> Tensor {
-    let f = tch::no_grad(|| model.features(x, false)).adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+    embedding_of(&tch::no_grad(|| model.features(x, false)))
+}
+
+/// The embedding of trunk features `[B, C, h, w]`: averaged over space, L2-normalised, `[B, C]`.
+pub fn embedding_of(features: &Tensor) -> Tensor {
+    let f = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
     let norm = f.norm_scalaropt_dim(2, [1].as_slice(), true).clamp_min(1e-12);
     f / norm
 }

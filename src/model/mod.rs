@@ -51,6 +51,11 @@ pub struct HeadSpec {
     /// How the head's own neck pools the feature map (per-head necks; a shared neck averages).
     #[serde(default, skip_serializing_if = "Pooling::is_avg")]
     pub pooling: Pooling,
+    /// A multi-label head over a single-valued level (`--level-heads sigmoid`: no two of its
+    /// concepts on one training image): decoding keeps its best concept (or two, see
+    /// [`SingleValuedRule`]) and the thresholds decide.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub single_valued: bool,
 }
 
 /// How a neck turns its feature map `[B, C, h, w]` into a vector.
@@ -91,7 +96,7 @@ impl Pooling {
 impl HeadSpec {
     /// A head without logit adjustment or constraint.
     pub fn new(name: impl Into<String>, concepts: Vec<String>, kind: HeadKind) -> HeadSpec {
-        HeadSpec { name: name.into(), concepts, kind, logit_adjustment: Vec::new(), descendants: Vec::new(), pooling: Pooling::Avg }
+        HeadSpec { name: name.into(), concepts, kind, logit_adjustment: Vec::new(), descendants: Vec::new(), pooling: Pooling::Avg, single_valued: false }
     }
 
     /// Logit width: one per concept, plus the "none" class for single-label heads.
@@ -179,6 +184,32 @@ pub enum SingleLabelDecoding {
     Threshold,
 }
 
+/// How a single-valued level of sigmoid outputs is decided (a sigmoid level head, or a flat
+/// model decoded with the ontology): which of its concepts keep their score for the thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SingleValuedRule {
+    /// One winner: the most probable concept keeps its score, the others score 0.
+    #[default]
+    Argmax,
+    /// On the plane and view levels the two most probable keep their scores, each against its
+    /// own threshold: a second plane or view is named when it is nearly as likely (the ImageCLEF
+    /// F1 is per image, so naming two plausible ones can pay). Other levels (modality,
+    /// laterality, ...) keep one.
+    Second,
+}
+
+impl SingleValuedRule {
+    /// How many of a single-valued level's concepts keep their score.
+    pub fn keep(self, level: Option<crate::ontology::Level>) -> usize {
+        use crate::ontology::Level;
+        match (self, level) {
+            (SingleValuedRule::Second, Some(Level::Plane | Level::View)) => 2,
+            _ => 1,
+        }
+    }
+}
+
 /// Everything needed to rebuild a model (stored as `model.json` in a run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -191,12 +222,15 @@ pub struct ModelConfig {
     pub neck: Neck,
     #[serde(default)]
     pub single_label: SingleLabelDecoding,
+    /// How the single-valued sigmoid heads are decided.
+    #[serde(default)]
+    pub single_valued: SingleValuedRule,
 }
 
 impl ModelConfig {
     /// A model with the trunk's default head sizes, per-head necks and arg-max decoding.
     pub fn new(trunk: TrunkKind, heads: Vec<HeadSpec>) -> ModelConfig {
-        ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: false, neck: Neck::PerHead, single_label: SingleLabelDecoding::Argmax }
+        ModelConfig { trunk, head: HeadConfig::for_trunk(trunk), heads, condition_on_previous: false, neck: Neck::PerHead, single_label: SingleLabelDecoding::Argmax, single_valued: SingleValuedRule::Argmax }
     }
 
     /// All concepts, in the concatenated output order of [`Model::probabilities`].

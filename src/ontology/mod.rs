@@ -424,6 +424,36 @@ impl Ontology {
             .unwrap_or_default()
     }
 
+    /// For each of `concepts`, the indices of its descendants among them, itself included (the
+    /// rows of C-HMCNN's max-constraint); empty when no concept has a descendant there (the
+    /// constraint would change nothing).
+    pub fn descendants_within(&self, concepts: &[String]) -> Vec<Vec<usize>> {
+        let ancestors: Vec<BTreeSet<String>> = concepts.iter().map(|c| self.ancestors(c)).collect();
+        let d: Vec<Vec<usize>> = concepts.iter().enumerate().map(|(a, ca)| (0..concepts.len()).filter(|&b| b == a || ancestors[b].contains(ca)).collect()).collect();
+        if d.iter().all(|v| v.len() == 1) {
+            Vec::new()
+        } else {
+            d
+        }
+    }
+
+    /// The levels among `levels` that are single-valued in `labels`: no image holds two of the
+    /// level's concepts among `space` (the concepts a model learns; `None`: all).
+    pub fn single_valued_levels<'a>(&self, levels: &[Level], labels: impl IntoIterator<Item = &'a BTreeSet<String>>, space: Option<&BTreeSet<String>>) -> Vec<Level> {
+        let mut multi = BTreeSet::new();
+        for set in labels {
+            let mut seen = BTreeSet::new();
+            for c in set.iter().filter(|c| space.is_none_or(|s| s.contains(*c))) {
+                if let Some(l) = self.level_of(c) {
+                    if !seen.insert(l) {
+                        multi.insert(l);
+                    }
+                }
+            }
+        }
+        levels.iter().copied().filter(|l| !multi.contains(l)).collect()
+    }
+
     /// Length of the longest path from the concept up to a root (roots: 0). `None` for unknown
     /// CUIs.
     pub fn depth(&self, cui: &str) -> Option<usize> {

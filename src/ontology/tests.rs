@@ -768,3 +768,17 @@ fn builtin_has_the_ten_modalities_and_flags_known_noise() {
         assert_eq!(o.level_of(cui), Some(level), "{cui}");
     }
 }
+
+#[test]
+fn single_valued_levels_are_those_no_image_holds_two_concepts_of() {
+    let onto = Ontology::builtin();
+    let set = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<BTreeSet<String>>();
+    // CT with head and neck and head (anatomy: two on one image), one plane each
+    let labels = [set(&["C0040405", "C0460004", "C0018670", "C0205131"]), set(&["C0024485", "C0205123"])];
+    let levels = [Level::Modality, Level::Anatomy, Level::Plane];
+    assert_eq!(onto.single_valued_levels(&levels, &labels, None), vec![Level::Modality, Level::Plane]);
+    // within a label space without head, anatomy is single-valued too
+    let space = set(&["C0040405", "C0024485", "C0460004", "C0205131", "C0205123"]);
+    assert_eq!(onto.single_valued_levels(&levels, &labels, Some(&space)), levels.to_vec());
+}
+

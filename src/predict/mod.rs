@@ -247,6 +247,29 @@ impl LoadedRun {
         })
     }
 
+    /// Probabilities `[N, K]` ([`ModelConfig::concepts`] order) and the trunk's embeddings
+    /// `[N, C]` (those of the kNN baseline, [`knn::embedding_of`]) of `paths`, in one pass: what
+    /// kNN fusion needs (`experiment compare`, `+knn`). Not for kNN runs, whose scores are votes.
+    pub fn probabilities_and_embeddings(&self, paths: &[PathBuf], batch: usize) -> Result<(Array2<f32>, tch::Tensor), PredictError> {
+        let pipe = Pipeline { size: self.config.image_size, augment: None };
+        let source = ImageSource::from(Arc::new(paths.to_vec()));
+        let mut probs = Array2::<f32>::zeros((paths.len(), self.model_cfg.concepts().len()));
+        let mut parts: Vec<(usize, tch::Tensor)> = Vec::new();
+        for_each_input(&pipe, &source, (0..paths.len()).collect(), batch, self.vs.device(), |indices, x| -> Result<(), PredictError> {
+            let (p, e) = tch::no_grad(|| {
+                let feats = self.model.features(x, false);
+                (self.model.probabilities(&self.model.heads_forward(&feats, false)), knn::embedding_of(&feats).to_device(tch::Device::Cpu))
+            });
+            crate::infer::batch::store_rows(&mut probs, indices, &p)?;
+            parts.push((indices[0], e));
+            Ok(())
+        })?;
+        // batches are consecutive runs of indices
+        parts.sort_by_key(|(first, _)| *first);
+        let embeddings = tch::Tensor::cat(&parts.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), 0);
+        Ok((probs, embeddings))
+    }
+
     /// Probabilities and concept sets for images, with the run's thresholds.
     pub fn predict(&self, paths: &[PathBuf], batch: usize) -> Result<(Array2<f32>, Vec<BTreeSet<String>>), PredictError> {
         let probs = self.probabilities(paths, batch)?;

@@ -79,6 +79,81 @@ pub enum Calibration {
     None,
 }
 
+/// The heads of a hierarchical model's levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LevelHeads {
+    /// A softmax head with a "none" class for each single-valued level (no two of its concepts on
+    /// one training image), sigmoids for the others (the model before 2026-12-07).
+    #[default]
+    Softmax,
+    /// One sigmoid per ontology node on every level, with C-HMCNN's max-constraint and MCLoss
+    /// (a parent's probability is the largest of its own and its descendants'; targets hold
+    /// their ancestors): coherent by construction. A single-valued level keeps its best concept
+    /// (or two, `--single-valued second`) at decoding.
+    Sigmoid,
+}
+
+/// The concepts a model learns (its label space), the same option for every mode, so models in a
+/// comparison learn the same concepts: `top-k:N` (the N most frequent training concepts),
+/// `min-count:N` (every concept on at least N training images) or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum LabelSpec {
+    TopK(usize),
+    MinCount(usize),
+    All,
+}
+
+impl LabelSpec {
+    /// The equivalent `(top_k, min_count)` of a flat model.
+    pub fn top_k_min_count(self) -> (usize, usize) {
+        match self {
+            LabelSpec::TopK(k) => (k, 1),
+            LabelSpec::MinCount(m) => (usize::MAX, m.max(1)),
+            LabelSpec::All => (usize::MAX, 1),
+        }
+    }
+}
+
+impl std::str::FromStr for LabelSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LabelSpec, String> {
+        let number = |v: &str, what: &str| -> Result<usize, String> {
+            v.trim().parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| format!("'{s}': {what} must be a whole number of at least 1"))
+        };
+        match s.trim().split_once(':') {
+            None if s.trim() == "all" => Ok(LabelSpec::All),
+            Some(("top-k", n)) => Ok(LabelSpec::TopK(number(n, "N of top-k:N")?)),
+            Some(("min-count", n)) => Ok(LabelSpec::MinCount(number(n, "N of min-count:N")?)),
+            _ => Err(format!("'{s}': expected top-k:N, min-count:N or all")),
+        }
+    }
+}
+
+impl std::fmt::Display for LabelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelSpec::TopK(k) => write!(f, "top-k:{k}"),
+            LabelSpec::MinCount(m) => write!(f, "min-count:{m}"),
+            LabelSpec::All => f.write_str("all"),
+        }
+    }
+}
+
+impl TryFrom<String> for LabelSpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<LabelSpec, String> {
+        s.parse()
+    }
+}
+
+impl From<LabelSpec> for String {
+    fn from(l: LabelSpec) -> String {
+        l.to_string()
+    }
+}
+
 /// Which epoch's weights a run keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -271,6 +346,17 @@ pub struct TrainConfig {
     /// the kept weights).
     #[serde(default = "default_thresholds")]
     pub thresholds: crate::eval::thresholds::TuneMode,
+    /// Hierarchical mode: a softmax head per single-valued level, or one sigmoid per node.
+    #[serde(default)]
+    pub level_heads: LevelHeads,
+    /// Hierarchical mode: how a single-valued sigmoid level is decided.
+    #[serde(default)]
+    pub single_valued: crate::model::SingleValuedRule,
+    /// The label space of a hierarchical or hybrid model (`--concepts`); a flat or kNN model's is
+    /// its `top_k` and `min_count` (`--concepts` sets them). `None`: every concept of the levels
+    /// on at least `min_count` training images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concepts: Option<LabelSpec>,
 }
 
 impl Default for TrainConfig {
@@ -323,6 +409,9 @@ impl Default for TrainConfig {
             knn_k: default_knn_k(),
             head_layers: crate::model::HeadLayers::Paper,
             thresholds: default_thresholds(),
+            level_heads: LevelHeads::Softmax,
+            single_valued: crate::model::SingleValuedRule::Argmax,
+            concepts: None,
         }
     }
 }
@@ -403,6 +492,8 @@ pub const OPTION_SCOPES: &[(&str, Scope)] = &[
     ("head-weights", Scope::Modes(LEVELS)),
     ("max-constraint", Scope::Modes(LEVELS)),
     ("neck", Scope::Modes(LEVELS)),
+    ("level-heads", Scope::Modes(LEVELS)),
+    ("single-valued", Scope::Modes(LEVELS)),
     ("rest-top-k", Scope::Modes(&[Mode::Hybrid])),
     ("rest-pooling", Scope::Modes(&[Mode::Hybrid])),
     ("noise", Scope::Modes(&[Mode::Hybrid])),
@@ -523,8 +614,23 @@ impl TrainConfig {
         &DEFAULTS
     }
 
+    /// The same configuration in the one form a run stores: a flat or kNN model's `--concepts`
+    /// becomes its `top_k` and `min_count` (what a flat model's label space always was).
+    pub fn canonical(mut self) -> TrainConfig {
+        if matches!(self.mode, Mode::Flat | Mode::Knn) {
+            if let Some(spec) = self.concepts.take() {
+                (self.top_k, self.min_count) = spec.top_k_min_count();
+            }
+        }
+        self
+    }
+
     /// Check every value before any work starts.
     pub fn check(self) -> Result<CheckedConfig, ConfigError> {
+        self.canonical().check_values()
+    }
+
+    fn check_values(self) -> Result<CheckedConfig, ConfigError> {
         require((1..=MAX_EPOCHS).contains(&self.epochs), "epochs", self.epochs, EPOCHS_RULE)?;
         require((1..=MAX_BATCH_SIZE).contains(&self.batch_size), "batch-size", self.batch_size, BATCH_SIZE_RULE)?;
         require((16..=1024).contains(&self.image_size), "image-size", self.image_size, IMAGE_SIZE_RULE)?;
@@ -569,6 +675,9 @@ impl TrainConfig {
                     "--strategy layerwise needs --schedule joint in hierarchical and hybrid mode (stepwise and curriculum schedules add the heads stage by stage, not the trunk's blocks)".into(),
                 ));
             }
+        }
+        if self.mode.has_levels() && self.level_heads == LevelHeads::Sigmoid && self.calibration != Calibration::LogitAdjust {
+            return Err(ConfigError::Combination("--calibration applies to softmax level heads; with --level-heads sigmoid every level is a set of sigmoids decided by its thresholds".into()));
         }
         if self.mode.has_levels() && self.neck == crate::model::Neck::Shared && self.pooling != crate::model::Pooling::Avg {
             return Err(ConfigError::Combination("--pooling avg-max needs per-head necks (--neck per-head): a shared neck averages".into()));
@@ -660,6 +769,30 @@ fn default_layerwise_decay() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_space_reads_and_writes_as_typed_and_a_flat_models_is_its_top_k() {
+        for (text, spec) in [("top-k:25", LabelSpec::TopK(25)), ("min-count:5", LabelSpec::MinCount(5)), ("all", LabelSpec::All)] {
+            assert_eq!(text.parse::<LabelSpec>().unwrap(), spec);
+            assert_eq!(spec.to_string(), text);
+            assert_eq!(serde_json::to_string(&spec).unwrap(), format!("\"{text}\""));
+        }
+        for bad in ["top-k:0", "top-k:x", "min-count", "most:3", ""] {
+            assert!(bad.parse::<LabelSpec>().is_err(), "{bad}");
+        }
+        let flat = TrainConfig { concepts: Some(LabelSpec::MinCount(4)), ..TrainConfig::default() }.canonical();
+        assert_eq!((flat.concepts, flat.top_k, flat.min_count), (None, usize::MAX, 4));
+        let hier = TrainConfig { mode: Mode::Hierarchical, concepts: Some(LabelSpec::TopK(9)), ..TrainConfig::default() }.canonical();
+        assert_eq!(hier.concepts, Some(LabelSpec::TopK(9)), "a hierarchical model keeps the option");
+    }
+
+    #[test]
+    fn calibration_is_refused_for_sigmoid_level_heads() {
+        let c = TrainConfig { mode: Mode::Hierarchical, level_heads: LevelHeads::Sigmoid, calibration: Calibration::None, ..TrainConfig::default() };
+        assert!(matches!(c.check(), Err(ConfigError::Combination(m)) if m.contains("--calibration")));
+        let flat = TrainConfig { level_heads: LevelHeads::Sigmoid, ..TrainConfig::default() };
+        assert!(flat.refuse_inapplicable(["level-heads"]).unwrap_err().to_string().contains("--level-heads applies to --mode hierarchical and hybrid"));
+    }
 
     #[test]
     fn checks_name_the_option_and_value() {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::config::{Calibration, Mode, TrainConfig};
+use super::config::{Calibration, LevelHeads, Mode, TrainConfig};
 use super::loss::{uses_class_weights, HeadTargets};
 use super::error::TrainError;
 use crate::data::cache::ImageCache;
@@ -89,7 +89,13 @@ impl TrainData {
 /// concepts never co-occur on a training image gets a single-label head); hybrid models add the
 /// residual head [`REST`] over the `rest_top_k` most frequent concepts on none of the levels.
 pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
-    let counts = train.concept_counts();
+    let mut counts = train.concept_counts();
+    // one label space for every mode (--concepts): a flat model's is its top-K (set from it)
+    if let Some(spec) = cfg.concepts.filter(|_| cfg.mode.has_levels()) {
+        let (k, min) = spec.top_k_min_count();
+        let space: BTreeSet<String> = LabelSpace::top_k(&counts, k, min).concepts.into_iter().collect();
+        counts.retain(|c, _| space.contains(c));
+    }
     match cfg.mode {
         Mode::Flat | Mode::Knn => {
             let space = LabelSpace::top_k(&counts, cfg.top_k, cfg.min_count);
@@ -110,8 +116,12 @@ pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Re
                 }
                 let set: BTreeSet<&str> = concepts.iter().map(|(c, _)| c.as_str()).collect();
                 let max_per_image = train.labels.iter().map(|l| l.iter().filter(|c| set.contains(c.as_str())).count()).max().unwrap_or(0);
-                let kind = if max_per_image <= 1 { HeadKind::SingleLabel } else { HeadKind::MultiLabel };
-                specs.push(HeadSpec::new(level.to_string(), concepts.into_iter().map(|(c, _)| c).collect(), kind));
+                let single_valued = max_per_image <= 1;
+                let concepts: Vec<String> = concepts.into_iter().map(|(c, _)| c).collect();
+                specs.push(match cfg.level_heads {
+                    LevelHeads::Softmax => HeadSpec::new(level.to_string(), concepts, if single_valued { HeadKind::SingleLabel } else { HeadKind::MultiLabel }),
+                    LevelHeads::Sigmoid => HeadSpec { descendants: ontology.descendants_within(&concepts), single_valued, ..HeadSpec::new(level.to_string(), concepts, HeadKind::MultiLabel) },
+                });
             }
             if cfg.mode == Mode::Hybrid {
                 let frequency: Vec<(String, usize)> = {
@@ -150,7 +160,7 @@ pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> 
                 HeadKind::SingleLabel if cfg.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) => {
                     spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec, None).iter().map(|w| w.ln()).collect();
                 }
-                HeadKind::MultiLabel if cfg.max_constraint => spec.descendants = descendants_within(&spec.concepts, ontology),
+                HeadKind::MultiLabel if cfg.max_constraint => spec.descendants = ontology.descendants_within(&spec.concepts),
                 _ => {}
             }
         }
@@ -170,22 +180,8 @@ pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> 
         condition_on_previous: cfg.condition_on_previous,
         neck,
         single_label: if hierarchical && cfg.calibration != Calibration::None { SingleLabelDecoding::Threshold } else { SingleLabelDecoding::Argmax },
+        single_valued: cfg.single_valued,
     })
-}
-
-/// For each concept, the indices of its descendants among `concepts`, itself included; empty when
-/// no concept has a descendant there (the constraint would change nothing).
-pub fn descendants_within(concepts: &[String], ontology: &Ontology) -> Vec<Vec<usize>> {
-    let d: Vec<Vec<usize>> = concepts
-        .iter()
-        .enumerate()
-        .map(|(a, ca)| concepts.iter().enumerate().filter(|(b, cb)| *b == a || ontology.ancestors(cb).contains(ca)).map(|(b, _)| b).collect())
-        .collect();
-    if d.iter().all(|v| v.len() == 1) {
-        Vec::new()
-    } else {
-        d
-    }
 }
 
 #[cfg(test)]
@@ -197,11 +193,62 @@ mod tests {
         let onto = Ontology::builtin();
         // head and neck > head > brain; chest > heart
         let concepts: Vec<String> = ["C0460004", "C0018670", "C0006104", "C0817096", "C0018787"].iter().map(|c| c.to_string()).collect();
-        let d = descendants_within(&concepts, &onto);
+        let d = onto.descendants_within(&concepts);
         assert_eq!(d[0], vec![0, 1, 2]);
         assert_eq!(d[1], vec![1, 2]);
         assert_eq!(d[2], vec![2]);
         assert_eq!(d[3], vec![3, 4]);
-        assert!(descendants_within(&concepts[3..4], &onto).is_empty(), "no hierarchy inside: no constraint");
+        assert!(onto.descendants_within(&concepts[3..4]).is_empty(), "no hierarchy inside: no constraint");
+    }
+
+    fn dataset(rows: &[&[&str]]) -> Dataset {
+        let labels: Vec<BTreeSet<String>> = rows.iter().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
+        Dataset { ids: (0..rows.len()).map(|i| format!("i{i}")).collect(), paths: (0..rows.len()).map(|i| PathBuf::from(format!("i{i}.png"))).collect(), labels }
+    }
+
+    #[test]
+    fn one_label_space_option_gives_flat_and_hierarchical_the_same_concepts() {
+        let onto = Ontology::builtin();
+        // CT 4, MRI 2, head and neck 3, head 3, brain 2, axial 3, coronal 1 (a rare one)
+        let (ct, mri, hn, head, brain, ax, cor) = ("C0040405", "C0024485", "C0460004", "C0018670", "C0006104", "C0205131", "C0205123");
+        let train = dataset(&[&[ct, hn, head, brain, ax], &[ct, hn, head, brain, ax], &[ct, hn, head, ax], &[ct, cor], &[mri], &[mri]]);
+        let levels = vec![crate::ontology::Level::Modality, crate::ontology::Level::Anatomy, crate::ontology::Level::Plane];
+        for spec in ["top-k:5", "min-count:2", "all"] {
+            let spec: crate::train::config::LabelSpec = spec.parse().unwrap();
+            let mut sets = Vec::new();
+            for mode in [Mode::Flat, Mode::Hierarchical, Mode::Knn] {
+                for level_heads in [LevelHeads::Softmax, LevelHeads::Sigmoid] {
+                    let cfg = TrainConfig { mode, levels: levels.clone(), level_heads, concepts: Some(spec), ..TrainConfig::default() }.canonical();
+                    let got: BTreeSet<String> = head_specs(&cfg, &train, &onto).unwrap().iter().flat_map(|h| h.concepts.clone()).collect();
+                    sets.push((format!("{mode:?} {level_heads:?}"), got));
+                }
+            }
+            assert!(sets.iter().all(|(_, s)| *s == sets[0].1), "{spec}: {sets:?}");
+            let n = sets[0].1.len();
+            assert_eq!(n, match spec { crate::train::config::LabelSpec::TopK(_) => 5, crate::train::config::LabelSpec::MinCount(_) => 6, crate::train::config::LabelSpec::All => 7 }, "{spec}: {:?}", sets[0].1);
+        }
+        // without the option the hierarchical model keeps every concept of its levels, flat its top-K
+        let hier = TrainConfig { mode: Mode::Hierarchical, levels, ..TrainConfig::default() };
+        assert_eq!(head_specs(&hier, &train, &onto).unwrap().iter().map(|h| h.concepts.len()).sum::<usize>(), 7);
+    }
+
+    #[test]
+    fn sigmoid_level_heads_are_multi_label_with_the_max_constraint_and_know_their_single_valued_levels() {
+        let onto = Ontology::builtin();
+        let (ct, mri, hn, head, brain, chest) = ("C0040405", "C0024485", "C0460004", "C0018670", "C0006104", "C0817096");
+        let train = dataset(&[&[ct, hn, head, brain], &[mri, chest], &[ct, hn, head]]);
+        let cfg = TrainConfig { mode: Mode::Hierarchical, level_heads: LevelHeads::Sigmoid, ..TrainConfig::default() };
+        let model = model_config(&cfg, &train, &onto).unwrap();
+        let modality = &model.heads[0];
+        assert_eq!((modality.kind, modality.single_valued), (HeadKind::MultiLabel, true));
+        assert!(modality.descendants.is_empty(), "no hierarchy among the modalities here");
+        let anatomy = &model.heads[1];
+        assert_eq!((anatomy.kind, anatomy.single_valued), (HeadKind::MultiLabel, false));
+        // head and neck (3 images... order by count): its descendants hold head and brain
+        let at = |c: &str| anatomy.concepts.iter().position(|x| x == c).unwrap();
+        assert_eq!(anatomy.descendants[at(hn)], { let mut v = vec![at(hn), at(head), at(brain)]; v.sort(); v });
+        // the same labels with softmax levels: modality is a softmax head with "none"
+        let soft = model_config(&TrainConfig { level_heads: LevelHeads::Softmax, ..cfg }, &train, &onto).unwrap();
+        assert_eq!(soft.heads[0].kind, HeadKind::SingleLabel);
     }
 }

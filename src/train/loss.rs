@@ -30,7 +30,17 @@ impl HeadTargets {
     pub fn build(spec: &HeadSpec, labels: &[BTreeSet<String>]) -> HeadTargets {
         let space = LabelSpace { concepts: spec.concepts.clone(), counts: vec![0; spec.concepts.len()] };
         match spec.kind {
-            HeadKind::MultiLabel => HeadTargets::Multi(space.multi_hot(labels), spec.concepts.len()),
+            HeadKind::MultiLabel => {
+                let k = spec.concepts.len();
+                let mut rows = space.multi_hot(labels);
+                // with a max-constraint a target holds its ancestors within the head (C-HMCNN's
+                // hierarchy-consistent labels), whether or not the label file lists them
+                for row in rows.chunks_mut(k.max(1)).filter(|_| !spec.descendants.is_empty()) {
+                    let closed: Vec<f32> = spec.descendants.iter().map(|d| if d.iter().any(|&b| row[b] > 0.5) { 1.0 } else { 0.0 }).collect();
+                    row.copy_from_slice(&closed);
+                }
+                HeadTargets::Multi(rows, k)
+            }
             HeadKind::SingleLabel => {
                 HeadTargets::Single(labels.iter().map(|set| spec.concepts.iter().position(|c| set.contains(c)).unwrap_or(spec.concepts.len()) as i64).collect())
             }
@@ -178,6 +188,18 @@ mod tests {
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
         HeadSpec::new(name, (0..k).map(|i| format!("C{:07}", i)).collect(), kind)
+    }
+
+    #[test]
+    fn with_a_max_constraint_targets_hold_their_ancestors() {
+        // C0 > C1 > C2 and a sibling C3; the label file lists only the leaf
+        let s = HeadSpec { descendants: vec![vec![0, 1, 2], vec![1, 2], vec![2], vec![3]], ..spec("anatomy", 4, HeadKind::MultiLabel) };
+        let labels: Vec<BTreeSet<String>> = vec![["C0000002".to_string()].into(), ["C0000003".to_string()].into()];
+        let HeadTargets::Multi(rows, 4) = HeadTargets::build(&s, &labels) else { panic!("multi-label targets") };
+        assert_eq!(rows, vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        // without the constraint the targets are the labels as given
+        let HeadTargets::Multi(rows, 4) = HeadTargets::build(&spec("anatomy", 4, HeadKind::MultiLabel), &labels) else { panic!("multi-label targets") };
+        assert_eq!(rows, vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
     }
 
     #[test]

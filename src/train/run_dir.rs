@@ -96,7 +96,12 @@ fn used_settings(cfg: &TrainConfig) -> TrainConfig {
     use super::config::Mode;
     let d = TrainConfig::default();
     // as the trainer stores them
-    let mut c = cfg.clone().with_absolute_paths();
+    let mut c = cfg.clone().canonical().with_absolute_paths();
+    if !c.mode.has_levels() {
+        // a flat or kNN model has no levels: their options are not a difference
+        (c.levels, c.schedule, c.condition_on_previous, c.calibration, c.head_weights) = (d.levels.clone(), d.schedule, d.condition_on_previous, d.calibration, d.head_weights.clone());
+        (c.max_constraint, c.neck, c.level_heads, c.single_valued, c.stage_lr_decay) = (d.max_constraint, d.neck, d.level_heads, d.single_valued, d.stage_lr_decay);
+    }
     if c.mode != Mode::Hybrid {
         (c.rest_top_k, c.rest_pooling, c.noise) = (d.rest_top_k, d.rest_pooling, d.noise);
     }
