@@ -268,6 +268,9 @@ struct CommonTrain {
     /// Hierarchical, sigmoid level heads: a single-valued level (plane, view, ...) keeps its best concept (argmax) or its two best (second), each against its own threshold.
     #[arg(long, value_enum, default_value_t = d().single_valued)]
     single_valued: conceptree::model::SingleValuedRule,
+    /// Hierarchical: the first N epochs train a concept that has an ancestor in its level only on the images where one of its ancestors is present (conditional training, Chen et al. 2019), the rest on every image (0: never).
+    #[arg(long, default_value_t = d().conditional_epochs)]
+    conditional_epochs: usize,
     /// Hierarchical: per-head (each head has the paper's whole head) or shared (one auxiliary convolution and dense layer for all heads, one output layer each).
     #[arg(long, value_enum, default_value_t = d().neck)]
     neck: Neck,
@@ -947,6 +950,7 @@ impl CommonTrain {
             level_heads: self.level_heads,
             single_valued: self.single_valued,
             concepts: self.concepts,
+            conditional_epochs: self.conditional_epochs,
             neck: self.neck,
             rest_top_k: self.rest_top_k,
             pooling: self.pooling,

@@ -119,6 +119,12 @@ pub const VARIANTS: &[Variant] = &[
         c.level_heads = LevelHeads::Sigmoid;
         c.schedule = HierSchedule::Joint;
     } },
+    Variant { name: "hier-sigmoid-joint-conditional", changes: "sigmoid level heads, joint schedule; the first half of the epochs train a child only on images with its parent (conditional training, Chen et al. 2019)", apply: |c| {
+        hierarchical(c);
+        c.level_heads = LevelHeads::Sigmoid;
+        c.schedule = HierSchedule::Joint;
+        c.conditional_epochs = c.epochs / 2;
+    } },
     Variant { name: "hier-softmax", changes: "a softmax head with \"none\" per single-valued level (the level heads before 2026-12-07)", apply: |c| {
         hierarchical(c);
         c.level_heads = LevelHeads::Softmax;

@@ -352,6 +352,11 @@ pub struct TrainConfig {
     /// Hierarchical mode: how a single-valued sigmoid level is decided.
     #[serde(default)]
     pub single_valued: crate::model::SingleValuedRule,
+    /// Hierarchical mode: the first this many epochs train each concept that has an ancestor in
+    /// its head only on the images where one of its ancestors is present (conditional training,
+    /// Chen et al. 2019), the rest on every image. 0: never.
+    #[serde(default)]
+    pub conditional_epochs: usize,
     /// The label space of a hierarchical or hybrid model (`--concepts`); a flat or kNN model's is
     /// its `top_k` and `min_count` (`--concepts` sets them). `None`: every concept of the levels
     /// on at least `min_count` training images.
@@ -412,6 +417,7 @@ impl Default for TrainConfig {
             level_heads: LevelHeads::Softmax,
             single_valued: crate::model::SingleValuedRule::Argmax,
             concepts: None,
+            conditional_epochs: 0,
         }
     }
 }
@@ -453,7 +459,7 @@ pub fn whole_number_rule(option: &str) -> Option<&'static str> {
         "batch-size" => BATCH_SIZE_RULE,
         "image-size" => IMAGE_SIZE_RULE,
         "top-k" | "knn-k" | "rest-top-k" => "must be at least 1",
-        "min-count" | "max-train-images" | "seed" | "split-seed" => "must be 0 or more",
+        "min-count" | "max-train-images" | "seed" | "split-seed" | "conditional-epochs" | "threshold-min-cases" => "must be 0 or more",
         // experiment compare
         "seeds" => "must be in 1..=100",
         _ => return None,
@@ -494,6 +500,7 @@ pub const OPTION_SCOPES: &[(&str, Scope)] = &[
     ("neck", Scope::Modes(LEVELS)),
     ("level-heads", Scope::Modes(LEVELS)),
     ("single-valued", Scope::Modes(LEVELS)),
+    ("conditional-epochs", Scope::Modes(LEVELS)),
     ("rest-top-k", Scope::Modes(&[Mode::Hybrid])),
     ("rest-pooling", Scope::Modes(&[Mode::Hybrid])),
     ("noise", Scope::Modes(&[Mode::Hybrid])),
@@ -675,6 +682,9 @@ impl TrainConfig {
                     "--strategy layerwise needs --schedule joint in hierarchical and hybrid mode (stepwise and curriculum schedules add the heads stage by stage, not the trunk's blocks)".into(),
                 ));
             }
+        }
+        if self.mode.has_levels() && self.conditional_epochs >= self.epochs {
+            return Err(ConfigError::Value { option: "conditional-epochs", value: self.conditional_epochs.to_string(), rule: format!("must be below --epochs ({}): the last epochs train every concept on every image", self.epochs).into() });
         }
         if self.mode.has_levels() && self.level_heads == LevelHeads::Sigmoid && self.calibration != Calibration::LogitAdjust {
             return Err(ConfigError::Combination("--calibration applies to softmax level heads; with --level-heads sigmoid every level is a set of sigmoids decided by its thresholds".into()));

@@ -135,6 +135,13 @@ pub struct Losses {
     pub head_weights: Vec<f64>,
     /// MCLoss matrices of the multi-label heads with a max-constraint.
     constraints: Vec<Option<Tensor>>,
+    /// Per head with a max-constraint, `A[a, p]` = "p is an ancestor of a within the head", and
+    /// which concepts have one: for conditional training.
+    ancestors: Vec<Option<(Tensor, Tensor)>>,
+    /// Conditional training (`--conditional-epochs`, after Chen et al. 2019): a concept with an
+    /// ancestor in its head learns only from the images where one of its ancestors is present
+    /// (Heart against other Chest images, not against every image).
+    pub conditional: bool,
 }
 
 impl Losses {
@@ -142,13 +149,27 @@ impl Losses {
     pub fn new(specs: &[HeadSpec], train_targets: &[HeadTargets], cfg: &TrainConfig, device: Device) -> Losses {
         let model_mean = (cfg.class_weights == ClassWeights::BalancedModel).then(|| mean_concept_count(specs, train_targets));
         let weights = specs.iter().zip(train_targets).map(|(s, t)| uses_class_weights(s, cfg).then(|| Tensor::from_slice(&t.weights(s, model_mean)).to_device(device))).collect();
-        let constraints = specs.iter().map(|s| s.constraint_matrix(device)).collect();
-        Losses { specs: specs.to_vec(), weights, head_weights: head_weights(specs, &cfg.head_weights), constraints }
+        let constraints: Vec<Option<Tensor>> = specs.iter().map(|s| s.constraint_matrix(device)).collect();
+        let ancestors = constraints
+            .iter()
+            .map(|r| {
+                r.as_ref().map(|r| {
+                    let k = r.size()[0];
+                    let a = r.tr() - Tensor::eye(k, (Kind::Float, device));
+                    let has = a.sum_dim_intlist([1].as_slice(), false, Kind::Float).gt(0.0);
+                    (a, has)
+                })
+            })
+            .collect();
+        Losses { specs: specs.to_vec(), weights, head_weights: head_weights(specs, &cfg.head_weights), constraints, ancestors, conditional: false }
     }
 
     /// The mean loss of head `h` over a batch.
     pub fn head(&self, h: usize, logits: &Tensor, target: &Tensor) -> Tensor {
         let w = self.weights[h].as_ref();
+        if let (true, Some((a, has))) = (self.conditional, &self.ancestors[h]) {
+            return conditional_bce(logits, target, a, has, w);
+        }
         match (self.specs[h].kind, &self.constraints[h]) {
             (HeadKind::MultiLabel, None) => logits.binary_cross_entropy_with_logits(target, None::<&Tensor>, w, Reduction::Mean),
             (HeadKind::MultiLabel, Some(r)) => mc_loss(logits, target, r, w),
@@ -165,6 +186,15 @@ impl Losses {
         }
         total
     }
+}
+
+/// Binary cross-entropy where a concept with an ancestor in its head (`has`, `A[a, p]` the
+/// ancestor matrix) counts only on the images where one of its ancestors is present; the others
+/// count everywhere. The mean is over every entry, as [`Losses::head`]'s plain BCE.
+pub fn conditional_bce(logits: &Tensor, y: &Tensor, a: &Tensor, has: &Tensor, pos_weight: Option<&Tensor>) -> Tensor {
+    let parent_present = max_constraint(y, a);
+    let mask = parent_present.where_self(has, &Tensor::ones_like(y));
+    logits.binary_cross_entropy_with_logits(y, Some(&mask), pos_weight, Reduction::Mean)
 }
 
 /// C-HMCNN's MCLoss (Giunchiglia & Lukasiewicz, NeurIPS 2020) with optional positive weights:
@@ -188,6 +218,24 @@ mod tests {
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
         HeadSpec::new(name, (0..k).map(|i| format!("C{:07}", i)).collect(), kind)
+    }
+
+    #[test]
+    fn conditional_training_counts_a_child_only_where_its_parent_is() {
+        // C0 > C1 and a root C2; image 0 has C0 and C1, image 1 only C2
+        let s = HeadSpec { descendants: vec![vec![0, 1], vec![1], vec![2]], ..spec("anatomy", 3, HeadKind::MultiLabel) };
+        let cfg = TrainConfig { class_weights: ClassWeights::None, ..TrainConfig::default() };
+        let labels: Vec<BTreeSet<String>> = vec![["C0000000".to_string(), "C0000001".to_string()].into(), ["C0000002".to_string()].into()];
+        let t = HeadTargets::build(&s, &labels);
+        let mut l = Losses::new(std::slice::from_ref(&s), std::slice::from_ref(&t), &cfg, Device::Cpu);
+        let logits = Tensor::from_slice(&[2f32, 1.0, -1.0, -2.0, 3.0, 0.5]).view([2, 3]);
+        let y = t.batch(&[0, 1], Device::Cpu);
+        l.conditional = true;
+        let got = l.head(0, &logits, &y).double_value(&[]);
+        // by hand: every entry but C1 on image 1 (its parent C0 is absent there), mean over all 6
+        let bce = |x: f64, y: f64| -(y * (1.0 / (1.0 + (-x).exp())).ln() + (1.0 - y) * (1.0 - 1.0 / (1.0 + (-x).exp())).ln());
+        let want = (bce(2.0, 1.0) + bce(1.0, 1.0) + bce(-1.0, 0.0) + bce(-2.0, 0.0) + bce(0.5, 1.0)) / 6.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }
 
     #[test]

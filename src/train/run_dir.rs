@@ -100,7 +100,7 @@ fn used_settings(cfg: &TrainConfig) -> TrainConfig {
     if !c.mode.has_levels() {
         // a flat or kNN model has no levels: their options are not a difference
         (c.levels, c.schedule, c.condition_on_previous, c.calibration, c.head_weights) = (d.levels.clone(), d.schedule, d.condition_on_previous, d.calibration, d.head_weights.clone());
-        (c.max_constraint, c.neck, c.level_heads, c.single_valued, c.stage_lr_decay) = (d.max_constraint, d.neck, d.level_heads, d.single_valued, d.stage_lr_decay);
+        (c.max_constraint, c.neck, c.level_heads, c.single_valued, c.stage_lr_decay, c.conditional_epochs) = (d.max_constraint, d.neck, d.level_heads, d.single_valued, d.stage_lr_decay, d.conditional_epochs);
     }
     if c.mode != Mode::Hybrid {
         (c.rest_top_k, c.rest_pooling, c.noise) = (d.rest_top_k, d.rest_pooling, d.noise);

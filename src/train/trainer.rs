@@ -424,6 +424,7 @@ impl<'o> Trainer<'o> {
     /// One epoch of stage `st` (at most `max_steps` steps); `on_step` sees every step.
     pub fn train_epoch(&mut self, st: &mut StageRun, epoch: usize, max_steps: Option<usize>, on_step: &mut dyn FnMut(&StepInfo)) -> Result<EpochStats, TrainError> {
         let stage = self.schedule.stages[st.index].clone();
+        self.losses.conditional = epoch <= self.cfg.conditional_epochs;
         // Dropout draws from libtorch's generator: reseed per epoch so a resumed run matches.
         tch::manual_seed(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64) as i64);
         let mut order: Vec<usize> = (0..self.data.train.len()).collect();
