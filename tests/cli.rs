@@ -340,11 +340,22 @@ fn options_that_do_not_apply_to_the_run_are_refused_with_the_reason() {
         // head weights name heads of the run
         (&["--mode", "hierarchical", "--head-weights", "bogus=1"], "--head-weights bogus=1: 'bogus' is not a head of this run (its heads: modality, anatomy, laterality)"),
         (&["--mode", "hierarchical", "--levels", "modality", "--head-weights", "modality=2,anatomy=1"], "'anatomy' is not a head of this run"),
+        // the level heads' options, and one label space option
+        (&["--mode", "flat", "--level-heads", "sigmoid"], "--level-heads applies to --mode hierarchical and hybrid, not flat"),
+        (&["--mode", "flat", "--single-valued", "second"], "--single-valued applies to --mode hierarchical and hybrid, not flat"),
+        (&["--mode", "flat", "--conditional-epochs", "2"], "--conditional-epochs applies to --mode hierarchical and hybrid, not flat"),
+        (&["--mode", "hierarchical", "--level-heads", "sigmoid", "--calibration", "none"], "--calibration applies to softmax level heads"),
+        (&["--mode", "hierarchical", "--epochs", "4", "--conditional-epochs", "4"], "--conditional-epochs 4: must be below --epochs (4)"),
     ] {
         let err = run_fails(&train_without_data(tmp.path(), extra), 2);
         assert!(err.contains(want), "{extra:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(!tmp.path().join("run").exists(), "{extra:?} made a run directory");
+    }
+    // the label space: one option, read as typed
+    for (extra, want) in [(&["--concepts", "top-k:0"][..], "top-k:N must be a whole number of at least 1"), (&["--concepts", "top-k:5", "--top-k", "5"], "'--concepts <SPACE>' cannot be used with '--top-k <TOP_K>'")] {
+        let err = run_fails(&train_without_data(tmp.path(), extra), 2);
+        assert!(err.contains(want), "{extra:?}: {err}");
     }
     // where they apply they pass these checks (and fail later, on the missing labels)
     for extra in [
@@ -352,6 +363,8 @@ fn options_that_do_not_apply_to_the_run_are_refused_with_the_reason() {
         &["--mode", "hybrid", "--rest-top-k", "5", "--head-weights", "modality=2,rest=0.5", "--stage-lr-decay", "0.5"],
         &["--mode", "knn", "--knn-k", "3", "--top-k", "5"],
         &["--strategy", "head", "--feature-cache-gib", "1"],
+        &["--mode", "hierarchical", "--level-heads", "sigmoid", "--single-valued", "second", "--conditional-epochs", "2", "--concepts", "min-count:3"],
+        &["--mode", "knn", "--concepts", "all"],
     ] {
         let err = run_fails(&train_without_data(tmp.path(), extra), 2);
         assert!(err.contains("missing.csv") || err.contains("missing"), "{extra:?}: {err}");
@@ -370,6 +383,11 @@ fn options_that_do_not_apply_to_the_run_are_refused_with_the_reason() {
     assert!(!tmp.path().join("cmp").exists() && !tmp.path().join("p").exists());
     let err = run_fails(&compare(&["--runs", "flat,hier", "--levels", "modality"]), 2);
     assert!(!err.contains("applies to"), "hier takes --levels: {err}");
+    // rows: a run and its decodings
+    let err = run_fails(&compare(&["--runs", "flat,hier+fast"]), 2);
+    assert!(err.contains("unknown decoding '+fast'"), "{err}");
+    let err = run_fails(&compare(&["--runs", "flat,bogus+knn"]), 2);
+    assert!(err.contains("unknown run 'bogus'") && err.contains("flat-coherent is flat+coherent"), "{err}");
 }
 
 #[test]

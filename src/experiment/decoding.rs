@@ -55,7 +55,7 @@ impl Decoding {
     }
 }
 
-/// A row name: a run of [`super::compare::VARIANTS`], then `+coherent`, `+second` and `+knn` in
+/// A row name: a run of `experiment compare` (its list of variants), then `+coherent`, `+second` and `+knn` in
 /// any order (`flat-coherent` is `flat+coherent`). Returns the run's name and the decoding.
 pub fn parse_row(name: &str) -> Result<(String, Decoding), String> {
     let name = if let Some(rest) = name.strip_prefix("flat-coherent") { format!("flat+coherent{rest}") } else { name.to_string() };

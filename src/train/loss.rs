@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn multi_label_loss_matches_hand_computation() {
         // l = -[pw*y*log σ(x) + (1-y) log(1-σ(x))]: x=0,y=1,pw=2 -> 2 ln 2 = 1.386294; x=2,y=0 -> -ln(1-σ(2)) = 2.126928
-        let l = Losses { specs: vec![spec("flat", 2, HeadKind::MultiLabel)], weights: vec![Some(Tensor::from_slice(&[2f32, 1.0]))], head_weights: vec![1.0], constraints: vec![None] };
+        let l = Losses { specs: vec![spec("flat", 2, HeadKind::MultiLabel)], weights: vec![Some(Tensor::from_slice(&[2f32, 1.0]))], head_weights: vec![1.0], constraints: vec![None], ancestors: vec![None], conditional: false };
         let v = l.head(0, &Tensor::from_slice(&[0f32, 2.0]).view([1, 2]), &Tensor::from_slice(&[1f32, 0.0]).view([1, 2])).double_value(&[]);
         assert!((v - (1.386294 + 2.126928) / 2.0).abs() < 1e-5, "{v}");
     }
@@ -262,7 +262,7 @@ mod tests {
     fn single_label_loss_with_none_class_matches_hand_computation() {
         // CE([1,0,0], 0) = ln(1 + 2/e) = 0.551445; CE([0,0,0], 2 = none) = ln 3; weighted mean with w=[2,1,1]:
         // (2*0.551445 + 1*1.098612) / (2 + 1) = 0.733834
-        let l = Losses { specs: vec![spec("modality", 2, HeadKind::SingleLabel)], weights: vec![Some(Tensor::from_slice(&[2f32, 1.0, 1.0]))], head_weights: vec![1.0], constraints: vec![None] };
+        let l = Losses { specs: vec![spec("modality", 2, HeadKind::SingleLabel)], weights: vec![Some(Tensor::from_slice(&[2f32, 1.0, 1.0]))], head_weights: vec![1.0], constraints: vec![None], ancestors: vec![None], conditional: false };
         let logits = Tensor::from_slice(&[1f32, 0.0, 0.0, 0.0, 0.0, 0.0]).view([2, 3]);
         let v = l.head(0, &logits, &Tensor::from_slice(&[0i64, 2])).double_value(&[]);
         assert!((v - 0.733834).abs() < 1e-5, "{v}");
@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(head_weights(&specs, &HeadWeights::Equal), vec![1.0, 1.0]);
         assert_eq!(head_weights(&[spec("flat", 25, HeadKind::MultiLabel)], &HeadWeights::Concepts), vec![1.0]);
         // the total is the weighted sum of the head losses
-        let l = Losses { specs: specs.clone(), weights: vec![None, None], head_weights: vec![0.25, 0.75], constraints: vec![None, None] };
+        let l = Losses { specs: specs.clone(), weights: vec![None, None], head_weights: vec![0.25, 0.75], constraints: vec![None, None], ancestors: vec![None, None], conditional: false };
         let labels: Vec<BTreeSet<String>> = vec![["C0000001".to_string(), "C0000003".to_string()].into()];
         let targets: Vec<HeadTargets> = specs.iter().map(|s| HeadTargets::build(s, &labels)).collect();
         let logits = vec![Tensor::zeros([1, 5], (Kind::Float, Device::Cpu)), Tensor::zeros([1, 12], (Kind::Float, Device::Cpu))];
