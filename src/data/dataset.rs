@@ -219,15 +219,23 @@ pub fn read_column(path: &Path, column: &str) -> Result<Option<HashMap<String, S
     Ok(Some(out))
 }
 
-/// Seeded train/validation split. With `groups`, whole groups go to one side (an id without a
-/// group is its own group). Returns (train indices, val indices), each sorted.
-pub fn split_train_val(ids: &[String], val_fraction: f64, seed: u64, groups: Option<&HashMap<String, String>>) -> (Vec<usize>, Vec<usize>) {
+/// The indices of each group's ids, groups in the order of their names; an id without a group (or
+/// every id, without `groups`) is a group of its own, under a name no group can have. The one
+/// grouping rule of the split, the sample and the case-resampled intervals.
+pub fn group_members<S: AsRef<str>>(ids: &[S], groups: Option<&HashMap<String, String>>) -> Vec<Vec<usize>> {
     let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
+        let id = id.as_ref();
         let g = groups.and_then(|g| g.get(id)).cloned().unwrap_or_else(|| format!("\u{0}{id}"));
         by_group.entry(g).or_default().push(i);
     }
-    let mut groups_v: Vec<Vec<usize>> = by_group.into_values().collect();
+    by_group.into_values().collect()
+}
+
+/// Seeded train/validation split. With `groups`, whole groups go to one side (an id without a
+/// group is its own group). Returns (train indices, val indices), each sorted.
+pub fn split_train_val(ids: &[String], val_fraction: f64, seed: u64, groups: Option<&HashMap<String, String>>) -> (Vec<usize>, Vec<usize>) {
+    let mut groups_v = group_members(ids, groups);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SALT);
     groups_v.shuffle(&mut rng);
     let target = (ids.len() as f64 * val_fraction).round() as usize;
@@ -258,12 +266,7 @@ pub fn sample_at_most(ids: &[String], n: usize, seed: u64, groups: Option<&HashM
     if n == 0 || n >= ids.len() {
         return (0..ids.len()).collect();
     }
-    let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, id) in ids.iter().enumerate() {
-        let g = groups.and_then(|g| g.get(id)).cloned().unwrap_or_else(|| format!("\u{0}{id}"));
-        by_group.entry(g).or_default().push(i);
-    }
-    let mut groups_v: Vec<Vec<usize>> = by_group.into_values().collect();
+    let mut groups_v = group_members(ids, groups);
     groups_v.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ SAMPLE_SALT));
     let mut taken = Vec::with_capacity(n);
     for g in groups_v {

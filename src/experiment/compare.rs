@@ -459,25 +459,18 @@ fn difference(run: &[SeedScore], baseline: &[SeedScore], groups: Option<&HashMap
     Difference { wins: per_seed.iter().filter(|d| **d > 0.0).count(), mean_sd: MeanSd::of(&per_seed), ci95: group_bootstrap_ci(&per_image, &case, 2000, 0), resampled, per_seed }
 }
 
-/// Each image's case number (0, 1, ... in order of first appearance) and the number of cases:
-/// images of one group share one; without groups, and for an image missing from them, an image
-/// is a case of its own.
+/// Each image's case number and the number of cases: images of one group share one; without
+/// groups, and for an image missing from them, an image is a case of its own
+/// ([`crate::data::dataset::group_members`]).
 fn case_numbers(ids: &[&String], groups: Option<&HashMap<String, String>>) -> (Vec<usize>, usize) {
-    let case: Vec<usize> = match groups {
-        Some(g) => {
-            // an image missing from the groups file is a case of its own (its key cannot be a group's name)
-            let mut number: HashMap<String, usize> = HashMap::new();
-            ids.iter()
-                .map(|id| {
-                    let next = number.len();
-                    *number.entry(g.get(*id).cloned().unwrap_or_else(|| format!("\0{id}"))).or_insert(next)
-                })
-                .collect()
+    let members = crate::data::dataset::group_members(ids, groups);
+    let mut case = vec![0; ids.len()];
+    for (c, m) in members.iter().enumerate() {
+        for &i in m {
+            case[i] = c;
         }
-        None => (0..ids.len()).collect(),
-    };
-    let n = case.iter().max().map_or(0, |m| m + 1);
-    (case, n)
+    }
+    (case, members.len())
 }
 
 /// Options every run of the comparison shares that differ from the training defaults (those a
@@ -576,6 +569,20 @@ pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_of_one_group_are_one_case_and_an_image_without_a_group_is_its_own() {
+        let ids: Vec<String> = ["a", "b", "c", "g1"].iter().map(|s| s.to_string()).collect();
+        let refs: Vec<&String> = ids.iter().collect();
+        // "g1" is also the name of a's and b's group: the image g1 is still a case of its own
+        let groups: HashMap<String, String> = [("a", "g1"), ("b", "g1"), ("c", "g2")].iter().map(|(i, g)| (i.to_string(), g.to_string())).collect();
+        let (case, n) = case_numbers(&refs, Some(&groups));
+        assert_eq!(n, 3);
+        assert_eq!(case[0], case[1]);
+        assert!(case[2] != case[0] && case[3] != case[0] && case[3] != case[2], "{case:?}");
+        let (case, n) = case_numbers(&refs, None);
+        assert_eq!((case, n), (vec![0, 1, 2, 3], 4));
+    }
 
     #[test]
     fn mean_sd_and_bootstrap_by_hand() {
