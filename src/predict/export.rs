@@ -150,6 +150,11 @@ pub struct HeadMeta {
     pub kind: HeadKind,
     pub start: usize,
     pub end: usize,
+    /// How many of its concepts keep their score at decoding when it is a multi-label head over a
+    /// single-valued level (`--level-heads sigmoid`): 1, or 2 on plane and view with
+    /// `--single-valued second`; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<usize>,
 }
 
 /// One output column.
@@ -313,7 +318,8 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
             ancestors: decoder.ancestors(k).to_vec(),
         })
         .collect();
-    let heads = run.model_cfg.heads.iter().zip(decoder.heads()).map(|(h, (kind, r))| HeadMeta { name: h.name.clone(), kind: *kind, start: r.start, end: r.end }).collect();
+    let keep = |h: &crate::model::HeadSpec| (h.single_valued && h.kind == HeadKind::MultiLabel).then(|| run.model_cfg.single_valued.keep(h.concepts.first().and_then(|c| run.ontology.level_of(c))));
+    let heads = run.model_cfg.heads.iter().zip(decoder.heads()).map(|(h, (kind, r))| HeadMeta { name: h.name.clone(), kind: *kind, start: r.start, end: r.end, keep: keep(h) }).collect();
     let size = run.config.image_size;
     let k = concepts.len();
     let hierarchy = decoder.enforce;
@@ -360,7 +366,8 @@ fn steps(hierarchy: bool, single_label: SingleLabelDecoding) -> Vec<String> {
     vec![
         "cap (max-constraint): a concept's score is the smallest of its own probability and its ancestors' probabilities (`ancestors`, columns of the output), so a child never outscores its parent".into(),
         single.into(),
+        "single valued: on each head with `keep` (a multi-label head over a single-valued level), the `keep` concepts with the largest probability (the first in column order on ties) keep their score from step 1 and the head's other concepts score 0".into(),
         threshold.into(),
-        "closure: every ancestor (`ancestors`) of a concept predicted in step 3 is predicted too; the result is closed under the hierarchy and has at most one concept per single-label head".into(),
+        "closure: every ancestor (`ancestors`) of a concept predicted in step 4 is predicted too; the result is closed under the hierarchy and has at most one concept per single-label head".into(),
     ]
 }
