@@ -265,7 +265,7 @@ struct CommonTrain {
     /// Hierarchical: the heads of the levels: softmax (a softmax head with "none" per single-valued level, sigmoids for the others) or sigmoid (one sigmoid per ontology node on every level, with the max-constraint and MCLoss).
     #[arg(long, value_enum, default_value_t = d().level_heads)]
     level_heads: conceptree::train::config::LevelHeads,
-    /// Hierarchical, sigmoid level heads: a single-valued level (plane, view, ...) keeps its best concept (argmax) or its two best (second), each against its own threshold.
+    /// Hierarchical: a single-valued level (a calibrated softmax head, or a sigmoid head over a level no training image holds two concepts of) keeps its best concept (argmax), or on plane and view its two best (second), each against its own threshold.
     #[arg(long, value_enum, default_value_t = d().single_valued)]
     single_valued: conceptree::model::SingleValuedRule,
     /// Hierarchical: the first N epochs train a concept that has an ancestor in its level only on the images where one of its ancestors is present (conditional training, Chen et al. 2019), the rest on every image (0: never).

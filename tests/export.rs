@@ -128,9 +128,10 @@ const LEVELS: [&str; 2] = ["--levels", "modality,anatomy,laterality"];
 #[test]
 fn exported_module_in_python_agrees_with_predict() {
     let levels = LEVELS;
-    let runs: [(&str, Vec<&str>); 5] = [
+    let runs: [(&str, Vec<&str>); 6] = [
         ("flat", vec!["--mode", "flat", "--top-k", "10"]),
         ("hierarchical", [vec!["--mode", "hierarchical"], levels.to_vec()].concat()),
+        ("softmax-second", vec!["--mode", "hierarchical", "--single-valued", "second", "--levels", "modality,plane,view", "--epochs", "2"]),
         ("sigmoid-levels", vec!["--mode", "hierarchical", "--level-heads", "sigmoid", "--single-valued", "second", "--levels", "modality,anatomy,plane", "--epochs", "2"]),
         ("argmax-constrained", [vec!["--mode", "hierarchical", "--calibration", "none", "--max-constraint", "true", "--condition", "--epochs", "2"], levels.to_vec()].concat()),
         ("hybrid", vec!["--mode", "hybrid", "--levels", "modality,anatomy", "--rest-top-k", "5"]),

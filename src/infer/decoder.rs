@@ -187,9 +187,12 @@ impl Decoder {
                     }
                 }
                 SingleLabelDecoding::Threshold => {
-                    // the most probable concept keeps its (capped) score for the level's threshold
-                    let best = r.clone().fold(r.start, |b, k| if probs[k] > probs[b] { k } else { b });
-                    for k in r.clone().filter(|&k| k != best) {
+                    // the most probable concept (two on plane and view with `second`) keeps its
+                    // (capped) score for the level's threshold; ties to the first
+                    let keep = self.single_valued.keep(self.levels[r.start].as_deref().and_then(|l| l.parse().ok()));
+                    let mut order: Vec<usize> = r.clone().collect();
+                    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+                    for &k in order.iter().skip(keep) {
                         s[k] = 0.0;
                     }
                 }
@@ -374,6 +377,19 @@ mod tests {
         assert_eq!(d.trace(probs.row(0), &Thresholds::new(0.5))[0].decision, Decision::NotChosen);
         let d2 = Decoder::new(&cfg, &onto, true).with_single_valued_rule(SingleValuedRule::Second);
         assert_eq!(d2.decision_scores(&probs).row(0).to_vec(), vec![0.6, 0.8]);
+    }
+
+    #[test]
+    fn a_calibrated_plane_head_names_a_second_plane_only_when_allowed() {
+        let onto = Ontology::builtin();
+        let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let heads = vec![HeadSpec::new("modality", s(&["C0040405", "C0024485"]), HeadKind::SingleLabel), HeadSpec::new("plane", s(&["C0205131", "C0205123"]), HeadKind::SingleLabel)];
+        let cfg = ModelConfig { single_label: SingleLabelDecoding::Threshold, ..ModelConfig::new(TrunkKind::Tiny, heads) };
+        let probs = Array2::from_shape_vec((1, 4), vec![0.5, 0.4, 0.45, 0.4]).unwrap();
+        let one = Decoder::new(&cfg, &onto, true);
+        assert_eq!(one.decision_scores(&probs).row(0).to_vec(), vec![0.5, 0.0, 0.45, 0.0]);
+        let two = Decoder::new(&cfg, &onto, true).with_single_valued_rule(SingleValuedRule::Second);
+        assert_eq!(two.decision_scores(&probs).row(0).to_vec(), vec![0.5, 0.0, 0.45, 0.4], "two planes, still one modality");
     }
 
     proptest! {

@@ -184,8 +184,8 @@ pub enum SingleLabelDecoding {
     Threshold,
 }
 
-/// How a single-valued level of sigmoid outputs is decided (a sigmoid level head, or a flat
-/// model decoded with the ontology): which of its concepts keep their score for the thresholds.
+/// How a single-valued level is decided (a calibrated softmax head, a sigmoid level head, or a
+/// flat model decoded with the ontology): which of its concepts keep their score for the thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SingleValuedRule {

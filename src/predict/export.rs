@@ -151,8 +151,8 @@ pub struct HeadMeta {
     pub start: usize,
     pub end: usize,
     /// How many of its concepts keep their score at decoding when it is a multi-label head over a
-    /// single-valued level (`--level-heads sigmoid`): 1, or 2 on plane and view with
-    /// `--single-valued second`; absent otherwise.
+    /// single-valued level (`--level-heads sigmoid`) or a calibrated single-label head: 1, or 2 on
+    /// plane and view with `--single-valued second`; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep: Option<usize>,
 }
@@ -318,7 +318,11 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
             ancestors: decoder.ancestors(k).to_vec(),
         })
         .collect();
-    let keep = |h: &crate::model::HeadSpec| (h.single_valued && h.kind == HeadKind::MultiLabel).then(|| run.model_cfg.single_valued.keep(h.concepts.first().and_then(|c| run.ontology.level_of(c))));
+    let calibrated = run.model_cfg.single_label == SingleLabelDecoding::Threshold;
+    let keep = |h: &crate::model::HeadSpec| {
+        let single_valued = (h.single_valued && h.kind == HeadKind::MultiLabel) || (h.kind == HeadKind::SingleLabel && calibrated && decoder.enforce);
+        single_valued.then(|| run.model_cfg.single_valued.keep(h.concepts.first().and_then(|c| run.ontology.level_of(c))))
+    };
     let heads = run.model_cfg.heads.iter().zip(decoder.heads()).map(|(h, (kind, r))| HeadMeta { name: h.name.clone(), kind: *kind, start: r.start, end: r.end, keep: keep(h) }).collect();
     let size = run.config.image_size;
     let k = concepts.len();
@@ -361,12 +365,12 @@ fn steps(hierarchy: bool, single_label: SingleLabelDecoding) -> Vec<String> {
     }
     let single = match single_label {
         SingleLabelDecoding::Argmax => "single label: on each head of kind single_label, the arg-max over \"none\" (1 minus the sum of the head's probabilities) and the head's concepts (by probability, taken in column order, a later one only when strictly larger) scores 1 and the head's other concepts 0 (this replaces step 1's score on these heads)",
-        SingleLabelDecoding::Threshold => "single label: on each head of kind single_label, the concept with the largest probability (the first in column order on ties) keeps its score from step 1 and the head's other concepts score 0, so the level predicts at most one concept and may predict none",
+        SingleLabelDecoding::Threshold => "single label: on each head of kind single_label, the `keep` concepts with the largest probability (the first in column order on ties) keep their score from step 1 and the head's other concepts score 0, so the level predicts at most `keep` concepts (1 unless the run allows a second plane or view) and may predict none",
     };
     vec![
         "cap (max-constraint): a concept's score is the smallest of its own probability and its ancestors' probabilities (`ancestors`, columns of the output), so a child never outscores its parent".into(),
         single.into(),
-        "single valued: on each head with `keep` (a multi-label head over a single-valued level), the `keep` concepts with the largest probability (the first in column order on ties) keep their score from step 1 and the head's other concepts score 0".into(),
+        "single valued: on each multi-label head with `keep` (over a single-valued level), the `keep` concepts with the largest probability (the first in column order on ties) keep their score from step 1 and the head's other concepts score 0".into(),
         threshold.into(),
         "closure: every ancestor (`ancestors`) of a concept predicted in step 4 is predicted too; the result is closed under the hierarchy and has at most one concept per single-label head".into(),
     ]

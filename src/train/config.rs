@@ -349,7 +349,8 @@ pub struct TrainConfig {
     /// Hierarchical mode: a softmax head per single-valued level, or one sigmoid per node.
     #[serde(default)]
     pub level_heads: LevelHeads,
-    /// Hierarchical mode: how a single-valued sigmoid level is decided.
+    /// Hierarchical mode: how a single-valued level (a calibrated softmax head, or a sigmoid head
+    /// over a single-valued level) is decided.
     #[serde(default)]
     pub single_valued: crate::model::SingleValuedRule,
     /// Hierarchical mode: the first this many epochs train each concept that has an ancestor in
@@ -685,6 +686,9 @@ impl TrainConfig {
         }
         if self.mode.has_levels() && self.conditional_epochs >= self.epochs {
             return Err(ConfigError::Value { option: "conditional-epochs", value: self.conditional_epochs.to_string(), rule: format!("must be below --epochs ({}): the last epochs train every concept on every image", self.epochs).into() });
+        }
+        if self.mode.has_levels() && self.level_heads == LevelHeads::Softmax && self.calibration == Calibration::None && self.single_valued != crate::model::SingleValuedRule::Argmax {
+            return Err(ConfigError::Combination("--single-valued second needs calibrated softmax levels (--calibration logit-adjust or unweighted) or --level-heads sigmoid: with --calibration none a level's arg-max over its concepts and \"none\" names one concept".into()));
         }
         if self.mode.has_levels() && self.level_heads == LevelHeads::Sigmoid && self.calibration != Calibration::LogitAdjust {
             return Err(ConfigError::Combination("--calibration applies to softmax level heads; with --level-heads sigmoid every level is a set of sigmoids decided by its thresholds".into()));
