@@ -523,25 +523,21 @@ pub const OPTION_SCOPES: &[(&str, Scope)] = &[
     ("val-split", Scope::OwnSplit),
 ];
 
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Flat => "flat",
-        Mode::Hierarchical => "hierarchical",
-        Mode::Hybrid => "hybrid",
-        Mode::Knn => "knn",
-    }
+/// A value's name as the command line spells it (clap's, so the two cannot drift apart).
+fn cli_name<T: clap::ValueEnum>(v: T) -> String {
+    v.to_possible_value().map_or_else(String::new, |p| p.get_name().to_string())
 }
 
-fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::Head => "head",
-        Strategy::Full => "full",
-        Strategy::Layerwise => "layerwise",
-    }
+fn mode_name(m: Mode) -> String {
+    cli_name(m)
+}
+
+fn strategy_name(s: Strategy) -> String {
+    cli_name(s)
 }
 
 /// "a", "a and b", "a, b and c".
-fn and_list(items: &[&str]) -> String {
+fn and_list(items: &[String]) -> String {
     match items {
         [] => String::new(),
         [one] => one.to_string(),
@@ -573,11 +569,11 @@ impl Scope {
     /// What `c` is instead, as the command line says it.
     fn instead(self, c: &TrainConfig) -> String {
         match self {
-            Scope::Modes(_) => mode_name(c.mode).into(),
+            Scope::Modes(_) => mode_name(c.mode),
             Scope::StagedLevels if c.mode.has_levels() => "--schedule joint".into(),
             Scope::StagedLevels => format!("--mode {}", mode_name(c.mode)),
             Scope::Strategies(_) if c.mode == Mode::Knn => "--mode knn (nothing is trained)".into(),
-            Scope::Strategies(_) => strategy_name(c.strategy).into(),
+            Scope::Strategies(_) => strategy_name(c.strategy),
             Scope::OwnSplit => "a run given --val-labels".into(),
         }
     }
