@@ -17,7 +17,7 @@ common=(--train-labels "$DIR/train/labels.csv" --images "$DIR/train/images" --gr
         --trunk "$TRUNK" --image-size "$SIZE" --epochs "$EPOCHS" --batch-size 32 --lr 1e-3 --device cpu)
 echo "== 2/5 flat top-25 baseline (paper run 1: full fine-tuning)"
 "$BIN" train --mode flat --top-k 25 --out "$DIR/flat" "${common[@]}"
-echo "== 3/5 hierarchical model (seven levels added one by one over half the epochs, then trained together)"
+echo "== 3/5 hierarchical model (one head per level, all seven trained together from the start)"
 "$BIN" train --mode hierarchical --levels modality,anatomy,laterality,plane,view,technique,finding --out "$DIR/hier" "${common[@]}"
 echo "== 4/5 predicting the test phantoms"
 for run in flat hier; do

@@ -335,14 +335,15 @@ fn options_that_do_not_apply_to_the_run_are_refused_with_the_reason() {
         // a default value typed is still typed
         (&["--mode", "flat", "--levels", "modality,anatomy,laterality"], "--levels applies to"),
         // layerwise unfreezing with a schedule that adds heads by stage: refused, not silently full fine-tuning
-        (&["--mode", "hierarchical", "--strategy", "layerwise"], "--strategy layerwise needs --schedule joint"),
+        (&["--mode", "hierarchical", "--schedule", "curriculum", "--strategy", "layerwise"], "--strategy layerwise needs --schedule joint"),
         (&["--mode", "hybrid", "--schedule", "stepwise", "--strategy", "layerwise"], "--strategy layerwise needs --schedule joint"),
         // head weights name heads of the run
         (&["--mode", "hierarchical", "--head-weights", "bogus=1"], "--head-weights bogus=1: 'bogus' is not a head of this run (its heads: modality, anatomy, laterality)"),
         (&["--mode", "hierarchical", "--levels", "modality", "--head-weights", "modality=2,anatomy=1"], "'anatomy' is not a head of this run"),
         // the level heads' options, and one label space option
         (&["--mode", "flat", "--level-heads", "sigmoid"], "--level-heads applies to --mode hierarchical and hybrid, not flat"),
-        (&["--mode", "flat", "--single-valued", "second"], "--single-valued applies to --mode hierarchical and hybrid, not flat"),
+        (&["--mode", "flat", "--single-valued", "second"], "--single-valued applies to --mode hierarchical and hybrid with calibrated levels (--calibration logit-adjust or unweighted) or --level-heads sigmoid, not --mode flat"),
+        (&["--mode", "hierarchical", "--calibration", "none", "--single-valued", "second"], "not --calibration none"),
         (&["--mode", "flat", "--conditional-epochs", "2"], "--conditional-epochs applies to --mode hierarchical and hybrid, not flat"),
         (&["--mode", "hierarchical", "--level-heads", "sigmoid", "--calibration", "none"], "--calibration applies to softmax level heads"),
         (&["--mode", "hierarchical", "--epochs", "4", "--conditional-epochs", "4"], "--conditional-epochs 4: must be below --epochs (4)"),
@@ -360,7 +361,7 @@ fn options_that_do_not_apply_to_the_run_are_refused_with_the_reason() {
     // where they apply they pass these checks (and fail later, on the missing labels)
     for extra in [
         &["--mode", "hierarchical", "--schedule", "joint", "--strategy", "layerwise", "--layerwise-lr-decay", "0.5"][..],
-        &["--mode", "hybrid", "--rest-top-k", "5", "--head-weights", "modality=2,rest=0.5", "--stage-lr-decay", "0.5"],
+        &["--mode", "hybrid", "--schedule", "curriculum", "--rest-top-k", "5", "--head-weights", "modality=2,rest=0.5", "--stage-lr-decay", "0.5"],
         &["--mode", "knn", "--knn-k", "3", "--top-k", "5"],
         &["--strategy", "head", "--feature-cache-gib", "1"],
         &["--mode", "hierarchical", "--level-heads", "sigmoid", "--single-valued", "second", "--conditional-epochs", "2", "--concepts", "min-count:3"],

@@ -61,7 +61,7 @@ pub const VARIANTS: &[Variant] = &[
         c.mode = Mode::Flat;
         c.class_weights = ClassWeights::None;
     } },
-    Variant { name: "hier", changes: "hierarchical, defaults", apply: hierarchical },
+    Variant { name: "hier", changes: "hierarchical, defaults (joint schedule, calibrated softmax levels, concept-weighted heads)", apply: hierarchical },
     Variant { name: "hier-no-calibration", changes: "single-label levels by arg-max over concepts and none (no calibration, no abstention)", apply: |c| {
         hierarchical(c);
         c.calibration = Calibration::None;
@@ -114,15 +114,14 @@ pub const VARIANTS: &[Variant] = &[
         hierarchical(c);
         c.level_heads = LevelHeads::Sigmoid;
     } },
-    Variant { name: "hier-sigmoid-joint", changes: "one sigmoid per ontology node on every level, joint schedule (all levels from the start)", apply: |c| {
+    Variant { name: "hier-sigmoid-curriculum", changes: "sigmoid level heads, curriculum schedule (levels added over the first half, then joint)", apply: |c| {
         hierarchical(c);
         c.level_heads = LevelHeads::Sigmoid;
-        c.schedule = HierSchedule::Joint;
+        c.schedule = HierSchedule::Curriculum;
     } },
-    Variant { name: "hier-sigmoid-joint-conditional", changes: "sigmoid level heads, joint schedule; the first half of the epochs train a child only on images with its parent (conditional training, Chen et al. 2019)", apply: |c| {
+    Variant { name: "hier-sigmoid-conditional", changes: "sigmoid level heads; the first half of the epochs train a child only on images with its parent (conditional training, Chen et al. 2019)", apply: |c| {
         hierarchical(c);
         c.level_heads = LevelHeads::Sigmoid;
-        c.schedule = HierSchedule::Joint;
         c.conditional_epochs = c.epochs / 2;
     } },
     Variant { name: "hier-softmax", changes: "a softmax head with \"none\" per single-valued level (the level heads before 2026-12-07)", apply: |c| {
@@ -175,13 +174,14 @@ pub const VARIANTS: &[Variant] = &[
         c.keep = Keep::Last;
         c.max_constraint = false;
         c.neck = Neck::PerHead;
+        c.single_valued = crate::model::SingleValuedRule::Argmax;
     } },
     Variant { name: "knn", changes: "kNN retrieval over the flat run's trunk of the same seed (or --weights), top-K concepts", apply: |c| c.mode = Mode::Knn },
 ];
 
 /// The runs `experiment compare` does by default: the baseline, the defaults, and each component
 /// of the defaults switched off (or to its alternative) once.
-pub const DEFAULT_RUNS: &str = "flat,hier,hier-no-calibration,hier-unweighted,hier-equal-heads,hier-fresh-optimizer,hier-last-epoch,hier-stepwise,hier-joint,hier-max-constraint,hier-shared-neck,hier-old";
+pub const DEFAULT_RUNS: &str = "flat,flat-coherent,flat+knn,hier,hier+second,hier+knn,hier-no-calibration,hier-unweighted,hier-equal-heads,hier-last-epoch,hier-stepwise,hier-curriculum,hier-sigmoid,hier-max-constraint,hier-shared-neck,hier-old";
 
 /// Options of `experiment compare` (the training options shared by every run live in `base`).
 #[derive(Debug, Clone)]
@@ -604,9 +604,7 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), VARIANTS.len());
-        for name in DEFAULT_RUNS.split(',') {
-            assert!(VARIANTS.iter().any(|v| v.name == name), "{name}");
-        }
+        assert!(rows_asked(&DEFAULT_RUNS.split(',').map(String::from).collect::<Vec<_>>()).is_ok(), "every default row is a run and its decoding");
         let apply = |name: &str| {
             let mut c = TrainConfig::default();
             (VARIANTS.iter().find(|v| v.name == name).unwrap().apply)(&mut c);
@@ -619,6 +617,8 @@ mod tests {
         // every hierarchical variant differs from the defaults in exactly what it names
         assert_eq!(apply("hier-last-epoch"), TrainConfig { mode: Mode::Hierarchical, keep: Keep::Last, ..TrainConfig::default() });
         assert_eq!(apply("hybrid-joint"), TrainConfig { mode: Mode::Hybrid, schedule: HierSchedule::Joint, ..TrainConfig::default() });
+        assert_eq!(apply("hier-curriculum"), TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Curriculum, ..TrainConfig::default() });
+        assert_eq!(apply("hier-sigmoid"), TrainConfig { mode: Mode::Hierarchical, level_heads: LevelHeads::Sigmoid, ..TrainConfig::default() });
         assert_eq!(apply("hybrid-unweighted"), TrainConfig { mode: Mode::Hybrid, calibration: Calibration::Unweighted, ..TrainConfig::default() });
         assert_eq!(apply("flat-no-class-weights"), TrainConfig { mode: Mode::Flat, class_weights: ClassWeights::None, ..TrainConfig::default() });
         assert_eq!(apply("hybrid-no-class-weights"), TrainConfig { mode: Mode::Hybrid, class_weights: ClassWeights::None, ..TrainConfig::default() });

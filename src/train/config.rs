@@ -376,7 +376,7 @@ impl Default for TrainConfig {
             ontology: None,
             mode: Mode::Flat,
             levels: vec![Level::Modality, Level::Anatomy, Level::Laterality],
-            schedule: HierSchedule::Curriculum,
+            schedule: HierSchedule::Joint,
             condition_on_previous: false,
             trunk: TrunkKind::Resnet50,
             weights: None,
@@ -482,6 +482,9 @@ pub enum Scope {
     Strategies(&'static [Strategy]),
     /// Runs that hold out their own validation images (no `--val-labels`).
     OwnSplit,
+    /// Hierarchical and hybrid runs whose single-valued levels are decided by thresholds
+    /// (calibrated softmax levels, or sigmoid level heads), not by an arg-max with "none".
+    ThresholdedLevels,
 }
 
 const TRAINED: &[Mode] = &[Mode::Flat, Mode::Hierarchical, Mode::Hybrid];
@@ -500,7 +503,7 @@ pub const OPTION_SCOPES: &[(&str, Scope)] = &[
     ("max-constraint", Scope::Modes(LEVELS)),
     ("neck", Scope::Modes(LEVELS)),
     ("level-heads", Scope::Modes(LEVELS)),
-    ("single-valued", Scope::Modes(LEVELS)),
+    ("single-valued", Scope::ThresholdedLevels),
     ("conditional-epochs", Scope::Modes(LEVELS)),
     ("rest-top-k", Scope::Modes(&[Mode::Hybrid])),
     ("rest-pooling", Scope::Modes(&[Mode::Hybrid])),
@@ -553,6 +556,7 @@ impl Scope {
             Scope::StagedLevels => c.mode.has_levels() && c.schedule != HierSchedule::Joint,
             Scope::Strategies(s) => c.mode != Mode::Knn && s.contains(&c.strategy),
             Scope::OwnSplit => c.val_labels.is_none(),
+            Scope::ThresholdedLevels => c.mode.has_levels() && (c.level_heads == LevelHeads::Sigmoid || c.calibration != Calibration::None),
         }
     }
 
@@ -563,6 +567,7 @@ impl Scope {
             Scope::StagedLevels => "--mode hierarchical and hybrid with --schedule stepwise or curriculum".into(),
             Scope::Strategies(s) => format!("--strategy {}", and_list(&s.iter().map(|&s| strategy_name(s)).collect::<Vec<_>>())),
             Scope::OwnSplit => "runs without --val-labels (they hold out their own validation images)".into(),
+            Scope::ThresholdedLevels => "--mode hierarchical and hybrid with calibrated levels (--calibration logit-adjust or unweighted) or --level-heads sigmoid".into(),
         }
     }
 
@@ -575,6 +580,8 @@ impl Scope {
             Scope::Strategies(_) if c.mode == Mode::Knn => "--mode knn (nothing is trained)".into(),
             Scope::Strategies(_) => strategy_name(c.strategy),
             Scope::OwnSplit => "a run given --val-labels".into(),
+            Scope::ThresholdedLevels if c.mode.has_levels() => "--calibration none (a level's arg-max over its concepts and \"none\" names one concept)".into(),
+            Scope::ThresholdedLevels => format!("--mode {}", mode_name(c.mode)),
         }
     }
 }
@@ -682,9 +689,6 @@ impl TrainConfig {
         }
         if self.mode.has_levels() && self.conditional_epochs >= self.epochs {
             return Err(ConfigError::Value { option: "conditional-epochs", value: self.conditional_epochs.to_string(), rule: format!("must be below --epochs ({}): the last epochs train every concept on every image", self.epochs).into() });
-        }
-        if self.mode.has_levels() && self.level_heads == LevelHeads::Softmax && self.calibration == Calibration::None && self.single_valued != crate::model::SingleValuedRule::Argmax {
-            return Err(ConfigError::Combination("--single-valued second needs calibrated softmax levels (--calibration logit-adjust or unweighted) or --level-heads sigmoid: with --calibration none a level's arg-max over its concepts and \"none\" names one concept".into()));
         }
         if self.mode.has_levels() && self.level_heads == LevelHeads::Sigmoid && self.calibration != Calibration::LogitAdjust {
             return Err(ConfigError::Combination("--calibration applies to softmax level heads; with --level-heads sigmoid every level is a set of sigmoids decided by its thresholds".into()));
@@ -819,7 +823,7 @@ mod tests {
             (TrainConfig { mode: Mode::Hierarchical, levels: vec![Level::Modality, Level::Anatomy, Level::Modality], ..Default::default() }, "--levels modality,anatomy,modality: level 'modality' is named twice"),
             (TrainConfig { mode: Mode::Hierarchical, head_weights: "modality=2,bogus=1".parse().unwrap(), ..Default::default() }, "--head-weights bogus=1,modality=2: 'bogus' is not a head of this run (its heads: modality, anatomy, laterality)"),
             (TrainConfig { mode: Mode::Hybrid, levels: vec![Level::Modality], head_weights: "anatomy=1".parse().unwrap(), ..Default::default() }, "--head-weights anatomy=1: 'anatomy' is not a head of this run (its heads: modality, rest)"),
-            (TrainConfig { mode: Mode::Hierarchical, strategy: Strategy::Layerwise, ..Default::default() }, "--strategy layerwise needs --schedule joint"),
+            (TrainConfig { mode: Mode::Hierarchical, strategy: Strategy::Layerwise, schedule: HierSchedule::Curriculum, ..Default::default() }, "--strategy layerwise needs --schedule joint"),
         ];
         for (cfg, want) in bad {
             let e = cfg.check().unwrap_err().to_string();
@@ -838,8 +842,10 @@ mod tests {
         let e = flat.refuse_inapplicable(["epochs", "levels", "schedule"]).unwrap_err();
         assert_eq!(e.to_string(), "--levels applies to --mode hierarchical and hybrid, not flat");
         assert!(flat.refuse_inapplicable(["epochs", "top-k", "lr", "seed", "ontology"]).is_ok());
-        let hier = TrainConfig { mode: Mode::Hierarchical, ..Default::default() };
-        assert!(hier.refuse_inapplicable(["levels", "schedule", "calibration", "max-constraint", "neck", "stage-lr-decay", "head-weights", "condition"]).is_ok());
+        let hier = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Curriculum, ..Default::default() };
+        assert!(hier.refuse_inapplicable(["levels", "schedule", "calibration", "max-constraint", "neck", "stage-lr-decay", "head-weights", "condition", "single-valued", "level-heads"]).is_ok());
+        let uncalibrated = TrainConfig { calibration: Calibration::None, ..hier.clone() };
+        assert!(uncalibrated.refuse_inapplicable(["single-valued"]).unwrap_err().to_string().contains("not --calibration none"));
         assert_eq!(hier.refuse_inapplicable(["top-k"]).unwrap_err().to_string(), "--top-k applies to --mode flat and knn, not hierarchical");
         let joint = TrainConfig { schedule: HierSchedule::Joint, ..hier.clone() };
         assert!(joint.refuse_inapplicable(["stage-lr-decay"]).unwrap_err().to_string().ends_with("not --schedule joint"));
