@@ -1,13 +1,17 @@
 //! `conceptree experiment compare`: model configurations compared paired and repeated.
 //!
 //! Every run of the comparison trains on one split (drawn once with `--split-seed`, whatever the
-//! model seed) for the same number of epochs, once per seed; each trained model predicts the same
-//! test images. Per run the table gives the official ImageCLEF F1 as mean ± sd over the seeds,
-//! the paired difference to `flat` (per seed: run minus flat; mean ± sd), a 95% interval for that
-//! difference from a paired bootstrap (each image's F1 difference averaged over the seeds,
-//! resampled 2,000 times: whole cases with `--groups`, so the images of one case count as one
-//! draw, else images; the table says which), the number of seeds it wins, per-level F1 and
-//! `f1_any`, false-positive concepts per image lacking the level, and coherence.
+//! model seed), in one label space (`--concepts`, default the top 25), for the same number of
+//! epochs, once per seed; each trained model predicts the same test images. A row is a run and
+//! its decoding ([`decoding`]: as trained, `flat-coherent`, `+second`, `+knn`), every row's
+//! thresholds and fusion weight tuned on validation alike. Per row the table gives the official
+//! ImageCLEF F1 as mean ± sd over the seeds with the validation F1 beside it, the paired
+//! difference to the baseline row (`--baseline`, default `flat`; per seed: row minus baseline;
+//! mean ± sd), a 95% interval for that difference from a paired bootstrap (each image's F1
+//! difference averaged over the seeds, resampled 2,000 times: whole cases with `--groups`, so the
+//! images of one case count as one draw, else images; the table says which), the number of seeds
+//! it wins, coherence and strict coherence, per-level F1 and `f1_any`, false-positive concepts per
+//! image lacking the level, and per-source F1 when the groups file has a `source` column.
 //!
 //! Runs are named by what they change: `flat` (the paper's baseline), `hier` (the hierarchical
 //! model with its defaults), and variants with one component switched, listed in [`VARIANTS`].
