@@ -84,7 +84,8 @@ pub enum Calibration {
 #[serde(rename_all = "lowercase")]
 pub enum LevelHeads {
     /// A softmax head with a "none" class for each single-valued level (no two of its concepts on
-    /// one training image), sigmoids for the others (the model before 2026-12-07).
+    /// one training image), sigmoids for the others (the default; measured better than sigmoid
+    /// level heads on realrad, BENCHMARKS.md "Issue 27").
     #[default]
     Softmax,
     /// One sigmoid per ontology node on every level, with C-HMCNN's max-constraint and MCLoss
