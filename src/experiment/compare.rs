@@ -333,8 +333,13 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
         Ok(Part::from(Dataset::open(&rows, &labels.display().to_string(), &ImageDir::open(images)?, false)?.0))
     };
     let (train_part, val_part) = (part(&split.train, &cfg.images)?, part(&split.val, &cfg.images)?);
-    let test_images = cfg.test.as_ref().map_or(cfg.images.as_path(), |t| t.1.as_path());
-    let test_part = part(&split.test, test_images)?;
+    // the split has read and checked the test images already
+    let test_part = Part {
+        labels: split.test_ids.iter().map(|id| split.test_truth.get(id).cloned().unwrap_or_default()).collect(),
+        ids: split.test_ids.clone(),
+        paths: split.test_paths.clone(),
+        truth: split.test_truth.clone(),
+    };
     let tuning = Tuning { mode: cfg.base.thresholds, min_cases: cfg.threshold_min_cases, groups: groups.as_ref(), knn_k: cfg.base.knn_k };
     let vocab: BTreeSet<String> = split.test_truth.values().flatten().cloned().collect();
     // per row: per seed, the test figures and each image's F1

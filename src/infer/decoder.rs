@@ -43,8 +43,9 @@ pub struct Decoder {
     ancestors: Vec<Vec<usize>>,
     pub enforce: bool,
     single_label: SingleLabelDecoding,
-    /// Groups of concepts of which at most [`SingleValuedRule::keep`] keep their score (sigmoid
-    /// heads over single-valued levels, or a flat model's single-valued levels).
+    /// Groups of concepts of which at most [`SingleValuedRule::keep`] keep their score, with
+    /// their level: calibrated softmax heads, sigmoid heads over single-valued levels, or a flat
+    /// model's single-valued levels ([`Decoder::with_ontology`]).
     groups: Vec<(Option<Level>, Vec<usize>)>,
     single_valued: SingleValuedRule,
     /// For each concept, its descendants within `concepts` (itself included) when the decoder
@@ -108,7 +109,13 @@ impl Decoder {
         let mut start = 0;
         for h in &model.heads {
             heads.push((h.kind, start..start + h.concepts.len()));
-            if h.single_valued && h.kind == HeadKind::MultiLabel {
+            // a head whose best concept(s) keep their score for the thresholds (arg-max softmax
+            // heads are decided apart, against "none")
+            let single_valued = match h.kind {
+                HeadKind::MultiLabel => h.single_valued,
+                HeadKind::SingleLabel => model.single_label == SingleLabelDecoding::Threshold,
+            };
+            if single_valued && !h.concepts.is_empty() {
                 groups.push((h.concepts.first().and_then(|c| ontology.level_of(c)), (start..start + h.concepts.len()).collect()));
             }
             head_of.extend(std::iter::repeat_n(h.name.clone(), h.concepts.len()));
@@ -135,10 +142,18 @@ impl Decoder {
         self
     }
 
-    /// This decoder with `rule` for its single-valued sigmoid levels.
+    /// This decoder with `rule` for its single-valued levels.
     pub fn with_single_valued_rule(mut self, rule: SingleValuedRule) -> Decoder {
         self.single_valued = rule;
         self
+    }
+
+    /// How many of the concepts at `range` keep their score when they form one single-valued
+    /// group (a calibrated softmax head, a sigmoid head over a single-valued level) and the
+    /// hierarchy is enforced; `None` otherwise.
+    pub fn keep_of(&self, range: &Range<usize>) -> Option<usize> {
+        let group: Vec<usize> = range.clone().collect();
+        self.groups.iter().find(|(_, g)| *g == group).filter(|_| self.enforce).map(|(level, _)| self.single_valued.keep(*level))
     }
 
     /// The indices (into [`Decoder::concepts`]) of concept `k`'s ancestors within the model's concepts.
@@ -162,9 +177,14 @@ impl Decoder {
         if !self.enforce {
             return (probs.to_vec(), capped_by);
         }
-        let lifted: Vec<f32> = if self.lift.is_empty() { probs.to_vec() } else { self.lift.iter().map(|d| d.iter().map(|&b| probs[b]).fold(f32::NEG_INFINITY, f32::max)).collect() };
-        let probs = ArrayView1::from(&lifted);
-        let mut s: Vec<f32> = lifted.clone();
+        let lifted: Vec<f32>;
+        let probs = if self.lift.is_empty() {
+            probs.view()
+        } else {
+            lifted = self.lift.iter().map(|d| d.iter().map(|&b| probs[b]).fold(f32::NEG_INFINITY, f32::max)).collect();
+            ArrayView1::from(&lifted)
+        };
+        let mut s: Vec<f32> = probs.to_vec();
         for (k, anc) in self.ancestors.iter().enumerate() {
             for &a in anc {
                 if probs[a] < s[k] {
@@ -173,32 +193,18 @@ impl Decoder {
                 }
             }
         }
-        for (kind, r) in &self.heads {
-            if *kind != HeadKind::SingleLabel || r.is_empty() {
-                continue;
-            }
-            match self.single_label {
-                SingleLabelDecoding::Argmax => {
-                    let none = 1.0 - probs.slice(ndarray::s![r.clone()]).sum();
-                    // arg-max over [concepts..., none]; usize::MAX stands for "none"
-                    let (best, _) = r.clone().map(|k| (k, probs[k])).fold((usize::MAX, none), |acc, x| if x.1 > acc.1 { x } else { acc });
-                    for k in r.clone() {
-                        s[k] = if k == best { 1.0 } else { 0.0 };
-                    }
-                }
-                SingleLabelDecoding::Threshold => {
-                    // the most probable concept (two on plane and view with `second`) keeps its
-                    // (capped) score for the level's threshold; ties to the first
-                    let keep = self.single_valued.keep(self.levels[r.start].as_deref().and_then(|l| l.parse().ok()));
-                    let mut order: Vec<usize> = r.clone().collect();
-                    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-                    for &k in order.iter().skip(keep) {
-                        s[k] = 0.0;
-                    }
+        if self.single_label == SingleLabelDecoding::Argmax {
+            for (_, r) in self.heads.iter().filter(|(kind, r)| *kind == HeadKind::SingleLabel && !r.is_empty()) {
+                let none = 1.0 - probs.slice(ndarray::s![r.clone()]).sum();
+                // arg-max over [concepts..., none]; usize::MAX stands for "none"
+                let (best, _) = r.clone().map(|k| (k, probs[k])).fold((usize::MAX, none), |acc, x| if x.1 > acc.1 { x } else { acc });
+                for k in r.clone() {
+                    s[k] = if k == best { 1.0 } else { 0.0 };
                 }
             }
         }
-        // single-valued sigmoid levels: the best one (or two) keep their scores, ties to the first
+        // single-valued groups: the most probable concept (two on plane and view with `second`)
+        // keeps its (capped) score for its threshold, the others score 0; ties to the first
         for (level, group) in &self.groups {
             let mut order = group.clone();
             order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));

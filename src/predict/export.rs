@@ -318,12 +318,7 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
             ancestors: decoder.ancestors(k).to_vec(),
         })
         .collect();
-    let calibrated = run.model_cfg.single_label == SingleLabelDecoding::Threshold;
-    let keep = |h: &crate::model::HeadSpec| {
-        let single_valued = (h.single_valued && h.kind == HeadKind::MultiLabel) || (h.kind == HeadKind::SingleLabel && calibrated && decoder.enforce);
-        single_valued.then(|| run.model_cfg.single_valued.keep(h.concepts.first().and_then(|c| run.ontology.level_of(c))))
-    };
-    let heads = run.model_cfg.heads.iter().zip(decoder.heads()).map(|(h, (kind, r))| HeadMeta { name: h.name.clone(), kind: *kind, start: r.start, end: r.end, keep: keep(h) }).collect();
+    let heads = run.model_cfg.heads.iter().zip(decoder.heads()).map(|(h, (kind, r))| HeadMeta { name: h.name.clone(), kind: *kind, start: r.start, end: r.end, keep: decoder.keep_of(r) }).collect();
     let size = run.config.image_size;
     let k = concepts.len();
     let hierarchy = decoder.enforce;

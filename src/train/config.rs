@@ -532,14 +532,6 @@ fn cli_name<T: clap::ValueEnum>(v: T) -> String {
     v.to_possible_value().map_or_else(String::new, |p| p.get_name().to_string())
 }
 
-fn mode_name(m: Mode) -> String {
-    cli_name(m)
-}
-
-fn strategy_name(s: Strategy) -> String {
-    cli_name(s)
-}
-
 /// "a", "a and b", "a, b and c".
 fn and_list(items: &[String]) -> String {
     match items {
@@ -564,9 +556,9 @@ impl Scope {
     /// The runs it applies to, as the command line says it.
     pub fn describe(self) -> String {
         match self {
-            Scope::Modes(modes) => format!("--mode {}", and_list(&modes.iter().map(|&m| mode_name(m)).collect::<Vec<_>>())),
+            Scope::Modes(modes) => format!("--mode {}", and_list(&modes.iter().map(|&m| cli_name(m)).collect::<Vec<_>>())),
             Scope::StagedLevels => "--mode hierarchical and hybrid with --schedule stepwise or curriculum".into(),
-            Scope::Strategies(s) => format!("--strategy {}", and_list(&s.iter().map(|&s| strategy_name(s)).collect::<Vec<_>>())),
+            Scope::Strategies(s) => format!("--strategy {}", and_list(&s.iter().map(|&s| cli_name(s)).collect::<Vec<_>>())),
             Scope::OwnSplit => "runs without --val-labels (they hold out their own validation images)".into(),
             Scope::ThresholdedLevels => "--mode hierarchical and hybrid with calibrated levels (--calibration logit-adjust or unweighted) or --level-heads sigmoid".into(),
         }
@@ -575,14 +567,14 @@ impl Scope {
     /// What `c` is instead, as the command line says it.
     fn instead(self, c: &TrainConfig) -> String {
         match self {
-            Scope::Modes(_) => mode_name(c.mode),
+            Scope::Modes(_) => cli_name(c.mode),
             Scope::StagedLevels if c.mode.has_levels() => "--schedule joint".into(),
-            Scope::StagedLevels => format!("--mode {}", mode_name(c.mode)),
+            Scope::StagedLevels => format!("--mode {}", cli_name(c.mode)),
             Scope::Strategies(_) if c.mode == Mode::Knn => "--mode knn (nothing is trained)".into(),
-            Scope::Strategies(_) => strategy_name(c.strategy),
+            Scope::Strategies(_) => cli_name(c.strategy),
             Scope::OwnSplit => "a run given --val-labels".into(),
             Scope::ThresholdedLevels if c.mode.has_levels() => "--calibration none (a level's arg-max over its concepts and \"none\" names one concept)".into(),
-            Scope::ThresholdedLevels => format!("--mode {}", mode_name(c.mode)),
+            Scope::ThresholdedLevels => format!("--mode {}", cli_name(c.mode)),
         }
     }
 }
