@@ -1,17 +1,23 @@
-//! The typed training configuration: the one source of its defaults, and its checks.
+//! The training configuration as given: the one source of its defaults, and its checks.
 //!
+//! [`TrainConfig`] is one flat record of every option: what the command line fills, what
+//! `experiment` varies, and what a run stores as `config.json` (so runs from before an option
+//! existed still load, each missing option read back with the behaviour it had).
 //! [`TrainConfig::default`] holds every default; the command line reads them from
-//! [`TrainConfig::defaults`] (so `--help` and the library cannot disagree). A configuration is
-//! checked once, before any work, into a [`CheckedConfig`] (the checked/unchecked pattern of
-//! linfa): value checks here, with a [`ConfigError`] naming the option; the files a run reads are
-//! checked when they are opened, by the stage that reads them. The resolved configuration is
-//! written as `config.json` in the run directory.
+//! [`TrainConfig::defaults`] (so `--help` and the library cannot disagree). [`OPTION_SCOPES`] says
+//! which option applies to which runs: an option given where it does not apply is refused, and
+//! [`TrainConfig::used_settings`] sets the ones that do not apply back to their defaults. A
+//! configuration is checked once, before any work, into a [`CheckedConfig`] (`checked.rs`: the
+//! parts every run has, and the mode with only its own options), the only form training reads:
+//! value checks here, with a [`ConfigError`] naming the option; the files a run reads are checked
+//! when they are opened, by the stage that reads them.
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
+use super::checked::CheckedConfig;
 use crate::data::augment::AugmentConfig;
 use crate::model::{MemoryFormat, TrunkKind};
 use crate::ontology::Level;
@@ -579,28 +585,19 @@ impl Scope {
     }
 }
 
+/// The field of [`TrainConfig`] that `option` (named as on the command line) sets.
+fn field_of(option: &str) -> String {
+    match option {
+        "condition" => "condition_on_previous".into(),
+        "no-augment" => "augment".into(),
+        _ => option.replace('-', "_"),
+    }
+}
+
 /// Where `option` (named as on the command line) applies; `None` for an option that applies to
 /// every run.
 pub fn scope_of(option: &str) -> Option<Scope> {
     OPTION_SCOPES.iter().find(|(o, _)| *o == option).map(|(_, s)| *s)
-}
-
-/// A [`TrainConfig`] whose values passed [`TrainConfig::check`]; only that function makes one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckedConfig(TrainConfig);
-
-impl std::ops::Deref for CheckedConfig {
-    type Target = TrainConfig;
-    fn deref(&self) -> &TrainConfig {
-        &self.0
-    }
-}
-
-impl CheckedConfig {
-    /// The configuration, for writing or deriving another one (which must be checked again).
-    pub fn into_inner(self) -> TrainConfig {
-        self.0
-    }
 }
 
 /// `Err(ConfigError::Value)` unless `ok`.
@@ -697,7 +694,7 @@ impl TrainConfig {
             require(a.zoom.is_finite() && (0.0..1.0).contains(&a.zoom), "zoom", a.zoom, "must be in [0, 1)")?;
             require(a.shear_deg.is_finite() && (0.0..90.0).contains(&a.shear_deg), "shear", a.shear_deg, "must be in [0, 90) degrees")?;
         }
-        Ok(CheckedConfig(self))
+        Ok(CheckedConfig::new(self))
     }
 
     /// Refuse the first of `given` (options named as on the command line, e.g. the ones a user
@@ -717,6 +714,21 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The settings that make the run: every option that does not apply to it ([`OPTION_SCOPES`])
+    /// set to its default, in the one form a run stores ([`TrainConfig::canonical`]). Two
+    /// configurations with the same used settings train the same run (a flat run's residual-head
+    /// options mean nothing, so a changed default there changes no run).
+    pub fn used_settings(&self) -> TrainConfig {
+        let c = self.clone().canonical();
+        let defaults = serde_json::to_value(TrainConfig::defaults()).expect("configs serialise");
+        let mut v = serde_json::to_value(&c).expect("configs serialise");
+        for (option, scope) in OPTION_SCOPES.iter().filter(|(_, s)| !s.applies(&c)) {
+            let field = field_of(option);
+            v[&field] = defaults[&field].clone();
+        }
+        serde_json::from_value(v).expect("a config read back as written")
     }
 
     /// The same configuration with every input path made absolute, so a run can be resumed and
@@ -826,7 +838,7 @@ mod tests {
         let shared_max = TrainConfig { mode: Mode::Hierarchical, neck: crate::model::Neck::Shared, pooling: crate::model::Pooling::AvgMax, ..Default::default() };
         assert!(shared_max.check().unwrap_err().to_string().contains("--pooling avg-max needs per-head necks"));
         assert!(TrainConfig { val_split: 0.0, val_labels: Some("v.csv".into()), ..Default::default() }.check().is_ok(), "no split needed with --val-labels");
-        assert_eq!(*TrainConfig::default().check().unwrap(), TrainConfig::default());
+        assert_eq!(TrainConfig::default().check().unwrap().stored(), &TrainConfig::default());
     }
 
     #[test]
@@ -904,6 +916,23 @@ mod tests {
         assert_eq!(old.head_layers, crate::model::HeadLayers::Paper);
         // and before --thresholds tuned one threshold per level
         assert_eq!(old.thresholds, crate::eval::thresholds::TuneMode::PerLevel);
+    }
+
+    #[test]
+    fn used_settings_reset_exactly_the_options_that_do_not_apply() {
+        // every scoped option names a field of the stored configuration
+        let fields = serde_json::to_value(TrainConfig::default()).unwrap();
+        for (option, _) in OPTION_SCOPES {
+            assert!(fields.get(field_of(option)).is_some(), "--{option} names no field");
+        }
+        let flat = TrainConfig { calibration: Calibration::None, rest_top_k: 3, knn_k: 2, condition_on_previous: true, epochs: 4, top_k: 9, ..TrainConfig::default() };
+        let used = flat.used_settings();
+        assert_eq!((used.calibration, used.rest_top_k, used.knn_k, used.condition_on_previous), (Calibration::LogitAdjust, 100, 10, false));
+        assert_eq!((used.epochs, used.top_k), (4, 9), "a flat run's own options stay");
+        let knn = TrainConfig { mode: Mode::Knn, epochs: 4, augment: None, knn_k: 2, ..TrainConfig::default() }.used_settings();
+        assert_eq!((knn.epochs, knn.augment.is_some(), knn.knn_k), (10, true, 2), "kNN trains nothing");
+        let hier = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Joint, stage_lr_decay: 0.5, top_k: 9, conditional_epochs: 2, ..TrainConfig::default() }.used_settings();
+        assert_eq!((hier.stage_lr_decay, hier.top_k, hier.conditional_epochs), (1.0, 25, 2));
     }
 
     #[test]

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::config::{Calibration, LevelHeads, Mode, TrainConfig};
+use super::checked::{CheckedConfig, LevelOptions, ModeOptions, RestOptions, TopK};
+use super::config::{Calibration, LevelHeads};
 use super::loss::{uses_class_weights, HeadTargets};
 use super::error::TrainError;
 use crate::data::cache::ImageCache;
@@ -31,7 +32,7 @@ pub struct TrainData {
 impl TrainData {
     /// Read the labels, find every image, split (or read the validation labels) and open the
     /// image cache when one is configured. Every problem names its file, line or id.
-    pub fn prepare(cfg: &TrainConfig) -> Result<TrainData, TrainError> {
+    pub fn prepare(cfg: &CheckedConfig) -> Result<TrainData, TrainError> {
         let opts = ParseOptions { skip_bad: cfg.skip_bad, ..Default::default() };
         let images = ImageDir::open(&cfg.images)?;
         let (rows, mut skipped) = read_labels(&cfg.train_labels, opts)?;
@@ -42,16 +43,16 @@ impl TrainData {
         skipped.merge(img_skips);
         // groups split the images, and keep a sample of them whole (--max-train-images)
         let groups = cfg.groups.as_deref().filter(|_| cfg.val_labels.is_none() || cfg.max_train_images > 0).map(read_groups).transpose()?;
-        let (train, val) = match &cfg.val_labels {
-            Some(v) => {
+        let (train, val) = match (&cfg.val_labels, cfg.val_split) {
+            (Some(v), _) => {
                 let (vrows, vskip) = read_labels(v, opts)?;
                 skipped.merge(vskip);
                 let (vds, vimg) = Dataset::open(&vrows, &v.display().to_string(), &images, cfg.skip_bad)?;
                 skipped.merge(vimg);
                 (full, vds)
             }
-            None => {
-                let (tr, va) = split_train_val(&full.ids, cfg.val_split, cfg.split_seed.unwrap_or(cfg.seed), groups.as_ref());
+            (None, share) => {
+                let (tr, va) = split_train_val(&full.ids, share.expect("a run without --val-labels has its split share"), cfg.split_seed(), groups.as_ref());
                 (full.subset(&tr), full.subset(&va))
             }
         };
@@ -60,7 +61,7 @@ impl TrainData {
         }
         // a seeded sample across the training images (whole groups), not the first N in id order
         let train = if cfg.max_train_images > 0 && train.len() > cfg.max_train_images {
-            train.subset(&sample_at_most(&train.ids, cfg.max_train_images, cfg.split_seed.unwrap_or(cfg.seed), groups.as_ref()))
+            train.subset(&sample_at_most(&train.ids, cfg.max_train_images, cfg.split_seed(), groups.as_ref()))
         } else {
             train
         };
@@ -88,105 +89,118 @@ impl TrainData {
 /// level's concepts that occur on at least `min_count` images, most frequent first (a level whose
 /// concepts never co-occur on a training image gets a single-label head); hybrid models add the
 /// residual head [`REST`] over the `rest_top_k` most frequent concepts on none of the levels.
-pub fn head_specs(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
+pub fn head_specs(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
+    match cfg.options() {
+        ModeOptions::Flat { concepts, .. } => flat_head("flat", *concepts, train),
+        ModeOptions::Knn { concepts, .. } => flat_head("knn", *concepts, train),
+        ModeOptions::Hierarchical { levels, .. } => level_heads(levels, None, train, ontology),
+        ModeOptions::Hybrid { levels, rest, .. } => level_heads(levels, Some(rest), train, ontology),
+    }
+}
+
+/// The one head of a flat or kNN model: its top-K concepts.
+fn flat_head(name: &str, TopK { top_k, min_count }: TopK, train: &Dataset) -> Result<Vec<HeadSpec>, TrainError> {
+    let space = LabelSpace::top_k(&train.concept_counts(), top_k, min_count);
+    if space.is_empty() {
+        return Err(TrainError::NoConcepts { what: format!("no concept occurs on at least {} training images", min_count) });
+    }
+    Ok(vec![HeadSpec::new(name, space.concepts, HeadKind::MultiLabel)])
+}
+
+/// A head per level (and a hybrid model's residual head), over the label space `cfg.concepts`.
+fn level_heads(cfg: &LevelOptions, rest: Option<&RestOptions>, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
     let mut counts = train.concept_counts();
     // one label space for every mode (--concepts): a flat model's is its top-K (set from it)
-    if let Some(spec) = cfg.concepts.filter(|_| cfg.mode.has_levels()) {
+    if let Some(spec) = cfg.concepts {
         let (k, min) = spec.top_k_min_count();
         let space: BTreeSet<String> = LabelSpace::top_k(&counts, k, min).concepts.into_iter().collect();
         counts.retain(|c, _| space.contains(c));
     }
-    match cfg.mode {
-        Mode::Flat | Mode::Knn => {
-            let space = LabelSpace::top_k(&counts, cfg.top_k, cfg.min_count);
-            if space.is_empty() {
-                return Err(TrainError::NoConcepts { what: format!("no concept occurs on at least {} training images", cfg.min_count) });
-            }
-            Ok(vec![HeadSpec::new(if cfg.mode == Mode::Knn { "knn" } else { "flat" }, space.concepts, HeadKind::MultiLabel)])
+    let mut specs = Vec::new();
+    for &level in &cfg.levels {
+        let mut concepts: Vec<(String, usize)> =
+            counts.iter().filter(|(c, &n)| n >= cfg.min_count.max(1) && ontology.level_of(c) == Some(level)).map(|(c, &n)| (c.clone(), n)).collect();
+        concepts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        if concepts.is_empty() {
+            eprintln!("note: no training concept on level '{level}'; that head is left out");
+            continue;
         }
-        Mode::Hierarchical | Mode::Hybrid => {
-            let mut specs = Vec::new();
-            for &level in &cfg.levels {
-                let mut concepts: Vec<(String, usize)> =
-                    counts.iter().filter(|(c, &n)| n >= cfg.min_count.max(1) && ontology.level_of(c) == Some(level)).map(|(c, &n)| (c.clone(), n)).collect();
-                concepts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                if concepts.is_empty() {
-                    eprintln!("note: no training concept on level '{level}'; that head is left out");
-                    continue;
-                }
-                let set: BTreeSet<&str> = concepts.iter().map(|(c, _)| c.as_str()).collect();
-                let max_per_image = train.labels.iter().map(|l| l.iter().filter(|c| set.contains(c.as_str())).count()).max().unwrap_or(0);
-                let single_valued = max_per_image <= 1;
-                let concepts: Vec<String> = concepts.into_iter().map(|(c, _)| c).collect();
-                specs.push(match cfg.level_heads {
-                    LevelHeads::Softmax => HeadSpec::new(level.to_string(), concepts, if single_valued { HeadKind::SingleLabel } else { HeadKind::MultiLabel }),
-                    LevelHeads::Sigmoid => HeadSpec { descendants: ontology.descendants_within(&concepts), single_valued, ..HeadSpec::new(level.to_string(), concepts, HeadKind::MultiLabel) },
-                });
-            }
-            if cfg.mode == Mode::Hybrid {
-                let frequency: Vec<(String, usize)> = {
-                    let mut v: Vec<(String, usize)> = counts.iter().filter(|(_, &n)| n >= cfg.min_count.max(1)).map(|(c, &n)| (c.clone(), n)).collect();
-                    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                    v
-                };
-                let rest = residual_top(&frequency, ontology, &cfg.levels, cfg.rest_top_k, cfg.noise);
-                if rest.is_empty() {
-                    eprintln!("note: every training concept lies on a chosen level; the residual head is left out");
-                } else {
-                    specs.push(HeadSpec::new(REST, rest, HeadKind::MultiLabel));
-                }
-            }
-            if specs.is_empty() {
-                let levels: Vec<String> = cfg.levels.iter().map(|l| l.to_string()).collect();
-                return Err(TrainError::NoConcepts {
-                    what: format!("none of the levels {} has a concept in the training labels (run `conceptree ontology map --labels ...`)", levels.join(", ")),
-                });
-            }
-            Ok(specs)
+        let set: BTreeSet<&str> = concepts.iter().map(|(c, _)| c.as_str()).collect();
+        let max_per_image = train.labels.iter().map(|l| l.iter().filter(|c| set.contains(c.as_str())).count()).max().unwrap_or(0);
+        let single_valued = max_per_image <= 1;
+        let concepts: Vec<String> = concepts.into_iter().map(|(c, _)| c).collect();
+        specs.push(match cfg.level_heads {
+            LevelHeads::Softmax => HeadSpec::new(level.to_string(), concepts, if single_valued { HeadKind::SingleLabel } else { HeadKind::MultiLabel }),
+            LevelHeads::Sigmoid => HeadSpec { descendants: ontology.descendants_within(&concepts), single_valued, ..HeadSpec::new(level.to_string(), concepts, HeadKind::MultiLabel) },
+        });
+    }
+    if let Some(rest) = rest {
+        let frequency: Vec<(String, usize)> = {
+            let mut v: Vec<(String, usize)> = counts.iter().filter(|(_, &n)| n >= cfg.min_count.max(1)).map(|(c, &n)| (c.clone(), n)).collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v
+        };
+        let residual = residual_top(&frequency, ontology, &cfg.levels, rest.top_k, rest.noise);
+        if residual.is_empty() {
+            eprintln!("note: every training concept lies on a chosen level; the residual head is left out");
+        } else {
+            specs.push(HeadSpec::new(REST, residual, HeadKind::MultiLabel));
         }
     }
+    if specs.is_empty() {
+        let levels: Vec<String> = cfg.levels.iter().map(|l| l.to_string()).collect();
+        return Err(TrainError::NoConcepts {
+            what: format!("none of the levels {} has a concept in the training labels (run `conceptree ontology map --labels ...`)", levels.join(", ")),
+        });
+    }
+    Ok(specs)
 }
 
 /// The model a new run trains: its heads ([`head_specs`]), and in hierarchical mode the logit
 /// adjustment of class-weighted single-label heads (`--calibration logit-adjust`), the
 /// max-constraint of multi-label levels (`--max-constraint`), the neck and the single-label
 /// decoding rule.
-pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> Result<ModelConfig, TrainError> {
+pub fn model_config(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology) -> Result<ModelConfig, TrainError> {
     let mut heads = head_specs(cfg, train, ontology)?;
-    let hierarchical = cfg.mode.has_levels();
-    if hierarchical {
+    // kNN trains nothing: its (unused) head has the defaults
+    let defaults = crate::train::TrainConfig::defaults();
+    let (pooling, head_layers) = cfg.fit().map_or((defaults.pooling, defaults.head_layers), |f| (f.pooling, f.head_layers));
+    let rest_pooling = cfg.rest().map_or(defaults.rest_pooling, |r| r.pooling);
+    if let Some(levels) = cfg.levels() {
         for spec in &mut heads {
             match spec.kind {
-                HeadKind::SingleLabel if cfg.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) => {
+                HeadKind::SingleLabel if levels.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) => {
                     spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec, None).iter().map(|w| w.ln()).collect();
                 }
-                HeadKind::MultiLabel if cfg.max_constraint => spec.descendants = ontology.descendants_within(&spec.concepts),
+                HeadKind::MultiLabel if levels.max_constraint => spec.descendants = ontology.descendants_within(&spec.concepts),
                 _ => {}
             }
         }
     }
-    let neck = if hierarchical { cfg.neck } else { Neck::PerHead };
+    let neck = cfg.levels().map_or(Neck::PerHead, |l| l.neck);
     if neck == Neck::PerHead {
         for spec in &mut heads {
-            spec.pooling = if spec.name == REST { cfg.rest_pooling } else { cfg.pooling };
+            spec.pooling = if spec.name == REST { rest_pooling } else { pooling };
         }
-    } else if heads.iter().any(|h| h.name == REST) && cfg.rest_pooling != Pooling::Avg {
+    } else if heads.iter().any(|h| h.name == REST) && rest_pooling != Pooling::Avg {
         eprintln!("note: with --neck shared the residual head uses the shared neck's average pooling (--rest-pooling applies to per-head necks)");
     }
+    let levels = cfg.levels();
     Ok(ModelConfig {
         trunk: cfg.trunk,
-        head: HeadConfig { layers: cfg.head_layers, ..HeadConfig::for_trunk(cfg.trunk) },
+        head: HeadConfig { layers: head_layers, ..HeadConfig::for_trunk(cfg.trunk) },
         heads,
-        condition_on_previous: cfg.condition_on_previous,
+        condition_on_previous: levels.is_some_and(|l| l.condition_on_previous),
         neck,
-        single_label: if hierarchical && cfg.calibration != Calibration::None { SingleLabelDecoding::Threshold } else { SingleLabelDecoding::Argmax },
-        single_valued: cfg.single_valued,
+        single_label: if levels.is_some_and(|l| l.calibration != Calibration::None) { SingleLabelDecoding::Threshold } else { SingleLabelDecoding::Argmax },
+        single_valued: levels.map_or(defaults.single_valued, |l| l.single_valued),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::config::{Mode, TrainConfig};
 
     #[test]
     fn descendants_follow_the_ontology_within_a_head() {
@@ -218,7 +232,7 @@ mod tests {
             let mut sets = Vec::new();
             for mode in [Mode::Flat, Mode::Hierarchical, Mode::Knn] {
                 for level_heads in [LevelHeads::Softmax, LevelHeads::Sigmoid] {
-                    let cfg = TrainConfig { mode, levels: levels.clone(), level_heads, concepts: Some(spec), ..TrainConfig::default() }.canonical();
+                    let cfg = TrainConfig { mode, levels: levels.clone(), level_heads, concepts: Some(spec), ..TrainConfig::default() }.check().unwrap();
                     let got: BTreeSet<String> = head_specs(&cfg, &train, &onto).unwrap().iter().flat_map(|h| h.concepts.clone()).collect();
                     sets.push((format!("{mode:?} {level_heads:?}"), got));
                 }
@@ -228,7 +242,7 @@ mod tests {
             assert_eq!(n, match spec { crate::train::config::LabelSpec::TopK(_) => 5, crate::train::config::LabelSpec::MinCount(_) => 6, crate::train::config::LabelSpec::All => 7 }, "{spec}: {:?}", sets[0].1);
         }
         // without the option the hierarchical model keeps every concept of its levels, flat its top-K
-        let hier = TrainConfig { mode: Mode::Hierarchical, levels, ..TrainConfig::default() };
+        let hier = TrainConfig { mode: Mode::Hierarchical, levels, ..TrainConfig::default() }.check().unwrap();
         assert_eq!(head_specs(&hier, &train, &onto).unwrap().iter().map(|h| h.concepts.len()).sum::<usize>(), 7);
     }
 
@@ -238,7 +252,7 @@ mod tests {
         let (ct, mri, hn, head, brain, chest) = ("C0040405", "C0024485", "C0460004", "C0018670", "C0006104", "C0817096");
         let train = dataset(&[&[ct, hn, head, brain], &[mri, chest], &[ct, hn, head]]);
         let cfg = TrainConfig { mode: Mode::Hierarchical, level_heads: LevelHeads::Sigmoid, ..TrainConfig::default() };
-        let model = model_config(&cfg, &train, &onto).unwrap();
+        let model = model_config(&cfg.clone().check().unwrap(), &train, &onto).unwrap();
         let modality = &model.heads[0];
         assert_eq!((modality.kind, modality.single_valued), (HeadKind::MultiLabel, true));
         assert!(modality.descendants.is_empty(), "no hierarchy among the modalities here");
@@ -248,7 +262,7 @@ mod tests {
         let at = |c: &str| anatomy.concepts.iter().position(|x| x == c).unwrap();
         assert_eq!(anatomy.descendants[at(hn)], { let mut v = vec![at(hn), at(head), at(brain)]; v.sort(); v });
         // the same labels with softmax levels: modality is a softmax head with "none"
-        let soft = model_config(&TrainConfig { level_heads: LevelHeads::Softmax, ..cfg }, &train, &onto).unwrap();
+        let soft = model_config(&TrainConfig { level_heads: LevelHeads::Softmax, ..cfg }.check().unwrap(), &train, &onto).unwrap();
         assert_eq!(soft.heads[0].kind, HeadKind::SingleLabel);
     }
 }

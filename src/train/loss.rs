@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 
 use tch::{Device, Kind, Reduction, Tensor};
 
-use super::config::{Calibration, ClassWeights, HeadWeights, TrainConfig};
+use super::checked::CheckedConfig;
+use super::config::{Calibration, ClassWeights, HeadWeights};
 use crate::data::dataset::{balanced_pos_weights, LabelSpace};
 use crate::model::{max_constraint, HeadKind, HeadSpec};
 
@@ -103,9 +104,10 @@ fn class_counts(classes: &[i64], k: usize) -> Vec<usize> {
     counts
 }
 
-/// Whether head `spec` is trained with class weights under `cfg`.
-pub fn uses_class_weights(spec: &HeadSpec, cfg: &TrainConfig) -> bool {
-    cfg.class_weights != ClassWeights::None && !(spec.kind == HeadKind::SingleLabel && cfg.calibration == Calibration::Unweighted)
+/// Whether head `spec` is trained with class weights under `cfg` (none for kNN, which trains nothing).
+pub fn uses_class_weights(spec: &HeadSpec, cfg: &CheckedConfig) -> bool {
+    let unweighted_levels = cfg.levels().is_some_and(|l| l.calibration == Calibration::Unweighted);
+    cfg.fit().is_some_and(|f| f.class_weights != ClassWeights::None) && !(spec.kind == HeadKind::SingleLabel && unweighted_levels)
 }
 
 /// The mean number of training images per concept over every head of a model.
@@ -146,8 +148,8 @@ pub struct Losses {
 
 impl Losses {
     /// Class weights from the training targets, as the configuration asks.
-    pub fn new(specs: &[HeadSpec], train_targets: &[HeadTargets], cfg: &TrainConfig, device: Device) -> Losses {
-        let model_mean = (cfg.class_weights == ClassWeights::BalancedModel).then(|| mean_concept_count(specs, train_targets));
+    pub fn new(specs: &[HeadSpec], train_targets: &[HeadTargets], cfg: &CheckedConfig, device: Device) -> Losses {
+        let model_mean = cfg.fit().is_some_and(|f| f.class_weights == ClassWeights::BalancedModel).then(|| mean_concept_count(specs, train_targets));
         let weights = specs.iter().zip(train_targets).map(|(s, t)| uses_class_weights(s, cfg).then(|| Tensor::from_slice(&t.weights(s, model_mean)).to_device(device))).collect();
         let constraints: Vec<Option<Tensor>> = specs.iter().map(|s| s.constraint_matrix(device)).collect();
         let ancestors = constraints
@@ -161,7 +163,7 @@ impl Losses {
                 })
             })
             .collect();
-        Losses { specs: specs.to_vec(), weights, head_weights: head_weights(specs, &cfg.head_weights), constraints, ancestors, conditional: false }
+        Losses { specs: specs.to_vec(), weights, head_weights: head_weights(specs, cfg.levels().map_or(&HeadWeights::Concepts, |l| &l.head_weights)), constraints, ancestors, conditional: false }
     }
 
     /// The mean loss of head `h` over a batch.
@@ -215,6 +217,7 @@ pub fn mc_loss(logits: &Tensor, y: &Tensor, r: &Tensor, pos_weight: Option<&Tens
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::config::TrainConfig;
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
         HeadSpec::new(name, (0..k).map(|i| format!("C{:07}", i)).collect(), kind)
@@ -224,7 +227,7 @@ mod tests {
     fn conditional_training_counts_a_child_only_where_its_parent_is() {
         // C0 > C1 and a root C2; image 0 has C0 and C1, image 1 only C2
         let s = HeadSpec { descendants: vec![vec![0, 1], vec![1], vec![2]], ..spec("anatomy", 3, HeadKind::MultiLabel) };
-        let cfg = TrainConfig { class_weights: ClassWeights::None, ..TrainConfig::default() };
+        let cfg = TrainConfig { class_weights: ClassWeights::None, ..TrainConfig::default() }.check().unwrap();
         let labels: Vec<BTreeSet<String>> = vec![["C0000000".to_string(), "C0000001".to_string()].into(), ["C0000002".to_string()].into()];
         let t = HeadTargets::build(&s, &labels);
         let mut l = Losses::new(std::slice::from_ref(&s), std::slice::from_ref(&t), &cfg, Device::Cpu);
@@ -343,7 +346,7 @@ mod tests {
         assert_eq!(targets[0].weights(&hier[0], Some(2.0)), targets[0].weights(&hier[0], None));
         // and the losses take them from the configuration
         let weights_of = |class_weights| {
-            let cfg = TrainConfig { class_weights, ..TrainConfig::default() };
+            let cfg = TrainConfig { class_weights, ..TrainConfig::default() }.check().unwrap();
             let l = Losses::new(&hier, &targets, &cfg, Device::Cpu);
             Vec::<f32>::try_from(l.weights[1].as_ref().unwrap()).unwrap()
         };

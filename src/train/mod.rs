@@ -4,6 +4,7 @@
 //!
 //! [`train`] and [`resume`] are the two entry points; a run directory's files are listed in
 //! [`run_dir`].
+pub mod checked;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -17,7 +18,8 @@ use std::path::Path;
 
 use tch::Device;
 
-pub use config::{Calibration, CheckedConfig, ClassWeights, ConfigError, DeviceChoice, HeadWeights, HierSchedule, Keep, Mode, Strategy, TrainConfig};
+pub use checked::{CheckedConfig, Common, Fit, LevelOptions, ModeOptions, RestOptions, TopK};
+pub use config::{Calibration, ClassWeights, ConfigError, DeviceChoice, HeadWeights, HierSchedule, Keep, Mode, Strategy, TrainConfig};
 pub use error::TrainError;
 pub use run_dir::{RunDir, RunError, CHECKPOINT};
 pub use schedule::{build_schedule, Schedule, Stage};

@@ -89,26 +89,10 @@ pub fn read_config(run: &RunDir) -> Result<TrainConfig, RunError> {
     run.read_json(CONFIG, "the run cannot be used without it")
 }
 
-/// `cfg` as a run stores it (input paths absolute), with the settings its mode does not use set to
-/// their defaults (a flat run's residual-head options mean nothing, so a changed default there
-/// changes no run).
+/// `cfg` as a run stores it (input paths absolute), with the settings that do not apply to it at
+/// their defaults ([`TrainConfig::used_settings`]).
 fn used_settings(cfg: &TrainConfig) -> TrainConfig {
-    use super::config::Mode;
-    let d = TrainConfig::default();
-    // as the trainer stores them
-    let mut c = cfg.clone().canonical().with_absolute_paths();
-    if !c.mode.has_levels() {
-        // a flat or kNN model has no levels: their options are not a difference
-        (c.levels, c.schedule, c.condition_on_previous, c.calibration, c.head_weights) = (d.levels.clone(), d.schedule, d.condition_on_previous, d.calibration, d.head_weights.clone());
-        (c.max_constraint, c.neck, c.level_heads, c.single_valued, c.stage_lr_decay, c.conditional_epochs) = (d.max_constraint, d.neck, d.level_heads, d.single_valued, d.stage_lr_decay, d.conditional_epochs);
-    }
-    if c.mode != Mode::Hybrid {
-        (c.rest_top_k, c.rest_pooling, c.noise) = (d.rest_top_k, d.rest_pooling, d.noise);
-    }
-    if c.mode != Mode::Knn {
-        c.knn_k = d.knn_k;
-    }
-    c
+    cfg.clone().with_absolute_paths().used_settings()
 }
 
 /// The settings in which two configurations differ, as `name: stored -> wanted`, in field order.

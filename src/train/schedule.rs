@@ -3,7 +3,8 @@
 //! Printed at the start of training and written as `schedule.json`.
 use serde::{Deserialize, Serialize};
 
-use super::config::{HierSchedule, Mode, Strategy, TrainConfig};
+use super::checked::CheckedConfig;
+use super::config::{HierSchedule, Strategy};
 
 /// A group of parameters trained together at one learning rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,29 +64,31 @@ fn split_epochs(total: usize, parts: usize, at_least_one: bool) -> Vec<usize> {
 
 /// Derive the stage schedule for `cfg` with the given head names (in order); `shared_neck`: the
 /// model has one neck shared by its heads, which trains whenever a head does.
-pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: bool) -> Schedule {
+pub fn build_schedule(cfg: &CheckedConfig, head_names: &[String], shared_neck: bool) -> Schedule {
+    let Some(fit) = cfg.fit() else {
+        return Schedule { stages: Vec::new() }; // kNN: nothing is trained
+    };
     let head_prefix = |i: usize| format!("heads.{}", head_names[i]);
     let neck: Vec<String> = if shared_neck { vec!["neck".into()] } else { Vec::new() };
     let all_heads: Vec<usize> = (0..head_names.len()).collect();
     let heads: Vec<String> = all_heads.iter().map(|&i| head_prefix(i)).chain(neck.iter().cloned()).collect();
     let trunk_all: Vec<String> = cfg.trunk.groups().iter().map(|s| s.to_string()).collect();
-    let trunk_trains = cfg.strategy != Strategy::Head;
+    let trunk_trains = fit.strategy != Strategy::Head;
     let mut stages = Vec::new();
-    if cfg.mode == Mode::Knn {
-        return Schedule { stages }; // nothing is trained
-    }
-    match (cfg.mode, cfg.schedule) {
-        (Mode::Hierarchical | Mode::Hybrid, HierSchedule::Stepwise | HierSchedule::Curriculum) if head_names.len() > 1 => {
+    // the levels added stage by stage (stepwise, curriculum), or every head at once
+    let staged = cfg.levels().filter(|l| l.schedule != HierSchedule::Joint && head_names.len() > 1);
+    match staged {
+        Some(levels_cfg) => {
             // curriculum: the levels are added over the first half, then all train together.
             // A hybrid model's residual head lies on no level: it trains from the first stage.
-            let joint = if cfg.schedule == HierSchedule::Curriculum { cfg.epochs - cfg.epochs / 2 } else { 0 };
+            let joint = if levels_cfg.schedule == HierSchedule::Curriculum { fit.epochs - fit.epochs / 2 } else { 0 };
             let rest: Vec<usize> = head_names.iter().position(|n| n == super::data::REST).into_iter().collect();
             let levels: Vec<usize> = all_heads.iter().copied().filter(|i| !rest.contains(i)).collect();
-            let epochs = split_epochs(cfg.epochs - joint, levels.len(), !cfg.fair_schedule && joint == 0);
+            let epochs = split_epochs(fit.epochs - joint, levels.len(), !fit.fair_schedule && joint == 0);
             for (l, &e) in epochs.iter().enumerate().filter(|(_, &e)| e > 0) {
-                let lr = cfg.lr * cfg.stage_lr_decay.powi(l as i32);
+                let lr = fit.lr * levels_cfg.stage_lr_decay.powi(l as i32);
                 let new: Vec<usize> = std::iter::once(levels[l]).chain(rest.iter().copied().filter(|_| l == 0)).collect();
-                let mut groups = vec![ParamGroup { prefixes: new.iter().map(|&i| head_prefix(i)).chain(neck.iter().cloned()).collect(), lr: cfg.lr }];
+                let mut groups = vec![ParamGroup { prefixes: new.iter().map(|&i| head_prefix(i)).chain(neck.iter().cloned()).collect(), lr: fit.lr }];
                 let earlier: Vec<usize> = levels[..l].iter().copied().chain(rest.iter().copied().filter(|_| l > 0)).collect();
                 if !earlier.is_empty() {
                     groups.push(ParamGroup { prefixes: earlier.iter().map(|&i| head_prefix(i)).collect(), lr });
@@ -100,36 +103,36 @@ pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: boo
             }
             if joint > 0 {
                 let prefixes = heads.iter().cloned().chain(if trunk_trains { trunk_all.clone() } else { Vec::new() }).collect();
-                stages.push(Stage { name: "joint".into(), epochs: joint, heads_in_loss: all_heads.clone(), groups: vec![ParamGroup { prefixes, lr: cfg.lr }], trunk_trains });
+                stages.push(Stage { name: "joint".into(), epochs: joint, heads_in_loss: all_heads.clone(), groups: vec![ParamGroup { prefixes, lr: fit.lr }], trunk_trains });
             }
         }
-        _ => match cfg.strategy {
+        None => match fit.strategy {
             Strategy::Head => stages.push(Stage {
                 name: "heads".into(),
-                epochs: cfg.epochs,
+                epochs: fit.epochs,
                 heads_in_loss: all_heads.clone(),
-                groups: vec![ParamGroup { prefixes: heads, lr: cfg.lr }],
+                groups: vec![ParamGroup { prefixes: heads, lr: fit.lr }],
                 trunk_trains: false,
             }),
             Strategy::Full => stages.push(Stage {
                 name: "full".into(),
-                epochs: cfg.epochs,
+                epochs: fit.epochs,
                 heads_in_loss: all_heads.clone(),
-                groups: vec![ParamGroup { prefixes: heads.into_iter().chain(trunk_all.clone()).collect(), lr: cfg.lr }],
+                groups: vec![ParamGroup { prefixes: heads.into_iter().chain(trunk_all.clone()).collect(), lr: fit.lr }],
                 trunk_trains: true,
             }),
             Strategy::Layerwise => {
                 // the trunk's groups from the output side down: ResNet's layer4, layer3, layer2, layer1, stem
                 let blocks: Vec<Vec<String>> = cfg.trunk.layerwise_groups().iter().map(|g| g.iter().map(|s| s.to_string()).collect()).collect();
-                let n_stages = (blocks.len() + 1).min(cfg.epochs.max(1));
-                let epochs = split_epochs(cfg.epochs, n_stages, true);
+                let n_stages = (blocks.len() + 1).min(fit.epochs.max(1));
+                let epochs = split_epochs(fit.epochs, n_stages, true);
                 let mut unfrozen: Vec<String> = Vec::new();
                 for (s, &e) in epochs.iter().enumerate() {
                     if s > 0 {
                         unfrozen.extend(blocks[s - 1].iter().cloned());
                     }
                     // Keras recipe: recompile with a lower learning rate each time more is unfrozen.
-                    let lr = cfg.lr * cfg.layerwise_lr_decay.powi(s as i32);
+                    let lr = fit.lr * fit.layerwise_lr_decay.powi(s as i32);
                     let name = if s == 0 { "heads".to_string() } else { format!("+{}", blocks[s - 1].join("+")) };
                     stages.push(Stage {
                         name,
@@ -148,6 +151,7 @@ pub fn build_schedule(cfg: &TrainConfig, head_names: &[String], shared_neck: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::config::{Mode, TrainConfig};
 
     #[test]
     fn epochs_are_split_with_at_least_one_each() {
@@ -166,7 +170,7 @@ mod tests {
         let heads = names(&["modality", "anatomy", "plane", crate::train::data::REST]);
         for schedule in [HierSchedule::Stepwise, HierSchedule::Curriculum] {
             let cfg = TrainConfig { mode: Mode::Hybrid, schedule, epochs: 6, ..Default::default() };
-            let s = build_schedule(&cfg, &heads, false);
+            let s = build_schedule(&cfg.clone().check().unwrap(), &heads, false);
             assert_eq!(s.total_epochs(), 6, "{s}");
             // the levels come one per stage; the residual head is in every stage's loss and trained
             for (i, stage) in s.stages.iter().enumerate() {
@@ -183,20 +187,20 @@ mod tests {
         let levels = names(&["modality", "anatomy", "laterality", "plane", "view", "technique", "finding"]);
         for (epochs, fair, want_total, want_stages) in [(12, true, 12, 7), (5, true, 5, 5), (5, false, 7, 7), (14, false, 14, 7)] {
             let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Stepwise, epochs, fair_schedule: fair, ..Default::default() };
-            let s = build_schedule(&cfg, &levels, false);
+            let s = build_schedule(&cfg.clone().check().unwrap(), &levels, false);
             assert_eq!((s.total_epochs(), s.stages.len()), (want_total, want_stages), "{epochs} epochs, fair {fair}:\n{s}");
             // the last stage trains every head, whatever was merged
             assert_eq!(s.stages.last().unwrap().heads_in_loss, (0..7).collect::<Vec<_>>());
         }
         // 5 epochs over 7 levels: modality and anatomy join the third level's stage
         let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Stepwise, epochs: 5, ..Default::default() };
-        assert_eq!(build_schedule(&cfg, &levels, false).stages[0].heads_in_loss, vec![0, 1, 2]);
+        assert_eq!(build_schedule(&cfg.clone().check().unwrap(), &levels, false).stages[0].heads_in_loss, vec![0, 1, 2]);
     }
 
     #[test]
     fn curriculum_adds_levels_then_trains_jointly() {
         let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Curriculum, epochs: 8, ..Default::default() };
-        let s = build_schedule(&cfg, &names(&["modality", "anatomy", "laterality"]), true);
+        let s = build_schedule(&cfg.clone().check().unwrap(), &names(&["modality", "anatomy", "laterality"]), true);
         assert_eq!(s.total_epochs(), 8);
         let last = s.stages.last().unwrap();
         assert_eq!((last.name.as_str(), last.epochs, last.heads_in_loss.len()), ("joint", 4, 3));
@@ -208,7 +212,7 @@ mod tests {
     #[test]
     fn layerwise_unfreezes_from_the_top() {
         let cfg = TrainConfig { strategy: Strategy::Layerwise, epochs: 6, ..Default::default() };
-        let s = build_schedule(&cfg, &["flat".into()], false);
+        let s = build_schedule(&cfg.clone().check().unwrap(), &["flat".into()], false);
         assert_eq!(s.stages.len(), 6);
         assert_eq!(s.stages[0].groups[0].prefixes, vec!["heads.flat"]);
         assert_eq!(s.stages[1].groups[0].prefixes, vec!["heads.flat", "layer4"]);
@@ -238,7 +242,7 @@ mod tests {
         ];
         for (trunk, steps) in cases {
             let cfg = TrainConfig { trunk, strategy: Strategy::Layerwise, epochs: 6, ..Default::default() };
-            let s = build_schedule(&cfg, &["flat".into()], false);
+            let s = build_schedule(&cfg.clone().check().unwrap(), &["flat".into()], false);
             let got: Vec<&str> = s.stages.iter().map(|st| st.name.as_str()).collect();
             assert_eq!(got, [vec!["heads"], steps].concat(), "{trunk}");
             let mut last = s.stages[5].groups[0].prefixes.clone();
@@ -253,7 +257,7 @@ mod tests {
     fn stepwise_adds_one_head_per_stage() {
         let cfg = TrainConfig { mode: Mode::Hierarchical, schedule: HierSchedule::Stepwise, epochs: 3, ..Default::default() };
         let names: Vec<String> = ["modality", "anatomy", "laterality"].iter().map(|s| s.to_string()).collect();
-        let s = build_schedule(&cfg, &names, false);
+        let s = build_schedule(&cfg.clone().check().unwrap(), &names, false);
         assert_eq!(s.stages.len(), 3);
         assert_eq!(s.stages[2].heads_in_loss, vec![0, 1, 2]);
         assert_eq!(s.stages[1].groups[0].prefixes, vec!["heads.anatomy"]);

@@ -17,7 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::config::{CheckedConfig, ConfigError, Keep, Mode, TrainConfig};
+use super::checked::{CheckedConfig, Fit, ModeOptions};
+use super::config::{ConfigError, Keep, Mode, TrainConfig};
 use super::data::{model_config, TrainData};
 use super::loss::{HeadTargets, Losses};
 use super::optim::{Adam, GradScaler};
@@ -155,7 +156,20 @@ pub fn predicts_laterality(model: &ModelConfig, ontology: &Ontology) -> bool {
     model.concepts().iter().any(|c| ontology.level_of(c) == Some(Level::Laterality))
 }
 
+/// The neighbours that vote in a kNN run; `None` for a trained one.
+fn knn_k(cfg: &CheckedConfig) -> Option<usize> {
+    match cfg.options() {
+        ModeOptions::Knn { k, .. } => Some(*k),
+        _ => None,
+    }
+}
+
 impl<'o> Trainer<'o> {
+    /// How a trained run is fitted (every stage, epoch and step is of a trained run: a kNN run has no stages).
+    fn fit(&self) -> &Fit {
+        self.cfg.fit().expect("a kNN run has no stages, epochs or steps")
+    }
+
     /// Prepare a new run in `cfg.out` (which must be new or empty, unless `force`).
     pub fn new(cfg: TrainConfig, ontology: &'o Ontology, force: bool) -> Result<Trainer<'o>, TrainError> {
         let started = Instant::now();
@@ -166,10 +180,10 @@ impl<'o> Trainer<'o> {
         let path = run.path.clone();
         let made = (|| -> Result<Trainer<'o>, TrainError> {
             let data = TrainData::prepare(&cfg)?;
-            if cfg.mode == Mode::Knn && cfg.knn_k > data.train.len() {
+            if let Some(k) = knn_k(&cfg).filter(|&k| k > data.train.len()) {
                 return Err(ConfigError::Value {
                     option: "knn-k",
-                    value: cfg.knn_k.to_string(),
+                    value: k.to_string(),
                     rule: format!("must be at most the number of training images ({})", data.train.len()).into(),
                 }
                 .into());
@@ -219,7 +233,7 @@ impl<'o> Trainer<'o> {
         if let (Some(w), None) = (&cfg.weights, &checkpoint) {
             let rep = weights::load_trunk_weights(&vs, w)?;
             eprintln!("loaded {} trunk tensors from {} ({} ignored)", rep.loaded, w.display(), rep.ignored);
-        } else if cfg.mode == Mode::Knn && cfg.weights.is_none() {
+        } else if cfg.fit().is_none() && cfg.weights.is_none() {
             eprintln!("note: no --weights: the kNN embeddings come from an untrained trunk (give a trained run's model.safetensors or pretrained weights)");
         }
         let channels_last = cfg.memory_format.channels_last(device, cfg.amp);
@@ -246,7 +260,7 @@ impl<'o> Trainer<'o> {
         let train_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.train.labels)).collect();
         let val_targets: Vec<HeadTargets> = model_cfg.heads.iter().map(|s| HeadTargets::build(s, &data.val.labels)).collect();
         let losses = Losses::new(&model_cfg.heads, &train_targets, &cfg, device);
-        let decoder = Decoder::new(&model_cfg, ontology, cfg.mode.has_levels());
+        let decoder = Decoder::new(&model_cfg, ontology, cfg.levels().is_some());
         let metrics = run.metrics_log(progress.completed_epochs)?;
         let trainer = Trainer {
             cfg,
@@ -302,7 +316,7 @@ impl<'o> Trainer<'o> {
             run.write_json(run_dir::SKIPPED, &self.data.skipped)?;
         }
         // last: a directory with config.json holds every other file of the run
-        run.write_json(run_dir::CONFIG, &*self.cfg)
+        run.write_json(run_dir::CONFIG, self.cfg.stored())
     }
 
     fn print_plan(&self) {
@@ -313,7 +327,7 @@ impl<'o> Trainer<'o> {
             self.model_cfg.heads.iter().map(|s| format!("{} ({} concept{}{})", s.name, s.concepts.len(), if s.concepts.len() == 1 { "" } else { "s" }, if s.kind == HeadKind::SingleLabel { " + none" } else { "" })).collect();
         eprintln!(
             "training a {} model: trunk {}, {} head{}: {}; {} concepts; {} training / {} validation images; device {:?}",
-            match self.cfg.mode {
+            match self.cfg.mode() {
                 Mode::Flat => "flat",
                 Mode::Hierarchical => "hierarchical",
                 Mode::Hybrid => "hybrid",
@@ -363,14 +377,14 @@ impl<'o> Trainer<'o> {
     /// starts a fresh one (restored when a resumed run was interrupted inside this stage).
     pub fn start_stage(&mut self, si: usize) -> Result<StageRun, TrainError> {
         let stage = &self.schedule.stages[si];
-        let opt = match (self.cfg.fair_schedule, self.opt.take()) {
+        let opt = match (self.fit().fair_schedule, self.opt.take()) {
             (true, Some(mut opt)) => {
                 set_trainable(&self.vs, stage);
                 opt.configure(|name| stage_lr(stage, name));
                 opt
             }
             (true, None) => {
-                let mut opt = Adam::new(vec![(trainable_parameters(&self.vs), self.cfg.lr)]);
+                let mut opt = Adam::new(vec![(trainable_parameters(&self.vs), self.fit().lr)]);
                 set_trainable(&self.vs, stage);
                 opt.configure(|name| stage_lr(stage, name));
                 opt
@@ -380,7 +394,7 @@ impl<'o> Trainer<'o> {
         let mut opt = opt;
         // a resumed run: restore the optimizer's moments (the whole run's; or, one optimizer per
         // stage, when the interruption fell inside this stage)
-        if let Some(c) = self.checkpoint.take().filter(|c| self.cfg.fair_schedule || c.progress.stage == si) {
+        if let Some(c) = self.checkpoint.take().filter(|c| self.fit().fair_schedule || c.progress.stage == si) {
             opt.load_state(&c.state).map_err(|reason| RunError::Corrupt { dir: self.run.path.clone(), file: run_dir::CHECKPOINT, reason, hint: "remove it to start the run again from the beginning" })?;
         }
         self.opt = Some(opt);
@@ -388,14 +402,14 @@ impl<'o> Trainer<'o> {
         // (Unless they would not fit: then the frozen trunk runs under no_grad every batch.)
         let side = (self.cfg.image_size as u64).div_ceil(32);
         let bytes = self.data.train.len() as u64 * self.cfg.trunk.out_channels() as u64 * side * side * 4;
-        let fits = bytes as f64 <= self.cfg.feature_cache_gib * (1u64 << 30) as f64;
+        let fits = bytes as f64 <= self.fit().feature_cache_gib * (1u64 << 30) as f64;
         let features = match (stage.trunk_trains, fits) {
             (false, true) => Some(self.trunk_features()?),
             (false, false) => {
                 eprintln!(
                     "note: trunk features would take {:.2} GiB (over --feature-cache-gib {}); the frozen trunk runs on every batch instead",
                     bytes as f64 / (1u64 << 30) as f64,
-                    self.cfg.feature_cache_gib
+                    self.fit().feature_cache_gib
                 );
                 None
             }
@@ -424,7 +438,7 @@ impl<'o> Trainer<'o> {
     /// One epoch of stage `st` (at most `max_steps` steps); `on_step` sees every step.
     pub fn train_epoch(&mut self, st: &mut StageRun, epoch: usize, max_steps: Option<usize>, on_step: &mut dyn FnMut(&StepInfo)) -> Result<EpochStats, TrainError> {
         let stage = self.schedule.stages[st.index].clone();
-        self.losses.conditional = epoch <= self.cfg.conditional_epochs;
+        self.losses.conditional = epoch <= self.cfg.levels().map_or(0, |l| l.conditional_epochs);
         // Dropout draws from libtorch's generator: reseed per epoch so a resumed run matches.
         tch::manual_seed(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64) as i64);
         let mut order: Vec<usize> = (0..self.data.train.len()).collect();
@@ -445,7 +459,7 @@ impl<'o> Trainer<'o> {
                 }
             }
             None => {
-                let pipe = Pipeline { size: self.cfg.image_size, augment: self.cfg.augment };
+                let pipe = Pipeline { size: self.cfg.image_size, augment: self.fit().augment };
                 let loader = Loader::start(pipe, self.data.train_source.clone(), order, self.cfg.batch_size, self.cfg.seed, epoch as u64, self.cfg.prefetch);
                 // batches arrive as (pinned, on CUDA) host tensors; the copy to the device does not block
                 for batch in TensorLoader::start(loader, self.cfg.image_size, self.device, self.cfg.prefetch) {
@@ -548,7 +562,7 @@ impl<'o> Trainer<'o> {
             images_per_second: stats.images as f64 / stats.seconds,
             seconds: stats.seconds + tv.elapsed().as_secs_f64(),
         };
-        let kept = self.cfg.keep == Keep::Last || f1_tuned > self.progress.best_f1;
+        let kept = self.fit().keep == Keep::Last || f1_tuned > self.progress.best_f1;
         eprintln!(
             "epoch {:>3} [{}] train loss {:.4}  val loss {:.4}  val F1 {:.4} at 0.5, {:.4} tuned{}  ({:.1} img/s, {:.1}s)",
             m.epoch,
@@ -557,7 +571,7 @@ impl<'o> Trainer<'o> {
             m.val_loss,
             m.val_imageclef_f1,
             f1_tuned,
-            if kept && self.cfg.keep == Keep::Best { " (best so far: kept)" } else { "" },
+            if kept && self.fit().keep == Keep::Best { " (best so far: kept)" } else { "" },
             m.images_per_second,
             m.seconds
         );
@@ -609,15 +623,15 @@ impl<'o> Trainer<'o> {
     /// write `thresholds.json` and `summary.json`.
     pub fn finish(mut self) -> Result<TrainSummary, TrainError> {
         let last_is_kept = self.progress.best_epoch == self.progress.completed_epochs;
-        let val_probs = match (self.last_val_probs.take(), last_is_kept) {
-            _ if self.cfg.mode == Mode::Knn => self.build_knn_index()?,
-            (Some(p), true) => p,
-            (_, false) => {
+        let val_probs = match (knn_k(&self.cfg), self.last_val_probs.take(), last_is_kept) {
+            (Some(k), _, _) => self.build_knn_index(k)?,
+            (None, Some(p), true) => p,
+            (None, _, false) => {
                 eprintln!("keeping epoch {} (best validation F1 {:.4}), not the last ({})", self.progress.best_epoch, self.progress.best_f1, self.progress.completed_epochs);
                 self.load_kept_weights()?;
                 self.validate(&[])?.0
             }
-            (None, true) => self.validate(&[])?.0,
+            (None, None, true) => self.validate(&[])?.0,
         };
         let (thresholds, tuned_f1) = self.tune(&val_probs)?;
         self.run.write_json(run_dir::THRESHOLDS, &thresholds)?;
@@ -633,29 +647,29 @@ impl<'o> Trainer<'o> {
             seconds: self.started.elapsed().as_secs_f64(),
             skipped: self.data.skipped.skipped.len(),
             kept_epoch: self.progress.best_epoch,
-            keep: self.cfg.keep,
+            keep: self.cfg.fit().map_or(TrainConfig::defaults().keep, |f| f.keep),
         };
         self.run.write_json(run_dir::SUMMARY, &summary)?;
         Ok(summary)
     }
 
-    /// kNN mode: embed the training images, write the index (`knn.safetensors`) and the trunk's
+    /// kNN mode (`k` neighbours vote): embed the training images, write the index (`knn.safetensors`) and the trunk's
     /// weights (`model.safetensors`), and return the validation images' scores.
-    fn build_knn_index(&mut self) -> Result<Array2<f32>, TrainError> {
+    fn build_knn_index(&mut self, k: usize) -> Result<Array2<f32>, TrainError> {
         use crate::infer::knn::{embeddings, KnnIndex, INDEX};
         let pipe = Pipeline { size: self.cfg.image_size, augment: None };
         let labels = match &self.train_targets[0] {
             HeadTargets::Multi(v, k) => Tensor::from_slice(v).view([-1, *k as i64]).to_device(self.device),
             HeadTargets::Single(_) => unreachable!("a kNN label space is multi-label"),
         };
-        let index = KnnIndex { embeddings: embeddings(&self.model, &pipe, &self.data.train_source, self.cfg.batch_size, self.device)?, labels, k: self.cfg.knn_k };
+        let index = KnnIndex { embeddings: embeddings(&self.model, &pipe, &self.data.train_source, self.cfg.batch_size, self.device)?, labels, k };
         let path = self.run.file(INDEX);
         run_dir::write_atomic(&path, |tmp| index.save(tmp).map_err(|e| std::io::Error::other(run_dir::short_tch_error(&e)))).map_err(|source| RunError::Write { path, source })?;
         self.run.save_model(&self.vs)?;
         let scores = index.scores(&embeddings(&self.model, &pipe, &self.data.val_source, self.cfg.batch_size, self.device)?);
         let mut out = Array2::<f32>::zeros((self.data.val.len(), self.model_cfg.concepts().len()));
         store_rows(&mut out, &(0..self.data.val.len()).collect::<Vec<_>>(), &scores)?;
-        eprintln!("kNN index: {} training images, {} concepts, k = {}", self.data.train.len(), self.model_cfg.concepts().len(), self.cfg.knn_k);
+        eprintln!("kNN index: {} training images, {} concepts, k = {}", self.data.train.len(), self.model_cfg.concepts().len(), k);
         Ok(out)
     }
 
@@ -755,7 +769,7 @@ mod tests {
             let mcfg = ModelConfig::new(TrunkKind::Tiny, heads.clone());
             let model = Model::new(&vs.root(), mcfg);
             let names: Vec<String> = heads.iter().map(|h| h.name.clone()).collect();
-            let sched = build_schedule(&cfg, &names, false);
+            let sched = build_schedule(&cfg.clone().check().unwrap(), &names, false);
             let is_param = |n: &str| !n.ends_with("running_mean") && !n.ends_with("running_var");
             for stage in &sched.stages {
                 let mut opt = configure_stage(&vs, stage);
