@@ -109,7 +109,7 @@ impl Outputs {
         let (val_p, val_e) = run.probabilities_and_embeddings(&val.paths, batch)?;
         let (test_p, test_e) = run.probabilities_and_embeddings(&test.paths, batch)?;
         // the training images need only their embeddings (the kNN baseline's, on the host)
-        let pipe = crate::data::augment::Pipeline { size: run.config.image_size, augment: None };
+        let pipe = crate::data::augment::Pipeline { size: run.preprocessing.image_size, augment: None };
         let source = crate::data::loader::ImageSource::from(std::sync::Arc::new(train.paths.clone()));
         let train_e = crate::infer::knn::embeddings(&run.model, &pipe, &source, batch, run.vs.device()).map_err(crate::predict::PredictError::from)?.to_device(tch::Device::Cpu);
         Ok(Outputs { val: val_p, test: test_p, embeddings: Some((val_e, test_e, train_e)) })

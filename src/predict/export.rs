@@ -19,7 +19,7 @@ use serde::Serialize;
 use tch::{CModule, Device, Kind, Tensor};
 
 use super::{images_to_predict, LoadOptions, LoadedRun, PredictError};
-use crate::data::augment::{Pipeline, IMAGENET_MEAN, IMAGENET_STD};
+use crate::data::augment::Pipeline;
 use crate::data::decode::{decode_raw, resized_planes, PipelineError};
 use crate::data::output::OutputDirError;
 use crate::eval::thresholds::Thresholds;
@@ -223,7 +223,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
     crate::data::output::prepare(&cfg.out, cfg.force)?;
     // frozen weights become constants of the traced graph
     run.vs.freeze();
-    let s = run.config.image_size as i64;
+    let s = run.preprocessing.image_size as i64;
     let trace_err = |e: tch::TchError| ExportError::Trace { dir: cfg.model.clone(), reason: crate::run::dir::short_tch_error(&e) };
     let eager = |x: &Tensor| tch::no_grad(|| run.model.probabilities(&run.model.forward_t(x, false, false)));
     let example = Tensor::randn([2, 3, s, s], (Kind::Float, Device::Cpu));
@@ -273,7 +273,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ExportError> {
 /// description and the normalised inputs `[N, 3, S, S]` the model saw.
 fn write_examples(run: &LoadedRun, dir: &Path, out: &Path) -> Result<(Examples, Tensor), ExportError> {
     let (ids, paths, _, _) = images_to_predict(dir, None, false)?;
-    let size = run.config.image_size;
+    let size = run.preprocessing.image_size;
     let pipe = Pipeline { size, augment: None };
     let n = (size * size) as usize;
     let mut pixels = Vec::with_capacity(ids.len() * 3 * n);
@@ -319,7 +319,7 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
         })
         .collect();
     let heads = run.model_cfg.heads.iter().zip(decoder.heads()).map(|(h, (kind, r))| HeadMeta { name: h.name.clone(), kind: *kind, start: r.start, end: r.end, keep: decoder.keep_of(r) }).collect();
-    let size = run.config.image_size;
+    let size = run.preprocessing.image_size;
     let k = concepts.len();
     let hierarchy = decoder.enforce;
     let provenance: crate::run::dir::Provenance = run.run.read_json(crate::run::names::PROVENANCE, "the run cannot be checked without it").map_err(PredictError::from)?;
@@ -342,8 +342,8 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
             colour: "decode the file (JPEG or PNG) to 8 bits per channel; a grey image (with or without alpha, 8 or 16 bit) becomes one grey plane, every other image RGB (alpha dropped, not blended); the grey plane is repeated on the three channels",
             resize: "the whole image to image_size x image_size, without cropping and without keeping the aspect ratio, by a bilinear (triangle) filter whose support widens with the shrink factor (antialiased, as Pillow's BILINEAR), rounded to 8 bits; an image already that size is not resampled",
             normalise: "x[c] = (v / 255 - mean[c]) / std[c] for each 8-bit value v of channel c (RGB order), channels first",
-            mean: IMAGENET_MEAN,
-            std: IMAGENET_STD,
+            mean: run.preprocessing.mean,
+            std: run.preprocessing.std,
         },
         heads,
         concepts,

@@ -34,6 +34,7 @@ use crate::eval::thresholds::Thresholds;
 use crate::model::{Model, ModelConfig};
 use crate::ontology::{Ontology, OntologyError};
 use crate::train::run_dir::{self, short_tch_error, Provenance, RunDir, RunError};
+use crate::run::preprocessing::Preprocessing;
 use crate::train::{Mode, TrainConfig};
 
 /// Why a run cannot predict, or an input to prediction is wrong.
@@ -122,6 +123,8 @@ pub struct LoadOptions {
 pub struct LoadedRun {
     pub run: RunDir,
     pub config: TrainConfig,
+    /// How an image becomes the model's input (`preprocessing.json`).
+    pub preprocessing: Preprocessing,
     pub model_cfg: ModelConfig,
     pub ontology: Ontology,
     pub vs: nn::VarStore,
@@ -144,6 +147,7 @@ impl LoadedRun {
         let run = RunDir::open_for_reading(dir)?;
         let mut notes = Vec::new();
         let config = run_dir::read_config(&run)?;
+        let preprocessing = Preprocessing::read(&run)?;
         let model_cfg: ModelConfig = run.read_json(run_dir::MODEL_CONFIG, "the run cannot be used without it")?;
         let provenance: Provenance = run.read_json(run_dir::PROVENANCE, "the run cannot be checked without it")?;
         if !run.is_finished() {
@@ -174,14 +178,14 @@ impl LoadedRun {
         vs.load(&weights).map_err(|e| PredictError::Weights { dir: dir.to_path_buf(), reason: short_tch_error(&e) })?;
         // mixed precision as trained, on the same kind of device (a CUDA fp16 run predicts in fp32
         // on CPU: bf16 is only fast on CPUs with bf16 instructions, and that is the user's call at training)
-        let amp = config.amp && device.is_cuda() == provenance.device.starts_with("Cuda");
-        model.set_channels_last(&vs, config.memory_format.channels_last(device, amp));
+        let amp = preprocessing.amp && device.is_cuda() == provenance.device.starts_with("Cuda");
+        model.set_channels_last(&vs, preprocessing.memory_format.channels_last(device, amp));
         model.amp = amp;
         let knn = match config.mode {
             Mode::Knn => Some(knn::KnnIndex::load(&run.file(knn::INDEX), device).map_err(|e| PredictError::Weights { dir: dir.to_path_buf(), reason: format!("{}: {}", knn::INDEX, short_tch_error(&e)) })?),
             _ => None,
         };
-        Ok(LoadedRun { run, config, model_cfg, ontology, vs, model, thresholds, notes, knn })
+        Ok(LoadedRun { run, config, preprocessing, model_cfg, ontology, vs, model, thresholds, notes, knn })
     }
 
     /// The ontology to decode with: the run's own copy (`ontology.tsv`), or the given file, which
@@ -234,7 +238,7 @@ impl LoadedRun {
     /// order: `on_batch` gets each batch's indices into `paths` and its probabilities `[B, K]`
     /// ([`ModelConfig::concepts`] order). Only a few batches are in memory at any time.
     pub fn for_each_probabilities(&self, paths: &Arc<Vec<PathBuf>>, start: usize, batch: usize, mut on_batch: impl FnMut(&[usize], Array2<f32>) -> Result<(), PredictError>) -> Result<(), PredictError> {
-        let pipe = Pipeline { size: self.config.image_size, augment: None };
+        let pipe = Pipeline { size: self.preprocessing.image_size, augment: None };
         let source = ImageSource::from(paths.clone());
         let order: Vec<usize> = (start..paths.len()).collect();
         let device = self.vs.device();
@@ -251,7 +255,7 @@ impl LoadedRun {
     /// `[N, C]` (those of the kNN baseline, [`knn::embedding_of`]) of `paths`, in one pass: what
     /// kNN fusion needs (`experiment compare`, `+knn`). Not for kNN runs, whose scores are votes.
     pub fn probabilities_and_embeddings(&self, paths: &[PathBuf], batch: usize) -> Result<(Array2<f32>, tch::Tensor), PredictError> {
-        let pipe = Pipeline { size: self.config.image_size, augment: None };
+        let pipe = Pipeline { size: self.preprocessing.image_size, augment: None };
         let source = ImageSource::from(Arc::new(paths.to_vec()));
         let mut probs = Array2::<f32>::zeros((paths.len(), self.model_cfg.concepts().len()));
         let mut parts: Vec<(usize, tch::Tensor)> = Vec::new();

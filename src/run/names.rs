@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `config.json` | the resolved training configuration (input paths absolute, so a run resumes from anywhere) |
 //! | `model.json` | the model configuration: trunk, heads and their concepts |
+//! | `preprocessing.json` | how an image becomes the model's input: size, normalisation, layout, precision |
 //! | `ontology.tsv` | the ontology the run was trained with (prediction uses it by default) |
 //! | `schedule.json`, `split.json` | the stage schedule; the train/validation ids |
 //! | `metrics.jsonl` | one line per finished epoch |
@@ -18,6 +19,7 @@ use std::path::Path;
 
 pub const CONFIG: &str = "config.json";
 pub const MODEL_CONFIG: &str = "model.json";
+pub const PREPROCESSING: &str = "preprocessing.json";
 pub const ONTOLOGY: &str = "ontology.tsv";
 pub const SCHEDULE: &str = "schedule.json";
 pub const SPLIT: &str = "split.json";
@@ -33,7 +35,7 @@ pub const KNN_INDEX: &str = "knn.safetensors";
 
 /// Every file a run directory may hold: none of them is ever written by a command that did not
 /// create the run.
-pub const RUN_FILES: [&str; 14] = [CONFIG, MODEL_CONFIG, ONTOLOGY, SCHEDULE, SPLIT, METRICS, CHECKPOINT, MODEL, THRESHOLDS, SUMMARY, PROVENANCE, SKIPPED, LOCK, KNN_INDEX];
+pub const RUN_FILES: [&str; 15] = [CONFIG, MODEL_CONFIG, PREPROCESSING, ONTOLOGY, SCHEDULE, SPLIT, METRICS, CHECKPOINT, MODEL, THRESHOLDS, SUMMARY, PROVENANCE, SKIPPED, LOCK, KNN_INDEX];
 
 /// Whether `dir` is a conceptree run directory: it holds the lock file (made before anything else
 /// of a run), the weights, a checkpoint, or a configuration beside a model description. (An

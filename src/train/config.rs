@@ -724,7 +724,7 @@ impl TrainConfig {
         let c = self.clone().canonical();
         let defaults = serde_json::to_value(TrainConfig::defaults()).expect("configs serialise");
         let mut v = serde_json::to_value(&c).expect("configs serialise");
-        for (option, scope) in OPTION_SCOPES.iter().filter(|(_, s)| !s.applies(&c)) {
+        for (option, _) in OPTION_SCOPES.iter().filter(|(_, s)| !s.applies(&c)) {
             let field = field_of(option);
             v[&field] = defaults[&field].clone();
         }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::checked::{CheckedConfig, Fit, ModeOptions};
+use crate::run::preprocessing::Preprocessing;
 use super::config::{ConfigError, Keep, Mode, TrainConfig};
 use super::data::{model_config, TrainData};
 use super::loss::{HeadTargets, Losses};
@@ -290,11 +291,12 @@ impl<'o> Trainer<'o> {
         Ok(trainer)
     }
 
-    /// `model.json`, `ontology.tsv`, `schedule.json`, `split.json`, `provenance.json` (and
-    /// `skipped.json` when something was skipped), then `config.json`.
+    /// `model.json`, `preprocessing.json`, `ontology.tsv`, `schedule.json`, `split.json`,
+    /// `provenance.json` (and `skipped.json` when something was skipped), then `config.json`.
     fn write_run_files(&self) -> Result<(), RunError> {
         let run = &self.run;
         run.write_json(run_dir::MODEL_CONFIG, &self.model_cfg)?;
+        run.write_json(run_dir::PREPROCESSING, &Preprocessing::new(self.cfg.image_size, self.cfg.memory_format, self.cfg.amp))?;
         run.write_bytes(run_dir::ONTOLOGY, self.ontology.to_tsv().as_bytes())?;
         run.write_json(run_dir::SCHEDULE, &self.schedule)?;
         run.write_json(run_dir::SPLIT, &serde_json::json!({"train": self.data.train.ids, "val": self.data.val.ids}))?;
