@@ -68,9 +68,16 @@ def bench_pipeline(paths, size, workers, batch, epochs=1):
 
 
 def model_for(arch, n_labels):
+    """torchvision's `arch` with its last linear layer replaced by one over `n_labels` (ResNet's `fc`,
+    DenseNet's `classifier`, EfficientNet's and ConvNeXt's last `classifier` layer)."""
     import torchvision
     m = getattr(torchvision.models, arch)(weights=None)
-    m.fc = nn.Linear(m.fc.in_features, n_labels)
+    if hasattr(m, "fc"):
+        m.fc = nn.Linear(m.fc.in_features, n_labels)
+    elif isinstance(m.classifier, nn.Linear):
+        m.classifier = nn.Linear(m.classifier.in_features, n_labels)
+    else:
+        m.classifier[-1] = nn.Linear(m.classifier[-1].in_features, n_labels)
     return m
 
 

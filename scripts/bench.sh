@@ -9,7 +9,9 @@
 # BENCH_REPEAT (3: runs per side of every row, the two sides alternating; the median counts and
 # the spread is reported), BENCH_TRAIN_STEPS (3 timed) / BENCH_TRAIN_WARMUP (2), BENCH_INFER_STEPS (5),
 # BENCH_SKIP_TRAIN=1, BENCH_PREDICT_N (1024 images predicted by the tiny run; the ResNet50 run
-# predicts the first 128 of them).
+# predicts the first 128 of them), BENCH_TRUNKS (densenet121 efficientnet_b0 convnext_tiny: the
+# trunks with training and inference rows besides ResNet50), BENCH_ONLY_TRUNKS=1 (only the rows
+# of those trunks, after the pipeline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,7 @@ TRAIN_STEPS=${BENCH_TRAIN_STEPS:-3}
 TRAIN_WARMUP=${BENCH_TRAIN_WARMUP:-2}
 INFER_STEPS=${BENCH_INFER_STEPS:-5}
 PREDICT_N=${BENCH_PREDICT_N:-1024}
+TRUNKS=${BENCH_TRUNKS:-densenet121 efficientnet_b0 convnext_tiny}
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$PY" ] || die "$PY is missing: run 'make venv' (or 'make bench', which does) first"
@@ -64,6 +67,7 @@ else
 fi
 
 # ---- (1) pipeline: decode + resize to 224 + augment + normalise, 1 core and all cores
+[ -n "${BENCH_ONLY_TRUNKS:-}" ] && sets=()
 for s in "${sets[@]}"; do
     IFS=: read -r tag dir limit rep <<<"$s"
     echo ">> pipeline on $tag ($dir)"
@@ -94,7 +98,7 @@ pair() {
         ref "$what" $ref_opts --name "$name"
     done
 }
-if [ -z "${BENCH_SKIP_TRAIN:-}" ]; then
+if [ -z "${BENCH_SKIP_TRAIN:-}" ] && [ -z "${BENCH_ONLY_TRUNKS:-}" ]; then
     echo ">> training (ResNet50, 224, batch 32, $TRAIN_WARMUP warm-up + $TRAIN_STEPS timed steps, $REPEAT runs per side) on $TRAIN_DIR"
     t="--images $TRAIN_DIR --steps $TRAIN_STEPS --warmup $TRAIN_WARMUP"
     r="$t --workers $THREADS"
@@ -109,6 +113,21 @@ if [ -z "${BENCH_SKIP_TRAIN:-}" ]; then
 else
     echo ">> SKIPPED training (BENCH_SKIP_TRAIN is set)"
 fi
+
+# ---- (2b) the trunks the field uses (issue 29): training and inference, each side as it runs by
+# default and both channels-last, like for like against torchvision's own model of that name
+for trunk in $TRUNKS; do
+    if [ -z "${BENCH_SKIP_TRAIN:-}" ]; then
+        echo ">> training ($trunk, 224, batch 32, $TRAIN_WARMUP warm-up + $TRAIN_STEPS timed steps, $REPEAT runs per side) on $TRAIN_DIR"
+        t="--images $TRAIN_DIR --steps $TRAIN_STEPS --warmup $TRAIN_WARMUP"
+        pair train "train_${trunk}_224_b32" "$t --trunk $trunk" "$t --workers $THREADS --arch $trunk"
+        pair train "train_${trunk}_224_b32_both_cl" "$t --trunk $trunk --memory-format channels-last" "$t --workers $THREADS --arch $trunk --channels-last"
+    fi
+    echo ">> inference ($trunk, 224, batch 32, $INFER_STEPS steps, $REPEAT runs per side)"
+    pair infer "infer_${trunk}_224_b32" "--steps $INFER_STEPS --trunk $trunk" "--steps $INFER_STEPS --arch $trunk"
+    pair infer "infer_${trunk}_224_b32_both_cl" "--steps $INFER_STEPS --trunk $trunk --memory-format channels-last" "--steps $INFER_STEPS --arch $trunk --channels-last"
+done
+[ -n "${BENCH_ONLY_TRUNKS:-}" ] && { "$BENCH" report --conceptree "$C" --reference "$R" --out "$OUT"; exit 0; }
 
 # ---- (3) inference img/s and peak RSS (separate processes, so RSS is inference's own)
 echo ">> inference (ResNet50, 224, batch 32, $INFER_STEPS steps, $REPEAT runs per side)"
