@@ -156,12 +156,12 @@ pub fn model_config(cfg: &TrainConfig, train: &Dataset, ontology: &Ontology) -> 
     let hierarchical = cfg.mode.has_levels();
     if hierarchical {
         for spec in &mut heads {
-            match spec.kind {
-                HeadKind::SingleLabel if cfg.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) => {
-                    spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec, None).iter().map(|w| w.ln()).collect();
-                }
-                HeadKind::MultiLabel if cfg.max_constraint => spec.descendants = ontology.descendants_within(&spec.concepts),
-                _ => {}
+            let kind = spec.kind.behaviour();
+            if kind.exclusive() && cfg.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) {
+                spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec, None).iter().map(|w| w.ln()).collect();
+            }
+            if kind.takes_max_constraint() && cfg.max_constraint {
+                spec.descendants = ontology.descendants_within(&spec.concepts);
             }
         }
     }
