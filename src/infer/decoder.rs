@@ -12,7 +12,8 @@
 //!    most probable concept keep its probability as its score and the level's threshold decides
 //!    (the level may abstain), without it the arg-max of `[concepts..., none]` scores 1 and the
 //!    rest 0; sigmoid heads over a single-valued level, and single-valued levels of a flat model
-//!    decoded with the ontology, keep their best one or two concepts' scores and zero the rest;
+//!    decoded with the ontology, keep their best one or two concepts' scores and zero the rest
+//!    (what each head kind does here is the kind's own, [`crate::model::HeadBehaviour`]);
 //! 4. **thresholds** (concept > level > global, tuned on validation);
 //! 5. **closure**: every predicted concept's ancestors within the concept set are added.
 //! [`Decoder::trace`] records each step for `predict --explain`.
@@ -111,11 +112,7 @@ impl Decoder {
             heads.push((h.kind, start..start + h.concepts.len()));
             // a head whose best concept(s) keep their score for the thresholds (arg-max softmax
             // heads are decided apart, against "none")
-            let single_valued = match h.kind {
-                HeadKind::MultiLabel => h.single_valued,
-                HeadKind::SingleLabel => model.single_label == SingleLabelDecoding::Threshold,
-            };
-            if single_valued && !h.concepts.is_empty() {
+            if h.kind.behaviour().single_valued_group(h.single_valued, model.single_label) && !h.concepts.is_empty() {
                 groups.push((h.concepts.first().and_then(|c| ontology.level_of(c)), (start..start + h.concepts.len()).collect()));
             }
             head_of.extend(std::iter::repeat_n(h.name.clone(), h.concepts.len()));
@@ -193,15 +190,9 @@ impl Decoder {
                 }
             }
         }
-        if self.single_label == SingleLabelDecoding::Argmax {
-            for (_, r) in self.heads.iter().filter(|(kind, r)| *kind == HeadKind::SingleLabel && !r.is_empty()) {
-                let none = 1.0 - probs.slice(ndarray::s![r.clone()]).sum();
-                // arg-max over [concepts..., none]; usize::MAX stands for "none"
-                let (best, _) = r.clone().map(|k| (k, probs[k])).fold((usize::MAX, none), |acc, x| if x.1 > acc.1 { x } else { acc });
-                for k in r.clone() {
-                    s[k] = if k == best { 1.0 } else { 0.0 };
-                }
-            }
+        // the heads whose kind decides on its own (arg-max softmax heads, against "none")
+        for (kind, r) in &self.heads {
+            kind.behaviour().choose(probs.slice(ndarray::s![r.clone()]), &mut s[r.clone()], self.single_label);
         }
         // single-valued groups: the most probable concept (two on plane and view with `second`)
         // keeps its (capped) score for its threshold, the others score 0; ties to the first
@@ -262,7 +253,7 @@ impl Decoder {
     pub fn trace(&self, probs: ArrayView1<f32>, thresholds: &Thresholds) -> Vec<ConceptTrace> {
         let thr = self.thresholds(thresholds);
         let d = self.decide_row(probs, &thr);
-        let mut single: Vec<bool> = self.heads.iter().flat_map(|(kind, r)| std::iter::repeat_n(*kind == HeadKind::SingleLabel && self.enforce, r.len())).collect();
+        let mut single: Vec<bool> = self.heads.iter().flat_map(|(kind, r)| std::iter::repeat_n(kind.behaviour().exclusive() && self.enforce, r.len())).collect();
         for &k in self.groups.iter().flat_map(|(_, g)| g) {
             single[k] = self.enforce;
         }

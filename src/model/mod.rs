@@ -2,12 +2,16 @@
 //!
 //! A flat model is one multi-label head over the top-K concepts (the paper's baseline); a
 //! hierarchical model has one head per ontology level. Both are a [`Model`] with a list of
-//! [`HeadSpec`]s, so training, prediction and evaluation are written once.
+//! [`HeadSpec`]s, so training, prediction and evaluation are written once. A head's spec and
+//! everything that differs between head kinds live in [`heads`] (one file per kind); this file
+//! builds the layers (necks, output layers) and runs them.
 pub mod autocast;
 pub mod convnext;
 pub mod densenet;
 pub mod efficientnet;
+pub mod heads;
 pub mod layout;
+pub mod pooling;
 pub mod resnet;
 pub mod stochastic_depth;
 pub mod trunk;
@@ -16,109 +20,14 @@ pub mod weights;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
+pub use heads::multi_label::max_constraint;
+pub use heads::{HeadBehaviour, HeadKind, HeadSpec, HeadTargets, SingleLabelDecoding};
 pub use layout::{is_channels_last, to_channels_last, MemoryFormat};
+pub use pooling::Pooling;
 pub use trunk::{Trunk, TrunkKind};
 
 /// The name of a hybrid model's residual head (and of its concepts' threshold group).
 pub const REST: &str = "rest";
-
-/// How a head turns logits into concept probabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HeadKind {
-    /// Independent sigmoids, one per concept (several concepts may be present).
-    MultiLabel,
-    /// Softmax over the concepts plus an explicit "none of these" class (at most one present).
-    SingleLabel,
-}
-
-/// One output head: a name (the level, or `flat`), its concepts, and its kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeadSpec {
-    pub name: String,
-    pub concepts: Vec<String>,
-    pub kind: HeadKind,
-    /// Subtracted from the logits before the sigmoid or softmax (one per output): the log of the
-    /// class weights the head was trained with, so its probabilities carry no weight prior
-    /// (logit adjustment). Empty: none.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub logit_adjustment: Vec<f32>,
-    /// C-HMCNN's max-constraint module (multi-label heads): for each concept, its descendants
-    /// within this head, itself included; a concept's probability is the largest of theirs.
-    /// Empty: no constraint.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub descendants: Vec<Vec<usize>>,
-    /// How the head's own neck pools the feature map (per-head necks; a shared neck averages).
-    #[serde(default, skip_serializing_if = "Pooling::is_avg")]
-    pub pooling: Pooling,
-    /// A multi-label head over a single-valued level (`--level-heads sigmoid`: no two of its
-    /// concepts on one training image): decoding keeps its best concept (or two, see
-    /// [`SingleValuedRule`]) and the thresholds decide.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub single_valued: bool,
-}
-
-/// How a neck turns its feature map `[B, C, h, w]` into a vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pooling {
-    /// Global average (the paper's head): `[B, C]`.
-    #[default]
-    Avg,
-    /// Global average and global maximum side by side, `[B, 2C]`: evidence that sits in a few
-    /// places (a burned-in arrow, a circled region) is not averaged away over the whole image.
-    AvgMax,
-}
-
-impl Pooling {
-    pub fn is_avg(&self) -> bool {
-        *self == Pooling::Avg
-    }
-
-    /// Pooled width for `channels` input channels.
-    pub fn width(self, channels: i64) -> i64 {
-        match self {
-            Pooling::Avg => channels,
-            Pooling::AvgMax => 2 * channels,
-        }
-    }
-
-    /// `[B, C, h, w]` -> `[B, width(C)]`.
-    pub fn apply(self, y: &Tensor) -> Tensor {
-        let avg = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        match self {
-            Pooling::Avg => avg,
-            Pooling::AvgMax => Tensor::cat(&[avg, y.amax([2, 3].as_slice(), false)], 1),
-        }
-    }
-}
-
-impl HeadSpec {
-    /// A head without logit adjustment or constraint.
-    pub fn new(name: impl Into<String>, concepts: Vec<String>, kind: HeadKind) -> HeadSpec {
-        HeadSpec { name: name.into(), concepts, kind, logit_adjustment: Vec::new(), descendants: Vec::new(), pooling: Pooling::Avg, single_valued: false }
-    }
-
-    /// Logit width: one per concept, plus the "none" class for single-label heads.
-    pub fn n_outputs(&self) -> i64 {
-        self.concepts.len() as i64 + i64::from(self.kind == HeadKind::SingleLabel)
-    }
-
-    /// The 0/1 matrix `R[a, b]` = "b is a descendant of a (or a itself)" of the max-constraint, `[K, K]`.
-    pub fn constraint_matrix(&self, device: Device) -> Option<Tensor> {
-        if self.descendants.is_empty() {
-            return None;
-        }
-        let k = self.concepts.len();
-        let mut r = vec![0f32; k * k];
-        for (a, ds) in self.descendants.iter().enumerate() {
-            for &b in ds {
-                r[a * k + b] = 1.0;
-            }
-        }
-        Some(Tensor::from_slice(&r).view([k as i64, k as i64]).to_device(device))
-    }
-}
 
 /// The layers between the trunk's feature map and a head's output layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -169,19 +78,6 @@ pub enum Neck {
     /// One paper head (auxiliary convolution, dense layer) shared by all heads, then one output
     /// layer per head: a hierarchical model then differs from flat only in its outputs.
     Shared,
-}
-
-/// How a single-label head's probabilities become a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum SingleLabelDecoding {
-    /// Arg-max over the concepts and "none"; the chosen concept scores 1, the others 0, so no
-    /// threshold can switch the level off.
-    #[default]
-    Argmax,
-    /// The most probable concept (excluding "none") keeps its probability as its score, the
-    /// others score 0, and the level's threshold decides: a level can abstain.
-    Threshold,
 }
 
 /// How a single-valued level is decided (a calibrated softmax head, a sigmoid level head, or a
@@ -307,28 +203,15 @@ pub struct Model {
     pub amp: bool,
 }
 
-/// C-HMCNN's max-constraint module: `out[b, a] = max over c of R[a, c] * h[b, c]`, `[B, K]`.
-pub fn max_constraint(h: &Tensor, r: &Tensor) -> Tensor {
-    (h.unsqueeze(1) * r.unsqueeze(0)).amax([2].as_slice(), false)
-}
-
 /// Probabilities of one head's concepts from its logits `[B, n_outputs]` -> `[B, n_concepts]`:
-/// the logit adjustment removed, then sigmoid (and the max-constraint) or softmax without "none".
+/// the logit adjustment removed, then the kind's probabilities (sigmoid and the max-constraint, or
+/// softmax without "none"; see [`heads`]).
 pub fn head_probabilities(spec: &HeadSpec, logits: &Tensor, adjustment: Option<&Tensor>, constraint: Option<&Tensor>) -> Tensor {
     let logits = match adjustment {
         Some(a) => logits - a,
         None => logits.shallow_clone(),
     };
-    match spec.kind {
-        HeadKind::MultiLabel => {
-            let h = logits.sigmoid();
-            match constraint {
-                Some(r) => max_constraint(&h, r),
-                None => h,
-            }
-        }
-        HeadKind::SingleLabel => logits.softmax(-1, Kind::Float).narrow(1, 0, spec.concepts.len() as i64),
-    }
+    spec.kind.behaviour().probabilities(&logits, spec.concepts.len(), constraint)
 }
 
 impl Model {

@@ -335,7 +335,10 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
         output: TensorSpec {
             shape: vec!["B".into(), k.into()],
             dtype: "float32",
-            meaning: "each concept's probability, columns in `concepts` order: sigmoid of a multi-label head's logits (after the max-constraint where the run has it), softmax over a single-label head's concepts and \"none\" without the \"none\" column; logit adjustment (calibration) already applied. These are the probabilities `conceptree predict --explain` writes, before decoding".into(),
+            meaning: format!(
+                "each concept's probability, columns in `concepts` order: {}; logit adjustment (calibration) already applied. These are the probabilities `conceptree predict --explain` writes, before decoding",
+                HeadKind::ALL.map(|kind| kind.behaviour().describe_probabilities()).join(", ")
+            ),
         },
         preprocessing: Preprocessing {
             image_size: size,
@@ -352,21 +355,20 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
     })
 }
 
-/// The decoding rule in words (what [`super::Decoder`] does).
+/// The decoding rule in words (what [`super::Decoder`] does; each head kind words its own part,
+/// [`crate::model::HeadBehaviour`]).
 fn steps(hierarchy: bool, single_label: SingleLabelDecoding) -> Vec<String> {
     let threshold = "threshold: a concept is predicted when its score is >= its `threshold` (compared in float32)";
     if !hierarchy {
         return vec![format!("{threshold}; a concept's score is its probability. Nothing else: the hierarchy is not enforced for this run")];
     }
-    let single = match single_label {
-        SingleLabelDecoding::Argmax => "single label: on each head of kind single_label, the arg-max over \"none\" (1 minus the sum of the head's probabilities) and the head's concepts (by probability, taken in column order, a later one only when strictly larger) scores 1 and the head's other concepts 0 (this replaces step 1's score on these heads)",
-        SingleLabelDecoding::Threshold => "single label: on each head of kind single_label, the `keep` concepts with the largest probability (the first in column order on ties) keep their score from step 1 and the head's other concepts score 0, so the level predicts at most `keep` concepts (1 unless the run allows a second plane or view) and may predict none",
-    };
-    vec![
-        "cap (max-constraint): a concept's score is the smallest of its own probability and its ancestors' probabilities (`ancestors`, columns of the output), so a child never outscores its parent".into(),
-        single.into(),
-        "single valued: on each multi-label head with `keep` (over a single-valued level), the `keep` concepts with the largest probability (the first in column order on ties) keep their score from step 1 and the head's other concepts score 0".into(),
-        threshold.into(),
-        "closure: every ancestor (`ancestors`) of a concept predicted in step 4 is predicted too; the result is closed under the hierarchy and has at most one concept per single-label head".into(),
-    ]
+    // each kind's step, in the decoder's order: the kinds whose concepts exclude each other
+    // (their arg-max) before the single-valued groups of the others
+    let mut kinds = HeadKind::ALL;
+    kinds.sort_by_key(|kind| !kind.behaviour().exclusive());
+    let mut steps = vec!["cap (max-constraint): a concept's score is the smallest of its own probability and its ancestors' probabilities (`ancestors`, columns of the output), so a child never outscores its parent".to_string()];
+    steps.extend(kinds.map(|kind| kind.behaviour().describe_decoding(single_label).to_string()));
+    steps.push(threshold.into());
+    steps.push("closure: every ancestor (`ancestors`) of a concept predicted in step 4 is predicted too; the result is closed under the hierarchy and has at most one concept per single-label head".into());
+    steps
 }

@@ -168,12 +168,12 @@ pub fn model_config(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology) -
     let rest_pooling = cfg.rest().map_or(defaults.rest_pooling, |r| r.pooling);
     if let Some(levels) = cfg.levels() {
         for spec in &mut heads {
-            match spec.kind {
-                HeadKind::SingleLabel if levels.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) => {
-                    spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec, None).iter().map(|w| w.ln()).collect();
-                }
-                HeadKind::MultiLabel if levels.max_constraint => spec.descendants = ontology.descendants_within(&spec.concepts),
-                _ => {}
+            let kind = spec.kind.behaviour();
+            if kind.exclusive() && levels.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) {
+                spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec, None).iter().map(|w| w.ln()).collect();
+            }
+            if kind.takes_max_constraint() && levels.max_constraint {
+                spec.descendants = ontology.descendants_within(&spec.concepts);
             }
         }
     }

@@ -1,8 +1,9 @@
-//! Training targets and losses, per head.
+//! Training losses: which heads are class-weighted, each head's loss, and the total of a step.
 //!
-//! A multi-label head is trained with binary cross-entropy (per-concept positive weights with
-//! `--class-weights balanced`, relative to its head's concepts, or `balanced-model`, relative to
-//! the whole model's, as a flat model over the same concepts would weigh them), or with
+//! A head's targets, class weights and loss are its kind's ([`crate::model::heads`], one file
+//! per kind; [`HeadTargets`] is re-exported here): a multi-label head is trained with binary
+//! cross-entropy (per-concept positive weights with `--class-weights balanced`, relative to its
+//! head's concepts, or `balanced-model`, relative to the whole model's, as a flat model over the same concepts would weigh them), or with
 //! C-HMCNN's MCLoss when it has a max-constraint; a single-label head with cross-entropy over its
 //! concepts plus "none" (scikit-learn "balanced" class weights, unless `--calibration unweighted`).
 //! The total loss of a step is `sum over the stage's heads of w_h * L_h`, each `L_h` a mean over
@@ -10,104 +11,18 @@
 //! `concepts` gives head h the weight `K_h / K` (its concepts over the model's), so every concept
 //! weighs the same whatever head it sits in and a flat model's loss is its head's; `equal` gives
 //! every head 1.
-use std::collections::BTreeSet;
-
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::checked::CheckedConfig;
 use super::config::{Calibration, ClassWeights, HeadWeights};
-use crate::data::dataset::{balanced_pos_weights, LabelSpace};
-use crate::model::{max_constraint, HeadKind, HeadSpec};
+use crate::model::heads::multi_label::max_constraint;
+use crate::model::HeadSpec;
+pub use crate::model::heads::HeadTargets;
 
-/// One head's targets for every image of a dataset.
-pub enum HeadTargets {
-    /// Multi-hot rows, `K` floats per image.
-    Multi(Vec<f32>, usize),
-    /// The class of each image: the index of its concept, or `K` for "none".
-    Single(Vec<i64>),
-}
-
-impl HeadTargets {
-    pub fn build(spec: &HeadSpec, labels: &[BTreeSet<String>]) -> HeadTargets {
-        let space = LabelSpace { concepts: spec.concepts.clone(), counts: vec![0; spec.concepts.len()] };
-        match spec.kind {
-            HeadKind::MultiLabel => {
-                let k = spec.concepts.len();
-                let mut rows = space.multi_hot(labels);
-                // with a max-constraint a target holds its ancestors within the head (C-HMCNN's
-                // hierarchy-consistent labels), whether or not the label file lists them
-                for row in rows.chunks_mut(k.max(1)).filter(|_| !spec.descendants.is_empty()) {
-                    let closed: Vec<f32> = spec.descendants.iter().map(|d| if d.iter().any(|&b| row[b] > 0.5) { 1.0 } else { 0.0 }).collect();
-                    row.copy_from_slice(&closed);
-                }
-                HeadTargets::Multi(rows, k)
-            }
-            HeadKind::SingleLabel => {
-                HeadTargets::Single(labels.iter().map(|set| spec.concepts.iter().position(|c| set.contains(c)).unwrap_or(spec.concepts.len()) as i64).collect())
-            }
-        }
-    }
-
-    /// The targets of the images at `idx`, as a tensor on `device`.
-    pub fn batch(&self, idx: &[usize], device: Device) -> Tensor {
-        match self {
-            HeadTargets::Multi(v, k) => {
-                let rows: Vec<f32> = idx.iter().flat_map(|&i| v[i * k..(i + 1) * k].iter().copied()).collect();
-                Tensor::from_slice(&rows).view([idx.len() as i64, *k as i64]).to_device(device)
-            }
-            HeadTargets::Single(v) => {
-                let rows: Vec<i64> = idx.iter().map(|&i| v[i]).collect();
-                Tensor::from_slice(&rows).to_device(device)
-            }
-        }
-    }
-
-    /// How many images have each of the head's concepts.
-    pub fn counts(&self, spec: &HeadSpec) -> Vec<usize> {
-        match self {
-            HeadTargets::Multi(v, k) => (0..*k).map(|j| v.iter().skip(j).step_by(*k).filter(|x| **x > 0.5).count()).collect(),
-            HeadTargets::Single(v) => {
-                let mut counts = class_counts(v, spec.concepts.len());
-                counts.pop(); // "none"
-                counts
-            }
-        }
-    }
-
-    /// Balanced class weights for this head's loss.
-    /// `model_mean`: the mean count of the model's concepts (`--class-weights balanced-model`); a
-    /// multi-label concept's positive weight is then that mean over its count, not its head's mean.
-    pub fn weights(&self, spec: &HeadSpec, model_mean: Option<f64>) -> Vec<f32> {
-        match self {
-            HeadTargets::Multi(..) => {
-                let counts = self.counts(spec);
-                match model_mean {
-                    None => balanced_pos_weights(&counts),
-                    Some(m) => counts.iter().map(|&n| if n == 0 { 1.0 } else { (m / n as f64) as f32 }).collect(),
-                }
-            }
-            HeadTargets::Single(v) => {
-                let counts = class_counts(v, spec.concepts.len());
-                // sklearn "balanced" over classes present: N / (C * n_c)
-                let present = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
-                let total = v.len() as f64;
-                counts.iter().map(|&c| if c == 0 { 1.0 } else { (total / (present * c as f64)) as f32 }).collect()
-            }
-        }
-    }
-}
-
-/// How many images a single-label head's targets put in each class: its `k` concepts, then "none".
-fn class_counts(classes: &[i64], k: usize) -> Vec<usize> {
-    let mut counts = vec![0usize; k + 1];
-    classes.iter().for_each(|&c| counts[c as usize] += 1);
-    counts
-}
-
-/// Whether head `spec` is trained with class weights under `cfg` (none for kNN, which trains nothing).
+/// Whether head `spec` is trained with class weights under `cfg`.
 pub fn uses_class_weights(spec: &HeadSpec, cfg: &CheckedConfig) -> bool {
     let unweighted_levels = cfg.levels().is_some_and(|l| l.calibration == Calibration::Unweighted);
-    cfg.fit().is_some_and(|f| f.class_weights != ClassWeights::None) && !(spec.kind == HeadKind::SingleLabel && unweighted_levels)
+    cfg.fit().is_some_and(|f| f.class_weights != ClassWeights::None) && !(spec.kind.behaviour().exclusive() && unweighted_levels)
 }
 
 /// The mean number of training images per concept over every head of a model.
@@ -172,11 +87,7 @@ impl Losses {
         if let (true, Some((a, has))) = (self.conditional, &self.ancestors[h]) {
             return conditional_bce(logits, target, a, has, w);
         }
-        match (self.specs[h].kind, &self.constraints[h]) {
-            (HeadKind::MultiLabel, None) => logits.binary_cross_entropy_with_logits(target, None::<&Tensor>, w, Reduction::Mean),
-            (HeadKind::MultiLabel, Some(r)) => mc_loss(logits, target, r, w),
-            (HeadKind::SingleLabel, _) => logits.cross_entropy_loss(target, w, Reduction::Mean, -100, 0.0),
-        }
+        self.specs[h].kind.behaviour().loss(logits, target, w, self.constraints[h].as_ref())
     }
 
     /// The weighted loss of `heads` for the images at `idx`.
@@ -199,25 +110,13 @@ pub fn conditional_bce(logits: &Tensor, y: &Tensor, a: &Tensor, has: &Tensor, po
     logits.binary_cross_entropy_with_logits(y, Some(&mask), pos_weight, Reduction::Mean)
 }
 
-/// C-HMCNN's MCLoss (Giunchiglia & Lukasiewicz, NeurIPS 2020) with optional positive weights:
-/// binary cross-entropy of `y * MCM(y * h) + (1 - y) * MCM(h)` against `y`, `h = sigmoid(logits)`,
-/// where `MCM(x)[a] = max over the descendants b of a (a included) of x[b]`. A positive concept is
-/// pushed up through its positive descendants only; a negative one is held down by its largest
-/// descendant, so the constrained output, not the raw one, is what is trained.
-pub fn mc_loss(logits: &Tensor, y: &Tensor, r: &Tensor, pos_weight: Option<&Tensor>) -> Tensor {
-    let h = logits.sigmoid();
-    let constrained = max_constraint(&h, r);
-    let positive = max_constraint(&(y * &h), r);
-    let negative: Tensor = 1.0 - y;
-    let out: Tensor = (y * positive + negative * constrained).clamp(1e-7, 1.0 - 1e-7);
-    let weight = pos_weight.map(|pw| y * (pw - 1.0) + 1.0);
-    out.binary_cross_entropy(y, weight.as_ref(), Reduction::Mean)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::train::config::TrainConfig;
+    use std::collections::BTreeSet;
+    use crate::model::heads::multi_label::mc_loss;
+    use crate::model::HeadKind;
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
         HeadSpec::new(name, (0..k).map(|i| format!("C{:07}", i)).collect(), kind)

@@ -30,7 +30,7 @@ use crate::data::augment::Pipeline;
 use crate::data::loader::{ImageSource, Loader, TensorLoader};
 use crate::eval::metrics::imageclef_f1;
 use crate::eval::thresholds::{tune, Thresholds};
-use crate::model::{has_prefix, weights, HeadKind, Model, ModelConfig, Neck};
+use crate::model::{has_prefix, weights, Model, ModelConfig, Neck};
 use crate::ontology::{Level, Ontology};
 use crate::infer::batch::{for_each_batch, store_rows};
 use crate::infer::Decoder;
@@ -326,7 +326,7 @@ impl<'o> Trainer<'o> {
             eprint!("{}", self.data.skipped);
         }
         let heads: Vec<String> =
-            self.model_cfg.heads.iter().map(|s| format!("{} ({} concept{}{})", s.name, s.concepts.len(), if s.concepts.len() == 1 { "" } else { "s" }, if s.kind == HeadKind::SingleLabel { " + none" } else { "" })).collect();
+            self.model_cfg.heads.iter().map(|s| format!("{} ({} concept{}{})", s.name, s.concepts.len(), if s.concepts.len() == 1 { "" } else { "s" }, s.kind.behaviour().extra_outputs())).collect();
         eprintln!(
             "training a {} model: trunk {}, {} head{}: {}; {} concepts; {} training / {} validation images; device {:?}",
             match self.cfg.mode() {
@@ -742,7 +742,7 @@ pub fn duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HeadSpec, TrunkKind};
+    use crate::model::{HeadKind, HeadSpec, TrunkKind};
     use crate::train::{HierSchedule, Strategy};
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
