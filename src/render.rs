@@ -30,14 +30,16 @@ struct Shown {
 }
 
 impl Shown {
-    fn start(task: Task, total: usize, terminal: bool) -> Shown {
+    /// Show `first`'s task (a bar on a terminal, drawn whole from the start).
+    fn start(first: &Tick, terminal: bool) -> Shown {
         let bar = terminal.then(|| {
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} images, {msg}").expect("a valid template"));
-            bar.set_prefix(task.to_string());
-            bar
+            ProgressBar::new(first.total as u64)
+                .with_style(ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} images, {msg}").expect("a valid template"))
+                .with_prefix(first.task.to_string())
+                .with_message(first.detail())
+                .with_position(first.done as u64)
         });
-        Shown { task, bar, last_line: Instant::now() }
+        Shown { task: first.task.clone(), bar, last_line: Instant::now() }
     }
 
     fn clear(self) {
@@ -75,10 +77,10 @@ impl Stderr {
         if let Some(other) = shown.take_if(|s| s.task != tick.task) {
             other.clear(); // a task that ended early (a failed or shortened one)
         }
-        let s = shown.get_or_insert_with(|| Shown::start(tick.task.clone(), tick.total, self.terminal));
+        let s = shown.get_or_insert_with(|| Shown::start(&tick, self.terminal));
         if let Some(bar) = &s.bar {
-            bar.set_position(tick.done as u64);
             bar.set_message(tick.detail());
+            bar.set_position(tick.done as u64);
         }
         let now = Instant::now();
         let line = !self.terminal && logs(&tick, now.duration_since(s.last_line));
