@@ -1,16 +1,20 @@
 //! Command implementations: argument plumbing only. Each turns parsed arguments into library calls
-//! and prints what they return; the logic lives in the library, with its tests.
+//! and prints what they return; the logic lives in the library, with its tests. What the library
+//! reports on the way comes as events, rendered on stderr by [`crate::render::Stderr`].
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use conceptree::data::labels::{read_labels, to_map, LabelFormat, ParseOptions};
 use conceptree::data::{self};
 use conceptree::eval::{self, metrics, submission};
+use conceptree::events::{Event, Events};
 use conceptree::ontology::{Level, Ontology};
 use conceptree::predict::{images_to_predict, LoadOptions, LoadedRun};
 use conceptree::run::outputs::Plan;
 use conceptree::train::{self, run_dir, DeviceChoice, RunDir, TrainConfig};
 use conceptree::Error;
+
+use crate::render::Stderr;
 
 /// Let a closed output pipe (`conceptree evaluate ... | head`) end the process quietly, as it does
 /// for other command-line tools, instead of a "Broken pipe" panic: restore the default SIGPIPE
@@ -93,7 +97,7 @@ fn run_ontology(run: &Path, cfg: &TrainConfig) -> Result<Ontology, Error> {
 pub fn resume(run: &Path) -> Result<(), Error> {
     let cfg = run_dir::read_config(&RunDir::open_for_reading(run)?)?;
     let ontology = run_ontology(run, &cfg)?;
-    report_training(train::resume(run, &ontology)?)
+    report_training(train::resume(run, &ontology, &Stderr::new())?)
 }
 
 pub fn train(cfg: TrainConfig, force: bool) -> Result<(), Error> {
@@ -109,7 +113,7 @@ pub fn train(cfg: TrainConfig, force: bool) -> Result<(), Error> {
         .folder("--out", &cfg.out)
         .check()?;
     let ontology = load_ontology(cfg.ontology.as_deref())?;
-    report_training(train::train(&cfg, &ontology, force)?)
+    report_training(train::train(&cfg, &ontology, force, &Stderr::new())?)
 }
 
 fn report_training(s: train::TrainSummary) -> Result<(), Error> {
@@ -144,8 +148,7 @@ pub struct PredictCommand {
 
 pub fn predict(a: PredictCommand) -> Result<(), Error> {
     use conceptree::predict::shard;
-    use conceptree::predict::stream::{partial_path, predict_into_files, progress_path, ProgressMeter, StreamOptions};
-    use std::io::IsTerminal;
+    use conceptree::predict::stream::{partial_path, predict_into_files, progress_path, StreamOptions};
     if a.batch_size == 0 {
         return Err(Error::usage("--batch-size 0: must be at least 1"));
     }
@@ -162,26 +165,22 @@ pub fn predict(a: PredictCommand) -> Result<(), Error> {
         .file_opt("--explain", a.explain.as_deref().map(partial_path).as_deref())
         .file_opt("--out", a.shard.map(|_| shard::record_path(&a.out)).as_deref())
         .check()?;
+    let events = Stderr::new();
     let run = LoadedRun::open(&a.model, a.device.resolve()?, &a.load)?;
     for note in &run.notes {
-        eprintln!("note: {note}");
+        events.emit(Event::Note(note.clone()));
     }
     let (mut ids, mut paths, skipped, dir) = images_to_predict(&a.images, a.ids.as_deref(), a.skip_bad)?;
     if !dir.ignored.is_empty() {
-        eprintln!("note: in {}, not taken as images: {}", dir.dir.display(), dir.ignored);
+        events.emit(Event::NotImages { dir: dir.dir.clone(), ignored: dir.ignored.to_string() });
     }
     drop(dir);
     if !skipped.is_empty() {
-        eprint!("{skipped}");
+        events.emit(Event::Text(skipped.to_string()));
     }
     let opts = StreamOptions { out: a.out.clone(), explain: a.explain.clone(), batch_size: a.batch_size, resume: a.resume };
     let record = a.shard.map(|sh| shard::take_block(&run, sh, &mut ids, &mut paths, &opts)).transpose()?;
-    let mut meter = ProgressMeter::new(std::io::stderr().is_terminal());
-    let summary = predict_into_files(&run, &ids, std::sync::Arc::new(paths), &opts, &mut |tick| {
-        if let Some(text) = meter.show(tick, std::time::Instant::now()) {
-            eprint!("{text}");
-        }
-    })?;
+    let summary = predict_into_files(&run, &ids, std::sync::Arc::new(paths), &opts, &events)?;
     if summary.nothing_to_resume {
         eprintln!("note: --resume: there was no interrupted prediction into {}; predicted from the start", a.out.display());
     } else if summary.resumed_from > 0 {
@@ -422,7 +421,7 @@ pub fn data_cache(labels: &[PathBuf], images: &Path, size: u32, out: &Path, skip
         eprint!("{skipped}");
     }
     let t = std::time::Instant::now();
-    let rep = data::cache::ImageCache::build(&paths, size, out)?;
+    let rep = data::cache::ImageCache::build(&paths, size, out, &Stderr::new())?;
     println!(
         "cached {} images ({} grey, {} colour) at {size}x{size}: {:.1} MiB in {:.1} s -> {}",
         rep.images,
@@ -450,7 +449,7 @@ fn experiment_plan(base: &TrainConfig, labels: &Path, images: &Path, groups: Opt
 pub fn experiment_paper(cfg: conceptree::experiment::ExperimentConfig) -> Result<(), Error> {
     experiment_plan(&cfg.base, &cfg.labels, &cfg.images, cfg.groups.as_deref(), &cfg.out).check()?;
     let ontology = load_ontology(cfg.base.ontology.as_deref())?;
-    let results = conceptree::experiment::run_paper(&cfg, &ontology)?;
+    let results = conceptree::experiment::run_paper(&cfg, &ontology, &Stderr::new())?;
     print!("{}", conceptree::experiment::table4_markdown(&results, &cfg.base));
     println!("\nwrote {} (table3.*, figure1.svg, table4.md, table4.json, runs/)", cfg.out.display());
     Ok(())
@@ -463,7 +462,7 @@ pub fn experiment_compare(cfg: conceptree::experiment::compare::CompareConfig) -
         .input_opt("--test-images", test.map(|t| t.1.as_path()))
         .check()?;
     let ontology = load_ontology(cfg.base.ontology.as_deref())?;
-    let rows = conceptree::experiment::compare::run_compare(&cfg, &ontology)?;
+    let rows = conceptree::experiment::compare::run_compare(&cfg, &ontology, &Stderr::new())?;
     print!("{}", conceptree::experiment::compare::compare_markdown(&rows, &cfg));
     println!("\nwrote {} (compare.md, compare.json, compare.svg, runs/)", cfg.out.display());
     Ok(())
@@ -542,7 +541,7 @@ pub fn review_serve(mut cfg: conceptree::review::ServeConfig, token_file: Option
     }
     let what = format!("{} review of {}", if p.created { "new" } else { "resumed" }, cfg.db.display());
     let blind = p.set.meta.blind.as_str();
-    let served = review::server::serve(p, &cfg, |r| {
+    let served = review::server::serve(p, &cfg, std::sync::Arc::new(Stderr::new()), |r| {
         println!("{what}: {} image(s), {} model(s) shown blind ({blind}), reviewer '{}', {} done", r.images, r.models, cfg.reviewer, r.done);
         match &r.remote_url {
             Some(remote) => {

@@ -4,7 +4,8 @@
 //! ([`ontology`]) and labels + images ([`data`]) feed a trunk (ResNet, DenseNet, EfficientNet, ConvNeXt) with a flat or per-level head
 //! ([`model`]), trained by [`train`], used by [`predict`], scored by [`eval`] and analysed by
 //! [`report`]; [`experiment`] runs whole studies and [`synth`] writes the built-in phantom
-//! data set. [`error`] holds the one rule for exit codes.
+//! data set. [`error`] holds the one rule for exit codes. The library never prints: it reports
+//! through [`events`], which the command line renders.
 //! [`review`] is the clinical review app: a clinician judges predicted concepts blind, and its
 //! report gives clinical precision per level and model.
 pub mod alloc;
@@ -14,6 +15,7 @@ pub mod cui;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod events;
 pub mod experiment;
 pub mod fingerprint;
 pub mod infer;

@@ -2,6 +2,7 @@
 //! library's [`TrainConfig::defaults`]), handed to [`commands`]; errors become exit codes through
 //! [`conceptree::Error::exit_code`] (0 ok, 1 failure, 2 bad usage or bad input).
 mod commands;
+mod render;
 
 use std::path::PathBuf;
 

@@ -2,9 +2,10 @@
 //! for every `crate::`, `super::` and child-module path a file names outside its tests) has no
 //! circle but the few still listed in `KNOWN_CIRCLES`, and no import goes up a floor.
 //!
-//! Floors, bottom up: the leaves (alloc, classify, cuda, cui, fingerprint, text); ontology, data, model,
-//! synth; eval; run; infer; train, report; predict, experiment, review and the aggregate error.
-//! The command line (main.rs, commands.rs) stands above them all and is not part of the graph.
+//! Floors, bottom up: the leaves (alloc, classify, cuda, cui, events, fingerprint, text); ontology,
+//! data, model, synth; eval; run; infer; train, report; predict, experiment, review and the
+//! aggregate error. The command line (main.rs, commands.rs, render.rs) stands above them all and is
+//! not part of the graph.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -13,6 +14,7 @@ const FLOORS: &[(&str, usize)] = &[
     ("classify", 0),
     ("cuda", 0),
     ("cui", 0),
+    ("events", 0),
     ("fingerprint", 0),
     ("text", 0),
     ("ontology", 1),
@@ -45,7 +47,7 @@ fn modules(src: &Path) -> BTreeMap<String, String> {
                 }
                 continue;
             }
-            if !rel.ends_with(".rs") || ["lib.rs", "main.rs", "commands.rs"].contains(&rel.as_str()) {
+            if !rel.ends_with(".rs") || ["lib.rs", "main.rs", "commands.rs", "render.rs"].contains(&rel.as_str()) {
                 continue;
             }
             let name = rel.trim_end_matches(".rs").trim_end_matches("/mod").replace('/', "::");
@@ -250,4 +252,13 @@ fn no_import_goes_up_a_floor() {
     let g = import_graph(&src());
     let up: Vec<String> = g.iter().flat_map(|(m, ts)| ts.iter().filter(|t| floor(t) > floor(m)).map(move |t| format!("{m} (floor {}) -> {t} (floor {})", floor(m), floor(t)))).collect();
     assert!(up.is_empty(), "imports that go up a floor: {up:?}");
+}
+
+/// The library reports through events (`src/events.rs`) and prints nothing: only the command line
+/// (main.rs, commands.rs and its renderer render.rs) writes to stderr or stdout, or draws progress.
+#[test]
+fn only_the_command_line_prints() {
+    let printing = ["print!", "println!", "eprint!", "eprintln!", "dbg!", "indicatif", "stderr()", "stdout()"];
+    let found: Vec<String> = modules(&src()).iter().flat_map(|(m, code)| printing.iter().filter(|p| code.contains(*p)).map(move |p| format!("src/{m}: {p}"))).collect();
+    assert!(found.is_empty(), "the library prints (emit an events::Event to the sink it is given instead): {found:?}");
 }

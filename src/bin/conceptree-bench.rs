@@ -19,6 +19,7 @@ use conceptree::data::cache::ImageCache;
 use conceptree::data::decode::{decode, decode_jpeg_scaled, decode_jpeg_zune, decode_raw, resize_planes, resize_planes_reference, RawImage};
 use conceptree::data::loader::{ImageSource, Loader};
 use conceptree::eval::metrics::{evaluate, imageclef_f1, EvalHooks, LabelMap};
+use conceptree::events::Event;
 use conceptree::model::{HeadKind, HeadSpec, MemoryFormat, Model, ModelConfig, TrunkKind};
 use conceptree::ontology::Ontology;
 use conceptree::train::{DeviceChoice, Mode, TrainConfig, Trainer};
@@ -319,6 +320,14 @@ fn planes_to_raw(planes: Vec<Vec<u8>>, s: u32) -> RawImage {
     RawImage { width: s, height: s, channels: 3, data }
 }
 
+/// The library's messages on stderr, as the command line words them; no progress display (a
+/// benchmark's output is its measurements).
+fn messages(event: Event) {
+    if !matches!(event, Event::Tick(_)) {
+        eprintln!("{event}");
+    }
+}
+
 fn pipeline(images: &Path, size: u32, batch: usize, limit: usize, list_repeat: usize, cache: Option<&Path>, name: &str) -> Result<()> {
     let once = list_images(images, limit)?;
     let paths = Arc::new(once.iter().cycle().take(once.len() * list_repeat.max(1)).cloned().collect::<Vec<_>>());
@@ -331,7 +340,7 @@ fn pipeline(images: &Path, size: u32, batch: usize, limit: usize, list_repeat: u
             let covered = ImageCache::open(dir).ok().is_some_and(|c| c.resolve(&once, size).is_ok());
             if !covered {
                 let t = Instant::now();
-                ImageCache::build(&once, size, dir)?;
+                ImageCache::build(&once, size, dir, &messages)?;
                 eprintln!("built the image cache {} in {:.1} s (not timed below)", dir.display(), t.elapsed().as_secs_f64());
             }
             ImageSource::cached(paths.clone(), Arc::new(ImageCache::open(dir)?), size)?
@@ -404,7 +413,7 @@ fn train(images: &Path, m: &ModelArgs, warmup: usize, name: &str) -> Result<()> 
     };
     let ontology = Ontology::builtin();
     let result = (|| -> Result<(f64, usize, f64)> {
-        let mut trainer = Trainer::new(cfg, &ontology, true)?;
+        let mut trainer = Trainer::new(cfg, &ontology, true, &messages)?;
         let device = m.device.resolve()?;
         let mut stage = trainer.start_stage(0)?;
         let total = warmup + m.steps;

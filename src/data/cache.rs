@@ -16,9 +16,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, UNIX_EPOCH};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use itertools::Itertools;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -27,6 +26,7 @@ use super::dataset::{Dataset, DatasetError};
 use super::decode::{decode_raw, resized_planes, PipelineError};
 use super::images::ImageDir;
 use super::labels::{read_labels, ParseOptions, SkipReport};
+use crate::events::{Event, Events, Task, Tick};
 
 const FORMAT: &str = "conceptree-image-cache";
 const VERSION: u32 = 1;
@@ -100,16 +100,15 @@ fn stamp(path: &Path) -> std::io::Result<(u64, u64)> {
 
 impl ImageCache {
     /// Decode and resize `paths` to `size x size` into a new cache at `dir` (created; an existing
-    /// cache there is replaced). Images are processed in parallel, written in order. A file that
-    /// cannot be decoded fails the build, naming it.
-    pub fn build(paths: &[PathBuf], size: u32, dir: &Path) -> Result<BuildReport, CacheError> {
+    /// cache there is replaced). Images are processed in parallel, written in order; `events` sees
+    /// the progress. A file that cannot be decoded fails the build, naming it.
+    pub fn build(paths: &[PathBuf], size: u32, dir: &Path, events: &dyn Events) -> Result<BuildReport, CacheError> {
         let io = |source| CacheError::Io { dir: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let _ = std::fs::remove_file(dir.join(INDEX)); // an index only ever describes a finished build
         let tmp = dir.join("images.bin.tmp");
         let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
-        let pb = ProgressBar::new(paths.len() as u64);
-        pb.set_style(ProgressStyle::with_template("caching images {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}]").expect("valid template"));
+        let started = Instant::now();
         let mut entries = Vec::with_capacity(paths.len());
         let mut offset = 0u64;
         for chunk in paths.chunks(256) {
@@ -131,9 +130,9 @@ impl ImageCache {
                 }
                 entries.push(e);
             }
-            pb.inc(chunk.len() as u64);
+            let done = entries.len();
+            events.emit(Event::Tick(Tick { task: Task::ImageCache, done, total: paths.len(), this_run: done, elapsed: started.elapsed(), loss: None }));
         }
-        pb.finish_and_clear();
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, dir.join(DATA)).map_err(io)?;
@@ -220,6 +219,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::events::Silent;
     use crate::data::augment::{AugmentConfig, Pipeline};
     use crate::data::loader::{load_batch, ImageSource};
 
@@ -245,7 +245,7 @@ mod tests {
     fn cached_batches_equal_decoded_batches_bit_for_bit() {
         let tmp = tempfile::tempdir().unwrap();
         let paths = Arc::new(images(&tmp.path().join("img")));
-        let rep = ImageCache::build(&paths, 24, &tmp.path().join("cache")).unwrap();
+        let rep = ImageCache::build(&paths, 24, &tmp.path().join("cache"), &Silent).unwrap();
         assert_eq!(rep.images, 4);
         // the colour JPEG keeps three planes; PNGs are grey, and so is the R = G = B JPEG
         // (JPEG chroma subsampling can leave it not exactly grey, so count at least the PNGs)
@@ -267,7 +267,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let paths = images(&tmp.path().join("img"));
         let dir = tmp.path().join("cache");
-        ImageCache::build(&paths[..3], 16, &dir).unwrap();
+        ImageCache::build(&paths[..3], 16, &dir, &Silent).unwrap();
         let cache = ImageCache::open(&dir).unwrap();
         assert_eq!(cache.resolve(&paths[..3], 16).unwrap(), vec![0, 1, 2]);
         let e = cache.resolve(&paths[..3], 32).unwrap_err().to_string();
@@ -297,7 +297,7 @@ mod tests {
         let bad = tmp.path().join("img/bad.jpg");
         std::fs::write(&bad, b"not a jpeg").unwrap();
         paths.push(bad);
-        let e = ImageCache::build(&paths, 16, &tmp.path().join("cache")).unwrap_err().to_string();
+        let e = ImageCache::build(&paths, 16, &tmp.path().join("cache"), &Silent).unwrap_err().to_string();
         assert!(e.contains("bad.jpg"), "{e}");
         assert!(ImageCache::open(&tmp.path().join("cache")).is_err(), "no index after a failed build");
     }

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use super::decoding::{self, decode, Decoding, Outputs, Part, Tuning};
 use super::setup::{train_or_reuse, write, Split, TestPart};
+use crate::events::{Event, Events};
 use crate::data::dataset::Dataset;
 use crate::data::images::ImageDir;
 use crate::data::labels::{read_labels, ParseOptions};
@@ -305,7 +306,7 @@ fn run_config(cfg: &CompareConfig, split: &Split, v: &Variant, seed: u64) -> Tra
 }
 
 /// Run (or reuse) every run for every seed, decode each row and tabulate.
-pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<CompareRow>, Error> {
+pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events) -> Result<Vec<CompareRow>, Error> {
     if cfg.seeds.is_empty() {
         return Err(Error::usage("--seeds must name at least one seed"));
     }
@@ -319,7 +320,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
     std::fs::create_dir_all(&cfg.out).map_err(Error::write(&cfg.out))?;
     let (rows, skipped) = read_labels(&cfg.labels, ParseOptions { skip_bad: cfg.base.skip_bad, ..Default::default() })?;
     if !skipped.is_empty() {
-        eprint!("{skipped}");
+        events.emit(Event::Text(skipped.to_string()));
     }
     let test = match &cfg.test {
         Some((labels, images)) => TestPart::Given { labels, images },
@@ -358,10 +359,10 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
                 let mut flat = rc.clone();
                 flat.mode = Mode::Flat;
                 flat.out = cfg.out.join("runs").join("flat").join(format!("seed{seed}"));
-                train_or_reuse(&flat, ontology, &format!("flat (seed {seed}): the trunk of the kNN run"))?;
+                train_or_reuse(&flat, ontology, &format!("flat (seed {seed}): the trunk of the kNN run"), events)?;
                 rc.weights = Some(flat.out.join(crate::train::run_dir::MODEL));
             }
-            train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", v.name, v.changes))?;
+            train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", v.name, v.changes), events)?;
             let run = LoadedRun::open(&rc.out, cfg.base.device.resolve()?, &LoadOptions::default())?;
             let summary: crate::train::TrainSummary = run.run.read_json(crate::train::run_dir::SUMMARY, "train the run again")?;
             let space: BTreeSet<String> = run.model_cfg.concepts().into_iter().collect();
@@ -375,7 +376,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology) -> Result<Vec<Compa
                 let strict = d.predictions.values().filter(|set| is_strictly_coherent(&run.ontology, set, &space, &single_valued)).count() as f64 / d.predictions.len().max(1) as f64;
                 let per_image = split.test_truth.iter().filter_map(|(id, g)| metrics::per_image_f1(g, d.predictions.get(id).unwrap_or(&BTreeSet::new())).map(|f| (id.clone(), f))).collect();
                 let ceiling = crate::eval::ceiling::ceiling(&split.test_truth, &space);
-                eprintln!("   {} (seed {seed}): test F1 {:.4}, validation {:.4}{}", cfg.runs[r], report.imageclef_f1, d.val_f1, d.knn_weight.map_or(String::new(), |a| format!(", model weight {a:.1}")));
+                events.emit(Event::Scored { row: cfg.runs[r].clone(), seed, test_f1: report.imageclef_f1, val_f1: d.val_f1, model_weight: d.knn_weight });
                 scored[r].push(SeedScore { seed, report, per_image, kept_epoch: summary.kept_epoch, ceiling, val_f1: d.val_f1, knn_weight: d.knn_weight, strict });
             }
         }

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::setup::{score_on_test, train_or_reuse, write, Split, TestPart};
+use crate::events::{Event, Events};
 use crate::data::labels::{read_labels, ParseOptions};
 use crate::data::stats::dataset_stats;
 use crate::error::Error;
@@ -107,12 +108,12 @@ pub fn refuse_unused_options<'a>(cfg: &ExperimentConfig, given: impl IntoIterato
 }
 
 /// Run the whole experiment; returns the results table rows.
-pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunResult>, Error> {
+pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology, events: &dyn Events) -> Result<Vec<RunResult>, Error> {
     let out = &cfg.out;
     std::fs::create_dir_all(out.join("runs")).map_err(Error::write(out))?;
     let (rows, skipped) = read_labels(&cfg.labels, ParseOptions { skip_bad: cfg.base.skip_bad, ..Default::default() })?;
     if !skipped.is_empty() {
-        eprint!("{skipped}");
+        events.emit(Event::Text(skipped.to_string()));
     }
 
     // ---- 1. dataset statistics (Table 3, Figure 1)
@@ -136,7 +137,7 @@ pub fn run_paper(cfg: &ExperimentConfig, ontology: &Ontology) -> Result<Vec<RunR
         rc.val_labels = Some(split.val.clone());
         rc.images = cfg.images.clone();
         rc.out = out.join("runs").join(name);
-        train_or_reuse(&rc, ontology, &format!("{name}: {description}"))?;
+        train_or_reuse(&rc, ontology, &format!("{name}: {description}"), events)?;
         let score = score_on_test(&rc.out, &split, ontology, &cfg.base)?;
         let report = score.report;
         results.push(RunResult {

@@ -9,6 +9,7 @@ use crate::data::labels::{read_labels, write_clef2019, LabelRow, ParseOptions};
 use crate::error::Error;
 use crate::eval::metrics::{self, EvalReport, LabelMap};
 use crate::eval::ontology_hooks;
+use crate::events::{Event, Events, RunStart};
 use crate::ontology::Ontology;
 use crate::predict::{LoadOptions, LoadedRun};
 use crate::train::{self, run_dir, TrainConfig, TrainSummary};
@@ -68,11 +69,11 @@ impl Split {
 }
 
 /// Train the run configured in `cfg` (into `cfg.out`) unless it has finished; continue it when it
-/// was interrupted.
+/// was interrupted. `events` hears which, under `label`, and everything training says.
 ///
 /// A run found there must have been started with exactly `cfg` (a variant whose meaning changed
 /// between versions, or another command line into the same `--out`, is refused, never reused).
-pub fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str) -> Result<(), Error> {
+pub fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str, events: &dyn Events) -> Result<(), Error> {
     if cfg.out.join(run_dir::CONFIG).exists() {
         let run = run_dir::RunDir::open_for_reading(&cfg.out)?;
         let stored = run_dir::read_config(&run)?;
@@ -89,14 +90,22 @@ pub fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str) -> Re
             return Err(run_dir::RunError::ConfigChanged { dir: cfg.out.clone(), what: diff.join(", ") }.into());
         }
     }
-    if cfg.out.join(run_dir::SUMMARY).exists() {
-        eprintln!("== {label}: already trained, reusing {}", cfg.out.display());
+    let start = if cfg.out.join(run_dir::SUMMARY).exists() {
+        RunStart::Reuse
     } else if cfg.out.join(run_dir::CONFIG).exists() {
-        eprintln!("== {label}: resuming {}", cfg.out.display());
-        train::resume(&cfg.out, ontology)?;
+        RunStart::Resume
     } else {
-        eprintln!("== {label}");
-        train::train(cfg, ontology, false)?;
+        RunStart::Train
+    };
+    events.emit(Event::ExperimentRun { label: label.to_string(), dir: cfg.out.clone(), start });
+    match start {
+        RunStart::Reuse => {}
+        RunStart::Resume => {
+            train::resume(&cfg.out, ontology, events)?;
+        }
+        RunStart::Train => {
+            train::train(cfg, ontology, false, events)?;
+        }
     }
     Ok(())
 }
@@ -165,7 +174,7 @@ mod tests {
         run.write_json(run_dir::CONFIG, &stored).unwrap();
         run.write_json(run_dir::SUMMARY, &serde_json::json!({})).unwrap();
         drop(run);
-        let e = train_or_reuse(&cfg, &Ontology::builtin(), "hybrid").unwrap_err();
+        let e = train_or_reuse(&cfg, &Ontology::builtin(), "hybrid", &crate::events::Silent).unwrap_err();
         let msg = e.to_string();
         assert_eq!(e.exit_code(), crate::error::EXIT_BAD_INPUT, "{msg}");
         assert!(msg.contains("epochs: 3 -> 4") && msg.contains("rest_pooling: \"avg-max\" -> \"avg\"") && msg.contains(&out.display().to_string()), "{msg}");

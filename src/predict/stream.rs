@@ -18,16 +18,19 @@
 //! those of an uninterrupted prediction. A partial file shorter than its record (changed after
 //! the interruption) is refused. While a process writes `OUT.partial` it holds an exclusive lock
 //! on it, so a second prediction into the same file is refused.
+//!
+//! **Progress** goes to the caller's [`Events`] sink, an [`Event::Tick`] after each batch.
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::{ExplainRecord, LoadedRun, PredictError};
 use crate::data::labels::write_clef2019_row;
+use crate::events::{Event, Events, Task, Tick};
 use crate::fingerprint::{file_hash, fnv1a, hex, FNV_START};
 use crate::train::run_dir;
 
@@ -151,67 +154,6 @@ pub struct ProgressRecord {
     pub explain_bytes: u64,
 }
 
-/// Where a streaming prediction stands, after each batch.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Tick {
-    /// Images finished, those of an interrupted run included.
-    pub done: usize,
-    pub total: usize,
-    /// Images finished by this process.
-    pub this_run: usize,
-    /// Time since this process started predicting.
-    pub elapsed: Duration,
-}
-
-impl Tick {
-    /// Images per second in this process.
-    pub fn rate(&self) -> f64 {
-        self.this_run as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// `predicted 6400/100000 images (6.4%), 812.3 img/s, about 1 min 58 s left`.
-    pub fn line(&self) -> String {
-        let pct = 100.0 * self.done as f64 / self.total.max(1) as f64;
-        let left = if self.this_run == 0 {
-            String::new()
-        } else if self.done >= self.total {
-            format!(", done in {}", crate::train::trainer::duration(self.elapsed.as_secs_f64()))
-        } else {
-            format!(", about {} left", crate::train::trainer::duration((self.total - self.done) as f64 / self.rate()))
-        };
-        format!("predicted {}/{} images ({pct:.1}%), {:.1} img/s{left}", self.done, self.total, self.rate())
-    }
-}
-
-/// When to show progress: on a terminal, a line redrawn at most every 0.2 s; otherwise (a log)
-/// a new line at most every 10 s. The last tick is always shown.
-#[derive(Debug, Clone)]
-pub struct ProgressMeter {
-    pub terminal: bool,
-    last: Option<Instant>,
-}
-
-impl ProgressMeter {
-    pub fn new(terminal: bool) -> ProgressMeter {
-        ProgressMeter { terminal, last: None }
-    }
-
-    /// The text to write to stderr for `tick` at `now`, if it is time.
-    pub fn show(&mut self, tick: &Tick, now: Instant) -> Option<String> {
-        let every = Duration::from_millis(if self.terminal { 200 } else { 10_000 });
-        let last = tick.done >= tick.total;
-        if !last && self.last.is_some_and(|t| now.duration_since(t) < every) {
-            return None;
-        }
-        self.last = Some(now);
-        Some(match (self.terminal, last) {
-            (true, false) => format!("\r{}\x1b[K", tick.line()),
-            (true, true) => format!("\r{}\x1b[K\n", tick.line()),
-            (false, _) => format!("{}\n", tick.line()),
-        })
-    }
-}
-
 /// How a streaming prediction went.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamSummary {
@@ -283,8 +225,8 @@ fn write_progress(path: &Path, record: &ProgressRecord) -> Result<(), PredictErr
 }
 
 /// Predict `ids` (image files `paths`) with `run` into `opts.out` (and `opts.explain`), a batch
-/// at a time; `on_tick` sees each finished batch. See the module documentation for the files.
-pub fn predict_into_files(run: &LoadedRun, ids: &[String], paths: Arc<Vec<PathBuf>>, opts: &StreamOptions, on_tick: &mut dyn FnMut(&Tick)) -> Result<StreamSummary, PredictError> {
+/// at a time; `events` sees each finished batch. See the module documentation for the files.
+pub fn predict_into_files(run: &LoadedRun, ids: &[String], paths: Arc<Vec<PathBuf>>, opts: &StreamOptions, events: &dyn Events) -> Result<StreamSummary, PredictError> {
     let identity = Identity::of(run, ids, &paths, opts)?;
     crate::alloc::keep_freed_memory();
     let progress = progress_path(&opts.out);
@@ -345,11 +287,11 @@ pub fn predict_into_files(run: &LoadedRun, ids: &[String], paths: Arc<Vec<PathBu
         record.out_bytes = out.len;
         record.explain_bytes = explain.as_ref().map_or(0, |e| e.len);
         write_progress(&progress, &record)?;
-        on_tick(&Tick { done: record.done, total: ids.len(), this_run: record.done - start, elapsed: t0.elapsed() });
+        events.emit(Event::Tick(Tick { task: Task::Prediction, done: record.done, total: ids.len(), this_run: record.done - start, elapsed: t0.elapsed(), loss: None }));
         Ok(())
     })?;
     if start == ids.len() {
-        on_tick(&Tick { done: start, total: ids.len(), this_run: 0, elapsed: t0.elapsed() });
+        events.emit(Event::Tick(Tick { task: Task::Prediction, done: start, total: ids.len(), this_run: 0, elapsed: t0.elapsed(), loss: None }));
     }
     drop(explain);
     finish(&targets, &progress).map(|_| summary)
@@ -375,25 +317,6 @@ fn finish(targets: &[&Path], progress: &Path) -> Result<(), PredictError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn progress_lines_say_count_rate_and_time_left() {
-        let t = Tick { done: 6400, total: 100_000, this_run: 1600, elapsed: Duration::from_secs(2) };
-        assert_eq!(t.line(), "predicted 6400/100000 images (6.4%), 800.0 img/s, about 2 min left");
-        let done = Tick { done: 100, total: 100, this_run: 100, elapsed: Duration::from_secs(4) };
-        assert_eq!(done.line(), "predicted 100/100 images (100.0%), 25.0 img/s, done in 4 s");
-        // a log gets a line at most every 10 s, a terminal a redraw every 0.2 s; the last always
-        let now = Instant::now();
-        let mut log = ProgressMeter::new(false);
-        assert!(log.show(&t, now).is_some_and(|l| l.ends_with('\n') && !l.contains('\r')));
-        assert!(log.show(&t, now + Duration::from_secs(5)).is_none());
-        assert!(log.show(&t, now + Duration::from_secs(11)).is_some());
-        assert!(log.show(&done, now + Duration::from_secs(12)).is_some());
-        let mut tty = ProgressMeter::new(true);
-        assert!(tty.show(&t, now).is_some_and(|l| l.starts_with('\r') && !l.ends_with('\n')));
-        assert!(tty.show(&t, now + Duration::from_millis(100)).is_none());
-        assert!(tty.show(&done, now + Duration::from_millis(150)).is_some_and(|l| l.ends_with('\n')));
-    }
 
     #[test]
     fn partial_files_are_cut_back_to_their_record_and_shorter_ones_refused() {

@@ -14,6 +14,8 @@
 //! - Request bodies are limited to [`BODY_LIMIT`] bytes; every field is checked and answered with
 //!   a 4xx status and a JSON `{"error": ...}` message; store failures are 500.
 //! - A write is answered only after its SQLite transaction commits ([`Store::apply`]).
+//! - A store failure (a 500) is also told, with its causes, to the [`Events`] sink the server was
+//!   given ([`Event::ServerError`]); the browser gets only the message.
 //!
 //! API (JSON): `GET /api/state`; `GET /api/items/{position}` (0-based review order);
 //! `POST /api/items/{position}/truth` (shows the ground truth, and records that it was shown);
@@ -41,6 +43,7 @@ use super::store::{server_request_id, Ack, Action, ActionKind, Store};
 use super::terms::{Hit, Terms, MAX_QUERY};
 use super::{BlindMode, Prepared, ReviewError, ReviewSet, ServeConfig, Verdict};
 use crate::classify::Classify;
+use crate::events::{Event, Events};
 
 /// Largest request body accepted (bytes).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -61,7 +64,8 @@ struct Auth {
     hosts: Option<Vec<String>>,
 }
 
-/// The server's state: the review, its store, the images by id, the vocabulary.
+/// The server's state: the review, its store, the images by id, the vocabulary, and where its
+/// server errors are reported.
 pub struct App {
     set: ReviewSet,
     store: Mutex<Store>,
@@ -70,11 +74,12 @@ pub struct App {
     reviewer: String,
     auth: Auth,
     page: String,
+    events: Arc<dyn Events + Send + Sync>,
 }
 
 impl App {
-    /// The app for a prepared review, listening on `addr`.
-    pub fn new(p: Prepared, cfg: &ServeConfig, addr: SocketAddr) -> App {
+    /// The app for a prepared review, listening on `addr`, reporting server errors to `events`.
+    pub fn new(p: Prepared, cfg: &ServeConfig, addr: SocketAddr, events: Arc<dyn Events + Send + Sync>) -> App {
         let port = addr.port();
         let hosts = addr.ip().is_loopback().then(|| {
             let mut h = vec![format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}"), format!("{addr}")];
@@ -99,6 +104,7 @@ impl App {
             reviewer: cfg.reviewer.clone(),
             auth: Auth { token: cfg.token.clone(), cookie: format!("conceptree_review_{port}"), hosts },
             page,
+            events,
         }
     }
 }
@@ -117,18 +123,24 @@ fn render_page(set: &ReviewSet, reviewer: &str) -> String {
     env.get_template("review.html").and_then(|t| t.render(ctx)).unwrap_or_else(|e| panic!("the review page template failed: {e:#}"))
 }
 
-/// An error answer: status and message, sent as `{"error": message}`.
+/// An error answer: status and message, sent as `{"error": message}`; for a server error also
+/// the error with its causes, for the server's own report ([`report_faults`]).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    pub fault: Option<String>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
+        ApiError { status, message: message.into(), fault: None }
     }
 }
+
+/// A server error's full report, carried from the answer that hides it to [`report_faults`].
+#[derive(Debug, Clone)]
+struct Fault(String);
 
 impl From<ReviewError> for ApiError {
     fn from(e: ReviewError) -> ApiError {
@@ -139,10 +151,8 @@ impl From<ReviewError> for ApiError {
             e if e.is_bad_input() => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            eprintln!("error: {}", crate::classify::report_chain(&e));
-        }
-        ApiError { status, message: e.to_string() }
+        let fault = (status == StatusCode::INTERNAL_SERVER_ERROR).then(|| crate::classify::report_chain(&e));
+        ApiError { status, message: e.to_string(), fault }
     }
 }
 
@@ -150,6 +160,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(fault) = self.fault {
+            r.extensions_mut().insert(Fault(fault));
+        }
         r
     }
 }
@@ -174,6 +187,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such page") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(app.clone(), report_faults))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
@@ -198,6 +212,16 @@ async fn json_errors(req: Request, next: Next) -> Response {
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };
     ApiError::new(status, message).into_response()
+}
+
+/// Tell the app's sink about every server error an answer carries (the browser sees only its
+/// message).
+async fn report_faults(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let r = next.run(req).await;
+    if let Some(Fault(chain)) = r.extensions().get::<Fault>() {
+        app.events.emit(Event::ServerError(chain.clone()));
+    }
+    r
 }
 
 /// Equal in constant time (for the token).
@@ -605,7 +629,7 @@ pub fn urls(local: SocketAddr, token: Option<&str>) -> (String, Option<String>) 
 
 /// Binds `cfg.bind:cfg.port`, calls `ready` with the address, and serves until Ctrl-C or SIGTERM;
 /// requests in flight are finished before it returns.
-pub fn serve(p: Prepared, cfg: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<Served, ReviewError> {
+pub fn serve(p: Prepared, cfg: &ServeConfig, events: Arc<dyn Events + Send + Sync>, ready: impl FnOnce(&Ready)) -> Result<Served, ReviewError> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(16).enable_all().build().map_err(ReviewError::Serve)?;
     rt.block_on(async move {
         let addr = SocketAddr::new(cfg.bind, cfg.port);
@@ -614,7 +638,7 @@ pub fn serve(p: Prepared, cfg: &ServeConfig, ready: impl FnOnce(&Ready)) -> Resu
         let before = p.store.event_count()?;
         let done = p.store.progress(&cfg.reviewer)?.done;
         let (images, models) = (p.set.items.len(), p.set.models.len());
-        let app = Arc::new(App::new(p, cfg, local));
+        let app = Arc::new(App::new(p, cfg, local, events));
         let (url, remote_url) = urls(local, cfg.token.as_deref());
         ready(&Ready { addr: local, url, remote_url, images, models, done });
         axum::serve(listener, router(app.clone())).with_graceful_shutdown(shutdown_signal()).await.map_err(ReviewError::Serve)?;
@@ -633,7 +657,7 @@ mod tests {
 
     fn app_with(cfg: &ServeConfig, port: u16) -> Arc<App> {
         let p = prepare(cfg).unwrap();
-        Arc::new(App::new(p, cfg, SocketAddr::new(cfg.bind, port)))
+        Arc::new(App::new(p, cfg, SocketAddr::new(cfg.bind, port), Arc::new(crate::events::Silent)))
     }
 
     fn setup(f: impl FnOnce(&mut ServeConfig)) -> (tempfile::TempDir, Arc<App>) {
@@ -752,6 +776,26 @@ mod tests {
         // a path axum cannot decode (not UTF-8): its plain-text rejection, as JSON
         let (s, b) = json(&app, get("/api/images/%FF%FE")).await;
         assert!(s.is_client_error() && b["error"].is_string(), "{s}: {b}");
+    }
+
+    /// A store failure answers 500 with its message, and the error with its causes goes to the
+    /// app's sink (the server prints nothing itself).
+    #[tokio::test]
+    async fn server_errors_are_reported_through_events() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = files(tmp.path());
+        cfg.reviewer = "ann".into();
+        let sink = Arc::new(crate::events::Collect::default());
+        let app = Arc::new(App::new(prepare(&cfg).unwrap(), &cfg, SocketAddr::new(cfg.bind, 8123), sink.clone()));
+        let failing = Router::new()
+            .route("/boom", axum::routing::get(|| async { Err::<(), ApiError>(ReviewError::Serve(std::io::Error::other("disk on fire")).into()) }))
+            .layer(middleware::from_fn_with_state(app.clone(), report_faults))
+            .with_state(app);
+        let r = failing.oneshot(get("/boom")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let events = sink.take();
+        assert!(matches!(events.as_slice(), [Event::ServerError(chain)] if chain.contains("disk on fire")), "{events:?}");
+        assert!(events[0].to_string().starts_with("error: "));
     }
 
     #[test]

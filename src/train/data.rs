@@ -1,5 +1,7 @@
 //! Data preparation for a run: labels read and joined with their images, the train/validation
-//! split, the image sources (files or an image cache), and the heads' label spaces.
+//! split, the image sources (files or an image cache), and the heads' label spaces. What is worth
+//! saying on the way (a detected label format, ignored files, a head left out) goes to the
+//! [`Events`] sink passed in.
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use crate::data::labels::{read_labels, ParseOptions, SkipReport};
 use crate::data::loader::ImageSource;
 use crate::model::{HeadConfig, HeadKind, HeadSpec, ModelConfig, Neck, Pooling, SingleLabelDecoding};
 use crate::eval::ceiling::residual_top;
+use crate::events::{Event, Events};
 use crate::ontology::Ontology;
 
 pub use crate::model::REST;
@@ -32,12 +35,12 @@ pub struct TrainData {
 impl TrainData {
     /// Read the labels, find every image, split (or read the validation labels) and open the
     /// image cache when one is configured. Every problem names its file, line or id.
-    pub fn prepare(cfg: &CheckedConfig) -> Result<TrainData, TrainError> {
+    pub fn prepare(cfg: &CheckedConfig, events: &dyn Events) -> Result<TrainData, TrainError> {
         let opts = ParseOptions { skip_bad: cfg.skip_bad, ..Default::default() };
         let images = ImageDir::open(&cfg.images)?;
         let (rows, mut skipped) = read_labels(&cfg.train_labels, opts)?;
         if let Some(note) = skipped.detected_note() {
-            eprintln!("{note}");
+            events.emit(Event::Text(note));
         }
         let (full, img_skips) = Dataset::open(&rows, &cfg.train_labels.display().to_string(), &images, cfg.skip_bad)?;
         skipped.merge(img_skips);
@@ -76,10 +79,10 @@ impl TrainData {
         };
         let (train_source, val_source) = (source(&train.paths)?, source(&val.paths)?);
         if let Some(c) = &cache {
-            eprintln!("images from the cache {} ({} entries, {}x{})", c.dir.display(), c.entries.len(), c.size, c.size);
+            events.emit(Event::ImageCache { dir: c.dir.clone(), entries: c.entries.len(), size: c.size });
         }
         if !images.ignored.is_empty() {
-            eprintln!("note: in {}, not taken as images: {}", images.dir.display(), images.ignored);
+            events.emit(Event::NotImages { dir: images.dir.clone(), ignored: images.ignored.to_string() });
         }
         Ok(TrainData { train, val, skipped, train_source, val_source })
     }
@@ -89,12 +92,12 @@ impl TrainData {
 /// level's concepts that occur on at least `min_count` images, most frequent first (a level whose
 /// concepts never co-occur on a training image gets a single-label head); hybrid models add the
 /// residual head [`REST`] over the `rest_top_k` most frequent concepts on none of the levels.
-pub fn head_specs(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
+pub fn head_specs(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology, events: &dyn Events) -> Result<Vec<HeadSpec>, TrainError> {
     match cfg.options() {
         ModeOptions::Flat { concepts, .. } => flat_head("flat", *concepts, train),
         ModeOptions::Knn { concepts, .. } => flat_head("knn", *concepts, train),
-        ModeOptions::Hierarchical { levels, .. } => level_heads(levels, None, train, ontology),
-        ModeOptions::Hybrid { levels, rest, .. } => level_heads(levels, Some(rest), train, ontology),
+        ModeOptions::Hierarchical { levels, .. } => level_heads(levels, None, train, ontology, events),
+        ModeOptions::Hybrid { levels, rest, .. } => level_heads(levels, Some(rest), train, ontology, events),
     }
 }
 
@@ -108,7 +111,7 @@ fn flat_head(name: &str, TopK { top_k, min_count }: TopK, train: &Dataset) -> Re
 }
 
 /// A head per level (and a hybrid model's residual head), over the label space `cfg.concepts`.
-fn level_heads(cfg: &LevelOptions, rest: Option<&RestOptions>, train: &Dataset, ontology: &Ontology) -> Result<Vec<HeadSpec>, TrainError> {
+fn level_heads(cfg: &LevelOptions, rest: Option<&RestOptions>, train: &Dataset, ontology: &Ontology, events: &dyn Events) -> Result<Vec<HeadSpec>, TrainError> {
     let mut counts = train.concept_counts();
     // one label space for every mode (--concepts): a flat model's is its top-K (set from it)
     if let Some(spec) = cfg.concepts {
@@ -122,7 +125,7 @@ fn level_heads(cfg: &LevelOptions, rest: Option<&RestOptions>, train: &Dataset, 
             counts.iter().filter(|(c, &n)| n >= cfg.min_count.max(1) && ontology.level_of(c) == Some(level)).map(|(c, &n)| (c.clone(), n)).collect();
         concepts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         if concepts.is_empty() {
-            eprintln!("note: no training concept on level '{level}'; that head is left out");
+            events.emit(Event::EmptyLevel { level: level.to_string() });
             continue;
         }
         let set: BTreeSet<&str> = concepts.iter().map(|(c, _)| c.as_str()).collect();
@@ -142,7 +145,7 @@ fn level_heads(cfg: &LevelOptions, rest: Option<&RestOptions>, train: &Dataset, 
         };
         let residual = residual_top(&frequency, ontology, &cfg.levels, rest.top_k, rest.noise);
         if residual.is_empty() {
-            eprintln!("note: every training concept lies on a chosen level; the residual head is left out");
+            events.emit(Event::Note("every training concept lies on a chosen level; the residual head is left out".into()));
         } else {
             specs.push(HeadSpec::new(REST, residual, HeadKind::MultiLabel));
         }
@@ -160,8 +163,8 @@ fn level_heads(cfg: &LevelOptions, rest: Option<&RestOptions>, train: &Dataset, 
 /// adjustment of class-weighted single-label heads (`--calibration logit-adjust`), the
 /// max-constraint of multi-label levels (`--max-constraint`), the neck and the single-label
 /// decoding rule.
-pub fn model_config(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology) -> Result<ModelConfig, TrainError> {
-    let mut heads = head_specs(cfg, train, ontology)?;
+pub fn model_config(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology, events: &dyn Events) -> Result<ModelConfig, TrainError> {
+    let mut heads = head_specs(cfg, train, ontology, events)?;
     // kNN trains nothing: its (unused) head has the defaults
     let defaults = crate::train::TrainConfig::defaults();
     let (pooling, head_layers) = cfg.fit().map_or((defaults.pooling, defaults.head_layers), |f| (f.pooling, f.head_layers));
@@ -183,7 +186,7 @@ pub fn model_config(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology) -
             spec.pooling = if spec.name == REST { rest_pooling } else { pooling };
         }
     } else if heads.iter().any(|h| h.name == REST) && rest_pooling != Pooling::Avg {
-        eprintln!("note: with --neck shared the residual head uses the shared neck's average pooling (--rest-pooling applies to per-head necks)");
+        events.emit(Event::Note("with --neck shared the residual head uses the shared neck's average pooling (--rest-pooling applies to per-head necks)".into()));
     }
     let levels = cfg.levels();
     Ok(ModelConfig {
@@ -200,6 +203,7 @@ pub fn model_config(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{Collect, Silent};
     use crate::train::config::{Mode, TrainConfig};
 
     #[test]
@@ -233,7 +237,7 @@ mod tests {
             for mode in [Mode::Flat, Mode::Hierarchical, Mode::Knn] {
                 for level_heads in [LevelHeads::Softmax, LevelHeads::Sigmoid] {
                     let cfg = TrainConfig { mode, levels: levels.clone(), level_heads, concepts: Some(spec), ..TrainConfig::default() }.check().unwrap();
-                    let got: BTreeSet<String> = head_specs(&cfg, &train, &onto).unwrap().iter().flat_map(|h| h.concepts.clone()).collect();
+                    let got: BTreeSet<String> = head_specs(&cfg, &train, &onto, &Silent).unwrap().iter().flat_map(|h| h.concepts.clone()).collect();
                     sets.push((format!("{mode:?} {level_heads:?}"), got));
                 }
             }
@@ -243,7 +247,7 @@ mod tests {
         }
         // without the option the hierarchical model keeps every concept of its levels, flat its top-K
         let hier = TrainConfig { mode: Mode::Hierarchical, levels, ..TrainConfig::default() }.check().unwrap();
-        assert_eq!(head_specs(&hier, &train, &onto).unwrap().iter().map(|h| h.concepts.len()).sum::<usize>(), 7);
+        assert_eq!(head_specs(&hier, &train, &onto, &Silent).unwrap().iter().map(|h| h.concepts.len()).sum::<usize>(), 7);
     }
 
     #[test]
@@ -252,7 +256,7 @@ mod tests {
         let (ct, mri, hn, head, brain, chest) = ("C0040405", "C0024485", "C0460004", "C0018670", "C0006104", "C0817096");
         let train = dataset(&[&[ct, hn, head, brain], &[mri, chest], &[ct, hn, head]]);
         let cfg = TrainConfig { mode: Mode::Hierarchical, level_heads: LevelHeads::Sigmoid, ..TrainConfig::default() };
-        let model = model_config(&cfg.clone().check().unwrap(), &train, &onto).unwrap();
+        let model = model_config(&cfg.clone().check().unwrap(), &train, &onto, &Silent).unwrap();
         let modality = &model.heads[0];
         assert_eq!((modality.kind, modality.single_valued), (HeadKind::MultiLabel, true));
         assert!(modality.descendants.is_empty(), "no hierarchy among the modalities here");
@@ -262,7 +266,37 @@ mod tests {
         let at = |c: &str| anatomy.concepts.iter().position(|x| x == c).unwrap();
         assert_eq!(anatomy.descendants[at(hn)], { let mut v = vec![at(hn), at(head), at(brain)]; v.sort(); v });
         // the same labels with softmax levels: modality is a softmax head with "none"
-        let soft = model_config(&TrainConfig { level_heads: LevelHeads::Softmax, ..cfg }.check().unwrap(), &train, &onto).unwrap();
+        let soft = model_config(&TrainConfig { level_heads: LevelHeads::Softmax, ..cfg }.check().unwrap(), &train, &onto, &Silent).unwrap();
         assert_eq!(soft.heads[0].kind, HeadKind::SingleLabel);
+    }
+
+    /// Preparing a run reports what it noticed to the sink it is given, and prints nothing: the
+    /// label format it detected, a hidden file it did not take as an image, and (choosing the
+    /// heads) a level without a training concept.
+    #[test]
+    fn preparing_a_run_reports_through_events() {
+        let tmp = tempfile::tempdir().unwrap();
+        let images = tmp.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        let mut labels = String::new();
+        for i in 0..10 {
+            image::GrayImage::new(4, 4).save(images.join(format!("i{i}.png"))).unwrap();
+            labels.push_str(&format!("i{i}\tC0040405;C0817096\n"));
+        }
+        std::fs::write(images.join("._i0.png"), b"").unwrap();
+        let labels_file = tmp.path().join("labels.csv");
+        std::fs::write(&labels_file, labels).unwrap();
+        let levels = vec![crate::ontology::Level::Modality, crate::ontology::Level::Plane];
+        let cfg = TrainConfig { train_labels: labels_file, images: images.clone(), mode: Mode::Hierarchical, levels, min_count: 1, ..TrainConfig::default() }.check().unwrap();
+        let sink = Collect::default();
+        let data = TrainData::prepare(&cfg, &sink).unwrap();
+        let events = sink.take();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(matches!(&events[0], Event::Text(t) if t.contains("labels.csv: read as ImageCLEF 2019")), "{events:?}");
+        assert!(matches!(&events[1], Event::NotImages { dir, ignored } if dir.ends_with("images") && ignored.starts_with("1 hidden file(s)")), "{events:?}");
+        assert_eq!(events[1].to_string(), format!("note: in {}, not taken as images: 1 hidden file(s) such as {}", images.display(), images.join("._i0.png").display()));
+        let model = model_config(&cfg, &data.train, &Ontology::builtin(), &sink).unwrap();
+        assert_eq!(model.heads.len(), 1, "only modality has a training concept");
+        assert_eq!(sink.take(), vec![Event::EmptyLevel { level: "plane".into() }]);
     }
 }

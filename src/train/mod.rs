@@ -3,7 +3,7 @@
 //! ([`run_dir`]) and the [`Trainer`] that drives them ([`trainer`]).
 //!
 //! [`train`] and [`resume`] are the two entry points; a run directory's files are listed in
-//! [`run_dir`].
+//! [`run_dir`]. Training reports through the [`Events`] sink it is given, and prints nothing.
 pub mod checked;
 pub mod config;
 pub mod data;
@@ -25,6 +25,7 @@ pub use run_dir::{RunDir, RunError, CHECKPOINT};
 pub use schedule::{build_schedule, Schedule, Stage};
 pub use trainer::{EpochMetrics, StepInfo, TrainSummary, Trainer};
 
+use crate::events::Events;
 use crate::ontology::Ontology;
 
 impl DeviceChoice {
@@ -50,11 +51,11 @@ impl DeviceChoice {
 }
 
 /// Train a new run as configured (into `cfg.out`, which must be new or empty unless `force`).
-pub fn train(cfg: &TrainConfig, ontology: &Ontology, force: bool) -> Result<TrainSummary, TrainError> {
-    Trainer::new(cfg.clone(), ontology, force)?.run()
+pub fn train(cfg: &TrainConfig, ontology: &Ontology, force: bool, events: &dyn Events) -> Result<TrainSummary, TrainError> {
+    Trainer::new(cfg.clone(), ontology, force, events)?.run()
 }
 
 /// Continue the unfinished run in `dir`.
-pub fn resume(dir: &Path, ontology: &Ontology) -> Result<TrainSummary, TrainError> {
-    Trainer::resume(dir, ontology)?.run()
+pub fn resume(dir: &Path, ontology: &Ontology, events: &dyn Events) -> Result<TrainSummary, TrainError> {
+    Trainer::resume(dir, ontology, events)?.run()
 }

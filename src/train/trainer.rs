@@ -5,11 +5,11 @@
 //! epoch by epoch ([`Trainer::train_epoch`], which calls [`Trainer::step`] per batch), validating
 //! and checkpointing after every epoch ([`Trainer::end_epoch`]), and [`Trainer::finish`] tunes the
 //! thresholds on validation and writes the summary. The benchmark drives `train_epoch` directly,
-//! so its training rows time exactly this code.
+//! so its training rows time exactly this code. What a run has to say (its plan, each epoch's
+//! progress and figures, notes) goes to the [`Events`] sink it is given; it prints nothing.
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -29,6 +29,7 @@ use super::error::TrainError;
 use crate::data::augment::Pipeline;
 use crate::data::loader::{ImageSource, Loader, TensorLoader};
 use crate::eval::metrics::imageclef_f1;
+use crate::events::{EpochEnd, Event, Events, HeadPlan, Plan, Task, Tick};
 use crate::eval::thresholds::{tune, Thresholds};
 use crate::model::{has_prefix, weights, Model, ModelConfig, Neck};
 use crate::ontology::{Level, Ontology};
@@ -98,9 +99,9 @@ pub struct StageRun {
     features: Option<Tensor>,
 }
 
-/// Counters and the progress bar of an epoch in progress.
+/// Counters of an epoch in progress (reported as [`Event::Tick`]s).
 struct EpochProgress {
-    bar: ProgressBar,
+    task: Task,
     started: Instant,
     /// When the first step ended, and the images since (the rate without start-up costs).
     after_first: Option<(Instant, usize)>,
@@ -111,8 +112,12 @@ struct EpochProgress {
 }
 
 impl EpochProgress {
-    fn new(total: usize, prefix: &str) -> EpochProgress {
-        EpochProgress { bar: progress(total as u64, prefix), started: Instant::now(), after_first: None, total, loss_sum: 0.0, images: 0, steps: 0 }
+    fn new(total: usize, task: Task) -> EpochProgress {
+        EpochProgress { task, started: Instant::now(), after_first: None, total, loss_sum: 0.0, images: 0, steps: 0 }
+    }
+
+    fn tick(&self) -> Tick {
+        Tick { task: self.task.clone(), done: self.images, total: self.total, this_run: self.images, elapsed: self.started.elapsed(), loss: Some(self.loss_sum / self.images.max(1) as f64) }
     }
 }
 
@@ -149,6 +154,7 @@ pub struct Trainer<'o> {
     metrics: MetricsLog,
     last_val_probs: Option<Array2<f32>>,
     started: Instant,
+    events: &'o dyn Events,
 }
 
 /// Whether `model` predicts laterality concepts: training then turns horizontal flips off (a flip
@@ -171,8 +177,8 @@ impl<'o> Trainer<'o> {
         self.cfg.fit().expect("a kNN run has no stages, epochs or steps")
     }
 
-    /// Prepare a new run in `cfg.out` (which must be new or empty, unless `force`).
-    pub fn new(cfg: TrainConfig, ontology: &'o Ontology, force: bool) -> Result<Trainer<'o>, TrainError> {
+    /// Prepare a new run in `cfg.out` (which must be new or empty, unless `force`), reporting to `events`.
+    pub fn new(cfg: TrainConfig, ontology: &'o Ontology, force: bool, events: &'o dyn Events) -> Result<Trainer<'o>, TrainError> {
         let started = Instant::now();
         let cfg = cfg.with_absolute_paths().check()?;
         let device = cfg.device.resolve()?;
@@ -180,7 +186,7 @@ impl<'o> Trainer<'o> {
         let run = RunDir::create(&cfg.out, force)?;
         let path = run.path.clone();
         let made = (|| -> Result<Trainer<'o>, TrainError> {
-            let data = TrainData::prepare(&cfg)?;
+            let data = TrainData::prepare(&cfg, events)?;
             if let Some(k) = knn_k(&cfg).filter(|&k| k > data.train.len()) {
                 return Err(ConfigError::Value {
                     option: "knn-k",
@@ -189,8 +195,8 @@ impl<'o> Trainer<'o> {
                 }
                 .into());
             }
-            let model_cfg = model_config(&cfg, &data.train, ontology)?;
-            Self::assemble(cfg, ontology, run, device, data, model_cfg, false, started)
+            let model_cfg = model_config(&cfg, &data.train, ontology, events)?;
+            Self::assemble(cfg, ontology, run, device, data, model_cfg, false, started, events)
         })();
         if made.is_err() {
             // a run that never started leaves nothing behind: no directory of its own making
@@ -202,28 +208,28 @@ impl<'o> Trainer<'o> {
     /// Continue the unfinished run in `dir` from its last checkpoint (from the beginning when it
     /// was stopped before its first epoch ended). With a fixed seed on CPU the result is bitwise
     /// the same as an uninterrupted run.
-    pub fn resume(dir: &std::path::Path, ontology: &'o Ontology) -> Result<Trainer<'o>, TrainError> {
+    pub fn resume(dir: &std::path::Path, ontology: &'o Ontology, events: &'o dyn Events) -> Result<Trainer<'o>, TrainError> {
         let started = Instant::now();
         let run = RunDir::open_for_resume(dir)?;
         let mut cfg = run_dir::read_config(&run)?;
         cfg.out = dir.to_path_buf();
         let cfg = cfg.check()?;
         let device = cfg.device.resolve()?;
-        let data = TrainData::prepare(&cfg)?;
+        let data = TrainData::prepare(&cfg, events)?;
         let split: serde_json::Value = run.read_json(run_dir::SPLIT, "the run cannot be resumed without it")?;
         if split["train"] != serde_json::json!(data.train.ids) || split["val"] != serde_json::json!(data.val.ids) {
             return Err(RunError::DataChanged { dir: dir.to_path_buf(), what: "the train/validation split differs".into() }.into());
         }
         let model_cfg: ModelConfig = run.read_json(run_dir::MODEL_CONFIG, "the run cannot be resumed without it")?;
-        Self::assemble(cfg, ontology, run, device, data, model_cfg, true, started)
+        Self::assemble(cfg, ontology, run, device, data, model_cfg, true, started, events)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn assemble(cfg: CheckedConfig, ontology: &'o Ontology, run: RunDir, device: Device, data: TrainData, model_cfg: ModelConfig, resuming: bool, started: Instant) -> Result<Trainer<'o>, TrainError> {
+    fn assemble(cfg: CheckedConfig, ontology: &'o Ontology, run: RunDir, device: Device, data: TrainData, model_cfg: ModelConfig, resuming: bool, started: Instant, events: &'o dyn Events) -> Result<Trainer<'o>, TrainError> {
         crate::alloc::keep_freed_memory();
         let mut cfg = cfg.into_inner();
         if let Some(a) = cfg.augment.as_mut().filter(|a| a.hflip && predicts_laterality(&model_cfg, ontology)) {
-            eprintln!("note: horizontal flips are turned off because the model predicts laterality (a flip swaps left and right)");
+            events.emit(Event::Note("horizontal flips are turned off because the model predicts laterality (a flip swaps left and right)".into()));
             a.hflip = false;
         }
         let cfg = cfg.check()?;
@@ -233,9 +239,9 @@ impl<'o> Trainer<'o> {
         let checkpoint = if resuming { run.load_checkpoint(&vs)? } else { None };
         if let (Some(w), None) = (&cfg.weights, &checkpoint) {
             let rep = weights::load_trunk_weights(&vs, w)?;
-            eprintln!("loaded {} trunk tensors from {} ({} ignored)", rep.loaded, w.display(), rep.ignored);
+            events.emit(Event::WeightsLoaded { path: w.clone(), loaded: rep.loaded, ignored: rep.ignored });
         } else if cfg.fit().is_none() && cfg.weights.is_none() {
-            eprintln!("note: no --weights: the kNN embeddings come from an untrained trunk (give a trained run's model.safetensors or pretrained weights)");
+            events.emit(Event::Note("no --weights: the kNN embeddings come from an untrained trunk (give a trained run's model.safetensors or pretrained weights)".into()));
         }
         let channels_last = cfg.memory_format.channels_last(device, cfg.amp);
         model.set_channels_last(&vs, channels_last);
@@ -249,10 +255,7 @@ impl<'o> Trainer<'o> {
         let schedule = build_schedule(&cfg, &head_names, model_cfg.neck == Neck::Shared);
         let progress = checkpoint.as_ref().map_or_else(Progress::default, |c| c.progress);
         if resuming {
-            match &checkpoint {
-                Some(c) => eprintln!("resuming {} after epoch {}", run.path.display(), c.progress.completed_epochs),
-                None => eprintln!("resuming {}: no epoch had finished, so it starts from the beginning", run.path.display()),
-            }
+            events.emit(Event::Resuming { run: run.path.clone(), after_epoch: checkpoint.as_ref().map(|c| c.progress.completed_epochs) });
         }
         let mut scaler = GradScaler::default();
         if let Some(c) = &checkpoint {
@@ -285,9 +288,10 @@ impl<'o> Trainer<'o> {
             metrics,
             last_val_probs: None,
             started,
+            events,
         };
         trainer.write_run_files()?;
-        trainer.print_plan();
+        trainer.announce_plan();
         Ok(trainer)
     }
 
@@ -321,31 +325,29 @@ impl<'o> Trainer<'o> {
         run.write_json(run_dir::CONFIG, self.cfg.stored())
     }
 
-    fn print_plan(&self) {
+    /// Report what was skipped and the run's [`Plan`].
+    fn announce_plan(&self) {
         if !self.data.skipped.is_empty() {
-            eprint!("{}", self.data.skipped);
+            self.events.emit(Event::Text(self.data.skipped.to_string()));
         }
-        let heads: Vec<String> =
-            self.model_cfg.heads.iter().map(|s| format!("{} ({} concept{}{})", s.name, s.concepts.len(), if s.concepts.len() == 1 { "" } else { "s" }, s.kind.behaviour().extra_outputs())).collect();
-        eprintln!(
-            "training a {} model: trunk {}, {} head{}: {}; {} concepts; {} training / {} validation images; device {:?}",
-            match self.cfg.mode() {
-                Mode::Flat => "flat",
-                Mode::Hierarchical => "hierarchical",
-                Mode::Hybrid => "hybrid",
-                Mode::Knn => "kNN retrieval (no training)",
-            },
-            self.cfg.trunk,
-            heads.len(),
-            if heads.len() == 1 { "" } else { "s" },
-            heads.join(", "),
-            self.model_cfg.concepts().len(),
-            self.data.train.len(),
-            self.data.val.len(),
-            self.device
-        );
-        eprintln!("precision {}, memory format {}", self.precision.label, self.precision.memory_format);
-        eprint!("schedule:\n{}", self.schedule);
+        let model = match self.cfg.mode() {
+            Mode::Flat => "flat",
+            Mode::Hierarchical => "hierarchical",
+            Mode::Hybrid => "hybrid",
+            Mode::Knn => "kNN retrieval (no training)",
+        };
+        self.events.emit(Event::Plan(Plan {
+            model: model.into(),
+            trunk: self.cfg.trunk.to_string(),
+            heads: self.model_cfg.heads.iter().map(|s| HeadPlan { name: s.name.clone(), concepts: s.concepts.len(), extra_outputs: s.kind.behaviour().extra_outputs() }).collect(),
+            concepts: self.model_cfg.concepts().len(),
+            train_images: self.data.train.len(),
+            val_images: self.data.val.len(),
+            device: format!("{:?}", self.device),
+            precision: self.precision.label.into(),
+            memory_format: self.precision.memory_format.into(),
+            schedule: self.schedule.to_string(),
+        }));
     }
 
     /// The run directory.
@@ -408,11 +410,7 @@ impl<'o> Trainer<'o> {
         let features = match (stage.trunk_trains, fits) {
             (false, true) => Some(self.trunk_features()?),
             (false, false) => {
-                eprintln!(
-                    "note: trunk features would take {:.2} GiB (over --feature-cache-gib {}); the frozen trunk runs on every batch instead",
-                    bytes as f64 / (1u64 << 30) as f64,
-                    self.fit().feature_cache_gib
-                );
+                self.events.emit(Event::FeaturesUncached { gib: bytes as f64 / (1u64 << 30) as f64, limit_gib: self.fit().feature_cache_gib });
                 None
             }
             (true, _) => None,
@@ -424,16 +422,16 @@ impl<'o> Trainer<'o> {
     fn trunk_features(&self) -> Result<Tensor, TrainError> {
         let pipe = Pipeline { size: self.cfg.image_size, augment: None };
         let source = &self.data.train_source;
-        let pb = progress(source.len() as u64, "caching trunk features");
+        let started = Instant::now();
         let mut parts = Vec::new();
         let order: Vec<usize> = (0..source.len()).collect();
         for chunk in order.chunks(self.cfg.batch_size) {
             let b = crate::data::loader::load_batch(&pipe, source, chunk, self.cfg.seed, 0)?;
             let x = Tensor::from_slice(&b.images).view([chunk.len() as i64, 3, pipe.size as i64, pipe.size as i64]).to_device(self.device);
             parts.push(tch::no_grad(|| self.model.features(&x, false)));
-            pb.inc(chunk.len() as u64);
+            let done = chunk.last().map_or(0, |&i| i + 1);
+            self.events.emit(Event::Tick(Tick { task: Task::TrunkFeatures, done, total: source.len(), this_run: done, elapsed: started.elapsed(), loss: None }));
         }
-        pb.finish_and_clear();
         Ok(Tensor::cat(&parts, 0))
     }
 
@@ -448,7 +446,7 @@ impl<'o> Trainer<'o> {
         if let Some(m) = max_steps {
             order.truncate(m * self.cfg.batch_size);
         }
-        let mut p = EpochProgress::new(order.len(), &format!("epoch {epoch}/{} [{}]", self.schedule.total_epochs(), stage.name));
+        let mut p = EpochProgress::new(order.len(), Task::Epoch { epoch, epochs: self.schedule.total_epochs(), stage: stage.name.clone() });
         let announce = self.progress.completed_epochs == 0 && epoch == 1;
         let skipped_before = self.scaler.skipped;
         match st.features.as_ref().map(Tensor::shallow_clone) {
@@ -478,23 +476,20 @@ impl<'o> Trainer<'o> {
                 }
             }
         }
-        p.bar.finish_and_clear();
         if self.scaler.skipped > skipped_before {
-            eprintln!("note: {} step(s) skipped for non-finite fp16 gradients; loss scale now {}", self.scaler.skipped - skipped_before, self.scaler.scale);
+            self.events.emit(Event::SkippedSteps { steps: self.scaler.skipped - skipped_before, scale: self.scaler.scale });
         }
         Ok(EpochStats { mean_loss: p.loss_sum / p.images.max(1) as f64, images: p.images, steps: p.steps, seconds: p.started.elapsed().as_secs_f64() })
     }
 
-    /// Count a step, move the progress bar, tell the observer, and after the run's first few steps
-    /// say how long an epoch will take.
+    /// Count a step, report the epoch's progress, tell the observer, and after the run's first few
+    /// steps say how long an epoch will take.
     fn after_step(&self, p: &mut EpochProgress, n: usize, loss: f64, announce: bool, on_step: &mut dyn FnMut(&StepInfo)) {
         on_step(&StepInfo { step: p.steps, images: n, loss });
         p.loss_sum += loss * n as f64;
         p.images += n;
         p.steps += 1;
-        let rate = p.images as f64 / p.started.elapsed().as_secs_f64();
-        p.bar.inc(n as u64);
-        p.bar.set_message(format!("loss {:.4}  {rate:.1} img/s", p.loss_sum / p.images as f64));
+        self.events.emit(Event::Tick(p.tick()));
         match p.after_first {
             None => p.after_first = Some((Instant::now(), p.images)),
             // steps 2..=5 give the steady rate (the first carries thread and allocator start-up)
@@ -508,9 +503,7 @@ impl<'o> Trainer<'o> {
         if !rate.is_finite() || rate <= 0.0 {
             return;
         }
-        let epoch = images as f64 / rate;
-        let total = epoch * self.schedule.total_epochs() as f64;
-        eprintln!("about {} per epoch at {rate:.1} img/s; about {} for {} epochs (validation not included)", duration(epoch), duration(total), self.schedule.total_epochs());
+        self.events.emit(Event::Estimate { images_per_second: rate, epoch_seconds: images as f64 / rate, epochs: self.schedule.total_epochs() });
     }
 
     /// One optimisation step on a batch: the stage's loss, backward, optimizer (with fp16 loss
@@ -565,18 +558,17 @@ impl<'o> Trainer<'o> {
             seconds: stats.seconds + tv.elapsed().as_secs_f64(),
         };
         let kept = self.fit().keep == Keep::Last || f1_tuned > self.progress.best_f1;
-        eprintln!(
-            "epoch {:>3} [{}] train loss {:.4}  val loss {:.4}  val F1 {:.4} at 0.5, {:.4} tuned{}  ({:.1} img/s, {:.1}s)",
-            m.epoch,
-            m.stage,
-            m.train_loss,
-            m.val_loss,
-            m.val_imageclef_f1,
-            f1_tuned,
-            if kept && self.fit().keep == Keep::Best { " (best so far: kept)" } else { "" },
-            m.images_per_second,
-            m.seconds
-        );
+        self.events.emit(Event::EpochFinished(EpochEnd {
+            epoch: m.epoch,
+            stage: m.stage.clone(),
+            train_loss: m.train_loss,
+            val_loss: m.val_loss,
+            val_f1: m.val_imageclef_f1,
+            val_f1_tuned: f1_tuned,
+            kept_as_best: kept && self.fit().keep == Keep::Best,
+            images_per_second: m.images_per_second,
+            seconds: m.seconds,
+        }));
         if kept {
             self.run.save_model(&self.vs)?;
             self.progress.best_epoch = epoch;
@@ -629,7 +621,7 @@ impl<'o> Trainer<'o> {
             (Some(k), _, _) => self.build_knn_index(k)?,
             (None, Some(p), true) => p,
             (None, _, false) => {
-                eprintln!("keeping epoch {} (best validation F1 {:.4}), not the last ({})", self.progress.best_epoch, self.progress.best_f1, self.progress.completed_epochs);
+                self.events.emit(Event::KeepingEpoch { epoch: self.progress.best_epoch, f1: self.progress.best_f1, last: self.progress.completed_epochs });
                 self.load_kept_weights()?;
                 self.validate(&[])?.0
             }
@@ -671,7 +663,7 @@ impl<'o> Trainer<'o> {
         let scores = index.scores(&embeddings(&self.model, &pipe, &self.data.val_source, self.cfg.batch_size, self.device)?);
         let mut out = Array2::<f32>::zeros((self.data.val.len(), self.model_cfg.concepts().len()));
         store_rows(&mut out, &(0..self.data.val.len()).collect::<Vec<_>>(), &scores)?;
-        eprintln!("kNN index: {} training images, {} concepts, k = {}", self.data.train.len(), self.model_cfg.concepts().len(), k);
+        self.events.emit(Event::KnnIndex { images: self.data.train.len(), concepts: self.model_cfg.concepts().len(), k: k });
         Ok(out)
     }
 
@@ -722,22 +714,6 @@ pub fn configure_stage(vs: &nn::VarStore, stage: &Stage) -> Adam {
     Adam::new(groups)
 }
 
-fn progress(len: u64, prefix: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]").expect("valid template"));
-    pb.set_prefix(prefix.to_string());
-    pb
-}
-
-/// `1 h 05 min`, `12 min`, `40 s`.
-pub fn duration(secs: f64) -> String {
-    let s = secs.round() as u64;
-    match s {
-        0..=89 => format!("{s} s"),
-        90..=3599 => format!("{} min", (s + 30) / 60),
-        _ => format!("{} h {:02} min", s / 3600, (s % 3600 + 30) / 60),
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -747,13 +723,6 @@ mod tests {
 
     fn spec(name: &str, k: usize, kind: HeadKind) -> HeadSpec {
         HeadSpec::new(name, (0..k).map(|i| format!("C{:07}", i)).collect(), kind)
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(duration(40.2), "40 s");
-        assert_eq!(duration(725.0), "12 min");
-        assert_eq!(duration(3900.0), "1 h 05 min");
     }
 
     /// Every stage trains exactly the parameters it claims: count them, and check that one step
