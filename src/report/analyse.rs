@@ -701,6 +701,89 @@ fn named(ontology: &Ontology, set: &BTreeSet<String>, other: &BTreeSet<String>, 
         .collect()
 }
 
+/// An image the analysis scores (it has ground truth): its id, ground truth, prediction (empty
+/// when it has none), and whether the prediction was missing.
+type Scored<'a> = (&'a String, &'a BTreeSet<String>, &'a BTreeSet<String>, bool);
+
+/// How many images have each error kind, and their share of all images.
+fn error_counts(images: &[ImageResult]) -> Vec<KindCount> {
+    let n = images.len();
+    ErrorKind::ALL
+        .into_iter()
+        .map(|k| {
+            let count = images.iter().filter(|im| im.kind == k).count();
+            KindCount {
+                kind: k,
+                title: k.title().to_string(),
+                description: k.description().to_string(),
+                count,
+                share: if n == 0 { 0.0 } else { count as f64 / n as f64 },
+            }
+        })
+        .collect()
+}
+
+/// The first `cfg.samples_per_kind` images of each error kind with their thumbnails, and how many
+/// thumbnails could not be made.
+fn samples(ontology: &Ontology, images: &[ImageResult], scored: &[Scored], cfg: &AnalyseConfig) -> (Vec<KindSamples>, usize) {
+    let mut missing_thumbnails = 0;
+    let mut samples = Vec::new();
+    for kind in ErrorKind::ALL {
+        let mut rows = Vec::new();
+        for (im, s) in images.iter().zip(scored).filter(|(im, _)| im.kind == kind).take(cfg.samples_per_kind) {
+            let (thumbnail, thumbnail_problem) = match thumbnail_for(cfg.images.as_deref(), &im.id, cfg.thumbnail_px) {
+                Ok(uri) => (Some(uri), None),
+                Err(why) => {
+                    missing_thumbnails += 1;
+                    (None, Some(why))
+                }
+            };
+            rows.push(Sample {
+                id: im.id.clone(),
+                f1: im.f1,
+                gt: named(ontology, s.1, s.2, Mark::Missed),
+                pred: named(ontology, s.2, s.1, Mark::Extra),
+                thumbnail_problem,
+                thumbnail,
+            });
+        }
+        samples.push(KindSamples { kind, samples: rows });
+    }
+    (samples, missing_thumbnails)
+}
+
+/// The name of every concept in the ground truth or predictions of the scored images.
+fn concept_names(ontology: &Ontology, scored: &[Scored]) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for (_, g, p, _) in scored {
+        for c in g.iter().chain(p.iter()) {
+            names.entry(c.clone()).or_insert_with(|| concept_name(ontology, c));
+        }
+    }
+    names
+}
+
+/// What the report says it could not show, and why.
+fn notes(has_curve: bool, missing_thumbnails: usize, missing_predictions: usize, no_confusion: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !has_curve {
+        notes.push("Threshold curve skipped: no scores file (per-concept probabilities for each image) was given.".to_string());
+    }
+    if missing_thumbnails > 0 {
+        notes.push(format!("{missing_thumbnails} sample image(s) have no thumbnail; each such row says why."));
+    }
+    if missing_predictions > 0 {
+        notes.push(format!(
+            "{} image(s) had no prediction and were analysed as if nothing had been predicted.",
+            missing_predictions
+        ));
+    }
+    if no_confusion {
+        notes.push("No confusion table: on every level, some image has more than one ground-truth concept.".to_string());
+    }
+    notes
+}
+
 /// Analyses `pred` against `gt` (see the module docs): metrics, error kinds, confusion tables,
 /// samples with thumbnails (from `cfg.images`), and the threshold curve when `scores` is given.
 /// Problems with images never fail the analysis: they are counted in `missing_thumbnails`.
@@ -718,7 +801,7 @@ pub fn analyse(
     let metrics = metrics::evaluate(&gt, &pred, &ontology_hooks(ontology, vocab.clone()));
 
     let empty = BTreeSet::new();
-    let scored: Vec<(&String, &BTreeSet<String>, &BTreeSet<String>, bool)> = gt
+    let scored: Vec<Scored> = gt
         .iter()
         .filter(|(_, g)| !g.is_empty())
         .map(|(id, g)| match pred.get(id) {
@@ -741,54 +824,12 @@ pub fn analyse(
         })
         .collect();
 
-    let n = images.len();
-    let error_counts: Vec<KindCount> = ErrorKind::ALL
-        .into_iter()
-        .map(|k| {
-            let count = images.iter().filter(|im| im.kind == k).count();
-            KindCount {
-                kind: k,
-                title: k.title().to_string(),
-                description: k.description().to_string(),
-                count,
-                share: if n == 0 { 0.0 } else { count as f64 / n as f64 },
-            }
-        })
-        .collect();
-
+    let error_counts = error_counts(&images);
     let pairs: Vec<(&BTreeSet<String>, &BTreeSet<String>)> = scored.iter().map(|s| (s.1, s.2)).collect();
     let confusions = confusion_tables(ontology, &pairs);
 
-    let mut missing_thumbnails = 0;
-    let mut samples = Vec::new();
-    for kind in ErrorKind::ALL {
-        let mut rows = Vec::new();
-        for (im, s) in images.iter().zip(&scored).filter(|(im, _)| im.kind == kind).take(cfg.samples_per_kind) {
-            let (thumbnail, thumbnail_problem) = match thumbnail_for(cfg.images.as_deref(), &im.id, cfg.thumbnail_px) {
-                Ok(uri) => (Some(uri), None),
-                Err(why) => {
-                    missing_thumbnails += 1;
-                    (None, Some(why))
-                }
-            };
-            rows.push(Sample {
-                id: im.id.clone(),
-                f1: im.f1,
-                gt: named(ontology, s.1, s.2, Mark::Missed),
-                pred: named(ontology, s.2, s.1, Mark::Extra),
-                thumbnail_problem,
-                thumbnail,
-            });
-        }
-        samples.push(KindSamples { kind, samples: rows });
-    }
-
-    let mut names = BTreeMap::new();
-    for (_, g, p, _) in &scored {
-        for c in g.iter().chain(p.iter()) {
-            names.entry(c.clone()).or_insert_with(|| concept_name(ontology, c));
-        }
-    }
+    let (samples, missing_thumbnails) = samples(ontology, &images, &scored, cfg);
+    let names = concept_names(ontology, &scored);
 
     let threshold_curve = scores.map(|s| {
         let s: ScoreMap =
@@ -796,23 +837,7 @@ pub fn analyse(
         threshold_curve(&gt, &s, ontology, &cfg.grid)
     });
 
-    let mut notes = Vec::new();
-    if threshold_curve.is_none() {
-        notes.push("Threshold curve skipped: no scores file (per-concept probabilities for each image) was given.".to_string());
-    }
-    if missing_thumbnails > 0 {
-        notes.push(format!("{missing_thumbnails} sample image(s) have no thumbnail; each such row says why."));
-    }
-    if metrics.skipped.missing_predictions > 0 {
-        notes.push(format!(
-            "{} image(s) had no prediction and were analysed as if nothing had been predicted.",
-            metrics.skipped.missing_predictions
-        ));
-    }
-    if confusions.is_empty() {
-        notes.push("No confusion table: on every level, some image has more than one ground-truth concept.".to_string());
-    }
-
+    let notes = notes(threshold_curve.is_some(), missing_thumbnails, metrics.skipped.missing_predictions, confusions.is_empty());
     Ok(Analysis {
         inputs: BTreeMap::new(),
         config: cfg.clone(),
