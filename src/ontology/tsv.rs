@@ -19,9 +19,10 @@
 //! cycles, modality conflicts) live in `validate.rs`. Every problem is a [`Problem`] carrying the
 //! file name and 1-based line number.
 
+use super::concept::{Level, Relation};
+use super::graph::Ontology;
 use super::problem::{content_lines, Problem, ProblemKind};
 use super::semtypes::is_tui;
-use super::{Level, Relation};
 use crate::cui::{excerpt, is_canonical_cui as is_cui, EXCERPT};
 
 /// The header every curated file must start with (after comments).
@@ -272,7 +273,7 @@ fn cell(s: &str) -> String {
     s.replace(['\t', '\n', '\r'], " ")
 }
 
-impl super::Ontology {
+impl Ontology {
     /// The ontology in the curated file format, concepts in load order, parents as `CUI` (is_a)
     /// or `part_of:CUI`, so that [`super::Ontology::from_tsv_str`] reads back the same content
     /// (same [`super::Ontology::content_hash`]). Use it to seed a curated file from UMLS RRF;
