@@ -38,12 +38,11 @@ const EXAMPLE_PROBS: &str = "examples.probabilities.f32";
 /// Largest difference allowed between the saved module's probabilities and the model's.
 pub const TOLERANCE: f64 = 1e-5;
 
-/// Export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+/// The format `model.json` names for `model.pt`: the one there is (no option chooses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
-    /// A traced TorchScript module (`torch.jit.load`).
-    #[default]
+    /// A module traced on CPU (`torch.jit.load`).
     Torchscript,
 }
 
@@ -54,7 +53,6 @@ pub struct ExportConfig {
     pub model: PathBuf,
     /// The export folder (new or empty, unless `force`).
     pub out: PathBuf,
-    pub format: ExportFormat,
     /// A folder of images to write as examples (with their probabilities).
     pub examples: Option<PathBuf>,
     /// Write into a non-empty folder (files of an earlier export are replaced).
@@ -257,7 +255,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
         write_json(&path, &ex)?;
         files.extend([cfg.out.join(EXAMPLE_PIXELS), cfg.out.join(EXAMPLE_PROBS), path]);
     }
-    let meta = describe(&run, cfg.format)?;
+    let meta = describe(&run)?;
     let path = cfg.out.join(META);
     write_json(&path, &meta)?;
     files.push(path);
@@ -305,7 +303,7 @@ fn write_examples(run: &LoadedRun, dir: &Path, out: &Path) -> Result<(Examples, 
 }
 
 /// `model.json` of `run`.
-fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportError> {
+fn describe(run: &LoadedRun) -> Result<ExportMeta, ExportError> {
     let decoder = run.decoder();
     let thresholds = decoder.thresholds(&run.thresholds);
     let concepts: Vec<ConceptMeta> = (0..decoder.concepts.len())
@@ -324,7 +322,7 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
     let hierarchy = decoder.enforce;
     let provenance: crate::run::dir::Provenance = run.run.read_json(crate::run::names::PROVENANCE, "the run cannot be checked without it").map_err(PredictError::from)?;
     Ok(ExportMeta {
-        format,
+        format: ExportFormat::Torchscript,
         module: MODULE,
         conceptree_version: env!("CARGO_PKG_VERSION"),
         run: std::path::absolute(&run.run.path).unwrap_or_else(|_| run.run.path.clone()),

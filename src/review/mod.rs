@@ -18,7 +18,7 @@
 //! | `report.rs` | clinical precision, Cohen's kappa, the paired bootstrap, the Table-5-style page |
 //! | `export.rs` | every verdict and missing term as CSV or JSON |
 //!
-//! The design rules (DESIGN.md, "Serving") are kept here: loopback by default and a token for any
+//! The serving rules (ARCHITECTURE.md, rule 10) are kept here: loopback by default and a token for any
 //! other address; images reached only by their id in the review set; a verdict acknowledged only
 //! after its transaction commits.
 pub mod export;

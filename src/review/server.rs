@@ -2,7 +2,7 @@
 //! auto-escaped), its script and style sheet (embedded), the review's images by id, and a small
 //! JSON API; and [`serve`], which binds, serves and shuts down cleanly on Ctrl-C or SIGTERM.
 //!
-//! Safety rules (DESIGN.md, "Serving"), each enforced here:
+//! Safety rules (ARCHITECTURE.md, rule 10), each enforced here:
 //! - Loopback by default; [`super::ServeConfig::check`] refuses any other address without a
 //!   token. With a token, every request must carry it: `Authorization: Bearer T`, or the cookie
 //!   set when the page is opened as `/?token=T` (`HttpOnly; SameSite=Strict`).
