@@ -71,11 +71,11 @@ pub const LEFT: &str = "C0205091";
 /// Right (laterality).
 pub const RIGHT: &str = "C0205090";
 /// Confusion-table key for "no concept on this level".
-pub const NONE: &str = "none";
+pub(crate) const NONE: &str = "none";
 /// Confusion-table column for "more than one leaf concept predicted on this level".
-pub const SEVERAL: &str = "several";
+pub(crate) const SEVERAL: &str = "several";
 /// `first_wrong_level` when only CUIs without a level differ.
-pub const UNLEVELED: &str = "unleveled";
+pub(crate) const UNLEVELED: &str = "unleveled";
 
 /// Per-concept scores of one image: `id -> (CUI -> probability in [0, 1])`.
 pub type ScoreMap = BTreeMap<String, BTreeMap<String, f32>>;
@@ -99,7 +99,7 @@ pub enum AnalyseError {
 
 impl AnalyseError {
     /// True when the error is the user's input (bad scores file or settings): exit code 2.
-    pub fn is_bad_input(&self) -> bool {
+    pub(crate) fn is_bad_input(&self) -> bool {
         matches!(self, AnalyseError::Scores { .. } | AnalyseError::Config(_) | AnalyseError::Read { .. })
     }
 }
@@ -185,7 +185,7 @@ impl ErrorKind {
     }
 
     /// A human title (`"Wrong modality"`).
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             ErrorKind::Correct => "Correct",
             ErrorKind::WrongModality => "Wrong modality",
@@ -300,7 +300,7 @@ pub fn first_wrong_level(ontology: &Ontology, gt: &BTreeSet<String>, pred: &BTre
 
 /// The leaf concepts of `set` on `level`: those that are no ancestor of another concept of the
 /// level in the set. Sorted.
-pub fn level_leaves<'a>(ontology: &Ontology, set: &'a BTreeSet<String>, level: Level) -> Vec<&'a str> {
+pub(crate) fn level_leaves<'a>(ontology: &Ontology, set: &'a BTreeSet<String>, level: Level) -> Vec<&'a str> {
     let at = on_level(ontology, set, level);
     let covered: BTreeSet<String> = at.iter().flat_map(|c| ontology.ancestors(c)).collect();
     at.into_iter().filter(|c| !covered.contains(c.as_str())).map(|c| c.as_str()).collect()
@@ -326,7 +326,7 @@ pub struct Confusion {
 
 impl Confusion {
     /// Share of images on the diagonal; 0 with no image.
-    pub fn accuracy(&self) -> f64 {
+    pub(crate) fn accuracy(&self) -> f64 {
         if self.n_images == 0 {
             0.0
         } else {
@@ -337,7 +337,7 @@ impl Confusion {
 
 /// Confusion tables of every single-label level (see the module docs), in [`Level::ALL`] order,
 /// over `pairs` of (GT, prediction) of the scored images.
-pub fn confusion_tables(ontology: &Ontology, pairs: &[(&BTreeSet<String>, &BTreeSet<String>)]) -> Vec<Confusion> {
+pub(crate) fn confusion_tables(ontology: &Ontology, pairs: &[(&BTreeSet<String>, &BTreeSet<String>)]) -> Vec<Confusion> {
     let mut out = Vec::new();
     for level in Level::ALL {
         let gt_leaves: Vec<Vec<&str>> = pairs.iter().map(|(g, _)| level_leaves(ontology, g, level)).collect();
@@ -393,7 +393,7 @@ pub fn confusion_tables(ontology: &Ontology, pairs: &[(&BTreeSet<String>, &BTree
 /// `parse_explain_scores`). Blank lines and lines starting with `#` are
 /// skipped. CUIs are upper-cased. A repeated id or a repeated CUI within a line is an error, as
 /// is a missing tab, a pair without `:`, or a probability that is not a number in [0, 1].
-pub fn parse_scores(text: &str, path: &Path) -> Result<ScoreMap, AnalyseError> {
+pub(crate) fn parse_scores(text: &str, path: &Path) -> Result<ScoreMap, AnalyseError> {
     let err = |line: usize, message: String| AnalyseError::Scores { path: path.to_path_buf(), line, message };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
@@ -540,7 +540,7 @@ fn base64_encode(data: &[u8]) -> String {
 
 /// The image at `path` scaled (up or down, aspect kept) to `max_side` pixels on its longest side,
 /// as a `data:image/jpeg;base64,...` URI (grayscale stays grayscale). `Err` says why not.
-pub fn thumbnail_data_uri(path: &Path, max_side: u32) -> Result<String, String> {
+pub(crate) fn thumbnail_data_uri(path: &Path, max_side: u32) -> Result<String, String> {
     let img = image::ImageReader::open(path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?
         .with_guessed_format()
@@ -679,7 +679,7 @@ impl Analysis {
 }
 
 /// Name of a CUI for display.
-pub fn concept_name(ontology: &Ontology, cui: &str) -> String {
+pub(crate) fn concept_name(ontology: &Ontology, cui: &str) -> String {
     ontology.get(cui).map_or_else(|| "(not in ontology)".to_string(), |c| c.name.clone())
 }
 

@@ -430,12 +430,12 @@ fn render(template: &str, a: &Analysis) -> String {
 }
 
 /// The whole report as one self-contained HTML page.
-pub fn render_html(a: &Analysis) -> String {
+pub(crate) fn render_html(a: &Analysis) -> String {
     render("report.html", a)
 }
 
 /// A Markdown summary: headline, per-level table, error-kind counts, confusion tables, samples.
-pub fn render_markdown(a: &Analysis) -> String {
+pub(crate) fn render_markdown(a: &Analysis) -> String {
     render("summary.md", a)
 }
 
