@@ -33,9 +33,9 @@ use crate::ontology::Level;
 
 const TEMPLATE: &str = include_str!("templates/report.html");
 /// Label of concepts without a level.
-pub const NO_LEVEL: &str = "no level";
+pub(crate) const NO_LEVEL: &str = "no level";
 /// Label of the row over every level.
-pub const ALL_LEVELS: &str = "all";
+pub(crate) const ALL_LEVELS: &str = "all";
 /// Default number of bootstrap resamples.
 pub const DEFAULT_BOOTSTRAP: usize = 2000;
 /// Default number of images on the page.
@@ -125,7 +125,7 @@ pub struct ModelReport {
 pub use crate::eval::stats::Kappa;
 
 /// Cohen's kappa over `pairs` of verdicts (see the module docs).
-pub fn cohen_kappa(pairs: &[(Verdict, Verdict)]) -> Kappa {
+pub(crate) fn cohen_kappa(pairs: &[(Verdict, Verdict)]) -> Kappa {
     crate::eval::stats::cohen_kappa(pairs, &Verdict::ALL)
 }
 
@@ -683,7 +683,7 @@ struct PageImage<'a> {
 }
 
 /// The Table-5-style page: one self-contained HTML file (auto-escaped; thumbnails inline).
-pub fn render_html(r: &ReviewReport, max_images: usize) -> String {
+pub(crate) fn render_html(r: &ReviewReport, max_images: usize) -> String {
     let images: Vec<PageImage> = r.images.iter().take(max_images).map(|row| PageImage { row, thumbnail: row.thumbnail.as_deref().filter(|u| is_plain_data_uri(u)) }).collect();
     #[derive(Serialize)]
     struct View<'a> {

@@ -43,11 +43,11 @@ use super::{BlindMode, Prepared, ReviewError, ReviewSet, ServeConfig, Verdict};
 use crate::classify::Classify;
 
 /// Largest request body accepted (bytes).
-pub const BODY_LIMIT: usize = 16 * 1024;
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 /// Longest free-text missing term (characters).
-pub const MAX_TERM: usize = 200;
+pub(crate) const MAX_TERM: usize = 200;
 /// Most search results per request.
-pub const MAX_RESULTS: usize = 50;
+pub(crate) const MAX_RESULTS: usize = 50;
 
 const PAGE: &str = include_str!("templates/review.html");
 const SCRIPT: &str = include_str!("static/review.js");
@@ -157,7 +157,7 @@ impl IntoResponse for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The router of the app (every route behind the guard and the body limit).
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/static/review.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT) }))
@@ -592,7 +592,7 @@ async fn shutdown_signal() {
 /// The addresses to open for a server listening on `local`: one that works on this machine, and,
 /// when it listens on every interface (`0.0.0.0`, `::`), the form of the one to open from another
 /// machine (whose host part only the user knows: this machine's name or address on their network).
-pub fn urls(local: SocketAddr, token: Option<&str>) -> (String, Option<String>) {
+pub(crate) fn urls(local: SocketAddr, token: Option<&str>) -> (String, Option<String>) {
     let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
     let port = local.port();
     if local.ip().is_unspecified() {
