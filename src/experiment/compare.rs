@@ -55,7 +55,7 @@ fn hybrid(c: &mut TrainConfig) {
 }
 
 /// The configurations `experiment compare` knows, each the shared options plus one change.
-pub const VARIANTS: &[Variant] = &[
+pub(crate) const VARIANTS: &[Variant] = &[
     Variant { name: "flat", changes: "flat top-K (the paper's baseline)", apply: |c| c.mode = Mode::Flat },
     Variant { name: "flat-last-epoch", changes: "flat, last epoch kept (the baseline before best-epoch keeping)", apply: |c| {
         c.mode = Mode::Flat;
@@ -211,7 +211,7 @@ pub struct CompareConfig {
 
 impl CompareConfig {
     /// The label space every run learns: `--concepts`, else the top `--top-k` (25).
-    pub fn label_space(&self) -> LabelSpec {
+    pub(crate) fn label_space(&self) -> LabelSpec {
         self.base.concepts.unwrap_or(LabelSpec::TopK(self.base.top_k))
     }
 }
