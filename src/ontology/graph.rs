@@ -111,7 +111,7 @@ impl Ontology {
 
     /// The level the shipped semantic type table (`ontology/semtypes.tsv`) gives a list of TUIs;
     /// with several, the first level in [`Level::ALL`] order.
-    pub fn level_from_semtypes(tuis: &[String]) -> Option<Level> {
+    pub(crate) fn level_from_semtypes(tuis: &[String]) -> Option<Level> {
         SemtypeTable::builtin().level_of(tuis)
     }
 
@@ -187,7 +187,7 @@ impl Ontology {
     /// For each of `concepts`, the indices of its descendants among them, itself included (the
     /// rows of C-HMCNN's max-constraint); empty when no concept has a descendant there (the
     /// constraint would change nothing).
-    pub fn descendants_within(&self, concepts: &[String]) -> Vec<Vec<usize>> {
+    pub(crate) fn descendants_within(&self, concepts: &[String]) -> Vec<Vec<usize>> {
         let ancestors: Vec<BTreeSet<String>> = concepts.iter().map(|c| self.ancestors(c)).collect();
         let d: Vec<Vec<usize>> = concepts.iter().enumerate().map(|(a, ca)| (0..concepts.len()).filter(|&b| b == a || ancestors[b].contains(ca)).collect()).collect();
         if d.iter().all(|v| v.len() == 1) {
@@ -199,7 +199,7 @@ impl Ontology {
 
     /// The levels among `levels` that are single-valued in `labels`: no image holds two of the
     /// level's concepts among `space` (the concepts a model learns; `None`: all).
-    pub fn single_valued_levels<'a>(&self, levels: &[Level], labels: impl IntoIterator<Item = &'a BTreeSet<String>>, space: Option<&BTreeSet<String>>) -> Vec<Level> {
+    pub(crate) fn single_valued_levels<'a>(&self, levels: &[Level], labels: impl IntoIterator<Item = &'a BTreeSet<String>>, space: Option<&BTreeSet<String>>) -> Vec<Level> {
         let mut multi = BTreeSet::new();
         for set in labels {
             let mut seen = BTreeSet::new();
@@ -267,7 +267,7 @@ impl Ontology {
 
     /// The most specific modality concepts of the set: those of its known modality concepts
     /// that are not an ancestor of another modality concept in the set. Sorted.
-    pub fn modality_leaves<'a>(&self, set: &'a BTreeSet<String>) -> Vec<&'a str> {
+    pub(crate) fn modality_leaves<'a>(&self, set: &'a BTreeSet<String>) -> Vec<&'a str> {
         let modal: Vec<&'a String> = set
             .iter()
             .filter(|c| self.level_of(c) == Some(Level::Modality))

@@ -18,7 +18,7 @@ use super::error::OntologyError;
 use super::problem::{content_lines, Problem, ProblemKind};
 
 /// The shipped table, `ontology/semtypes.tsv`.
-pub const BUILTIN_SEMTYPES_TSV: &str = include_str!("../../ontology/semtypes.tsv");
+pub(crate) const BUILTIN_SEMTYPES_TSV: &str = include_str!("../../ontology/semtypes.tsv");
 
 /// One row of the semantic type table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -38,7 +38,7 @@ pub struct SemtypeTable {
 }
 
 /// True for a well-formed TUI: `T` followed by exactly three ASCII digits.
-pub fn is_tui(s: &str) -> bool {
+pub(crate) fn is_tui(s: &str) -> bool {
     s.len() == 4 && s.starts_with('T') && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -177,7 +177,7 @@ pub fn read_cui_semtypes(path: &std::path::Path) -> Result<std::collections::Has
 }
 
 /// [`read_cui_semtypes`] on text read from `path` (named in errors).
-pub fn parse_cui_semtypes(text: &str, path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, OntologyError> {
+pub(crate) fn parse_cui_semtypes(text: &str, path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, OntologyError> {
     use crate::cui::{excerpt, is_cui, EXCERPT};
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut map: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();

@@ -26,14 +26,14 @@ use super::semtypes::is_tui;
 use crate::cui::{excerpt, is_canonical_cui as is_cui, EXCERPT};
 
 /// The header every curated file must start with (after comments).
-pub const HEADER: [&str; 6] = ["cui", "name", "level", "parents", "semantic_types", "flags"];
+pub(crate) const HEADER: [&str; 6] = ["cui", "name", "level", "parents", "semantic_types", "flags"];
 
 /// The header of a four-column concept table (see the module docs).
-pub const CONCEPT_TABLE_HEADER: [&str; 4] = ["cui", "name", "level", "parent"];
+pub(crate) const CONCEPT_TABLE_HEADER: [&str; 4] = ["cui", "name", "level", "parent"];
 
 /// Flags a row may carry. `noise`: known label noise in ImageCLEF/ROCO (e.g. C0751437
 /// "Adenohypophyseal Diseases" produced from the word "anterior").
-pub const FLAGS: &[&str] = &["noise"];
+pub(crate) const FLAGS: &[&str] = &["noise"];
 
 /// One well-formed data row of a curated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
