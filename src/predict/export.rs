@@ -27,16 +27,16 @@ use crate::model::{HeadKind, SingleLabelDecoding};
 use crate::train::Mode;
 
 /// The traced module.
-pub const MODULE: &str = "model.pt";
+pub(crate) const MODULE: &str = "model.pt";
 /// What is needed to use it ([`ExportMeta`]).
-pub const META: &str = "model.json";
+pub(crate) const META: &str = "model.json";
 /// The example images' description.
-pub const EXAMPLES: &str = "examples.json";
+pub(crate) const EXAMPLES: &str = "examples.json";
 const EXAMPLE_PIXELS: &str = "examples.pixels.u8";
 const EXAMPLE_PROBS: &str = "examples.probabilities.f32";
 
 /// Largest difference allowed between the saved module's probabilities and the model's.
-pub const TOLERANCE: f64 = 1e-5;
+pub(crate) const TOLERANCE: f64 = 1e-5;
 
 /// The format `model.json` names for `model.pt`: the one there is (no option chooses it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -32,12 +32,12 @@ use crate::fingerprint::{file_hash, fnv1a, hex, FNV_START};
 use crate::train::run_dir;
 
 /// Appended to the output's file name for the file being written.
-pub const PARTIAL_SUFFIX: &str = ".partial";
+pub(crate) const PARTIAL_SUFFIX: &str = ".partial";
 /// Appended to the output's file name for the progress record.
-pub const PROGRESS_SUFFIX: &str = ".progress.json";
+pub(crate) const PROGRESS_SUFFIX: &str = ".progress.json";
 /// Test hook: when set to N, the process aborts (as a crash would) right after the rows of its
 /// N-th batch are written and before their progress is recorded.
-pub const ABORT_AFTER_ENV: &str = "CONCEPTREE_TEST_ABORT_AFTER_BATCHES";
+pub(crate) const ABORT_AFTER_ENV: &str = "CONCEPTREE_TEST_ABORT_AFTER_BATCHES";
 
 /// `OUT.partial`: the file being written in place of `out`.
 pub fn partial_path(out: &Path) -> PathBuf {
@@ -265,7 +265,7 @@ impl Partial {
 }
 
 /// Read the progress record at `path`, if there is one.
-pub fn read_progress(path: &Path) -> Result<Option<ProgressRecord>, PredictError> {
+pub(crate) fn read_progress(path: &Path) -> Result<Option<ProgressRecord>, PredictError> {
     match std::fs::read_to_string(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(PredictError::Read { path: path.to_path_buf(), source }),
