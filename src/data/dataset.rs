@@ -141,7 +141,7 @@ fn check_image_header(path: &Path) -> Result<(), String> {
 
 /// The ordered concepts a model predicts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LabelSpace {
+pub(crate) struct LabelSpace {
     /// Concepts in output order.
     pub concepts: Vec<String>,
     /// Training-set frequency of each concept.
