@@ -41,12 +41,12 @@ use serde::Serialize;
 pub type LabelMap = BTreeMap<String, BTreeSet<String>>;
 
 /// Maps a CUI (upper-cased) to its level name (e.g. `"modality"`), or `None` when unknown.
-pub type LevelFn<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+pub(crate) type LevelFn<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 /// Maps a CUI set (upper-cased) to its ancestor closure (the set plus all its ancestors, root
 /// excluded). The input set is added to the result anyway, so returning only ancestors is fine.
-pub type ClosureFn<'a> = Box<dyn Fn(&BTreeSet<String>) -> BTreeSet<String> + 'a>;
+pub(crate) type ClosureFn<'a> = Box<dyn Fn(&BTreeSet<String>) -> BTreeSet<String> + 'a>;
 /// Says whether a predicted CUI set (upper-cased) is coherent with the ontology.
-pub type CoherenceFn<'a> = Box<dyn Fn(&BTreeSet<String>) -> bool + 'a>;
+pub(crate) type CoherenceFn<'a> = Box<dyn Fn(&BTreeSet<String>) -> bool + 'a>;
 
 // ---------------------------------------------------------------------------------------------
 // Case handling and interning
