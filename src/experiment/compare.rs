@@ -40,7 +40,7 @@ use crate::report::plot;
 use crate::train::{Calibration, ClassWeights, HeadWeights, HierSchedule, Keep, Mode, TrainConfig};
 
 /// A configuration of the comparison: its name, what it changes, and the change.
-pub struct Variant {
+pub(crate) struct Variant {
     pub name: &'static str,
     pub changes: &'static str,
     pub apply: fn(&mut TrainConfig),

@@ -28,7 +28,7 @@ use crate::predict::LoadedRun;
 
 /// A row's decoding of its trained run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Decoding {
+pub(crate) struct Decoding {
     /// A flat model's sigmoids decoded with the ontology: parents lifted by their children
     /// (max-constraint), one concept per single-valued level, closure.
     pub coherent: bool,
