@@ -125,7 +125,7 @@ impl MbConv {
 
 /// EfficientNet-B0 without its pooling and classifier.
 #[derive(Debug)]
-pub struct EfficientNet {
+pub(crate) struct EfficientNet {
     stem: ConvBn,
     stages: Vec<Vec<MbConv>>,
     last: ConvBn,
