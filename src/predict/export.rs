@@ -95,7 +95,7 @@ impl crate::classify::Classify for ExportError {
 
 /// `model.json`: how to use `model.pt`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ExportMeta {
+pub(crate) struct ExportMeta {
     pub format: ExportFormat,
     pub module: &'static str,
     pub conceptree_version: &'static str,
@@ -120,7 +120,7 @@ pub struct ExportMeta {
 
 /// A tensor's shape (`"B"` for the batch) and type, and what it holds.
 #[derive(Debug, Clone, Serialize)]
-pub struct TensorSpec {
+pub(crate) struct TensorSpec {
     pub shape: Vec<serde_json::Value>,
     pub dtype: &'static str,
     pub meaning: String,
@@ -128,7 +128,7 @@ pub struct TensorSpec {
 
 /// From an image file to one `[3, S, S]` input.
 #[derive(Debug, Clone, Serialize)]
-pub struct Preprocessing {
+pub(crate) struct Preprocessing {
     pub image_size: u32,
     /// Decoding and colour, in words.
     pub colour: &'static str,
@@ -143,7 +143,7 @@ pub struct Preprocessing {
 
 /// One head: its kind and its columns `start..end` of the output.
 #[derive(Debug, Clone, Serialize)]
-pub struct HeadMeta {
+pub(crate) struct HeadMeta {
     pub name: String,
     pub kind: HeadKind,
     pub start: usize,
@@ -157,7 +157,7 @@ pub struct HeadMeta {
 
 /// One output column.
 #[derive(Debug, Clone, Serialize)]
-pub struct ConceptMeta {
+pub(crate) struct ConceptMeta {
     pub cui: String,
     /// Its name in the run's ontology.
     pub name: Option<String>,
@@ -172,7 +172,7 @@ pub struct ConceptMeta {
 
 /// The rule from probabilities to concepts.
 #[derive(Debug, Clone, Serialize)]
-pub struct Decoding {
+pub(crate) struct Decoding {
     /// Whether the hierarchy is enforced (hierarchical and hybrid runs); otherwise thresholds only.
     pub hierarchy: bool,
     /// How single-label heads are decided when the hierarchy is enforced.
@@ -183,7 +183,7 @@ pub struct Decoding {
 
 /// `examples.json`: images written as the module's raw input and the probabilities `predict` gives.
 #[derive(Debug, Clone, Serialize)]
-pub struct Examples {
+pub(crate) struct Examples {
     pub ids: Vec<String>,
     /// The decoded, resized 8-bit pixels, `[N, 3, S, S]` (grey images repeated on 3 channels);
     /// normalised as `preprocessing` says, they are the module's input.
@@ -193,7 +193,7 @@ pub struct Examples {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ExampleFile {
+pub(crate) struct ExampleFile {
     pub file: &'static str,
     pub shape: Vec<usize>,
     pub dtype: &'static str,

@@ -70,7 +70,7 @@ pub struct StreamOptions {
 
 /// Everything a prediction's rows depend on; a resume must find the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The run directory (absolute).
     pub model: PathBuf,
     /// Hash of the weights (`model.safetensors`, and a kNN run's index).
@@ -141,7 +141,7 @@ fn absolute(p: &Path) -> Result<PathBuf, PredictError> {
 
 /// The progress record (`OUT.progress.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProgressRecord {
+pub(crate) struct ProgressRecord {
     pub identity: Identity,
     /// Images finished: the first `done` of the list.
     pub done: usize,
