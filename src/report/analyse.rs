@@ -78,7 +78,7 @@ pub(crate) const SEVERAL: &str = "several";
 pub(crate) const UNLEVELED: &str = "unleveled";
 
 /// Per-concept scores of one image: `id -> (CUI -> probability in [0, 1])`.
-pub type ScoreMap = BTreeMap<String, BTreeMap<String, f32>>;
+pub(crate) type ScoreMap = BTreeMap<String, BTreeMap<String, f32>>;
 
 /// Errors of the analysis and of writing its report. Each names the file (and line) at fault.
 #[derive(Debug, thiserror::Error)]

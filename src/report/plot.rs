@@ -249,7 +249,7 @@ fn draw_x_axis(s: &mut String, f: Frame, axis: &Axis, xlabel: &str) {
 
 /// How the category labels of a bar chart are set: font size, every `stride`-th label shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LabelLayout {
+pub(crate) struct LabelLayout {
     pub font: f64,
     pub stride: usize,
 }
@@ -338,7 +338,7 @@ pub(crate) fn bar_chart_scaled(title: &str, ylabel: &str, labels: &[String], val
 
 /// One point of a [`scatter`] plot; `label` is its tooltip (e.g. concept, name, support, F1).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Point {
+pub(crate) struct Point {
     pub x: f64,
     pub y: f64,
     pub label: String,
