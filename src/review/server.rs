@@ -62,7 +62,7 @@ struct Auth {
 }
 
 /// The server's state: the review, its store, the images by id, the vocabulary.
-pub struct App {
+pub(crate) struct App {
     set: ReviewSet,
     store: Mutex<Store>,
     images: HashMap<String, PathBuf>,
@@ -119,7 +119,7 @@ fn render_page(set: &ReviewSet, reviewer: &str) -> String {
 
 /// An error answer: status and message, sent as `{"error": message}`.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
 }

@@ -192,7 +192,7 @@ pub struct MissingTerm {
 
 /// One reviewer's state on one image.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct ImageState {
+pub(crate) struct ImageState {
     pub verdicts: BTreeMap<String, Verdict>,
     pub missing: Vec<MissingTerm>,
     pub done: bool,
