@@ -67,7 +67,7 @@ impl crate::classify::Classify for RunError {
 
 /// Versions and hashes that make a run reproducible.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Provenance {
+pub(crate) struct Provenance {
     pub conceptree_version: String,
     pub git_commit: Option<String>,
     pub libtorch: String,
@@ -220,7 +220,7 @@ impl RunDir {
 }
 
 /// `metrics.jsonl`, open for appending one line per epoch.
-pub struct MetricsLog {
+pub(crate) struct MetricsLog {
     path: PathBuf,
     file: File,
 }
