@@ -78,7 +78,7 @@ impl Default for Progress {
 }
 
 /// What a checkpoint holds besides the model: progress and optimizer/scaler state.
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     pub progress: Progress,
     /// `adam.*` and `scaler.*` tensors by name.
     pub state: HashMap<String, Tensor>,
