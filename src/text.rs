@@ -30,14 +30,14 @@ pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
 /// What is wrong with a text file, at which line (1-based).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {problem}")]
-pub struct TextError {
+pub(crate) struct TextError {
     pub line: usize,
     pub problem: TextProblem,
 }
 
 /// What is wrong with one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TextProblem {
+pub(crate) enum TextProblem {
     #[error("the line is longer than 1 MiB ({} bytes): not a text file of the kind expected", MAX_LINE_BYTES)]
     LineTooLong,
     #[error("byte 0x{byte:02X} at column {column} (byte {offset} of the file) is not UTF-8 text; save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")]
