@@ -32,7 +32,7 @@ pub enum CudaLib {
 /// The directory of the `libtorch_cpu.so` this process has loaded (from `/proc/self/maps`), else
 /// the one the build found libtorch in (recorded by build.rs). The first matters when the binary
 /// runs on another machine with `LD_LIBRARY_PATH` pointing at that machine's libtorch.
-pub fn libtorch_dir() -> Option<PathBuf> {
+pub(crate) fn libtorch_dir() -> Option<PathBuf> {
     let loaded = mapped_library("libtorch_cpu.so").and_then(|p| p.parent().map(PathBuf::from));
     loaded.or_else(|| option_env!("CONCEPTREE_LIBTORCH_DIR").map(PathBuf::from))
 }

@@ -11,12 +11,12 @@ pub fn is_cui(s: &str) -> bool {
 }
 
 /// True for a CUI in canonical form: an upper-case `C` and seven digits (as ontology files hold them).
-pub fn is_canonical_cui(s: &str) -> bool {
+pub(crate) fn is_canonical_cui(s: &str) -> bool {
     is_cui(s) && s.starts_with('C')
 }
 
 /// The canonical (upper-case) form of `s` when it is a CUI.
-pub fn parse_cui(s: &str) -> Option<String> {
+pub(crate) fn parse_cui(s: &str) -> Option<String> {
     is_cui(s).then(|| s.to_ascii_uppercase())
 }
 

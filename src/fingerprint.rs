@@ -5,10 +5,10 @@ use std::io::Read;
 use std::path::Path;
 
 /// FNV-1a's offset basis: the hash of nothing.
-pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// Continue the FNV-1a hash `hash` over `bytes`.
-pub fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
     for b in bytes {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
@@ -18,7 +18,7 @@ pub fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
 
 /// The hash of a file's bytes as 16 hex digits, read in 1 MiB pieces (a large weights file is
 /// never held in memory whole).
-pub fn file_hash(path: &Path) -> std::io::Result<String> {
+pub(crate) fn file_hash(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut hash = FNV_START;

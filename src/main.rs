@@ -472,9 +472,6 @@ struct ExportArgs {
     /// Folder to write model.pt and model.json into (new or empty).
     #[arg(long)]
     out: PathBuf,
-    /// torchscript: a module traced on CPU, for `torch.jit.load`.
-    #[arg(long, value_enum, default_value_t = conceptree::predict::export::ExportFormat::Torchscript)]
-    format: conceptree::predict::export::ExportFormat,
     /// Also write the images of this folder as decoded, resized 8-bit pixels with the probabilities conceptree predicts for them (examples.json), to check a Python pipeline against.
     #[arg(long)]
     examples: Option<PathBuf>,
@@ -805,7 +802,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             load: conceptree::predict::LoadOptions { ontology: a.ontology, threshold: a.threshold, allow_unfinished: a.allow_unfinished, allow_ontology_change: a.allow_ontology_change },
         }),
         Command::Merge(a) => commands::merge(&a.shards, &a.out, a.explain.as_deref()),
-        Command::Export(a) => commands::export(conceptree::predict::export::ExportConfig { model: a.model, out: a.out, format: a.format, examples: a.examples, force: a.force }),
+        Command::Export(a) => commands::export(conceptree::predict::export::ExportConfig { model: a.model, out: a.out, examples: a.examples, force: a.force }),
         Command::Experiment(ExperimentCmd::Paper { labels, images, out, groups, runs, common }) => {
             let given = explicit_options(experiment_matches(matches, "paper"), &[]);
             let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });

@@ -19,25 +19,25 @@ const ELOOP: i32 = 40;
 const ELOOP: i32 = 62; // macOS and the BSDs
 
 /// Whether `e` is a symbolic link loop (a path a user gave that cannot be resolved).
-pub fn is_link_loop(e: &std::io::Error) -> bool {
+pub(crate) fn is_link_loop(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(ELOOP)
 }
 
 /// Longest line accepted in a text input, in bytes (1 MiB, the line end included). The longest
 /// real line is a ROCO or explain record of a few KiB.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// What is wrong with a text file, at which line (1-based).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {problem}")]
-pub struct TextError {
+pub(crate) struct TextError {
     pub line: usize,
     pub problem: TextProblem,
 }
 
 /// What is wrong with one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TextProblem {
+pub(crate) enum TextProblem {
     #[error("the line is longer than 1 MiB ({} bytes): not a text file of the kind expected", MAX_LINE_BYTES)]
     LineTooLong,
     #[error("byte 0x{byte:02X} at column {column} (byte {offset} of the file) is not UTF-8 text; save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")]
@@ -52,7 +52,7 @@ impl From<TextError> for std::io::Error {
 
 /// The [`TextError`] inside an error from this module's readers, if that is what it is: for a
 /// reader whose errors read `FILE:LINE: problem`.
-pub fn text_error(e: &std::io::Error) -> Option<&TextError> {
+pub(crate) fn text_error(e: &std::io::Error) -> Option<&TextError> {
     e.get_ref().and_then(|i| i.downcast_ref::<TextError>())
 }
 

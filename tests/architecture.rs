@@ -1,6 +1,7 @@
 //! The house in layers (ARCHITECTURE.md): the import graph of `src/` (one node per file, an edge
 //! for every `crate::`, `super::` and child-module path a file names outside its tests) has no
-//! circle but the few still listed in `KNOWN_CIRCLES`, and no import goes up a floor.
+//! circle (none is listed in `KNOWN_CIRCLES` any more), and no import goes up a floor. And the
+//! rooms stay small: no function in `src/` is over `MAX_FUNCTION_LINES` lines.
 //!
 //! Floors, bottom up: the leaves (alloc, classify, cuda, cui, events, fingerprint, text); ontology,
 //! data, model, synth; eval; run; infer; train, report; predict, experiment, review and the
@@ -229,11 +230,9 @@ fn the_reader_sees_every_kind_of_import() {
     assert_eq!(circles(&g), vec![vec!["a::b".to_string(), "c::x".to_string()]]);
 }
 
-/// Circles still to be taken apart (issue 26): a folder's mod.rs that defines the types its
-/// children use and also calls into those children (the ontology's `Ontology` type, used by the
-/// DOT, report and semantic-type files that its own methods call). The list may only shrink: a new circle fails
-/// the test below, and so does one listed here that is gone (strike it from the list).
-const KNOWN_CIRCLES: &[&[&str]] = &[&["ontology", "ontology::dot", "ontology::report", "ontology::semtypes"]];
+/// Circles still to be taken apart. The list may only shrink (issue 26 emptied it): a new circle
+/// fails the test below, and so does one listed here that is gone (strike it from the list).
+const KNOWN_CIRCLES: &[&[&str]] = &[];
 
 #[test]
 fn the_import_graph_has_no_new_circle() {
@@ -261,4 +260,179 @@ fn only_the_command_line_prints() {
     let printing = ["print!", "println!", "eprint!", "eprintln!", "dbg!", "indicatif", "stderr()", "stdout()"];
     let found: Vec<String> = modules(&src()).iter().flat_map(|(m, code)| printing.iter().filter(|p| code.contains(*p)).map(move |p| format!("src/{m}: {p}"))).collect();
     assert!(found.is_empty(), "the library prints (emit an events::Event to the sink it is given instead): {found:?}");
+/// The most lines a function in `src/` may span, from its `fn` line to its closing brace (test
+/// functions included): a longer one is split into named steps.
+const MAX_FUNCTION_LINES: usize = 120;
+
+/// Where the comment, string or character literal that starts at `i` ends (one past it); `None`
+/// when none starts there (a lifetime such as `'a` is code).
+fn literal_end(c: &[char], i: usize) -> Option<usize> {
+    let at = |k: usize| c.get(k).copied().unwrap_or('\0');
+    let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+    let from = |k: usize, stop: &dyn Fn(usize) -> bool| (k..c.len()).find(|&j| stop(j)).unwrap_or(c.len());
+    match (at(i), at(i + 1)) {
+        ('/', '/') => Some(from(i, &|j| c[j] == '\n')),
+        ('/', '*') => {
+            let (mut depth, mut k) = (0, i);
+            while k < c.len() {
+                if at(k) == '/' && at(k + 1) == '*' {
+                    depth += 1;
+                    k += 2;
+                } else if at(k) == '*' && at(k + 1) == '/' {
+                    depth -= 1;
+                    k += 2;
+                    if depth == 0 {
+                        return Some(k);
+                    }
+                } else {
+                    k += 1;
+                }
+            }
+            Some(c.len())
+        }
+        ('"', _) => {
+            let mut k = i + 1;
+            while k < c.len() && c[k] != '"' {
+                k += if c[k] == '\\' { 2 } else { 1 };
+            }
+            Some((k + 1).min(c.len()))
+        }
+        ('r', '#' | '"') => {
+            // r"..." or r#"..."# (also after b), not the raw identifier r#name nor the end of a name
+            let before = if i > 0 && c[i - 1] == 'b' { i.checked_sub(2) } else { i.checked_sub(1) };
+            let hashes = (i + 1..c.len()).take_while(|&k| c[k] == '#').count();
+            if before.is_some_and(|b| ident(c[b])) || at(i + 1 + hashes) != '"' {
+                return None;
+            }
+            let closes = |j: usize| c[j] == '"' && (1..=hashes).all(|h| at(j + h) == '#');
+            Some((from(i + 2 + hashes, &closes) + 1 + hashes).min(c.len()))
+        }
+        ('\'', '\\') => Some((from(i + 3, &|j| c[j] == '\'') + 1).min(c.len())),
+        ('\'', _) if at(i + 2) == '\'' => Some(i + 3),
+        _ => None,
+    }
+}
+
+/// The text with every comment, string literal and character literal blanked (newlines kept, so
+/// line numbers stay): the braces left are the code's.
+fn code_only(text: &str) -> String {
+    let c: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < c.len() {
+        match literal_end(&c, i) {
+            Some(end) => {
+                out.extend(c[i..end].iter().map(|&ch| if ch == '\n' { '\n' } else { ' ' }));
+                i = end;
+            }
+            None => {
+                out.push(c[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Every function with a body in `code` (as [`code_only`] leaves it): its name, the line of its
+/// `fn` and how many lines it spans up to its closing brace. Nested functions count on their own too.
+fn functions(code: &str) -> Vec<(String, usize, usize)> {
+    let c: Vec<char> = code.chars().collect();
+    let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+    let mut line_of = Vec::with_capacity(c.len() + 1);
+    let mut line = 1;
+    for &ch in &c {
+        line_of.push(line);
+        line += usize::from(ch == '\n');
+    }
+    line_of.push(line);
+    let mut out = Vec::new();
+    for k in 0..c.len().saturating_sub(2) {
+        if c[k] != 'f' || c[k + 1] != 'n' || !c[k + 2].is_whitespace() || (k > 0 && ident(c[k - 1])) {
+            continue;
+        }
+        let start = (k + 2..c.len()).find(|&j| !c[j].is_whitespace()).unwrap_or(c.len());
+        let name: String = c[start..].iter().take_while(|&&ch| ident(ch)).collect();
+        if name.is_empty() {
+            continue;
+        }
+        // the body's `{`: the first one outside the parameters and any `[T; N]`; a `;` first means none
+        let mut depth = 0i32;
+        let open = (start..c.len()).find(|&j| {
+            match c[j] {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                _ => {}
+            }
+            depth == 0 && (c[j] == '{' || c[j] == ';')
+        });
+        let Some(open) = open.filter(|&j| c[j] == '{') else { continue };
+        let mut braces = 0i32;
+        let close = (open..c.len()).find(|&j| {
+            braces += match c[j] {
+                '{' => 1,
+                '}' => -1,
+                _ => 0,
+            };
+            braces == 0
+        });
+        let close = close.unwrap_or(c.len());
+        out.push((name, line_of[k], line_of[close] - line_of[k] + 1));
+    }
+    out
+}
+
+/// Every `.rs` file under `dir` as its path relative to `dir`, with its text.
+fn rust_files(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                out.push((rel, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The functions under `dir` longer than `limit` lines, as `file:line:function (N lines)`; and how
+/// many functions there are in all.
+fn long_functions(dir: &Path, limit: usize) -> (Vec<String>, usize) {
+    let (mut long, mut all) = (Vec::new(), 0);
+    for (file, text) in rust_files(dir) {
+        for (name, line, lines) in functions(&code_only(&text)) {
+            all += 1;
+            if lines > limit {
+                long.push(format!("{file}:{line}:{name} ({lines} lines)"));
+            }
+        }
+    }
+    (long, all)
+}
+
+#[test]
+fn the_function_counter_sees_through_comments_and_literals() {
+    // a short function with a lone '{' in a char literal, a string and a comment, then a long one
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("a")).unwrap();
+    let short = "fn short<'a>(s: &'a str) -> [u8; 2] {\n    let _ = ('{', \"{ \\\" {\", r#\"}\"#, '\\'', b'}');\n    // }\n    /* { /* } */ { */\n    [0; 2]\n}\n";
+    let long = format!("pub(crate) fn long() {{\n{}}}\n", "    let _ = '{';\n".repeat(121));
+    std::fs::write(tmp.path().join("a/b.rs"), format!("{short}\n{long}trait T {{ fn declared(&self); }}\n")).unwrap();
+    let fns = functions(&code_only(&std::fs::read_to_string(tmp.path().join("a/b.rs")).unwrap()));
+    assert_eq!(fns, vec![("short".to_string(), 1, 6), ("long".to_string(), 8, 123)]);
+    assert_eq!(long_functions(tmp.path(), 122), (vec!["a/b.rs:8:long (123 lines)".to_string()], 2));
+    assert_eq!(long_functions(tmp.path(), 123).0, Vec::<String>::new());
+}
+
+#[test]
+fn no_function_is_over_120_lines() {
+    let (long, all) = long_functions(&src(), MAX_FUNCTION_LINES);
+    assert!(all > 1000, "the reader found only {all} functions in src/");
+    assert!(long.is_empty(), "functions in src/ over {MAX_FUNCTION_LINES} lines (split each into named steps): {long:?}");
 }

@@ -85,7 +85,7 @@ impl Pipeline {
     }
 
     /// Augment and normalise `size x size` u8 planes (1 = grayscale, replicated; or 3 = RGB).
-    pub fn finish_planes(&self, planes: &[Vec<u8>], rng: &mut ChaCha8Rng, out: &mut [f32]) {
+    pub(crate) fn finish_planes(&self, planes: &[Vec<u8>], rng: &mut ChaCha8Rng, out: &mut [f32]) {
         let s = self.size as usize;
         let n = s * s;
         let transform = self.augment.map(|a| RandomAffine::sample(&a, rng));
@@ -159,7 +159,7 @@ impl RandomAffine {
     }
 
     /// rotation(theta) · shear(shear) · zoom(zx, zy), as in keras `apply_affine_transform`.
-    pub fn from_params(theta: f32, shear: f32, zx: f32, zy: f32, flip: bool) -> RandomAffine {
+    pub(crate) fn from_params(theta: f32, shear: f32, zx: f32, zy: f32, flip: bool) -> RandomAffine {
         let (s, c) = theta.sin_cos();
         // Keras works in (row, col) = (y, x) order; we use (x, y) and transpose accordingly.
         let rot = [c, s, -s, c];
@@ -175,7 +175,7 @@ impl RandomAffine {
     }
 
     /// [`warp`](Self::warp) several planes with one map (the sample positions are computed once).
-    pub fn warp_planes(&self, srcs: &[&[u8]], s: usize, outs: &mut [&mut [f32]]) {
+    pub(crate) fn warp_planes(&self, srcs: &[&[u8]], s: usize, outs: &mut [&mut [f32]]) {
         assert_eq!(srcs.len(), outs.len(), "one output per plane");
         self.for_each_sample(s, |i, [i00, i10, i01, i11], fx, fy| {
             for (src, out) in srcs.iter().zip(outs.iter_mut()) {

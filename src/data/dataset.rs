@@ -60,7 +60,7 @@ impl Dataset {
     }
 
     /// Frequency of every concept.
-    pub fn concept_counts(&self) -> BTreeMap<String, usize> {
+    pub(crate) fn concept_counts(&self) -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
         for set in &self.labels {
             for c in set {
@@ -75,7 +75,7 @@ impl Dataset {
 /// in row order (checked in parallel). A missing, ambiguous or unreadable image is an error naming
 /// the id, line and file, or, with `skip_bad`, a counted and reported skip; no usable image at all
 /// is an error.
-pub fn resolve_images(rows: &[LabelRow], labels_source: &str, images: &ImageDir, skip_bad: bool) -> Result<(Vec<(usize, PathBuf)>, SkipReport), DatasetError> {
+pub(crate) fn resolve_images(rows: &[LabelRow], labels_source: &str, images: &ImageDir, skip_bad: bool) -> Result<(Vec<(usize, PathBuf)>, SkipReport), DatasetError> {
     let dir = images.dir.as_path();
     // boxed errors: a row costs a pointer and its path, not the size of the largest error
     let checked: Vec<Result<PathBuf, Box<DatasetError>>> = rows
@@ -141,7 +141,7 @@ fn check_image_header(path: &Path) -> Result<(), String> {
 
 /// The ordered concepts a model predicts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LabelSpace {
+pub(crate) struct LabelSpace {
     /// Concepts in output order.
     pub concepts: Vec<String>,
     /// Training-set frequency of each concept.
@@ -169,7 +169,7 @@ impl LabelSpace {
     }
 
     /// Multi-hot targets `[N, K]` (row-major) for the given label sets.
-    pub fn multi_hot(&self, labels: &[BTreeSet<String>]) -> Vec<f32> {
+    pub(crate) fn multi_hot(&self, labels: &[BTreeSet<String>]) -> Vec<f32> {
         let idx = self.index();
         let k = self.len();
         let mut out = vec![0f32; labels.len() * k];
@@ -186,20 +186,20 @@ impl LabelSpace {
 
 /// scikit-learn "balanced" weights over label occurrences: `w_k = M / (K * n_k)`, used as BCE
 /// positive weights. A concept with no occurrence gets weight 1.
-pub fn balanced_pos_weights(counts: &[usize]) -> Vec<f32> {
+pub(crate) fn balanced_pos_weights(counts: &[usize]) -> Vec<f32> {
     let k = counts.len() as f64;
     let m: f64 = counts.iter().map(|&n| n as f64).sum();
     counts.iter().map(|&n| if n == 0 { 1.0 } else { (m / (k * n as f64)) as f32 }).collect()
 }
 
 /// Read an `id,group` table (a CSV with a header holding `id` and `group` columns, like realrad's meta.csv).
-pub fn read_groups(path: &Path) -> Result<HashMap<String, String>, DatasetError> {
+pub(crate) fn read_groups(path: &Path) -> Result<HashMap<String, String>, DatasetError> {
     read_column(path, "group")?.ok_or_else(|| DatasetError::Malformed { path: path.to_path_buf(), line: 1, message: "header needs 'id' and 'group' columns".into() })
 }
 
 /// Read the `id` and `column` columns of a CSV with a header (e.g. realrad's meta.csv and its
 /// `source`): `None` when the header has no such column (or no `id`).
-pub fn read_column(path: &Path, column: &str) -> Result<Option<HashMap<String, String>>, DatasetError> {
+pub(crate) fn read_column(path: &Path, column: &str) -> Result<Option<HashMap<String, String>>, DatasetError> {
     // read bounded (crate::text): a wrong file fails on its first long line, not out of memory
     let text = crate::text::read_text(path).map_err(|source| DatasetError::Io { path: path.to_path_buf(), source })?;
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
@@ -222,7 +222,7 @@ pub fn read_column(path: &Path, column: &str) -> Result<Option<HashMap<String, S
 /// The indices of each group's ids, groups in the order of their names; an id without a group (or
 /// every id, without `groups`) is a group of its own, under a name no group can have. The one
 /// grouping rule of the split, the sample and the case-resampled intervals.
-pub fn group_members<S: AsRef<str>>(ids: &[S], groups: Option<&HashMap<String, String>>) -> Vec<Vec<usize>> {
+pub(crate) fn group_members<S: AsRef<str>>(ids: &[S], groups: Option<&HashMap<String, String>>) -> Vec<Vec<usize>> {
     let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
         let id = id.as_ref();
@@ -234,7 +234,7 @@ pub fn group_members<S: AsRef<str>>(ids: &[S], groups: Option<&HashMap<String, S
 
 /// Seeded train/validation split. With `groups`, whole groups go to one side (an id without a
 /// group is its own group). Returns (train indices, val indices), each sorted.
-pub fn split_train_val(ids: &[String], val_fraction: f64, seed: u64, groups: Option<&HashMap<String, String>>) -> (Vec<usize>, Vec<usize>) {
+pub(crate) fn split_train_val(ids: &[String], val_fraction: f64, seed: u64, groups: Option<&HashMap<String, String>>) -> (Vec<usize>, Vec<usize>) {
     let mut groups_v = group_members(ids, groups);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SALT);
     groups_v.shuffle(&mut rng);
@@ -262,7 +262,7 @@ const SAMPLE_SALT: u64 = 0x5a3b_1e5e;
 /// is its own group), in a seeded order, each taken if it still fits, so no group is split and the
 /// sample may hold a little fewer than `n`. All of them when `n` is 0 or at least their number.
 /// Returns sorted indices into `ids`.
-pub fn sample_at_most(ids: &[String], n: usize, seed: u64, groups: Option<&HashMap<String, String>>) -> Vec<usize> {
+pub(crate) fn sample_at_most(ids: &[String], n: usize, seed: u64, groups: Option<&HashMap<String, String>>) -> Vec<usize> {
     if n == 0 || n >= ids.len() {
         return (0..ids.len()).collect();
     }

@@ -34,7 +34,7 @@ pub struct RawImage {
 impl RawImage {
     /// The image as one grey channel when it is RGB with R = G = B everywhere; `None` otherwise
     /// (also for images that are already one channel).
-    pub fn gray_plane(&self) -> Option<RawImage> {
+    pub(crate) fn gray_plane(&self) -> Option<RawImage> {
         if self.channels != 3 || !self.data.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]) {
             return None;
         }
@@ -173,7 +173,7 @@ pub fn resize_planes(raw: &RawImage, s: u32) -> Vec<Vec<u8>> {
 
 /// The deterministic half of the pipeline: resize to `s x s`, as one plane when the image is grey
 /// (also an RGB image with R = G = B everywhere), else three. The image cache stores exactly this.
-pub fn resized_planes(raw: &RawImage, s: u32) -> Vec<Vec<u8>> {
+pub(crate) fn resized_planes(raw: &RawImage, s: u32) -> Vec<Vec<u8>> {
     match raw.gray_plane() {
         Some(gray) => resize_planes(&gray, s),
         None => resize_planes(raw, s),

@@ -91,7 +91,7 @@ impl LabelRow {
     }
 
     /// The CUIs as a set of upper-case strings.
-    pub fn cui_set(&self) -> BTreeSet<String> {
+    pub(crate) fn cui_set(&self) -> BTreeSet<String> {
         self.cuis.iter().map(Cui::to_string).collect()
     }
 }
@@ -191,11 +191,11 @@ pub enum LabelError {
 }
 
 /// How many content lines [`detect`] looks at.
-pub const DETECT_LINES: usize = 200;
+pub(crate) const DETECT_LINES: usize = 200;
 
 /// The format one line suggests: two tabs in a row only occur in ROCO files, a tab otherwise in
 /// ImageCLEF 2019 files, a comma in ImageCLEF 2020+ files.
-pub fn detect_format(line: &str) -> Option<LabelFormat> {
+pub(crate) fn detect_format(line: &str) -> Option<LabelFormat> {
     let l = line.trim_end_matches(['\r', '\n']);
     if l.contains("\t\t") {
         return Some(LabelFormat::Roco);
@@ -210,7 +210,7 @@ pub fn detect_format(line: &str) -> Option<LabelFormat> {
 /// ROCO when any of them has two tabs in a row (a ROCO row whose image has no concept is
 /// `ROCO_ID<TAB>`, which alone would look like ImageCLEF 2019), else the format the first line
 /// suggests. A file whose rows carry words rather than CUIs after the id is a captions file.
-pub fn detect<'a>(lines: impl Iterator<Item = (usize, &'a str)>, path: &Path) -> Result<LabelFormat, LabelError> {
+pub(crate) fn detect<'a>(lines: impl Iterator<Item = (usize, &'a str)>, path: &Path) -> Result<LabelFormat, LabelError> {
     let sample: Vec<(usize, &str)> = lines.take(DETECT_LINES).collect();
     let Some(&(first_no, first)) = sample.first() else { return Err(LabelError::Empty { path: path.to_path_buf() }) };
     let header = first.to_ascii_lowercase();
@@ -416,7 +416,7 @@ fn parse_row(line: &str, line_no: usize, format: LabelFormat, path: &Path, opts:
 /// What makes `id` unfit to be an image id (`None`: it is fit): empty, or holding whitespace
 /// (spaces, tabs, line breaks), which no label or submission format can carry. The one definition
 /// of a valid id: the label readers refuse such ids, and `predict` refuses to write them.
-pub fn id_problem(id: &str) -> Option<String> {
+pub(crate) fn id_problem(id: &str) -> Option<String> {
     if id.is_empty() {
         return Some("empty image id".into());
     }
@@ -449,7 +449,7 @@ pub fn read_concept_list(path: &Path) -> Result<BTreeSet<String>, LabelError> {
 }
 
 /// Write rows in ImageCLEF 2019 format (`id<TAB>CUI;CUI`), the submission format.
-pub fn write_clef2019(path: &Path, rows: impl IntoIterator<Item = (String, Vec<String>)>) -> std::io::Result<()> {
+pub(crate) fn write_clef2019(path: &Path, rows: impl IntoIterator<Item = (String, Vec<String>)>) -> std::io::Result<()> {
     use std::io::Write;
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     for (id, cuis) in rows {
@@ -459,7 +459,7 @@ pub fn write_clef2019(path: &Path, rows: impl IntoIterator<Item = (String, Vec<S
 }
 
 /// One submission row, `id<TAB>CUI;CUI` and a newline.
-pub fn write_clef2019_row(w: &mut impl std::io::Write, id: &str, cuis: &[String]) -> std::io::Result<()> {
+pub(crate) fn write_clef2019_row(w: &mut impl std::io::Write, id: &str, cuis: &[String]) -> std::io::Result<()> {
     writeln!(w, "{id}\t{}", cuis.join(";"))
 }
 

@@ -64,7 +64,7 @@ impl ImageSource {
 }
 
 /// Load the images at `indices` in parallel into one batch buffer.
-pub fn load_batch(pipe: &Pipeline, source: &ImageSource, indices: &[usize], seed: u64, epoch: u64) -> Result<Batch, PipelineError> {
+pub(crate) fn load_batch(pipe: &Pipeline, source: &ImageSource, indices: &[usize], seed: u64, epoch: u64) -> Result<Batch, PipelineError> {
     let len = pipe.image_len();
     let mut images = vec![0f32; indices.len() * len];
     images.par_chunks_mut(len).zip(indices.par_iter()).try_for_each(|(out, &i)| {

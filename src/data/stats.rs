@@ -43,7 +43,7 @@ pub struct DatasetStats {
 }
 
 /// A concept's (name, level) for the report, when known.
-pub type Describe<'a> = &'a dyn Fn(&str) -> (Option<String>, Option<String>);
+pub(crate) type Describe<'a> = &'a dyn Fn(&str) -> (Option<String>, Option<String>);
 
 /// Compute statistics; `describe` gives a concept's name and level where known.
 pub fn dataset_stats(rows: &[LabelRow], top: usize, min_count: usize, describe: Describe) -> DatasetStats {

@@ -21,7 +21,7 @@ pub fn ceiling(gt: &LabelMap, space: &BTreeSet<String>) -> f64 {
 }
 
 /// Concepts of `gt` by the number of images they are on, most frequent first (ties by CUI).
-pub fn by_frequency(gt: &LabelMap) -> Vec<(String, usize)> {
+pub(crate) fn by_frequency(gt: &LabelMap) -> Vec<(String, usize)> {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for set in gt.values() {
         for c in set {
@@ -45,7 +45,7 @@ pub enum Noise {
 
 /// The N most frequent concepts of `frequency` that lie on none of `levels` (and are not
 /// noise-flagged with [`Noise::Drop`]).
-pub fn residual_top(frequency: &[(String, usize)], ontology: &Ontology, levels: &[Level], n: usize, noise: Noise) -> Vec<String> {
+pub(crate) fn residual_top(frequency: &[(String, usize)], ontology: &Ontology, levels: &[Level], n: usize, noise: Noise) -> Vec<String> {
     frequency
         .iter()
         .filter(|(c, _)| !ontology.level_of(c).is_some_and(|l| levels.contains(&l)))

@@ -41,12 +41,12 @@ use serde::Serialize;
 pub type LabelMap = BTreeMap<String, BTreeSet<String>>;
 
 /// Maps a CUI (upper-cased) to its level name (e.g. `"modality"`), or `None` when unknown.
-pub type LevelFn<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+pub(crate) type LevelFn<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
 /// Maps a CUI set (upper-cased) to its ancestor closure (the set plus all its ancestors, root
 /// excluded). The input set is added to the result anyway, so returning only ancestors is fine.
-pub type ClosureFn<'a> = Box<dyn Fn(&BTreeSet<String>) -> BTreeSet<String> + 'a>;
+pub(crate) type ClosureFn<'a> = Box<dyn Fn(&BTreeSet<String>) -> BTreeSet<String> + 'a>;
 /// Says whether a predicted CUI set (upper-cased) is coherent with the ontology.
-pub type CoherenceFn<'a> = Box<dyn Fn(&BTreeSet<String>) -> bool + 'a>;
+pub(crate) type CoherenceFn<'a> = Box<dyn Fn(&BTreeSet<String>) -> bool + 'a>;
 
 // ---------------------------------------------------------------------------------------------
 // Case handling and interning
@@ -199,7 +199,7 @@ fn image_counts(gt: &BTreeSet<String>, pred: &BTreeSet<String>) -> Option<(usize
 
 /// F1 of one image as the official evaluator computes it: `2|G∩P| / (|G|+|P|)`, case-insensitive.
 /// `None` when the GT is empty (the image is ignored); `Some(0.0)` when the prediction is empty.
-pub fn per_image_f1(gt: &BTreeSet<String>, pred: &BTreeSet<String>) -> Option<f64> {
+pub(crate) fn per_image_f1(gt: &BTreeSet<String>, pred: &BTreeSet<String>) -> Option<f64> {
     image_counts(gt, pred).map(|(tp, g, p)| prf(tp, g, p).0)
 }
 
@@ -508,7 +508,7 @@ pub struct Averages {
 
 /// Micro and macro averages of per-concept scores. Macro means skip concepts with no support
 /// (their recall is undefined) and report how many were skipped; all means are 0 over nothing.
-pub fn micro_macro(scores: &[ConceptScore]) -> Averages {
+pub(crate) fn micro_macro(scores: &[ConceptScore]) -> Averages {
     let (tp, fp, fn_) = scores.iter().fold((0usize, 0usize, 0usize), |a, s| (a.0 + s.tp, a.1 + s.fp, a.2 + s.fn_));
     let supported: Vec<&ConceptScore> = scores.iter().filter(|s| s.support > 0).collect();
     let n = supported.len() as f64;
@@ -582,7 +582,7 @@ pub fn hierarchical_prf(
 // Coherence
 
 /// `(coherent, judged)`: how many non-empty predicted sets `is_coherent` accepts, out of how many.
-pub fn coherence_counts(pred: &LabelMap, is_coherent: &dyn Fn(&BTreeSet<String>) -> bool) -> (usize, usize) {
+pub(crate) fn coherence_counts(pred: &LabelMap, is_coherent: &dyn Fn(&BTreeSet<String>) -> bool) -> (usize, usize) {
     let mut n = 0;
     let mut ok = 0;
     for set in pred.values().filter(|s| !s.is_empty()) {

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use crate::ontology::{Level, Ontology};
 
 /// The per-level group of the concepts on no ontology level.
-pub const NO_LEVEL: &str = "no level";
+pub(crate) const NO_LEVEL: &str = "no level";
 
 /// Ontology hooks for [`metrics::evaluate`].
 ///
@@ -33,7 +33,7 @@ pub fn ontology_hooks<'a>(ontology: &'a Ontology, vocab: BTreeSet<String>) -> me
 /// Strict coherence: [`is_coherent_within`], and on each of the `single_valued` levels (plane,
 /// view, ... where no training image holds two of their concepts) the predicted concepts form one
 /// chain (at most one concept and its ancestors), as for modality.
-pub fn is_strictly_coherent(ontology: &Ontology, set: &BTreeSet<String>, vocab: &BTreeSet<String>, single_valued: &[Level]) -> bool {
+pub(crate) fn is_strictly_coherent(ontology: &Ontology, set: &BTreeSet<String>, vocab: &BTreeSet<String>, single_valued: &[Level]) -> bool {
     is_coherent_within(ontology, set, vocab)
         && single_valued.iter().all(|&level| {
             let on: Vec<&String> = set.iter().filter(|c| ontology.level_of(c) == Some(level)).collect();
@@ -42,7 +42,7 @@ pub fn is_strictly_coherent(ontology: &Ontology, set: &BTreeSet<String>, vocab: 
 }
 
 /// Coherence of `set` relative to `vocab` (see [`ontology_hooks`]).
-pub fn is_coherent_within(ontology: &Ontology, set: &BTreeSet<String>, vocab: &BTreeSet<String>) -> bool {
+pub(crate) fn is_coherent_within(ontology: &Ontology, set: &BTreeSet<String>, vocab: &BTreeSet<String>) -> bool {
     let closed = set.iter().all(|c| ontology.ancestors(c).iter().filter(|a| vocab.contains(*a)).all(|a| set.contains(a)));
     let modalities: Vec<&String> = set.iter().filter(|c| ontology.level_of(c) == Some(Level::Modality)).collect();
     // one chain: every pair of predicted modalities is ancestor-related

@@ -47,7 +47,7 @@ pub fn bootstrap_ci(values: &[f64], n: usize, seed: u64) -> (f64, f64) {
 /// replacement, and takes the mean over every value of the drawn groups (a group drawn twice counts
 /// twice). Groups are numbered in order of first appearance, so the draws do not depend on the
 /// numbers chosen. NaNs for no values.
-pub fn group_bootstrap_ci(values: &[f64], group: &[usize], n: usize, seed: u64) -> (f64, f64) {
+pub(crate) fn group_bootstrap_ci(values: &[f64], group: &[usize], n: usize, seed: u64) -> (f64, f64) {
     assert_eq!(values.len(), group.len(), "one group per value");
     if values.is_empty() || n == 0 {
         return (f64::NAN, f64::NAN);
@@ -135,7 +135,7 @@ pub struct Kappa {
 }
 
 /// Cohen's kappa over `pairs` of ratings, each one of `categories`.
-pub fn cohen_kappa<T: PartialEq + Copy>(pairs: &[(T, T)], categories: &[T]) -> Kappa {
+pub(crate) fn cohen_kappa<T: PartialEq + Copy>(pairs: &[(T, T)], categories: &[T]) -> Kappa {
     let n = pairs.len();
     if n == 0 {
         return Kappa { n, agreement: f64::NAN, expected: f64::NAN, kappa: None };

@@ -43,7 +43,7 @@ use serde::Serialize;
 use crate::cui::is_cui;
 
 /// Largest number of concepts the AIcrowd evaluators (2020-2025) accept for one image.
-pub const MAX_CONCEPTS_PER_IMAGE: usize = 100;
+pub(crate) const MAX_CONCEPTS_PER_IMAGE: usize = 100;
 
 /// How many missing ids [`SubmissionError::MissingImages`] quotes.
 const MISSING_EXAMPLES: usize = 5;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::eval::metrics::LabelMap;
 
 /// Most grid values [`tune`] accepts (grid indices are stored in one byte).
-pub const MAX_GRID: usize = 255;
+pub(crate) const MAX_GRID: usize = 255;
 
 /// An improvement smaller than this (in summed per-image F1) is treated as no improvement, so
 /// that floating-point noise never moves a threshold.
@@ -73,7 +73,7 @@ impl Thresholds {
     }
 
     /// Threshold of `cui` (whose level is `level`): its own entry, else its level's, else global.
-    pub fn for_concept(&self, cui: &str, level: Option<&str>) -> f32 {
+    pub(crate) fn for_concept(&self, cui: &str, level: Option<&str>) -> f32 {
         if let Some(&t) = self.per_concept.get(cui) {
             return t;
         }
@@ -128,7 +128,7 @@ pub enum TuneMode {
 }
 
 /// The default grid: 0.05, 0.10, ..., 0.95.
-pub fn default_grid() -> Vec<f32> {
+pub(crate) fn default_grid() -> Vec<f32> {
     (1..=19).map(|i| i as f32 / 20.0).collect()
 }
 
@@ -183,7 +183,7 @@ pub fn decide<S: Data<Elem = f32>>(
 /// Which concepts have at least `min_cases` cases among the images `ids` whose truth in `gt` holds
 /// them: a case is a group of `groups` (an image on its own when it has no group, or without
 /// `groups`). With `min_cases` 0 or 1 every concept seen once qualifies (0: every concept).
-pub fn enough_cases(concepts: &[String], ids: &[String], gt: &LabelMap, groups: Option<&std::collections::HashMap<String, String>>, min_cases: usize) -> Vec<bool> {
+pub(crate) fn enough_cases(concepts: &[String], ids: &[String], gt: &LabelMap, groups: Option<&std::collections::HashMap<String, String>>, min_cases: usize) -> Vec<bool> {
     concepts
         .iter()
         .map(|c| {
@@ -535,7 +535,7 @@ pub fn tune<S: Data<Elem = f32> + Sync>(
 /// validation holds enough cases of it, [`enough_cases`]); the others keep their level's or the
 /// global threshold, so a concept seen in one or two validation cases is not fitted to them.
 #[allow(clippy::too_many_arguments)]
-pub fn tune_where<S: Data<Elem = f32> + Sync>(
+pub(crate) fn tune_where<S: Data<Elem = f32> + Sync>(
     scores: &ArrayBase<S, Ix2>,
     concepts: &[String],
     ids: &[String],

@@ -41,7 +41,7 @@ use crate::report::plot;
 use crate::train::{Calibration, ClassWeights, HeadWeights, HierSchedule, Keep, Mode, TrainConfig};
 
 /// A configuration of the comparison: its name, what it changes, and the change.
-pub struct Variant {
+pub(crate) struct Variant {
     pub name: &'static str,
     pub changes: &'static str,
     pub apply: fn(&mut TrainConfig),
@@ -56,7 +56,7 @@ fn hybrid(c: &mut TrainConfig) {
 }
 
 /// The configurations `experiment compare` knows, each the shared options plus one change.
-pub const VARIANTS: &[Variant] = &[
+pub(crate) const VARIANTS: &[Variant] = &[
     Variant { name: "flat", changes: "flat top-K (the paper's baseline)", apply: |c| c.mode = Mode::Flat },
     Variant { name: "flat-last-epoch", changes: "flat, last epoch kept (the baseline before best-epoch keeping)", apply: |c| {
         c.mode = Mode::Flat;
@@ -212,7 +212,7 @@ pub struct CompareConfig {
 
 impl CompareConfig {
     /// The label space every run learns: `--concepts`, else the top `--top-k` (25).
-    pub fn label_space(&self) -> LabelSpec {
+    pub(crate) fn label_space(&self) -> LabelSpec {
         self.base.concepts.unwrap_or(LabelSpec::TopK(self.base.top_k))
     }
 }
@@ -307,16 +307,7 @@ fn run_config(cfg: &CompareConfig, split: &Split, v: &Variant, seed: u64) -> Tra
 
 /// Run (or reuse) every run for every seed, decode each row and tabulate.
 pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events) -> Result<Vec<CompareRow>, Error> {
-    if cfg.seeds.is_empty() {
-        return Err(Error::usage("--seeds must name at least one seed"));
-    }
-    let asked = rows_asked(&cfg.runs)?;
-    if !cfg.runs.contains(&cfg.baseline) {
-        return Err(Error::usage(format!("--baseline {}: not one of the rows asked for ({})", cfg.baseline, cfg.runs.join(", "))));
-    }
-    if let Some((name, _)) = cfg.runs.iter().zip(&asked).find(|(_, (v, d))| d.knn && v.name == "knn") {
-        return Err(Error::usage(format!("'{name}': a kNN run is already the votes (+knn fuses a trained model with them)")));
-    }
+    let asked = check_rows(cfg)?;
     std::fs::create_dir_all(&cfg.out).map_err(Error::write(&cfg.out))?;
     let (rows, skipped) = read_labels(&cfg.labels, ParseOptions { skip_bad: cfg.base.skip_bad, ..Default::default() })?;
     if !skipped.is_empty() {
@@ -329,20 +320,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events
     let split = Split::prepare(&cfg.out, &rows, &cfg.images, cfg.groups.as_deref(), cfg.split_seed, test)?;
     let groups = cfg.groups.as_deref().map(crate::data::dataset::read_groups).transpose()?;
     let sources = cfg.groups.as_deref().map(|g| crate::data::dataset::read_column(g, "source")).transpose()?.flatten();
-    let part = |labels: &std::path::Path, images: &std::path::Path| -> Result<Part, Error> {
-        let (rows, _) = read_labels(labels, ParseOptions { allow_empty: true, ..Default::default() })?;
-        Ok(Part::from(Dataset::open(&rows, &labels.display().to_string(), &ImageDir::open(images)?, false)?.0))
-    };
-    let (train_part, val_part) = (part(&split.train, &cfg.images)?, part(&split.val, &cfg.images)?);
-    // the split has read and checked the test images already
-    let test_part = Part {
-        labels: split.test_ids.iter().map(|id| split.test_truth.get(id).cloned().unwrap_or_default()).collect(),
-        ids: split.test_ids.clone(),
-        paths: split.test_paths.clone(),
-        truth: split.test_truth.clone(),
-    };
-    let tuning = Tuning { mode: cfg.base.thresholds, min_cases: cfg.threshold_min_cases, groups: groups.as_ref(), knn_k: cfg.base.knn_k };
-    let vocab: BTreeSet<String> = split.test_truth.values().flatten().cloned().collect();
+    let scoring = Scoring::new(cfg, ontology, &split, groups.as_ref(), events)?;
     // per row: per seed, the test figures and each image's F1
     let mut scored: Vec<Vec<SeedScore>> = vec![Vec::new(); asked.len()];
     let mut done: Vec<&str> = Vec::new();
@@ -353,32 +331,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events
         done.push(v.name);
         let mine: Vec<usize> = (0..asked.len()).filter(|&r| asked[r].0.name == v.name).collect();
         for &seed in &cfg.seeds {
-            let mut rc = run_config(cfg, &split, v, seed);
-            if rc.mode == Mode::Knn && rc.weights.is_none() {
-                // the embedding is the flat baseline's trunk of the same seed (trained if absent)
-                let mut flat = rc.clone();
-                flat.mode = Mode::Flat;
-                flat.out = cfg.out.join("runs").join("flat").join(format!("seed{seed}"));
-                train_or_reuse(&flat, ontology, &format!("flat (seed {seed}): the trunk of the kNN run"), events)?;
-                rc.weights = Some(flat.out.join(crate::train::run_dir::MODEL));
-            }
-            train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", v.name, v.changes), events)?;
-            let run = LoadedRun::open(&rc.out, cfg.base.device.resolve()?, &LoadOptions::default())?;
-            let summary: crate::train::TrainSummary = run.run.read_json(crate::train::run_dir::SUMMARY, "train the run again")?;
-            let space: BTreeSet<String> = run.model_cfg.concepts().into_iter().collect();
-            let single_valued = run.ontology.single_valued_levels(&Level::ALL, &train_part.labels, Some(&space));
-            let with_embeddings = mine.iter().any(|&r| asked[r].1.knn);
-            let outputs = Outputs::compute(&run, &val_part, &test_part, &train_part, with_embeddings, cfg.base.batch_size.max(1))?;
-            for &r in &mine {
-                let decoder = decoding::row_decoder(&run, asked[r].1, &single_valued);
-                let d = decode(&decoder, &outputs, asked[r].1.knn, &val_part, &test_part, &train_part, &tuning)?;
-                let report = metrics::evaluate(&split.test_truth, &d.predictions, &ontology_hooks(&run.ontology, vocab.clone()));
-                let strict = d.predictions.values().filter(|set| is_strictly_coherent(&run.ontology, set, &space, &single_valued)).count() as f64 / d.predictions.len().max(1) as f64;
-                let per_image = split.test_truth.iter().filter_map(|(id, g)| metrics::per_image_f1(g, d.predictions.get(id).unwrap_or(&BTreeSet::new())).map(|f| (id.clone(), f))).collect();
-                let ceiling = crate::eval::ceiling::ceiling(&split.test_truth, &space);
-                events.emit(Event::Scored { row: cfg.runs[r].clone(), seed, test_f1: report.imageclef_f1, val_f1: d.val_f1, model_weight: d.knn_weight });
-                scored[r].push(SeedScore { seed, report, per_image, kept_epoch: summary.kept_epoch, ceiling, val_f1: d.val_f1, knn_weight: d.knn_weight, strict });
-            }
+            score_seed(&scoring, &asked, v, &mine, seed, &mut scored)?;
         }
     }
     let baseline = cfg.runs.iter().position(|n| *n == cfg.baseline).map(|b| scored[b].clone());
@@ -388,48 +341,164 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events
         .zip(&asked)
         .zip(&scored)
         .map(|((name, (v, d)), per_seed)| {
-            let f1: Vec<f64> = per_seed.iter().map(|s| s.report.imageclef_f1).collect();
             let versus_baseline = baseline.as_ref().filter(|_| *name != cfg.baseline).map(|b| difference(per_seed, b, groups.as_ref()));
-            let mut per_level: BTreeMap<String, LevelRow> = BTreeMap::new();
-            for level in Level::ALL.iter().map(|l| l.to_string()) {
-                let got: Vec<_> = per_seed.iter().filter_map(|s| s.report.per_level.get(&level)).collect();
-                if got.len() == per_seed.len() {
-                    let col = |f: &dyn Fn(&crate::eval::metrics::LevelScore) -> f64| MeanSd::of(&got.iter().map(|l| f(l)).collect::<Vec<_>>());
-                    per_level.insert(level, LevelRow { f1: col(&|l| l.f1), f1_any: col(&|l| l.f1_any), fp_per_image_without: col(&|l| l.fp_per_image_without) });
-                }
-            }
-            let mut per_source: BTreeMap<String, MeanSd> = BTreeMap::new();
-            for source in sources.iter().flat_map(|s| s.values()).collect::<BTreeSet<_>>() {
-                let of_seed = |s: &SeedScore| {
-                    let f: Vec<f64> = s.per_image.iter().filter(|(id, _)| sources.as_ref().and_then(|m| m.get(*id)) == Some(source)).map(|(_, f)| *f).collect();
-                    (!f.is_empty()).then(|| f.iter().sum::<f64>() / f.len() as f64)
-                };
-                let got: Vec<f64> = per_seed.iter().filter_map(of_seed).collect();
-                if !got.is_empty() {
-                    per_source.insert(source.clone(), MeanSd::of(&got));
-                }
-            }
-            let extra = d.describe();
-            CompareRow {
-                run: name.clone(),
-                changes: if extra.is_empty() { v.changes.to_string() } else { format!("{}; {extra}", v.changes) },
-                seeds: per_seed.iter().map(|s| s.seed).collect(),
-                imageclef_f1_mean_sd: MeanSd::of(&f1),
-                imageclef_f1: f1,
-                val_f1: MeanSd::of(&per_seed.iter().map(|s| s.val_f1).collect::<Vec<_>>()),
-                ceiling: MeanSd::of(&per_seed.iter().map(|s| s.ceiling).collect::<Vec<_>>()),
-                versus_baseline,
-                coherence: MeanSd::of(&per_seed.iter().map(|s| s.report.coherence_rate.unwrap_or(f64::NAN)).collect::<Vec<_>>()),
-                strict_coherence: MeanSd::of(&per_seed.iter().map(|s| s.strict).collect::<Vec<_>>()),
-                knn_weight: per_seed.iter().filter_map(|s| s.knn_weight).collect(),
-                per_level,
-                per_source,
-                kept_epochs: per_seed.iter().map(|s| s.kept_epoch).collect(),
-            }
+            compare_row(name, v, d, per_seed, versus_baseline, sources.as_ref())
         })
         .collect();
+    write_tables(cfg, &rows)?;
+    Ok(rows)
+}
+
+/// The rows asked for, refused before any work when there is no seed, the baseline is not one
+/// of them, or a kNN run is asked to fuse with itself.
+fn check_rows(cfg: &CompareConfig) -> Result<Vec<(&'static Variant, Decoding)>, Error> {
+    if cfg.seeds.is_empty() {
+        return Err(Error::usage("--seeds must name at least one seed"));
+    }
+    let asked = rows_asked(&cfg.runs)?;
+    if !cfg.runs.contains(&cfg.baseline) {
+        return Err(Error::usage(format!("--baseline {}: not one of the rows asked for ({})", cfg.baseline, cfg.runs.join(", "))));
+    }
+    if let Some((name, _)) = cfg.runs.iter().zip(&asked).find(|(_, (v, d))| d.knn && v.name == "knn") {
+        return Err(Error::usage(format!("'{name}': a kNN run is already the votes (+knn fuses a trained model with them)")));
+    }
+    Ok(asked)
+}
+
+/// What every row is scored with: the comparison, the split and its three parts, the tuning on
+/// validation, and the concepts of the test truth.
+struct Scoring<'a> {
+    cfg: &'a CompareConfig,
+    ontology: &'a Ontology,
+    split: &'a Split,
+    train: Part,
+    val: Part,
+    test: Part,
+    tuning: Tuning<'a>,
+    vocab: BTreeSet<String>,
+    /// Where training and scoring report.
+    events: &'a dyn Events,
+}
+
+impl<'a> Scoring<'a> {
+    /// Reads the training and validation parts of the split (the test part the split has read and
+    /// checked already).
+    fn new(cfg: &'a CompareConfig, ontology: &'a Ontology, split: &'a Split, groups: Option<&'a HashMap<String, String>>, events: &'a dyn Events) -> Result<Scoring<'a>, Error> {
+        let part = |labels: &std::path::Path, images: &std::path::Path| -> Result<Part, Error> {
+            let (rows, _) = read_labels(labels, ParseOptions { allow_empty: true, ..Default::default() })?;
+            Ok(Part::from(Dataset::open(&rows, &labels.display().to_string(), &ImageDir::open(images)?, false)?.0))
+        };
+        let (train, val) = (part(&split.train, &cfg.images)?, part(&split.val, &cfg.images)?);
+        let test = Part {
+            labels: split.test_ids.iter().map(|id| split.test_truth.get(id).cloned().unwrap_or_default()).collect(),
+            ids: split.test_ids.clone(),
+            paths: split.test_paths.clone(),
+            truth: split.test_truth.clone(),
+        };
+        let tuning = Tuning { mode: cfg.base.thresholds, min_cases: cfg.threshold_min_cases, groups, knn_k: cfg.base.knn_k };
+        let vocab: BTreeSet<String> = split.test_truth.values().flatten().cloned().collect();
+        Ok(Scoring { cfg, ontology, split, train, val, test, tuning, vocab, events })
+    }
+}
+
+/// Trains (or reuses) run `v` with `seed`, then decodes and scores on test each of `rows` (the
+/// rows asked for that decode this run), adding a [`SeedScore`] to each.
+fn score_seed(s: &Scoring, asked: &[(&Variant, Decoding)], v: &Variant, rows: &[usize], seed: u64, scored: &mut [Vec<SeedScore>]) -> Result<(), Error> {
+    let cfg = s.cfg;
+    let rc = train_seed(s, v, seed)?;
+    let run = LoadedRun::open(&rc.out, cfg.base.device.resolve()?, &LoadOptions::default())?;
+    let summary: crate::train::TrainSummary = run.run.read_json(crate::train::run_dir::SUMMARY, "train the run again")?;
+    let space: BTreeSet<String> = run.model_cfg.concepts().into_iter().collect();
+    let single_valued = run.ontology.single_valued_levels(&Level::ALL, &s.train.labels, Some(&space));
+    let with_embeddings = rows.iter().any(|&r| asked[r].1.knn);
+    let outputs = Outputs::compute(&run, &s.val, &s.test, &s.train, with_embeddings, cfg.base.batch_size.max(1))?;
+    let truth = &s.split.test_truth;
+    for &r in rows {
+        let decoder = decoding::row_decoder(&run, asked[r].1, &single_valued);
+        let d = decode(&decoder, &outputs, asked[r].1.knn, &s.val, &s.test, &s.train, &s.tuning)?;
+        let report = metrics::evaluate(truth, &d.predictions, &ontology_hooks(&run.ontology, s.vocab.clone()));
+        let strict = d.predictions.values().filter(|set| is_strictly_coherent(&run.ontology, set, &space, &single_valued)).count() as f64 / d.predictions.len().max(1) as f64;
+        let per_image = truth.iter().filter_map(|(id, g)| metrics::per_image_f1(g, d.predictions.get(id).unwrap_or(&BTreeSet::new())).map(|f| (id.clone(), f))).collect();
+        let ceiling = crate::eval::ceiling::ceiling(truth, &space);
+        s.events.emit(Event::Scored { row: cfg.runs[r].clone(), seed, test_f1: report.imageclef_f1, val_f1: d.val_f1, model_weight: d.knn_weight });
+        scored[r].push(SeedScore { seed, report, per_image, kept_epoch: summary.kept_epoch, ceiling, val_f1: d.val_f1, knn_weight: d.knn_weight, strict });
+    }
+    Ok(())
+}
+
+/// Trains run `v` with `seed` unless it is trained already, and returns its configuration; a kNN
+/// run without `--weights` embeds with the flat baseline's trunk of the same seed (trained first
+/// if absent).
+fn train_seed(s: &Scoring, v: &Variant, seed: u64) -> Result<TrainConfig, Error> {
+    let (cfg, ontology) = (s.cfg, s.ontology);
+    let mut rc = run_config(cfg, s.split, v, seed);
+    if rc.mode == Mode::Knn && rc.weights.is_none() {
+        let mut flat = rc.clone();
+        flat.mode = Mode::Flat;
+        flat.out = cfg.out.join("runs").join("flat").join(format!("seed{seed}"));
+        train_or_reuse(&flat, ontology, &format!("flat (seed {seed}): the trunk of the kNN run"), s.events)?;
+        rc.weights = Some(flat.out.join(crate::train::run_dir::MODEL));
+    }
+    train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", v.name, v.changes), s.events)?;
+    Ok(rc)
+}
+
+/// One row of the table from its seeds' scores.
+fn compare_row(name: &str, v: &Variant, d: &Decoding, per_seed: &[SeedScore], versus_baseline: Option<Difference>, sources: Option<&HashMap<String, String>>) -> CompareRow {
+    let f1: Vec<f64> = per_seed.iter().map(|s| s.report.imageclef_f1).collect();
+    let extra = d.describe();
+    CompareRow {
+        run: name.to_string(),
+        changes: if extra.is_empty() { v.changes.to_string() } else { format!("{}; {extra}", v.changes) },
+        seeds: per_seed.iter().map(|s| s.seed).collect(),
+        imageclef_f1_mean_sd: MeanSd::of(&f1),
+        imageclef_f1: f1,
+        val_f1: MeanSd::of(&per_seed.iter().map(|s| s.val_f1).collect::<Vec<_>>()),
+        ceiling: MeanSd::of(&per_seed.iter().map(|s| s.ceiling).collect::<Vec<_>>()),
+        versus_baseline,
+        coherence: MeanSd::of(&per_seed.iter().map(|s| s.report.coherence_rate.unwrap_or(f64::NAN)).collect::<Vec<_>>()),
+        strict_coherence: MeanSd::of(&per_seed.iter().map(|s| s.strict).collect::<Vec<_>>()),
+        knn_weight: per_seed.iter().filter_map(|s| s.knn_weight).collect(),
+        per_level: per_level(per_seed),
+        per_source: per_source(per_seed, sources),
+        kept_epochs: per_seed.iter().map(|s| s.kept_epoch).collect(),
+    }
+}
+
+/// Per level, mean ± sd over the seeds; a level only when every seed has it.
+fn per_level(per_seed: &[SeedScore]) -> BTreeMap<String, LevelRow> {
+    let mut per_level: BTreeMap<String, LevelRow> = BTreeMap::new();
+    for level in Level::ALL.iter().map(|l| l.to_string()) {
+        let got: Vec<_> = per_seed.iter().filter_map(|s| s.report.per_level.get(&level)).collect();
+        if got.len() == per_seed.len() {
+            let col = |f: &dyn Fn(&crate::eval::metrics::LevelScore) -> f64| MeanSd::of(&got.iter().map(|l| f(l)).collect::<Vec<_>>());
+            per_level.insert(level, LevelRow { f1: col(&|l| l.f1), f1_any: col(&|l| l.f1_any), fp_per_image_without: col(&|l| l.fp_per_image_without) });
+        }
+    }
+    per_level
+}
+
+/// Per source collection (image id to source), the mean test F1 of its images, mean ± sd over
+/// the seeds that have any of its images.
+fn per_source(per_seed: &[SeedScore], sources: Option<&HashMap<String, String>>) -> BTreeMap<String, MeanSd> {
+    let mut per_source: BTreeMap<String, MeanSd> = BTreeMap::new();
+    for source in sources.iter().flat_map(|s| s.values()).collect::<BTreeSet<_>>() {
+        let of_seed = |s: &SeedScore| {
+            let f: Vec<f64> = s.per_image.iter().filter(|(id, _)| sources.and_then(|m| m.get(*id)) == Some(source)).map(|(_, f)| *f).collect();
+            (!f.is_empty()).then(|| f.iter().sum::<f64>() / f.len() as f64)
+        };
+        let got: Vec<f64> = per_seed.iter().filter_map(of_seed).collect();
+        if !got.is_empty() {
+            per_source.insert(source.clone(), MeanSd::of(&got));
+        }
+    }
+    per_source
+}
+
+/// `compare.json`, `compare.md` and the bar chart (`compare.svg`, `compare.png`).
+fn write_tables(cfg: &CompareConfig, rows: &[CompareRow]) -> Result<(), Error> {
     write(&cfg.out.join("compare.json"), &serde_json::to_string_pretty(&rows).expect("rows serialise"))?;
-    write(&cfg.out.join("compare.md"), &compare_markdown(&rows, cfg))?;
+    write(&cfg.out.join("compare.md"), &compare_markdown(rows, cfg))?;
     let svg = plot::bar_chart_scaled(
         "Test ImageCLEF F1, mean over seeds",
         "ImageCLEF F1",
@@ -439,7 +508,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events
     );
     write(&cfg.out.join("compare.svg"), &svg)?;
     plot::save_png(&svg, &cfg.out.join("compare.png"))?;
-    Ok(rows)
+    Ok(())
 }
 
 /// One seed of one row: the test report, each image's F1, and what was chosen on validation.

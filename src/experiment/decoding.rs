@@ -28,7 +28,7 @@ use crate::predict::LoadedRun;
 
 /// A row's decoding of its trained run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Decoding {
+pub(crate) struct Decoding {
     /// A flat model's sigmoids decoded with the ontology: parents lifted by their children
     /// (max-constraint), one concept per single-valued level, closure.
     pub coherent: bool,
@@ -57,7 +57,7 @@ impl Decoding {
 
 /// A row name: a run of `experiment compare` (its list of variants), then `+coherent`, `+second` and `+knn` in
 /// any order (`flat-coherent` is `flat+coherent`). Returns the run's name and the decoding.
-pub fn parse_row(name: &str) -> Result<(String, Decoding), String> {
+pub(crate) fn parse_row(name: &str) -> Result<(String, Decoding), String> {
     let name = if let Some(rest) = name.strip_prefix("flat-coherent") { format!("flat+coherent{rest}") } else { name.to_string() };
     let mut parts = name.split('+');
     let base = parts.next().unwrap_or_default().to_string();
@@ -102,7 +102,7 @@ pub struct Outputs {
 
 impl Outputs {
     /// Run the model once over the images the rows need.
-    pub fn compute(run: &LoadedRun, val: &Part, test: &Part, train: &Part, with_embeddings: bool, batch: usize) -> Result<Outputs, Error> {
+    pub(crate) fn compute(run: &LoadedRun, val: &Part, test: &Part, train: &Part, with_embeddings: bool, batch: usize) -> Result<Outputs, Error> {
         if !with_embeddings {
             return Ok(Outputs { val: run.probabilities(&val.paths, batch)?, test: run.probabilities(&test.paths, batch)?, embeddings: None });
         }
@@ -138,17 +138,17 @@ pub struct Decoded {
 }
 
 /// The fusion weights tried, the model's first (ties keep the model).
-pub const FUSION_GRID: [f64; 11] = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0];
+pub(crate) const FUSION_GRID: [f64; 11] = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0];
 
 /// `a * p + (1 - a) * votes`.
-pub fn fuse(p: &Array2<f32>, votes: &Array2<f32>, a: f64) -> Array2<f32> {
+pub(crate) fn fuse(p: &Array2<f32>, votes: &Array2<f32>, a: f64) -> Array2<f32> {
     let a = a as f32;
     p * a + votes * (1.0 - a)
 }
 
 /// The decoder of a row: the run's, with the ontology's rules (`+coherent`, `single_valued`: the
 /// levels no training image holds two concepts of) and two concepts on plane and view (`+second`).
-pub fn row_decoder(run: &LoadedRun, d: Decoding, single_valued: &[Level]) -> Decoder {
+pub(crate) fn row_decoder(run: &LoadedRun, d: Decoding, single_valued: &[Level]) -> Decoder {
     let rule = if d.second { SingleValuedRule::Second } else { SingleValuedRule::Argmax };
     if d.coherent {
         run.decoder().with_ontology(&run.ontology, single_valued, rule)
@@ -175,7 +175,7 @@ pub fn decode(decoder: &Decoder, out: &Outputs, knn: bool, val: &Part, test: &Pa
 
 /// The fusion weight (with `votes`: validation's, test's) and thresholds with the best validation
 /// F1, and the test predictions they give. The test images play no part in any choice.
-pub fn choose_on_validation(decoder: &Decoder, probs: (&Array2<f32>, &Array2<f32>), votes: Option<(&Array2<f32>, &Array2<f32>)>, val: &Part, test: &Part, tuning: &Tuning) -> Result<Decoded, Error> {
+pub(crate) fn choose_on_validation(decoder: &Decoder, probs: (&Array2<f32>, &Array2<f32>), votes: Option<(&Array2<f32>, &Array2<f32>)>, val: &Part, test: &Part, tuning: &Tuning) -> Result<Decoded, Error> {
     let level_of = |c: &str| decoder.concepts.iter().position(|x| x == c).and_then(|k| decoder.levels[k].clone());
     let own = enough_cases(&decoder.concepts, &val.ids, &val.truth, tuning.groups, tuning.min_cases);
     let grid: Vec<f32> = (1..20).map(|i| i as f32 * 0.05).collect();

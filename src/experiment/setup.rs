@@ -73,7 +73,7 @@ impl Split {
 ///
 /// A run found there must have been started with exactly `cfg` (a variant whose meaning changed
 /// between versions, or another command line into the same `--out`, is refused, never reused).
-pub fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str, events: &dyn Events) -> Result<(), Error> {
+pub(crate) fn train_or_reuse(cfg: &TrainConfig, ontology: &Ontology, label: &str, events: &dyn Events) -> Result<(), Error> {
     if cfg.out.join(run_dir::CONFIG).exists() {
         let run = run_dir::RunDir::open_for_reading(&cfg.out)?;
         let stored = run_dir::read_config(&run)?;
@@ -141,7 +141,7 @@ impl TestScore {
 
 /// Predict the test part with the finished run in `dir`; writes `test_submission.csv` and
 /// `test_eval.json` into the run.
-pub fn score_on_test(dir: &Path, split: &Split, ontology: &Ontology, base: &TrainConfig) -> Result<TestScore, Error> {
+pub(crate) fn score_on_test(dir: &Path, split: &Split, ontology: &Ontology, base: &TrainConfig) -> Result<TestScore, Error> {
     let run = LoadedRun::open(dir, base.device.resolve()?, &LoadOptions::default())?;
     let summary: TrainSummary = run.run.read_json(run_dir::SUMMARY, "train the run again")?;
     let (_, sets) = run.predict(&split.test_paths, base.batch_size.max(1))?;

@@ -14,7 +14,7 @@ use crate::model::Model;
 use super::batch::for_each_input;
 
 /// The file of a kNN run's index.
-pub const INDEX: &str = crate::run::names::KNN_INDEX;
+pub(crate) const INDEX: &str = crate::run::names::KNN_INDEX;
 
 /// Training images' embeddings `[N, C]` (unit length) and labels `[N, K]` (0/1).
 pub struct KnnIndex {
@@ -49,19 +49,19 @@ impl KnnIndex {
 }
 
 /// An embedding per image: the trunk's features, averaged over space and L2-normalised, `[B, C]`.
-pub fn embed(model: &Model, x: &Tensor) -> Tensor {
+pub(crate) fn embed(model: &Model, x: &Tensor) -> Tensor {
     embedding_of(&tch::no_grad(|| model.features(x, false)))
 }
 
 /// The embedding of trunk features `[B, C, h, w]`: averaged over space, L2-normalised, `[B, C]`.
-pub fn embedding_of(features: &Tensor) -> Tensor {
+pub(crate) fn embedding_of(features: &Tensor) -> Tensor {
     let f = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
     let norm = f.norm_scalaropt_dim(2, [1].as_slice(), true).clamp_min(1e-12);
     f / norm
 }
 
 /// Embeddings `[N, C]` of every image of `source` (no augmentation), in order.
-pub fn embeddings(model: &Model, pipe: &Pipeline, source: &ImageSource, batch: usize, device: Device) -> Result<Tensor, PipelineError> {
+pub(crate) fn embeddings(model: &Model, pipe: &Pipeline, source: &ImageSource, batch: usize, device: Device) -> Result<Tensor, PipelineError> {
     let mut parts: Vec<Tensor> = Vec::new();
     for_each_input(pipe, source, (0..source.len()).collect(), batch, device, |_, x| {
         parts.push(embed(model, x));

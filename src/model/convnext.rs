@@ -15,7 +15,7 @@ use tch::{nn, Tensor};
 use super::stochastic_depth::stochastic_depth;
 
 /// Channels of ConvNeXt-Tiny's last feature map.
-pub const OUT_CHANNELS: i64 = 768;
+pub(crate) const OUT_CHANNELS: i64 = 768;
 
 /// torchvision's `stochastic_depth_prob` for ConvNeXt-Tiny.
 const STOCHASTIC_DEPTH: f64 = 0.1;

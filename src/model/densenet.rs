@@ -10,7 +10,7 @@
 use tch::{nn, Tensor};
 
 /// Channels of DenseNet-121's last feature map.
-pub const OUT_CHANNELS: i64 = 1024;
+pub(crate) const OUT_CHANNELS: i64 = 1024;
 
 const GROWTH: i64 = 32;
 const BN_SIZE: i64 = 4;

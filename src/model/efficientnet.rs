@@ -14,7 +14,7 @@ use tch::{nn, Tensor};
 use super::stochastic_depth::stochastic_depth;
 
 /// Channels of EfficientNet-B0's last feature map.
-pub const OUT_CHANNELS: i64 = 1280;
+pub(crate) const OUT_CHANNELS: i64 = 1280;
 
 /// torchvision's `stochastic_depth_prob` for EfficientNet-B0.
 const STOCHASTIC_DEPTH: f64 = 0.2;
@@ -125,7 +125,7 @@ impl MbConv {
 
 /// EfficientNet-B0 without its pooling and classifier.
 #[derive(Debug)]
-pub struct EfficientNet {
+pub(crate) struct EfficientNet {
     stem: ConvBn,
     stages: Vec<Vec<MbConv>>,
     last: ConvBn,
@@ -133,7 +133,7 @@ pub struct EfficientNet {
 
 impl EfficientNet {
     /// Build under `p` (the var store root: its variables are `features.*`).
-    pub fn b0(p: &nn::Path) -> EfficientNet {
+    pub(crate) fn b0(p: &nn::Path) -> EfficientNet {
         let f = p / "features";
         let total: i64 = STAGES.iter().map(|s| s.5).sum();
         let mut id = 0;

@@ -17,7 +17,7 @@ pub struct ResNetSpec {
 
 impl ResNetSpec {
     /// Channels of the last feature map.
-    pub fn out_channels(&self) -> i64 {
+    pub(crate) fn out_channels(&self) -> i64 {
         if self.bottleneck {
             self.widths[3] * 4
         } else {

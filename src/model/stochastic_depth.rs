@@ -5,7 +5,7 @@ use tch::Tensor;
 /// sample's residual branch `[B, ...]` is zeroed with probability `p` and the survivors scaled by
 /// `1 / (1 - p)`; identity in evaluation. The draw comes from libtorch's generator, which the
 /// trainer reseeds every epoch, so a run is as deterministic as its dropout.
-pub fn stochastic_depth(x: Tensor, p: f64, train: bool) -> Tensor {
+pub(crate) fn stochastic_depth(x: Tensor, p: f64, train: bool) -> Tensor {
     if !train || p == 0.0 {
         return x;
     }

@@ -78,7 +78,7 @@ impl TrunkKind {
     }
 
     /// Channels of the last feature map.
-    pub fn out_channels(self) -> i64 {
+    pub(crate) fn out_channels(self) -> i64 {
         match self {
             Self::Densenet121 => super::densenet::OUT_CHANNELS,
             Self::EfficientnetB0 => super::efficientnet::OUT_CHANNELS,
@@ -89,7 +89,7 @@ impl TrunkKind {
 
     /// The trunk's layer groups from the output side down: what `--strategy layerwise` unfreezes
     /// at each step (see the module's table). Together they cover every trunk variable.
-    pub fn layerwise_groups(self) -> Vec<Vec<&'static str>> {
+    pub(crate) fn layerwise_groups(self) -> Vec<Vec<&'static str>> {
         match self {
             Self::Tiny | Self::Resnet18 | Self::Resnet34 | Self::Resnet50 => vec![vec!["layer4"], vec!["layer3"], vec!["layer2"], vec!["layer1"], vec!["conv1", "bn1"]],
             Self::Densenet121 => vec![

@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{Level, Ontology, OntologyError, Relation};
+use super::concept::{Level, Relation};
+use super::error::OntologyError;
+use super::graph::Ontology;
 
 /// Fill colour of a level (Graphviz colour names; ColorBrewer Set3-like pastels).
 fn level_colour(level: Option<Level>) -> &'static str {

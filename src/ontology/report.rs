@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{Level, Ontology, Relation};
+use super::concept::{Level, Relation};
+use super::graph::Ontology;
 
 /// Counts over a whole ontology ([`Ontology::stats`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -30,7 +30,9 @@ use std::path::Path;
 use petgraph::algo::has_path_connecting;
 use petgraph::graph::DiGraph;
 
-use super::{Concept, Ontology, OntologyError, Relation};
+use super::concept::{Concept, Relation};
+use super::error::OntologyError;
+use super::graph::Ontology;
 
 /// Calls `f(line_no, fields)` for each non-empty line of an RRF file, after checking it has at
 /// least `min_fields` fields (the trailing empty one not counted).

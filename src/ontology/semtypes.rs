@@ -13,11 +13,12 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use super::concept::Level;
+use super::error::OntologyError;
 use super::problem::{content_lines, Problem, ProblemKind};
-use super::Level;
 
 /// The shipped table, `ontology/semtypes.tsv`.
-pub const BUILTIN_SEMTYPES_TSV: &str = include_str!("../../ontology/semtypes.tsv");
+pub(crate) const BUILTIN_SEMTYPES_TSV: &str = include_str!("../../ontology/semtypes.tsv");
 
 /// One row of the semantic type table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -37,7 +38,7 @@ pub struct SemtypeTable {
 }
 
 /// True for a well-formed TUI: `T` followed by exactly three ASCII digits.
-pub fn is_tui(s: &str) -> bool {
+pub(crate) fn is_tui(s: &str) -> bool {
     s.len() == 4 && s.starts_with('T') && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -170,13 +171,13 @@ impl SemtypeTable {
 /// most specific first) contributes only its first candidate, since the others are usually the
 /// caption's other concepts. CUIs are upper-cased; a line whose first field is not a CUI is an
 /// error naming the file and line.
-pub fn read_cui_semtypes(path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, super::OntologyError> {
-    let text = crate::text::read_text(path).map_err(|source| super::OntologyError::Io { path: path.to_path_buf(), source })?;
+pub fn read_cui_semtypes(path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, OntologyError> {
+    let text = crate::text::read_text(path).map_err(|source| OntologyError::Io { path: path.to_path_buf(), source })?;
     parse_cui_semtypes(&text, path)
 }
 
 /// [`read_cui_semtypes`] on text read from `path` (named in errors).
-pub fn parse_cui_semtypes(text: &str, path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, super::OntologyError> {
+pub(crate) fn parse_cui_semtypes(text: &str, path: &std::path::Path) -> Result<std::collections::HashMap<String, Vec<String>>, OntologyError> {
     use crate::cui::{excerpt, is_cui, EXCERPT};
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut map: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
@@ -199,7 +200,7 @@ pub fn parse_cui_semtypes(text: &str, path: &std::path::Path) -> Result<std::col
             if i == 0 {
                 continue; // header
             }
-            return Err(super::OntologyError::Rrf { path: path.to_path_buf(), line: i + 1, message: format!("'{}' is not a CUI", excerpt(cui, EXCERPT)) });
+            return Err(OntologyError::Rrf { path: path.to_path_buf(), line: i + 1, message: format!("'{}' is not a CUI", excerpt(cui, EXCERPT)) });
         }
         let tuis = rest.split(';').map(|t| t.split(':').next().unwrap_or("").trim().to_string()).filter(|t| !t.is_empty());
         let tuis: Vec<String> = if first_only { tuis.take(1).collect() } else { tuis.collect() };

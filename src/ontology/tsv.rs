@@ -19,20 +19,21 @@
 //! cycles, modality conflicts) live in `validate.rs`. Every problem is a [`Problem`] carrying the
 //! file name and 1-based line number.
 
+use super::concept::{Level, Relation};
+use super::graph::Ontology;
 use super::problem::{content_lines, Problem, ProblemKind};
 use super::semtypes::is_tui;
-use super::{Level, Relation};
 use crate::cui::{excerpt, is_canonical_cui as is_cui, EXCERPT};
 
 /// The header every curated file must start with (after comments).
-pub const HEADER: [&str; 6] = ["cui", "name", "level", "parents", "semantic_types", "flags"];
+pub(crate) const HEADER: [&str; 6] = ["cui", "name", "level", "parents", "semantic_types", "flags"];
 
 /// The header of a four-column concept table (see the module docs).
-pub const CONCEPT_TABLE_HEADER: [&str; 4] = ["cui", "name", "level", "parent"];
+pub(crate) const CONCEPT_TABLE_HEADER: [&str; 4] = ["cui", "name", "level", "parent"];
 
 /// Flags a row may carry. `noise`: known label noise in ImageCLEF/ROCO (e.g. C0751437
 /// "Adenohypophyseal Diseases" produced from the word "anterior").
-pub const FLAGS: &[&str] = &["noise"];
+pub(crate) const FLAGS: &[&str] = &["noise"];
 
 /// One well-formed data row of a curated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,159 +64,27 @@ fn list(cell: &str) -> Vec<&str> {
 pub(crate) fn parse_rows<'a>(text: &'a str, source: &str) -> (Vec<Row>, Vec<Problem>) {
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    let mut header_seen = false;
-    let mut concept_table = false;
+    // once the header is read: whether the file is a four-column concept table
+    let mut layout = None;
     for (line_no, line) in content_lines(text) {
-        let mut push = |kind, message: String| {
-            problems.push(Problem {
-                source: source.to_string(),
-                line: Some(line_no),
-                kind,
-                message,
-            })
-        };
-        let cols: Vec<&str> = line.split('\t').collect();
-        if !header_seen {
-            header_seen = true;
-            let found: Vec<&str> = cols.iter().map(|c| c.trim()).collect();
-            concept_table = found == CONCEPT_TABLE_HEADER;
-            if found != HEADER && !concept_table {
-                push(
-                    ProblemKind::BadHeader,
-                    format!(
-                        "expected header '{}' (or a concept table's '{}'), found '{}'",
-                        HEADER.join("<TAB>"),
-                        CONCEPT_TABLE_HEADER.join("<TAB>"),
-                        excerpt(line, 80)
-                    ),
-                );
-                return (rows, problems);
-            }
-            continue;
-        }
-        let dash = |c: &'a str| if c.trim().is_empty() { "-" } else { c };
-        let cols: Vec<&str> = match (concept_table, cols.len()) {
-            (true, 4) => vec![cols[0], cols[1], dash(cols[2]), dash(cols[3]), "-", "-"],
-            (true, n) => {
-                push(ProblemKind::MalformedRow, format!("expected 4 tab-separated columns ({}), found {n}", CONCEPT_TABLE_HEADER.join(", ")));
-                continue;
-            }
-            (false, _) => cols,
-        };
-        if cols.len() != HEADER.len() {
-            push(
-                ProblemKind::MalformedRow,
-                format!(
-                    "expected {} tab-separated columns ({}), found {}",
-                    HEADER.len(),
-                    HEADER.join(", "),
-                    cols.len()
-                ),
-            );
-            continue;
-        }
-        let mut ok = true;
-        let cui = cols[0].trim();
-        // what messages quote: a cell may be a gigabyte of garbage
-        let q = |cell: &str| excerpt(cell, EXCERPT);
-        let cui_q = q(cui);
-        let cui_q = cui_q.as_str();
-        if !is_cui(cui) {
-            push(
-                ProblemKind::MalformedCui,
-                format!("malformed CUI '{cui_q}' (expected C and 7 digits)"),
-            );
-            ok = false;
-        }
-        let name = cols[1].trim();
-        if name.is_empty() {
-            push(
-                ProblemKind::MalformedRow,
-                format!("{cui_q} has an empty name"),
-            );
-            ok = false;
-        } else if let Some(c) = name.chars().find(|c| c.is_control()) {
-            // e.g. a stray CR: to_tsv could not write it back (found by fuzzing)
-            push(
-                ProblemKind::MalformedRow,
-                format!("{cui_q}: name contains the control character U+{:04X}", c as u32),
-            );
-            ok = false;
-        }
-        let level_cell = cols[2].trim();
-        let level = if level_cell == "-" {
-            None
-        } else {
-            match level_cell.parse::<Level>() {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    push(ProblemKind::UnknownLevel, format!("{cui_q}: {e}"));
-                    ok = false;
-                    None
+        let mut found = Found { source, line: line_no, problems: &mut problems };
+        let cols: Vec<&'a str> = line.split('\t').collect();
+        let Some(concept_table) = layout else {
+            match header_layout(line, &cols) {
+                Ok(table) => layout = Some(table),
+                Err(message) => {
+                    found.push(ProblemKind::BadHeader, message);
+                    return (rows, problems);
                 }
             }
+            continue;
         };
-        let mut parents = Vec::new();
-        for entry in list(cols[3]) {
-            let (relation, parent) = match entry.split_once(':') {
-                None => (Some(Relation::IsA), entry),
-                Some((rel, parent)) => (rel.trim().parse::<Relation>().ok(), parent.trim()),
-            };
-            let Some(relation) = relation else {
-                push(
-                    ProblemKind::MalformedParent,
-                    format!("{cui_q}: parent entry '{}' has an unknown relation (expected is_a or part_of)", q(entry)),
-                );
-                ok = false;
-                continue;
-            };
-            if !is_cui(parent) {
-                push(
-                    ProblemKind::MalformedCui,
-                    format!("{cui_q}: malformed parent CUI '{}'", q(parent)),
-                );
-                ok = false;
-                continue;
-            }
-            parents.push((parent.to_string(), relation));
-        }
-        let mut semantic_types = Vec::new();
-        for tui in list(cols[4]) {
-            if is_tui(tui) {
-                semantic_types.push(tui.to_string());
-            } else {
-                push(
-                    ProblemKind::MalformedSemanticType,
-                    format!("{cui_q}: malformed semantic type '{}' (expected T and 3 digits)", q(tui)),
-                );
-                ok = false;
-            }
-        }
-        let mut noise = false;
-        for flag in list(cols[5]) {
-            if flag == "noise" {
-                noise = true;
-            } else {
-                push(
-                    ProblemKind::UnknownFlag,
-                    format!("{cui_q}: unknown flag '{}' (known: {})", q(flag), FLAGS.join(", ")),
-                );
-                ok = false;
-            }
-        }
-        if ok {
-            rows.push(Row {
-                line: line_no,
-                cui: cui.to_string(),
-                name: name.to_string(),
-                level,
-                parents,
-                semantic_types,
-                noise,
-            });
+        match six_columns(cols, concept_table) {
+            Ok(cols) => rows.extend(parse_row(&cols, &mut found)),
+            Err(message) => found.push(ProblemKind::MalformedRow, message),
         }
     }
-    if !header_seen {
+    if layout.is_none() {
         problems.push(Problem {
             source: source.to_string(),
             line: None,
@@ -226,12 +95,185 @@ pub(crate) fn parse_rows<'a>(text: &'a str, source: &str) -> (Vec<Row>, Vec<Prob
     (rows, problems)
 }
 
+/// Where one line's problems go, each tagged with the file name and the line number.
+struct Found<'p> {
+    source: &'p str,
+    line: usize,
+    problems: &'p mut Vec<Problem>,
+}
+
+impl Found<'_> {
+    fn push(&mut self, kind: ProblemKind, message: String) {
+        self.problems.push(Problem { source: self.source.to_string(), line: Some(self.line), kind, message });
+    }
+}
+
+/// What messages quote of a cell: a cell may be a gigabyte of garbage.
+fn quote(cell: &str) -> String {
+    excerpt(cell, EXCERPT)
+}
+
+/// Reads the header line: `Ok(true)` for a four-column concept table, `Ok(false)` for a curated
+/// file, the message of a bad header otherwise.
+fn header_layout(line: &str, cols: &[&str]) -> Result<bool, String> {
+    let found: Vec<&str> = cols.iter().map(|c| c.trim()).collect();
+    let concept_table = found == CONCEPT_TABLE_HEADER;
+    if found != HEADER && !concept_table {
+        return Err(format!(
+            "expected header '{}' (or a concept table's '{}'), found '{}'",
+            HEADER.join("<TAB>"),
+            CONCEPT_TABLE_HEADER.join("<TAB>"),
+            excerpt(line, 80)
+        ));
+    }
+    Ok(concept_table)
+}
+
+/// A data row's cells in the curated file's six columns (a concept table's four widened: an
+/// empty level or parent means none, no semantic types or flags), or the message of a row with
+/// the wrong number of columns.
+fn six_columns<'a>(cols: Vec<&'a str>, concept_table: bool) -> Result<Vec<&'a str>, String> {
+    let dash = |c: &'a str| if c.trim().is_empty() { "-" } else { c };
+    let cols: Vec<&str> = match (concept_table, cols.len()) {
+        (true, 4) => vec![cols[0], cols[1], dash(cols[2]), dash(cols[3]), "-", "-"],
+        (true, n) => return Err(format!("expected 4 tab-separated columns ({}), found {n}", CONCEPT_TABLE_HEADER.join(", "))),
+        (false, _) => cols,
+    };
+    if cols.len() != HEADER.len() {
+        return Err(format!(
+            "expected {} tab-separated columns ({}), found {}",
+            HEADER.len(),
+            HEADER.join(", "),
+            cols.len()
+        ));
+    }
+    Ok(cols)
+}
+
+/// Checks the six cells of one data row, cell by cell, pushing every problem; the row when there
+/// is none.
+fn parse_row(cols: &[&str], found: &mut Found) -> Option<Row> {
+    let before = found.problems.len();
+    let cui = cols[0].trim();
+    let cui_q = quote(cui);
+    if !is_cui(cui) {
+        found.push(
+            ProblemKind::MalformedCui,
+            format!("malformed CUI '{cui_q}' (expected C and 7 digits)"),
+        );
+    }
+    let name = cols[1].trim();
+    check_name(name, &cui_q, found);
+    let level = parse_level(cols[2].trim(), &cui_q, found);
+    let parents = parse_parents(cols[3], &cui_q, found);
+    let semantic_types = parse_semantic_types(cols[4], &cui_q, found);
+    let noise = parse_flags(cols[5], &cui_q, found);
+    (found.problems.len() == before).then(|| Row {
+        line: found.line,
+        cui: cui.to_string(),
+        name: name.to_string(),
+        level,
+        parents,
+        semantic_types,
+        noise,
+    })
+}
+
+/// A name must be non-empty and free of control characters.
+fn check_name(name: &str, cui_q: &str, found: &mut Found) {
+    if name.is_empty() {
+        found.push(
+            ProblemKind::MalformedRow,
+            format!("{cui_q} has an empty name"),
+        );
+    } else if let Some(c) = name.chars().find(|c| c.is_control()) {
+        // e.g. a stray CR: to_tsv could not write it back (found by fuzzing)
+        found.push(
+            ProblemKind::MalformedRow,
+            format!("{cui_q}: name contains the control character U+{:04X}", c as u32),
+        );
+    }
+}
+
+/// The level cell: `-` (none) or a level's name.
+fn parse_level(cell: &str, cui_q: &str, found: &mut Found) -> Option<Level> {
+    if cell == "-" {
+        return None;
+    }
+    match cell.parse::<Level>() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            found.push(ProblemKind::UnknownLevel, format!("{cui_q}: {e}"));
+            None
+        }
+    }
+}
+
+/// The parents cell: entries `CUI` (is_a), `is_a:CUI` or `part_of:CUI`; bad entries are left out.
+fn parse_parents(cell: &str, cui_q: &str, found: &mut Found) -> Vec<(String, Relation)> {
+    let mut parents = Vec::new();
+    for entry in list(cell) {
+        let (relation, parent) = match entry.split_once(':') {
+            None => (Some(Relation::IsA), entry),
+            Some((rel, parent)) => (rel.trim().parse::<Relation>().ok(), parent.trim()),
+        };
+        let Some(relation) = relation else {
+            found.push(
+                ProblemKind::MalformedParent,
+                format!("{cui_q}: parent entry '{}' has an unknown relation (expected is_a or part_of)", quote(entry)),
+            );
+            continue;
+        };
+        if !is_cui(parent) {
+            found.push(
+                ProblemKind::MalformedCui,
+                format!("{cui_q}: malformed parent CUI '{}'", quote(parent)),
+            );
+            continue;
+        }
+        parents.push((parent.to_string(), relation));
+    }
+    parents
+}
+
+/// The semantic types cell: TUIs; bad ones are left out.
+fn parse_semantic_types(cell: &str, cui_q: &str, found: &mut Found) -> Vec<String> {
+    let mut semantic_types = Vec::new();
+    for tui in list(cell) {
+        if is_tui(tui) {
+            semantic_types.push(tui.to_string());
+        } else {
+            found.push(
+                ProblemKind::MalformedSemanticType,
+                format!("{cui_q}: malformed semantic type '{}' (expected T and 3 digits)", quote(tui)),
+            );
+        }
+    }
+    semantic_types
+}
+
+/// The flags cell: whether it says `noise` (the one flag in [`FLAGS`]).
+fn parse_flags(cell: &str, cui_q: &str, found: &mut Found) -> bool {
+    let mut noise = false;
+    for flag in list(cell) {
+        if flag == "noise" {
+            noise = true;
+        } else {
+            found.push(
+                ProblemKind::UnknownFlag,
+                format!("{cui_q}: unknown flag '{}' (known: {})", quote(flag), FLAGS.join(", ")),
+            );
+        }
+    }
+    noise
+}
+
 /// Replaces the characters the format cannot hold in a cell (tab, newline) with spaces.
 fn cell(s: &str) -> String {
     s.replace(['\t', '\n', '\r'], " ")
 }
 
-impl super::Ontology {
+impl Ontology {
     /// The ontology in the curated file format, concepts in load order, parents as `CUI` (is_a)
     /// or `part_of:CUI`, so that [`super::Ontology::from_tsv_str`] reads back the same content
     /// (same [`super::Ontology::content_hash`]). Use it to seed a curated file from UMLS RRF;

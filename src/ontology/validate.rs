@@ -15,9 +15,10 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
+use super::concept::{Concept, Level, Relation};
+use super::graph::Ontology;
 use super::problem::{Problem, ProblemKind};
 use super::tsv::parse_rows;
-use super::{Concept, Level, Ontology};
 
 /// Parses, checks and builds. `Err` holds every problem, sorted by line (file-level ones last).
 pub(crate) fn check_and_build(text: &str, source: &str) -> Result<Ontology, Vec<Problem>> {
@@ -30,7 +31,7 @@ pub(crate) fn check_and_build(text: &str, source: &str) -> Result<Ontology, Vec<
     };
 
     // nodes, first definition wins
-    let mut graph: DiGraph<Concept, super::Relation> = DiGraph::new();
+    let mut graph: DiGraph<Concept, Relation> = DiGraph::new();
     let mut index: HashMap<String, NodeIndex> = HashMap::new();
     let mut lines: Vec<usize> = Vec::new();
     let mut kept = Vec::new();
@@ -94,7 +95,7 @@ pub(crate) fn check_and_build(text: &str, source: &str) -> Result<Ontology, Vec<
 /// One problem per strongly connected component with a cycle, naming its CUIs in edge order,
 /// starting (and reported) at the one defined first.
 fn cycles(
-    graph: &DiGraph<Concept, super::Relation>,
+    graph: &DiGraph<Concept, Relation>,
     lines: &[usize],
     source: &str,
 ) -> Vec<Problem> {

@@ -27,23 +27,22 @@ use crate::model::{HeadKind, SingleLabelDecoding};
 use crate::train::Mode;
 
 /// The traced module.
-pub const MODULE: &str = "model.pt";
+pub(crate) const MODULE: &str = "model.pt";
 /// What is needed to use it ([`ExportMeta`]).
-pub const META: &str = "model.json";
+pub(crate) const META: &str = "model.json";
 /// The example images' description.
-pub const EXAMPLES: &str = "examples.json";
+pub(crate) const EXAMPLES: &str = "examples.json";
 const EXAMPLE_PIXELS: &str = "examples.pixels.u8";
 const EXAMPLE_PROBS: &str = "examples.probabilities.f32";
 
 /// Largest difference allowed between the saved module's probabilities and the model's.
-pub const TOLERANCE: f64 = 1e-5;
+pub(crate) const TOLERANCE: f64 = 1e-5;
 
-/// Export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+/// The format `model.json` names for `model.pt`: the one there is (no option chooses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
-    /// A traced TorchScript module (`torch.jit.load`).
-    #[default]
+    /// A module traced on CPU (`torch.jit.load`).
     Torchscript,
 }
 
@@ -54,7 +53,6 @@ pub struct ExportConfig {
     pub model: PathBuf,
     /// The export folder (new or empty, unless `force`).
     pub out: PathBuf,
-    pub format: ExportFormat,
     /// A folder of images to write as examples (with their probabilities).
     pub examples: Option<PathBuf>,
     /// Write into a non-empty folder (files of an earlier export are replaced).
@@ -97,7 +95,7 @@ impl crate::classify::Classify for ExportError {
 
 /// `model.json`: how to use `model.pt`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ExportMeta {
+pub(crate) struct ExportMeta {
     pub format: ExportFormat,
     pub module: &'static str,
     pub conceptree_version: &'static str,
@@ -122,7 +120,7 @@ pub struct ExportMeta {
 
 /// A tensor's shape (`"B"` for the batch) and type, and what it holds.
 #[derive(Debug, Clone, Serialize)]
-pub struct TensorSpec {
+pub(crate) struct TensorSpec {
     pub shape: Vec<serde_json::Value>,
     pub dtype: &'static str,
     pub meaning: String,
@@ -130,7 +128,7 @@ pub struct TensorSpec {
 
 /// From an image file to one `[3, S, S]` input.
 #[derive(Debug, Clone, Serialize)]
-pub struct Preprocessing {
+pub(crate) struct Preprocessing {
     pub image_size: u32,
     /// Decoding and colour, in words.
     pub colour: &'static str,
@@ -145,7 +143,7 @@ pub struct Preprocessing {
 
 /// One head: its kind and its columns `start..end` of the output.
 #[derive(Debug, Clone, Serialize)]
-pub struct HeadMeta {
+pub(crate) struct HeadMeta {
     pub name: String,
     pub kind: HeadKind,
     pub start: usize,
@@ -159,7 +157,7 @@ pub struct HeadMeta {
 
 /// One output column.
 #[derive(Debug, Clone, Serialize)]
-pub struct ConceptMeta {
+pub(crate) struct ConceptMeta {
     pub cui: String,
     /// Its name in the run's ontology.
     pub name: Option<String>,
@@ -174,7 +172,7 @@ pub struct ConceptMeta {
 
 /// The rule from probabilities to concepts.
 #[derive(Debug, Clone, Serialize)]
-pub struct Decoding {
+pub(crate) struct Decoding {
     /// Whether the hierarchy is enforced (hierarchical and hybrid runs); otherwise thresholds only.
     pub hierarchy: bool,
     /// How single-label heads are decided when the hierarchy is enforced.
@@ -185,7 +183,7 @@ pub struct Decoding {
 
 /// `examples.json`: images written as the module's raw input and the probabilities `predict` gives.
 #[derive(Debug, Clone, Serialize)]
-pub struct Examples {
+pub(crate) struct Examples {
     pub ids: Vec<String>,
     /// The decoded, resized 8-bit pixels, `[N, 3, S, S]` (grey images repeated on 3 channels);
     /// normalised as `preprocessing` says, they are the module's input.
@@ -195,7 +193,7 @@ pub struct Examples {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ExampleFile {
+pub(crate) struct ExampleFile {
     pub file: &'static str,
     pub shape: Vec<usize>,
     pub dtype: &'static str,
@@ -257,7 +255,7 @@ pub fn export(cfg: &ExportConfig) -> Result<ExportSummary, ExportError> {
         write_json(&path, &ex)?;
         files.extend([cfg.out.join(EXAMPLE_PIXELS), cfg.out.join(EXAMPLE_PROBS), path]);
     }
-    let meta = describe(&run, cfg.format)?;
+    let meta = describe(&run)?;
     let path = cfg.out.join(META);
     write_json(&path, &meta)?;
     files.push(path);
@@ -305,7 +303,7 @@ fn write_examples(run: &LoadedRun, dir: &Path, out: &Path) -> Result<(Examples, 
 }
 
 /// `model.json` of `run`.
-fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportError> {
+fn describe(run: &LoadedRun) -> Result<ExportMeta, ExportError> {
     let decoder = run.decoder();
     let thresholds = decoder.thresholds(&run.thresholds);
     let concepts: Vec<ConceptMeta> = (0..decoder.concepts.len())
@@ -324,7 +322,7 @@ fn describe(run: &LoadedRun, format: ExportFormat) -> Result<ExportMeta, ExportE
     let hierarchy = decoder.enforce;
     let provenance: crate::run::dir::Provenance = run.run.read_json(crate::run::names::PROVENANCE, "the run cannot be checked without it").map_err(PredictError::from)?;
     Ok(ExportMeta {
-        format,
+        format: ExportFormat::Torchscript,
         module: MODULE,
         conceptree_version: env!("CARGO_PKG_VERSION"),
         run: std::path::absolute(&run.run.path).unwrap_or_else(|_| run.run.path.clone()),

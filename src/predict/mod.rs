@@ -237,7 +237,7 @@ impl LoadedRun {
     /// Concept probabilities of `paths[start..]`, one batch of `batch` images at a time and in
     /// order: `on_batch` gets each batch's indices into `paths` and its probabilities `[B, K]`
     /// ([`ModelConfig::concepts`] order). Only a few batches are in memory at any time.
-    pub fn for_each_probabilities(&self, paths: &Arc<Vec<PathBuf>>, start: usize, batch: usize, mut on_batch: impl FnMut(&[usize], Array2<f32>) -> Result<(), PredictError>) -> Result<(), PredictError> {
+    pub(crate) fn for_each_probabilities(&self, paths: &Arc<Vec<PathBuf>>, start: usize, batch: usize, mut on_batch: impl FnMut(&[usize], Array2<f32>) -> Result<(), PredictError>) -> Result<(), PredictError> {
         let pipe = Pipeline { size: self.preprocessing.image_size, augment: None };
         let source = ImageSource::from(paths.clone());
         let order: Vec<usize> = (start..paths.len()).collect();
@@ -254,7 +254,7 @@ impl LoadedRun {
     /// Probabilities `[N, K]` ([`ModelConfig::concepts`] order) and the trunk's embeddings
     /// `[N, C]` (those of the kNN baseline, [`knn::embedding_of`]) of `paths`, in one pass: what
     /// kNN fusion needs (`experiment compare`, `+knn`). Not for kNN runs, whose scores are votes.
-    pub fn probabilities_and_embeddings(&self, paths: &[PathBuf], batch: usize) -> Result<(Array2<f32>, tch::Tensor), PredictError> {
+    pub(crate) fn probabilities_and_embeddings(&self, paths: &[PathBuf], batch: usize) -> Result<(Array2<f32>, tch::Tensor), PredictError> {
         let pipe = Pipeline { size: self.preprocessing.image_size, augment: None };
         let source = ImageSource::from(Arc::new(paths.to_vec()));
         let mut probs = Array2::<f32>::zeros((paths.len(), self.model_cfg.concepts().len()));
@@ -330,7 +330,7 @@ pub fn images_to_predict(images: &Path, ids: Option<&Path>, skip_bad: bool) -> R
 }
 
 /// Ids from an id or label file: the first tab- or comma-separated field of each line.
-pub fn read_id_file(path: &Path) -> Result<Vec<LabelRow>, PredictError> {
+pub(crate) fn read_id_file(path: &Path) -> Result<Vec<LabelRow>, PredictError> {
     let text = crate::text::read_text(path).map_err(|source| match crate::text::text_error(&source) {
         Some(t) => PredictError::IdFile { file: path.to_path_buf(), line: t.line, message: t.problem.to_string() },
         None => RunError::Read { path: path.to_path_buf(), source }.into(),

@@ -20,7 +20,7 @@ use super::stream::{Identity, StreamOptions};
 use super::{LoadedRun, PredictError};
 
 /// Appended to a shard's submission file name for its record.
-pub const RECORD_SUFFIX: &str = ".shard.json";
+pub(crate) const RECORD_SUFFIX: &str = ".shard.json";
 const FORMAT: &str = "conceptree-shard-1";
 
 /// `--shard K/N`: the K-th (1-based) of N shards.
@@ -139,7 +139,7 @@ impl crate::classify::Classify for MergeError {
 }
 
 /// The shards' records, checked to be every shard of one prediction, in shard order, with their files.
-pub fn check_shards(files: &[PathBuf]) -> Result<Vec<(PathBuf, ShardRecord)>, MergeError> {
+pub(crate) fn check_shards(files: &[PathBuf]) -> Result<Vec<(PathBuf, ShardRecord)>, MergeError> {
     let mut shards: Vec<(PathBuf, ShardRecord)> = Vec::new();
     for f in files {
         let record = record_path(f);

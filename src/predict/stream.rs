@@ -35,12 +35,12 @@ use crate::fingerprint::{file_hash, fnv1a, hex, FNV_START};
 use crate::train::run_dir;
 
 /// Appended to the output's file name for the file being written.
-pub const PARTIAL_SUFFIX: &str = ".partial";
+pub(crate) const PARTIAL_SUFFIX: &str = ".partial";
 /// Appended to the output's file name for the progress record.
-pub const PROGRESS_SUFFIX: &str = ".progress.json";
+pub(crate) const PROGRESS_SUFFIX: &str = ".progress.json";
 /// Test hook: when set to N, the process aborts (as a crash would) right after the rows of its
 /// N-th batch are written and before their progress is recorded.
-pub const ABORT_AFTER_ENV: &str = "CONCEPTREE_TEST_ABORT_AFTER_BATCHES";
+pub(crate) const ABORT_AFTER_ENV: &str = "CONCEPTREE_TEST_ABORT_AFTER_BATCHES";
 
 /// `OUT.partial`: the file being written in place of `out`.
 pub fn partial_path(out: &Path) -> PathBuf {
@@ -73,7 +73,7 @@ pub struct StreamOptions {
 
 /// Everything a prediction's rows depend on; a resume must find the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The run directory (absolute).
     pub model: PathBuf,
     /// Hash of the weights (`model.safetensors`, and a kNN run's index).
@@ -144,7 +144,7 @@ fn absolute(p: &Path) -> Result<PathBuf, PredictError> {
 
 /// The progress record (`OUT.progress.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProgressRecord {
+pub(crate) struct ProgressRecord {
     pub identity: Identity,
     /// Images finished: the first `done` of the list.
     pub done: usize,
@@ -207,7 +207,7 @@ impl Partial {
 }
 
 /// Read the progress record at `path`, if there is one.
-pub fn read_progress(path: &Path) -> Result<Option<ProgressRecord>, PredictError> {
+pub(crate) fn read_progress(path: &Path) -> Result<Option<ProgressRecord>, PredictError> {
     match std::fs::read_to_string(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(PredictError::Read { path: path.to_path_buf(), source }),

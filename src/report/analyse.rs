@@ -71,14 +71,14 @@ pub const LEFT: &str = "C0205091";
 /// Right (laterality).
 pub const RIGHT: &str = "C0205090";
 /// Confusion-table key for "no concept on this level".
-pub const NONE: &str = "none";
+pub(crate) const NONE: &str = "none";
 /// Confusion-table column for "more than one leaf concept predicted on this level".
-pub const SEVERAL: &str = "several";
+pub(crate) const SEVERAL: &str = "several";
 /// `first_wrong_level` when only CUIs without a level differ.
-pub const UNLEVELED: &str = "unleveled";
+pub(crate) const UNLEVELED: &str = "unleveled";
 
 /// Per-concept scores of one image: `id -> (CUI -> probability in [0, 1])`.
-pub type ScoreMap = BTreeMap<String, BTreeMap<String, f32>>;
+pub(crate) type ScoreMap = BTreeMap<String, BTreeMap<String, f32>>;
 
 /// Errors of the analysis and of writing its report. Each names the file (and line) at fault.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +99,7 @@ pub enum AnalyseError {
 
 impl AnalyseError {
     /// True when the error is the user's input (bad scores file or settings): exit code 2.
-    pub fn is_bad_input(&self) -> bool {
+    pub(crate) fn is_bad_input(&self) -> bool {
         matches!(self, AnalyseError::Scores { .. } | AnalyseError::Config(_) | AnalyseError::Read { .. })
     }
 }
@@ -185,7 +185,7 @@ impl ErrorKind {
     }
 
     /// A human title (`"Wrong modality"`).
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             ErrorKind::Correct => "Correct",
             ErrorKind::WrongModality => "Wrong modality",
@@ -300,7 +300,7 @@ pub fn first_wrong_level(ontology: &Ontology, gt: &BTreeSet<String>, pred: &BTre
 
 /// The leaf concepts of `set` on `level`: those that are no ancestor of another concept of the
 /// level in the set. Sorted.
-pub fn level_leaves<'a>(ontology: &Ontology, set: &'a BTreeSet<String>, level: Level) -> Vec<&'a str> {
+pub(crate) fn level_leaves<'a>(ontology: &Ontology, set: &'a BTreeSet<String>, level: Level) -> Vec<&'a str> {
     let at = on_level(ontology, set, level);
     let covered: BTreeSet<String> = at.iter().flat_map(|c| ontology.ancestors(c)).collect();
     at.into_iter().filter(|c| !covered.contains(c.as_str())).map(|c| c.as_str()).collect()
@@ -326,7 +326,7 @@ pub struct Confusion {
 
 impl Confusion {
     /// Share of images on the diagonal; 0 with no image.
-    pub fn accuracy(&self) -> f64 {
+    pub(crate) fn accuracy(&self) -> f64 {
         if self.n_images == 0 {
             0.0
         } else {
@@ -337,7 +337,7 @@ impl Confusion {
 
 /// Confusion tables of every single-label level (see the module docs), in [`Level::ALL`] order,
 /// over `pairs` of (GT, prediction) of the scored images.
-pub fn confusion_tables(ontology: &Ontology, pairs: &[(&BTreeSet<String>, &BTreeSet<String>)]) -> Vec<Confusion> {
+pub(crate) fn confusion_tables(ontology: &Ontology, pairs: &[(&BTreeSet<String>, &BTreeSet<String>)]) -> Vec<Confusion> {
     let mut out = Vec::new();
     for level in Level::ALL {
         let gt_leaves: Vec<Vec<&str>> = pairs.iter().map(|(g, _)| level_leaves(ontology, g, level)).collect();
@@ -393,7 +393,7 @@ pub fn confusion_tables(ontology: &Ontology, pairs: &[(&BTreeSet<String>, &BTree
 /// `parse_explain_scores`). Blank lines and lines starting with `#` are
 /// skipped. CUIs are upper-cased. A repeated id or a repeated CUI within a line is an error, as
 /// is a missing tab, a pair without `:`, or a probability that is not a number in [0, 1].
-pub fn parse_scores(text: &str, path: &Path) -> Result<ScoreMap, AnalyseError> {
+pub(crate) fn parse_scores(text: &str, path: &Path) -> Result<ScoreMap, AnalyseError> {
     let err = |line: usize, message: String| AnalyseError::Scores { path: path.to_path_buf(), line, message };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
@@ -540,7 +540,7 @@ fn base64_encode(data: &[u8]) -> String {
 
 /// The image at `path` scaled (up or down, aspect kept) to `max_side` pixels on its longest side,
 /// as a `data:image/jpeg;base64,...` URI (grayscale stays grayscale). `Err` says why not.
-pub fn thumbnail_data_uri(path: &Path, max_side: u32) -> Result<String, String> {
+pub(crate) fn thumbnail_data_uri(path: &Path, max_side: u32) -> Result<String, String> {
     let img = image::ImageReader::open(path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?
         .with_guessed_format()
@@ -679,7 +679,7 @@ impl Analysis {
 }
 
 /// Name of a CUI for display.
-pub fn concept_name(ontology: &Ontology, cui: &str) -> String {
+pub(crate) fn concept_name(ontology: &Ontology, cui: &str) -> String {
     ontology.get(cui).map_or_else(|| "(not in ontology)".to_string(), |c| c.name.clone())
 }
 
@@ -701,6 +701,89 @@ fn named(ontology: &Ontology, set: &BTreeSet<String>, other: &BTreeSet<String>, 
         .collect()
 }
 
+/// An image the analysis scores (it has ground truth): its id, ground truth, prediction (empty
+/// when it has none), and whether the prediction was missing.
+type Scored<'a> = (&'a String, &'a BTreeSet<String>, &'a BTreeSet<String>, bool);
+
+/// How many images have each error kind, and their share of all images.
+fn error_counts(images: &[ImageResult]) -> Vec<KindCount> {
+    let n = images.len();
+    ErrorKind::ALL
+        .into_iter()
+        .map(|k| {
+            let count = images.iter().filter(|im| im.kind == k).count();
+            KindCount {
+                kind: k,
+                title: k.title().to_string(),
+                description: k.description().to_string(),
+                count,
+                share: if n == 0 { 0.0 } else { count as f64 / n as f64 },
+            }
+        })
+        .collect()
+}
+
+/// The first `cfg.samples_per_kind` images of each error kind with their thumbnails, and how many
+/// thumbnails could not be made.
+fn samples(ontology: &Ontology, images: &[ImageResult], scored: &[Scored], cfg: &AnalyseConfig) -> (Vec<KindSamples>, usize) {
+    let mut missing_thumbnails = 0;
+    let mut samples = Vec::new();
+    for kind in ErrorKind::ALL {
+        let mut rows = Vec::new();
+        for (im, s) in images.iter().zip(scored).filter(|(im, _)| im.kind == kind).take(cfg.samples_per_kind) {
+            let (thumbnail, thumbnail_problem) = match thumbnail_for(cfg.images.as_deref(), &im.id, cfg.thumbnail_px) {
+                Ok(uri) => (Some(uri), None),
+                Err(why) => {
+                    missing_thumbnails += 1;
+                    (None, Some(why))
+                }
+            };
+            rows.push(Sample {
+                id: im.id.clone(),
+                f1: im.f1,
+                gt: named(ontology, s.1, s.2, Mark::Missed),
+                pred: named(ontology, s.2, s.1, Mark::Extra),
+                thumbnail_problem,
+                thumbnail,
+            });
+        }
+        samples.push(KindSamples { kind, samples: rows });
+    }
+    (samples, missing_thumbnails)
+}
+
+/// The name of every concept in the ground truth or predictions of the scored images.
+fn concept_names(ontology: &Ontology, scored: &[Scored]) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for (_, g, p, _) in scored {
+        for c in g.iter().chain(p.iter()) {
+            names.entry(c.clone()).or_insert_with(|| concept_name(ontology, c));
+        }
+    }
+    names
+}
+
+/// What the report says it could not show, and why.
+fn notes(has_curve: bool, missing_thumbnails: usize, missing_predictions: usize, no_confusion: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !has_curve {
+        notes.push("Threshold curve skipped: no scores file (per-concept probabilities for each image) was given.".to_string());
+    }
+    if missing_thumbnails > 0 {
+        notes.push(format!("{missing_thumbnails} sample image(s) have no thumbnail; each such row says why."));
+    }
+    if missing_predictions > 0 {
+        notes.push(format!(
+            "{} image(s) had no prediction and were analysed as if nothing had been predicted.",
+            missing_predictions
+        ));
+    }
+    if no_confusion {
+        notes.push("No confusion table: on every level, some image has more than one ground-truth concept.".to_string());
+    }
+    notes
+}
+
 /// Analyses `pred` against `gt` (see the module docs): metrics, error kinds, confusion tables,
 /// samples with thumbnails (from `cfg.images`), and the threshold curve when `scores` is given.
 /// Problems with images never fail the analysis: they are counted in `missing_thumbnails`.
@@ -718,7 +801,7 @@ pub fn analyse(
     let metrics = metrics::evaluate(&gt, &pred, &ontology_hooks(ontology, vocab.clone()));
 
     let empty = BTreeSet::new();
-    let scored: Vec<(&String, &BTreeSet<String>, &BTreeSet<String>, bool)> = gt
+    let scored: Vec<Scored> = gt
         .iter()
         .filter(|(_, g)| !g.is_empty())
         .map(|(id, g)| match pred.get(id) {
@@ -741,54 +824,12 @@ pub fn analyse(
         })
         .collect();
 
-    let n = images.len();
-    let error_counts: Vec<KindCount> = ErrorKind::ALL
-        .into_iter()
-        .map(|k| {
-            let count = images.iter().filter(|im| im.kind == k).count();
-            KindCount {
-                kind: k,
-                title: k.title().to_string(),
-                description: k.description().to_string(),
-                count,
-                share: if n == 0 { 0.0 } else { count as f64 / n as f64 },
-            }
-        })
-        .collect();
-
+    let error_counts = error_counts(&images);
     let pairs: Vec<(&BTreeSet<String>, &BTreeSet<String>)> = scored.iter().map(|s| (s.1, s.2)).collect();
     let confusions = confusion_tables(ontology, &pairs);
 
-    let mut missing_thumbnails = 0;
-    let mut samples = Vec::new();
-    for kind in ErrorKind::ALL {
-        let mut rows = Vec::new();
-        for (im, s) in images.iter().zip(&scored).filter(|(im, _)| im.kind == kind).take(cfg.samples_per_kind) {
-            let (thumbnail, thumbnail_problem) = match thumbnail_for(cfg.images.as_deref(), &im.id, cfg.thumbnail_px) {
-                Ok(uri) => (Some(uri), None),
-                Err(why) => {
-                    missing_thumbnails += 1;
-                    (None, Some(why))
-                }
-            };
-            rows.push(Sample {
-                id: im.id.clone(),
-                f1: im.f1,
-                gt: named(ontology, s.1, s.2, Mark::Missed),
-                pred: named(ontology, s.2, s.1, Mark::Extra),
-                thumbnail_problem,
-                thumbnail,
-            });
-        }
-        samples.push(KindSamples { kind, samples: rows });
-    }
-
-    let mut names = BTreeMap::new();
-    for (_, g, p, _) in &scored {
-        for c in g.iter().chain(p.iter()) {
-            names.entry(c.clone()).or_insert_with(|| concept_name(ontology, c));
-        }
-    }
+    let (samples, missing_thumbnails) = samples(ontology, &images, &scored, cfg);
+    let names = concept_names(ontology, &scored);
 
     let threshold_curve = scores.map(|s| {
         let s: ScoreMap =
@@ -796,23 +837,7 @@ pub fn analyse(
         threshold_curve(&gt, &s, ontology, &cfg.grid)
     });
 
-    let mut notes = Vec::new();
-    if threshold_curve.is_none() {
-        notes.push("Threshold curve skipped: no scores file (per-concept probabilities for each image) was given.".to_string());
-    }
-    if missing_thumbnails > 0 {
-        notes.push(format!("{missing_thumbnails} sample image(s) have no thumbnail; each such row says why."));
-    }
-    if metrics.skipped.missing_predictions > 0 {
-        notes.push(format!(
-            "{} image(s) had no prediction and were analysed as if nothing had been predicted.",
-            metrics.skipped.missing_predictions
-        ));
-    }
-    if confusions.is_empty() {
-        notes.push("No confusion table: on every level, some image has more than one ground-truth concept.".to_string());
-    }
-
+    let notes = notes(threshold_curve.is_some(), missing_thumbnails, metrics.skipped.missing_predictions, confusions.is_empty());
     Ok(Analysis {
         inputs: BTreeMap::new(),
         config: cfg.clone(),

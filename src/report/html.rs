@@ -141,14 +141,14 @@ pub fn plots(a: &Analysis) -> Vec<Plot> {
 
 /// One input file named by the user.
 #[derive(Debug, Serialize)]
-pub struct InputView<'a> {
+pub(crate) struct InputView<'a> {
     pub name: &'a str,
     pub value: &'a str,
 }
 
 /// One row of the per-level table.
 #[derive(Debug, Serialize)]
-pub struct LevelView<'a> {
+pub(crate) struct LevelView<'a> {
     pub level: &'a str,
     #[serde(flatten)]
     pub score: &'a LevelScore,
@@ -156,7 +156,7 @@ pub struct LevelView<'a> {
 
 /// One row of the error-kind table.
 #[derive(Debug, Serialize)]
-pub struct KindView<'a> {
+pub(crate) struct KindView<'a> {
     pub kind: &'static str,
     pub title: &'a str,
     pub rule: &'a str,
@@ -166,7 +166,7 @@ pub struct KindView<'a> {
 
 /// A row or column key of a confusion table with its display name.
 #[derive(Debug, Clone, Serialize)]
-pub struct KeyView {
+pub(crate) struct KeyView {
     pub key: String,
     pub name: String,
     /// [`NONE`] or [`SEVERAL`] rather than a concept.
@@ -175,14 +175,14 @@ pub struct KeyView {
 
 /// One cell of a confusion matrix: its count and whether it is on the diagonal.
 #[derive(Debug, Serialize)]
-pub struct CellView {
+pub(crate) struct CellView {
     pub n: usize,
     pub diagonal: bool,
 }
 
 /// One row of a confusion matrix.
 #[derive(Debug, Serialize)]
-pub struct RowView {
+pub(crate) struct RowView {
     pub key: KeyView,
     pub cells: Vec<CellView>,
     pub total: usize,
@@ -190,7 +190,7 @@ pub struct RowView {
 
 /// One off-diagonal cell in the list form of a wide confusion table.
 #[derive(Debug, Serialize)]
-pub struct ConfusedView {
+pub(crate) struct ConfusedView {
     pub n: usize,
     pub truth: KeyView,
     pub predicted: KeyView,
@@ -199,7 +199,7 @@ pub struct ConfusedView {
 /// One confusion table, as a matrix or (when wider than [`MAX_MATRIX_COLS`]) as its largest
 /// off-diagonal cells.
 #[derive(Debug, Serialize)]
-pub struct ConfusionView {
+pub(crate) struct ConfusionView {
     pub level: String,
     pub n_images: usize,
     pub accuracy: f64,
@@ -213,7 +213,7 @@ pub struct ConfusionView {
 
 /// One sample image.
 #[derive(Debug, Serialize)]
-pub struct SampleView<'a> {
+pub(crate) struct SampleView<'a> {
     pub id: &'a str,
     pub f1: f64,
     /// `data:image/jpeg;base64,...` (only base64 characters; emitted unescaped).
@@ -225,7 +225,7 @@ pub struct SampleView<'a> {
 
 /// The samples of one error kind.
 #[derive(Debug, Serialize)]
-pub struct KindSamplesView<'a> {
+pub(crate) struct KindSamplesView<'a> {
     pub kind: &'static str,
     pub title: &'static str,
     pub rule: &'static str,
@@ -235,7 +235,7 @@ pub struct KindSamplesView<'a> {
 
 /// One row of the most-frequent-concepts table.
 #[derive(Debug, Serialize)]
-pub struct ConceptView<'a> {
+pub(crate) struct ConceptView<'a> {
     pub cui: &'a str,
     pub name: &'a str,
     pub support: usize,
@@ -247,7 +247,7 @@ pub struct ConceptView<'a> {
 
 /// Everything the two templates show.
 #[derive(Debug, Serialize)]
-pub struct ReportView<'a> {
+pub(crate) struct ReportView<'a> {
     pub inputs: Vec<InputView<'a>>,
     pub imageclef_f1: f64,
     pub n_images: usize,
@@ -430,12 +430,12 @@ fn render(template: &str, a: &Analysis) -> String {
 }
 
 /// The whole report as one self-contained HTML page.
-pub fn render_html(a: &Analysis) -> String {
+pub(crate) fn render_html(a: &Analysis) -> String {
     render("report.html", a)
 }
 
 /// A Markdown summary: headline, per-level table, error-kind counts, confusion tables, samples.
-pub fn render_markdown(a: &Analysis) -> String {
+pub(crate) fn render_markdown(a: &Analysis) -> String {
     render("summary.md", a)
 }
 

@@ -97,12 +97,12 @@ fn char_em(c: char) -> f64 {
 }
 
 /// Estimated width of `s` in px at font size `fs`, generous by [`WIDTH_MARGIN`].
-pub fn text_width(s: &str, fs: f64) -> f64 {
+pub(crate) fn text_width(s: &str, fs: f64) -> f64 {
     s.chars().map(char_em).sum::<f64>() * fs * WIDTH_MARGIN
 }
 
 /// `s` as it fits in `room` px at font size `fs`: whole, or cut and ended with `…`.
-pub fn fit_width(s: &str, room: f64, fs: f64) -> String {
+pub(crate) fn fit_width(s: &str, room: f64, fs: f64) -> String {
     if text_width(s, fs) <= room {
         return s.to_string();
     }
@@ -141,7 +141,7 @@ fn nice_step(raw: f64) -> f64 {
 /// Round ticks covering `[lo, hi]` on a linear axis: equally spaced by 1, 2 or 5 times a power
 /// of ten (at least 1 for `integer` data), at most six intervals, from the last multiple of the
 /// step at or below `lo` to the first at or above `hi`. `hi <= lo` is widened to `lo + 1`.
-pub fn nice_ticks(lo: f64, hi: f64, integer: bool) -> Vec<f64> {
+pub(crate) fn nice_ticks(lo: f64, hi: f64, integer: bool) -> Vec<f64> {
     let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo.min(hi), lo.max(hi)) } else { (0.0, 1.0) };
     let hi = if hi > lo { hi } else { lo + 1.0 };
     let mut step = nice_step((hi - lo) / MAX_INTERVALS);
@@ -157,7 +157,7 @@ pub fn nice_ticks(lo: f64, hi: f64, integer: bool) -> Vec<f64> {
 /// Round ticks covering `[lo, hi]` (both > 0; others are taken as 1) on a log10 axis: the values
 /// 1, 2 and 5 times a power of ten, or only the powers of ten when the data span more than three
 /// decades, from the last at or below `lo` to the first at or above `hi` (at least two ticks).
-pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let lo = if lo > 0.0 && lo.is_finite() { lo } else { 1.0 };
     let hi = if hi.is_finite() { hi.max(lo) } else { lo };
     let mults: &[f64] = if hi / lo > 1000.0 { &[1.0] } else { &[1.0, 2.0, 5.0] };
@@ -249,14 +249,14 @@ fn draw_x_axis(s: &mut String, f: Frame, axis: &Axis, xlabel: &str) {
 
 /// How the category labels of a bar chart are set: font size, every `stride`-th label shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LabelLayout {
+pub(crate) struct LabelLayout {
     pub font: f64,
     pub stride: usize,
 }
 
 /// Font and stride for `n` rotated bar labels: neighbouring labels (parallel lines `slot *
 /// sin(angle)` apart) keep [`LABEL_SPACING_EM`] font sizes between their baselines.
-pub fn bar_label_layout(n: usize) -> LabelLayout {
+pub(crate) fn bar_label_layout(n: usize) -> LabelLayout {
     let slot = BAR_FRAME.pw() / n.max(1) as f64;
     let gap = slot * LABEL_ANGLE_DEG.to_radians().sin();
     let font = (gap / LABEL_SPACING_EM).min(LABEL_FONT_MAX);
@@ -270,13 +270,13 @@ pub fn bar_label_layout(n: usize) -> LabelLayout {
 /// A vertical bar chart: one bar per (label, value), its value above it; labels are rotated under
 /// the axis and shortened with `…` where they would leave the picture (the full label and the
 /// value are the bar's tooltip). The y axis starts at zero and is ticked at round values.
-pub fn bar_chart(title: &str, ylabel: &str, labels: &[String], values: &[f64]) -> String {
+pub(crate) fn bar_chart(title: &str, ylabel: &str, labels: &[String], values: &[f64]) -> String {
     bar_chart_scaled(title, ylabel, labels, values, None)
 }
 
 /// [`bar_chart`] with the y axis reaching at least `y_top` (e.g. `Some(1.0)` for F1); without
 /// it, 5 % above the largest value.
-pub fn bar_chart_scaled(title: &str, ylabel: &str, labels: &[String], values: &[f64], y_top: Option<f64>) -> String {
+pub(crate) fn bar_chart_scaled(title: &str, ylabel: &str, labels: &[String], values: &[f64], y_top: Option<f64>) -> String {
     let n = values.len().max(1);
     let slot = BAR_FRAME.pw() / n as f64;
     let layout = bar_label_layout(n);
@@ -338,7 +338,7 @@ pub fn bar_chart_scaled(title: &str, ylabel: &str, labels: &[String], values: &[
 
 /// One point of a [`scatter`] plot; `label` is its tooltip (e.g. concept, name, support, F1).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Point {
+pub(crate) struct Point {
     pub x: f64,
     pub y: f64,
     pub label: String,
@@ -348,7 +348,7 @@ pub struct Point {
 /// tooltip (points drawn on the same spot share one mark whose tooltip lists them all). The
 /// x axis runs from the round value at or below the smallest x, the y axis from zero (to at
 /// least `y_top`).
-pub fn scatter(title: &str, xlabel: &str, ylabel: &str, points: &[Point], log_x: bool, y_top: Option<f64>) -> String {
+pub(crate) fn scatter(title: &str, xlabel: &str, ylabel: &str, points: &[Point], log_x: bool, y_top: Option<f64>) -> String {
     let f = XY_FRAME;
     let mut s = open_svg(title);
     let finite: Vec<&Point> = points.iter().filter(|p| p.x.is_finite() && p.y.is_finite() && (!log_x || p.x > 0.0)).collect();

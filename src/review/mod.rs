@@ -18,7 +18,7 @@
 //! | `report.rs` | clinical precision, Cohen's kappa, the paired bootstrap, the Table-5-style page |
 //! | `export.rs` | every verdict and missing term as CSV or JSON |
 //!
-//! The design rules (DESIGN.md, "Serving") are kept here: loopback by default and a token for any
+//! The serving rules (ARCHITECTURE.md, rule 10) are kept here: loopback by default and a token for any
 //! other address; images reached only by their id in the review set; a verdict acknowledged only
 //! after its transaction commits.
 pub mod export;
@@ -44,13 +44,13 @@ pub use sample::Strategy;
 pub use store::Store;
 
 /// Seed of the sample and of the blinded order when `--seed` is not given.
-pub const DEFAULT_SEED: u64 = 42;
+pub(crate) const DEFAULT_SEED: u64 = 42;
 /// Reviewer name when `--reviewer` is not given.
 pub const DEFAULT_REVIEWER: &str = "reviewer";
 /// Shortest token accepted (characters).
-pub const MIN_TOKEN_LEN: usize = 16;
+pub(crate) const MIN_TOKEN_LEN: usize = 16;
 /// Longest reviewer name (characters).
-pub const MAX_REVIEWER_LEN: usize = 64;
+pub(crate) const MAX_REVIEWER_LEN: usize = 64;
 
 pub use model::{BlindMode, ConceptInfo, Item, ModelInfo, ReviewError, ReviewMeta, ReviewSet, Verdict};
 
@@ -163,7 +163,7 @@ pub fn resolve_bind(host: &str) -> Result<(IpAddr, Option<String>), ReviewError>
 }
 
 /// A reviewer name: 1 to [`MAX_REVIEWER_LEN`] characters, no control characters, not blank.
-pub fn check_reviewer(name: &str) -> Result<(), ReviewError> {
+pub(crate) fn check_reviewer(name: &str) -> Result<(), ReviewError> {
     let bad = |message: String| Err(ReviewError::Option { option: "reviewer", message });
     if name.trim().is_empty() {
         return bad("must not be empty".into());
@@ -179,7 +179,7 @@ pub fn check_reviewer(name: &str) -> Result<(), ReviewError> {
 
 /// A token: at least [`MIN_TOKEN_LEN`] characters from `A-Z a-z 0-9 - . _ ~` (it travels in a URL
 /// and a cookie unchanged).
-pub fn check_token(token: &str) -> Result<(), ReviewError> {
+pub(crate) fn check_token(token: &str) -> Result<(), ReviewError> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~');
     if token.len() < MIN_TOKEN_LEN || !token.chars().all(ok_char) {
         return Err(ReviewError::Option {
@@ -213,7 +213,7 @@ pub struct Prepared {
 }
 
 /// SHA-256 of `bytes`, as lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -321,7 +321,7 @@ fn stratum(onto: &Ontology, truth: &BTreeSet<String>, predicted: &[&BTreeSet<Str
 }
 
 /// Reads the inputs of a new review and draws its sample (nothing is written).
-pub fn build_review(cfg: &ServeConfig, onto: &Ontology, ontology_source: &str) -> Result<(ReviewSet, Vec<String>), ReviewError> {
+pub(crate) fn build_review(cfg: &ServeConfig, onto: &Ontology, ontology_source: &str) -> Result<(ReviewSet, Vec<String>), ReviewError> {
     let images_dir = cfg.images.as_deref().ok_or_else(|| ReviewError::NoReview { db: cfg.db.clone() })?;
     if cfg.preds.is_empty() {
         return Err(ReviewError::NoReview { db: cfg.db.clone() });

@@ -228,7 +228,7 @@ impl ReviewSet {
     }
 
     /// Whether a ground-truth file was given.
-    pub fn has_truth(&self) -> bool {
+    pub(crate) fn has_truth(&self) -> bool {
         self.meta.truth_sha256.is_some()
     }
 

@@ -28,14 +28,14 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use super::store::{Mark, MissingTerm, Store, VerdictRow};
-use super::{ReviewError, ReviewMeta, ReviewSet, Verdict};
+use super::{Item, ReviewError, ReviewMeta, ReviewSet, Verdict};
 use crate::ontology::Level;
 
 const TEMPLATE: &str = include_str!("templates/report.html");
 /// Label of concepts without a level.
-pub const NO_LEVEL: &str = "no level";
+pub(crate) const NO_LEVEL: &str = "no level";
 /// Label of the row over every level.
-pub const ALL_LEVELS: &str = "all";
+pub(crate) const ALL_LEVELS: &str = "all";
 /// Default number of bootstrap resamples.
 pub const DEFAULT_BOOTSTRAP: usize = 2000;
 /// Default number of images on the page.
@@ -125,7 +125,7 @@ pub struct ModelReport {
 pub use crate::eval::stats::Kappa;
 
 /// Cohen's kappa over `pairs` of verdicts (see the module docs).
-pub fn cohen_kappa(pairs: &[(Verdict, Verdict)]) -> Kappa {
+pub(crate) fn cohen_kappa(pairs: &[(Verdict, Verdict)]) -> Kappa {
     crate::eval::stats::cohen_kappa(pairs, &Verdict::ALL)
 }
 
@@ -299,17 +299,42 @@ pub fn report_db(db: &Path, opts: &ReportOptions) -> Result<ReviewReport, Review
     Ok(r)
 }
 
+/// Every reviewer's verdict on each (image, concept): `(reviewer, verdict)` in stored order.
+type VerdictsOn<'a> = HashMap<(&'a str, &'a str), Vec<(&'a str, Verdict)>>;
+
 /// The report's figures from the stored data (thumbnails are added by [`report_db`]).
 pub fn build(d: &ReviewData, opts: &ReportOptions) -> ReviewReport {
     let set = &d.set;
-    // verdicts per (image, cui): (reviewer, verdict)
-    let mut on: HashMap<(&str, &str), Vec<(&str, Verdict)>> = HashMap::new();
+    let mut on: VerdictsOn = HashMap::new();
     for v in &d.verdicts {
         on.entry((v.image.as_str(), v.cui.as_str())).or_default().push((v.reviewer.as_str(), v.verdict));
     }
-    let reviewers: BTreeSet<&str> = d.verdicts.iter().map(|v| v.reviewer.as_str()).chain(d.missing.iter().map(|m| m.reviewer.as_str())).chain(d.done.iter().map(|m| m.reviewer.as_str())).collect();
+    let (missing_by_image, missed_count) = missing_terms(d);
+    let models = set.models.iter().enumerate().map(|(m, _)| model_report(set, &on, m, missed_count[m])).collect();
+    let paired = paired_differences(set, &on, opts.bootstrap);
+    let kappa = agreement(d);
+    let reviewers = reviewer_summaries(d);
+    let images = image_rows(d, &on, missing_by_image);
+    ReviewReport {
+        db: String::new(),
+        review: set.meta.clone(),
+        n_images: set.items.len(),
+        n_reviewed: images.len(),
+        events: d.events,
+        models,
+        reviewers,
+        kappa,
+        paired,
+        bootstrap: opts.bootstrap,
+        images,
+        notes: notes(d),
+    }
+}
 
-    // missing terms per image, with the models that missed them
+/// The terms reviewers added, per image, each with the models that missed it; and how many
+/// terms each model missed.
+fn missing_terms(d: &ReviewData) -> (BTreeMap<&str, Vec<NamedTerm>>, Vec<usize>) {
+    let set = &d.set;
     let mut missing_by_image: BTreeMap<&str, Vec<NamedTerm>> = BTreeMap::new();
     let mut missed_count = vec![0usize; set.models.len()];
     for t in &d.missing {
@@ -326,50 +351,54 @@ pub fn build(d: &ReviewData, opts: &ReportOptions) -> ReviewReport {
             missed_by: missed_by.iter().map(|&m| set.models[m].label.clone()).collect(),
         });
     }
+    (missing_by_image, missed_count)
+}
 
-    // per model: overall, level, concept, reviewer
-    let mut models = Vec::new();
-    for (m, info) in set.models.iter().enumerate() {
-        let mut overall = Counts::default();
-        let mut levels: BTreeMap<String, Counts> = BTreeMap::new();
-        let mut concepts: BTreeMap<&str, Counts> = BTreeMap::new();
-        let mut per_reviewer: BTreeMap<&str, Counts> = BTreeMap::new();
-        for it in &set.items {
-            for cui in it.predicted[m].keys() {
-                let lv = level_name(set.level(cui));
-                let mut apply = |f: &dyn Fn(&mut Counts)| {
-                    f(&mut overall);
-                    f(levels.entry(lv.clone()).or_default());
-                    f(concepts.entry(cui.as_str()).or_default());
-                };
-                match on.get(&(it.id.as_str(), cui.as_str())) {
-                    None => apply(&|c: &mut Counts| c.add_unjudged()),
-                    Some(vs) => {
-                        for &(rev, v) in vs {
-                            apply(&move |c: &mut Counts| c.add(v));
-                            per_reviewer.entry(rev).or_default().add(v);
-                        }
+/// Model `m`'s clinical precision: overall, per level, per concept and per reviewer.
+fn model_report(set: &ReviewSet, on: &VerdictsOn, m: usize, missed_terms: usize) -> ModelReport {
+    let info = &set.models[m];
+    let mut overall = Counts::default();
+    let mut levels: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut concepts: BTreeMap<&str, Counts> = BTreeMap::new();
+    let mut per_reviewer: BTreeMap<&str, Counts> = BTreeMap::new();
+    for it in &set.items {
+        for cui in it.predicted[m].keys() {
+            let lv = level_name(set.level(cui));
+            let mut apply = |f: &dyn Fn(&mut Counts)| {
+                f(&mut overall);
+                f(levels.entry(lv.clone()).or_default());
+                f(concepts.entry(cui.as_str()).or_default());
+            };
+            match on.get(&(it.id.as_str(), cui.as_str())) {
+                None => apply(&|c: &mut Counts| c.add_unjudged()),
+                Some(vs) => {
+                    for &(rev, v) in vs {
+                        apply(&move |c: &mut Counts| c.add(v));
+                        per_reviewer.entry(rev).or_default().add(v);
                     }
                 }
             }
         }
-        let mut level_rows: Vec<LevelRow> = levels.into_iter().map(|(level, counts)| LevelRow { level, counts }).collect();
-        level_rows.sort_by_key(|r| level_rank(&r.level));
-        let mut concept_rows: Vec<ConceptRow> = concepts.into_iter().map(|(cui, counts)| ConceptRow { cui: cui.to_string(), name: set.name(cui), level: level_name(set.level(cui)), counts }).collect();
-        concept_rows.sort_by(|a, b| (level_rank(&a.level), std::cmp::Reverse(a.counts.judged() + a.counts.unsure), &a.cui).cmp(&(level_rank(&b.level), std::cmp::Reverse(b.counts.judged() + b.counts.unsure), &b.cui)));
-        models.push(ModelReport {
-            label: info.label.clone(),
-            path: info.path.clone(),
-            sha256: info.sha256.clone(),
-            overall,
-            levels: level_rows,
-            concepts: concept_rows,
-            reviewers: per_reviewer.into_iter().map(|(r, counts)| ReviewerRow { reviewer: r.to_string(), counts }).collect(),
-            missed_terms: missed_count[m],
-        });
     }
+    let mut level_rows: Vec<LevelRow> = levels.into_iter().map(|(level, counts)| LevelRow { level, counts }).collect();
+    level_rows.sort_by_key(|r| level_rank(&r.level));
+    let mut concept_rows: Vec<ConceptRow> = concepts.into_iter().map(|(cui, counts)| ConceptRow { cui: cui.to_string(), name: set.name(cui), level: level_name(set.level(cui)), counts }).collect();
+    concept_rows.sort_by(|a, b| (level_rank(&a.level), std::cmp::Reverse(a.counts.judged() + a.counts.unsure), &a.cui).cmp(&(level_rank(&b.level), std::cmp::Reverse(b.counts.judged() + b.counts.unsure), &b.cui)));
+    ModelReport {
+        label: info.label.clone(),
+        path: info.path.clone(),
+        sha256: info.sha256.clone(),
+        overall,
+        levels: level_rows,
+        concepts: concept_rows,
+        reviewers: per_reviewer.into_iter().map(|(r, counts)| ReviewerRow { reviewer: r.to_string(), counts }).collect(),
+        missed_terms,
+    }
+}
 
-    // paired differences, overall and per level
+/// Paired differences of every two models, over all levels and then per level, for the scopes
+/// where either model has something judged.
+fn paired_differences(set: &ReviewSet, on: &VerdictsOn, bootstrap: usize) -> Vec<PairedDiff> {
     let mut paired = Vec::new();
     let all_levels: BTreeSet<String> = set.concepts.values().map(|c| level_name(c.level)).collect();
     let mut scopes: Vec<String> = vec![ALL_LEVELS.to_string()];
@@ -379,34 +408,13 @@ pub fn build(d: &ReviewData, opts: &ReportOptions) -> ReviewReport {
     for a in 0..set.models.len() {
         for b in a + 1..set.models.len() {
             for scope in &scopes {
-                let in_scope = |cui: &str| scope == ALL_LEVELS || level_name(set.level(cui)) == *scope;
-                let mut per_image: PairedCounts = Vec::new();
-                for it in &set.items {
-                    let mut row = [(0usize, 0usize); 2];
-                    for (k, m) in [a, b].into_iter().enumerate() {
-                        for cui in it.predicted[m].keys().filter(|c| in_scope(c)) {
-                            for &(_, v) in on.get(&(it.id.as_str(), cui.as_str())).map(Vec::as_slice).unwrap_or(&[]) {
-                                match v {
-                                    Verdict::Correct => {
-                                        row[k].0 += 1;
-                                        row[k].1 += 1;
-                                    }
-                                    Verdict::Wrong => row[k].1 += 1,
-                                    Verdict::Unsure => {}
-                                }
-                            }
-                        }
-                    }
-                    if row[0].1 + row[1].1 > 0 {
-                        per_image.push(row);
-                    }
-                }
+                let per_image = paired_counts(set, on, [a, b], scope);
                 if per_image.is_empty() {
                     continue;
                 }
                 let sum = |k: usize| per_image.iter().fold((0, 0), |s, r| (s.0 + r[k].0, s.1 + r[k].1));
                 let (sa, sb) = (sum(0), sum(1));
-                let (difference, low, high, resamples, left_out) = paired_difference(&per_image, opts.bootstrap, set.meta.seed);
+                let (difference, low, high, resamples, left_out) = paired_difference(&per_image, bootstrap, set.meta.seed);
                 paired.push(PairedDiff {
                     a: set.models[a].label.clone(),
                     b: set.models[b].label.clone(),
@@ -423,8 +431,40 @@ pub fn build(d: &ReviewData, opts: &ReportOptions) -> ReviewReport {
             }
         }
     }
+    paired
+}
 
-    // agreement between reviewers
+/// Per image, `(correct, judged)` of each of the two models on the concepts in `scope` (a level
+/// name or [`ALL_LEVELS`]); images where neither has a judged concept are left out.
+fn paired_counts(set: &ReviewSet, on: &VerdictsOn, pair: [usize; 2], scope: &str) -> PairedCounts {
+    let in_scope = |cui: &str| scope == ALL_LEVELS || level_name(set.level(cui)) == *scope;
+    let mut per_image: PairedCounts = Vec::new();
+    for it in &set.items {
+        let mut row = [(0usize, 0usize); 2];
+        for (k, m) in pair.into_iter().enumerate() {
+            for cui in it.predicted[m].keys().filter(|c| in_scope(c)) {
+                for &(_, v) in on.get(&(it.id.as_str(), cui.as_str())).map(Vec::as_slice).unwrap_or(&[]) {
+                    match v {
+                        Verdict::Correct => {
+                            row[k].0 += 1;
+                            row[k].1 += 1;
+                        }
+                        Verdict::Wrong => row[k].1 += 1,
+                        Verdict::Unsure => {}
+                    }
+                }
+            }
+        }
+        if row[0].1 + row[1].1 > 0 {
+            per_image.push(row);
+        }
+    }
+    per_image
+}
+
+/// Cohen's kappa between every two reviewers over the concepts both judged: overall, then per
+/// level.
+fn agreement(d: &ReviewData) -> Vec<KappaRow> {
     let mut by_reviewer: BTreeMap<&str, HashMap<(&str, &str), Verdict>> = BTreeMap::new();
     for v in &d.verdicts {
         by_reviewer.entry(v.reviewer.as_str()).or_default().insert((v.image.as_str(), v.cui.as_str()), v.verdict);
@@ -440,7 +480,7 @@ pub fn build(d: &ReviewData, opts: &ReportOptions) -> ReviewReport {
             for k in keys {
                 let p = (ra[k], rb[k]);
                 pairs.entry(ALL_LEVELS.to_string()).or_default().push(p);
-                pairs.entry(level_name(set.level(k.1))).or_default().push(p);
+                pairs.entry(level_name(d.set.level(k.1))).or_default().push(p);
             }
             let mut rows: Vec<(String, Vec<(Verdict, Verdict)>)> = pairs.into_iter().collect();
             rows.sort_by_key(|(l, _)| if l == ALL_LEVELS { 0 } else { 1 + level_rank(l) });
@@ -449,9 +489,13 @@ pub fn build(d: &ReviewData, opts: &ReportOptions) -> ReviewReport {
             }
         }
     }
+    kappa
+}
 
-    // reviewers
-    let reviewer_rows = reviewers
+/// What each reviewer did (anyone with a verdict, a missing term or a done mark), by name.
+fn reviewer_summaries(d: &ReviewData) -> Vec<ReviewerSummary> {
+    let reviewers: BTreeSet<&str> = d.verdicts.iter().map(|v| v.reviewer.as_str()).chain(d.missing.iter().map(|m| m.reviewer.as_str())).chain(d.done.iter().map(|m| m.reviewer.as_str())).collect();
+    reviewers
         .iter()
         .map(|r| ReviewerSummary {
             reviewer: r.to_string(),
@@ -460,75 +504,65 @@ pub fn build(d: &ReviewData, opts: &ReportOptions) -> ReviewReport {
             missing_terms: d.missing.iter().filter(|m| m.reviewer == *r).count(),
             truth_shown: d.reveals.iter().filter(|m| m.reviewer == *r).count(),
         })
-        .collect();
+        .collect()
+}
 
-    // reviewed images
+/// The reviewed images (a verdict, a missing term or a done mark), in review order, each with
+/// every model's concepts and their verdicts.
+fn image_rows(d: &ReviewData, on: &VerdictsOn, mut missing_by_image: BTreeMap<&str, Vec<NamedTerm>>) -> Vec<ImageRow> {
+    let set = &d.set;
     let touched: BTreeSet<&str> = d.verdicts.iter().map(|v| v.image.as_str()).chain(d.missing.iter().map(|m| m.image.as_str())).chain(d.done.iter().map(|m| m.image.as_str())).collect();
-    let images: Vec<ImageRow> = set
-        .items
+    set.items
         .iter()
         .filter(|it| touched.contains(it.id.as_str()))
-        .map(|it| {
-            let models = set
-                .models
-                .iter()
-                .enumerate()
-                .map(|(m, info)| {
-                    let mut concepts: Vec<JudgedConcept> = it.predicted[m]
-                        .iter()
-                        .map(|(cui, score)| JudgedConcept {
-                            cui: cui.clone(),
-                            name: set.name(cui),
-                            level: level_name(set.level(cui)),
-                            score: *score,
-                            verdicts: on.get(&(it.id.as_str(), cui.as_str())).map(|v| v.iter().map(|(r, v)| (r.to_string(), *v)).collect()).unwrap_or_default(),
-                        })
-                        .collect();
-                    concepts.sort_by(|a, b| (level_rank(&a.level), &a.cui).cmp(&(level_rank(&b.level), &b.cui)));
-                    ImageModel { label: info.label.clone(), concepts }
-                })
-                .collect();
-            ImageRow {
-                position: it.position,
-                id: it.id.clone(),
-                models,
-                missing: missing_by_image.remove(it.id.as_str()).unwrap_or_default(),
-                truth: it.truth.iter().map(|c| (c.clone(), set.name(c))).collect(),
-                done_by: d.done.iter().filter(|m| m.image == it.id).map(|m| m.reviewer.clone()).collect(),
-                truth_shown_to: d.reveals.iter().filter(|m| m.image == it.id).map(|m| m.reviewer.clone()).collect(),
-                thumbnail: None,
-            }
+        .map(|it| ImageRow {
+            position: it.position,
+            id: it.id.clone(),
+            models: set.models.iter().enumerate().map(|(m, info)| image_model(set, on, it, m, &info.label)).collect(),
+            missing: missing_by_image.remove(it.id.as_str()).unwrap_or_default(),
+            truth: it.truth.iter().map(|c| (c.clone(), set.name(c))).collect(),
+            done_by: d.done.iter().filter(|m| m.image == it.id).map(|m| m.reviewer.clone()).collect(),
+            truth_shown_to: d.reveals.iter().filter(|m| m.image == it.id).map(|m| m.reviewer.clone()).collect(),
+            thumbnail: None,
+        })
+        .collect()
+}
+
+/// Model `m`'s concepts on one image with every verdict on them, by level and CUI.
+fn image_model(set: &ReviewSet, on: &VerdictsOn, it: &Item, m: usize, label: &str) -> ImageModel {
+    let mut concepts: Vec<JudgedConcept> = it.predicted[m]
+        .iter()
+        .map(|(cui, score)| JudgedConcept {
+            cui: cui.clone(),
+            name: set.name(cui),
+            level: level_name(set.level(cui)),
+            score: *score,
+            verdicts: on.get(&(it.id.as_str(), cui.as_str())).map(|v| v.iter().map(|(r, v)| (r.to_string(), *v)).collect()).unwrap_or_default(),
         })
         .collect();
+    concepts.sort_by(|a, b| (level_rank(&a.level), &a.cui).cmp(&(level_rank(&b.level), &b.cui)));
+    ImageModel { label: label.to_string(), concepts }
+}
 
+/// The page's notes on what the figures cannot say (no verdicts, one reviewer, one model, ground
+/// truth seen while judging).
+fn notes(d: &ReviewData) -> Vec<String> {
     let mut notes = Vec::new();
     if d.verdicts.is_empty() {
         notes.push("No verdicts yet: every precision is undefined.".to_string());
     }
-    if names.len() < 2 {
+    let judging_reviewers: BTreeSet<&str> = d.verdicts.iter().map(|v| v.reviewer.as_str()).collect();
+    if judging_reviewers.len() < 2 {
         notes.push("Agreement needs two reviewers who judged the same concepts: run `review serve` again on this database with another --reviewer.".to_string());
     }
-    if set.models.len() < 2 {
+    if d.set.models.len() < 2 {
         notes.push("One model: there is no paired difference to report.".to_string());
     }
     let shown: usize = d.reveals.len();
     if shown > 0 {
         notes.push(format!("The ground truth was shown {shown} time(s) (reviewer, image) before or while judging; those verdicts were not blind to it."));
     }
-    ReviewReport {
-        db: String::new(),
-        review: set.meta.clone(),
-        n_images: set.items.len(),
-        n_reviewed: images.len(),
-        events: d.events,
-        models,
-        reviewers: reviewer_rows,
-        kappa,
-        paired,
-        bootstrap: opts.bootstrap,
-        images,
-        notes,
-    }
+    notes
 }
 
 fn add_thumbnails(r: &mut ReviewReport, set: &ReviewSet, opts: &ReportOptions) {
@@ -649,7 +683,7 @@ struct PageImage<'a> {
 }
 
 /// The Table-5-style page: one self-contained HTML file (auto-escaped; thumbnails inline).
-pub fn render_html(r: &ReviewReport, max_images: usize) -> String {
+pub(crate) fn render_html(r: &ReviewReport, max_images: usize) -> String {
     let images: Vec<PageImage> = r.images.iter().take(max_images).map(|row| PageImage { row, thumbnail: row.thumbnail.as_deref().filter(|u| is_plain_data_uri(u)) }).collect();
     #[derive(Serialize)]
     struct View<'a> {

@@ -53,7 +53,7 @@ pub struct Candidate {
 }
 
 /// 1 - |A ∩ B| / |A ∪ B|; two empty sets agree (0).
-pub fn jaccard_distance(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
+pub(crate) fn jaccard_distance(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
     let union = a.union(b).count();
     if union == 0 {
         return 0.0;
@@ -126,7 +126,7 @@ pub fn choose(candidates: &[Candidate], n: usize, strategy: Strategy, seed: u64)
 }
 
 /// For each of `n_items` images, the order in which the `n_models` models' sets are shown.
-pub fn model_orders(n_items: usize, n_models: usize, seed: u64) -> Vec<Vec<usize>> {
+pub(crate) fn model_orders(n_items: usize, n_models: usize, seed: u64) -> Vec<Vec<usize>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1); // independent of the sample's draws
     (0..n_items)

@@ -2,7 +2,7 @@
 //! auto-escaped), its script and style sheet (embedded), the review's images by id, and a small
 //! JSON API; and [`serve`], which binds, serves and shuts down cleanly on Ctrl-C or SIGTERM.
 //!
-//! Safety rules (DESIGN.md, "Serving"), each enforced here:
+//! Safety rules (ARCHITECTURE.md, rule 10), each enforced here:
 //! - Loopback by default; [`super::ServeConfig::check`] refuses any other address without a
 //!   token. With a token, every request must carry it: `Authorization: Bearer T`, or the cookie
 //!   set when the page is opened as `/?token=T` (`HttpOnly; SameSite=Strict`).
@@ -46,11 +46,11 @@ use crate::classify::Classify;
 use crate::events::{Event, Events};
 
 /// Largest request body accepted (bytes).
-pub const BODY_LIMIT: usize = 16 * 1024;
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 /// Longest free-text missing term (characters).
-pub const MAX_TERM: usize = 200;
+pub(crate) const MAX_TERM: usize = 200;
 /// Most search results per request.
-pub const MAX_RESULTS: usize = 50;
+pub(crate) const MAX_RESULTS: usize = 50;
 
 const PAGE: &str = include_str!("templates/review.html");
 const SCRIPT: &str = include_str!("static/review.js");
@@ -66,7 +66,7 @@ struct Auth {
 
 /// The server's state: the review, its store, the images by id, the vocabulary, and where its
 /// server errors are reported.
-pub struct App {
+pub(crate) struct App {
     set: ReviewSet,
     store: Mutex<Store>,
     images: HashMap<String, PathBuf>,
@@ -126,7 +126,7 @@ fn render_page(set: &ReviewSet, reviewer: &str) -> String {
 /// An error answer: status and message, sent as `{"error": message}`; for a server error also
 /// the error with its causes, for the server's own report ([`report_faults`]).
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub fault: Option<String>,
@@ -170,7 +170,7 @@ impl IntoResponse for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The router of the app (every route behind the guard and the body limit).
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/static/review.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT) }))
@@ -616,7 +616,7 @@ async fn shutdown_signal() {
 /// The addresses to open for a server listening on `local`: one that works on this machine, and,
 /// when it listens on every interface (`0.0.0.0`, `::`), the form of the one to open from another
 /// machine (whose host part only the user knows: this machine's name or address on their network).
-pub fn urls(local: SocketAddr, token: Option<&str>) -> (String, Option<String>) {
+pub(crate) fn urls(local: SocketAddr, token: Option<&str>) -> (String, Option<String>) {
     let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
     let port = local.port();
     if local.ip().is_unspecified() {

@@ -27,7 +27,7 @@ use super::sample::Strategy;
 use crate::ontology::Level;
 
 /// Version of the schema below; a database of another version is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -192,7 +192,7 @@ pub struct MissingTerm {
 
 /// One reviewer's state on one image.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct ImageState {
+pub(crate) struct ImageState {
     pub verdicts: BTreeMap<String, Verdict>,
     pub missing: Vec<MissingTerm>,
     pub done: bool,
@@ -221,7 +221,7 @@ pub struct Store {
 }
 
 /// A request id for an action the server starts itself (unique in this process and across runs).
-pub fn server_request_id() -> String {
+pub(crate) fn server_request_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("srv-{nanos:x}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
@@ -234,7 +234,7 @@ impl Store {
     }
 
     /// Opens an existing review database (for the report and export); a missing file is an error.
-    pub fn open_existing(path: &Path) -> Result<Store, ReviewError> {
+    pub(crate) fn open_existing(path: &Path) -> Result<Store, ReviewError> {
         if !path.is_file() {
             return Err(ReviewError::Read { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such review database") });
         }
@@ -307,13 +307,13 @@ impl Store {
     }
 
     /// Whether a review has been stored.
-    pub fn has_review(&self) -> Result<bool, ReviewError> {
+    pub(crate) fn has_review(&self) -> Result<bool, ReviewError> {
         let n: i64 = self.conn.query_row("SELECT count(*) FROM models", [], |r| r.get(0)).map_err(|e| self.db(e))?;
         Ok(n > 0)
     }
 
     /// Stores a new review (inputs, sample, blinded order), all in one transaction.
-    pub fn create_review(&mut self, set: &ReviewSet) -> Result<(), ReviewError> {
+    pub(crate) fn create_review(&mut self, set: &ReviewSet) -> Result<(), ReviewError> {
         let path = self.path.clone();
         let db = |source| ReviewError::Db { db: path.clone(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
@@ -524,7 +524,7 @@ impl Store {
     }
 
     /// `reviewer`'s verdicts, missing terms and marks on `image`.
-    pub fn image_state(&self, reviewer: &str, image: &str) -> Result<ImageState, ReviewError> {
+    pub(crate) fn image_state(&self, reviewer: &str, image: &str) -> Result<ImageState, ReviewError> {
         let q = |e| self.db(e);
         let mut s = ImageState::default();
         let mut st = self.conn.prepare_cached("SELECT cui, verdict FROM verdicts WHERE reviewer = ?1 AND image_id = ?2").map_err(q)?;
@@ -599,12 +599,12 @@ impl Store {
     }
 
     /// Every (reviewer, image) whose ground truth was shown.
-    pub fn reveals(&self) -> Result<Vec<Mark>, ReviewError> {
+    pub(crate) fn reveals(&self) -> Result<Vec<Mark>, ReviewError> {
         self.marks("reveals")
     }
 
     /// Number of acknowledged actions.
-    pub fn event_count(&self) -> Result<usize, ReviewError> {
+    pub(crate) fn event_count(&self) -> Result<usize, ReviewError> {
         let n: i64 = self.conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).map_err(|e| self.db(e))?;
         Ok(n as usize)
     }

@@ -17,7 +17,7 @@ use super::ReviewError;
 use crate::ontology::{Level, Ontology};
 
 /// Longest query accepted (characters).
-pub const MAX_QUERY: usize = 100;
+pub(crate) const MAX_QUERY: usize = 100;
 
 struct Entry {
     cui: String,
@@ -123,7 +123,7 @@ impl Terms {
 /// English synonyms per CUI from UMLS `MRCONSO.RRF` (`path` is the file or the folder holding
 /// it), for the CUIs `keep` accepts: the `STR` column of rows with `LAT=ENG` that are not
 /// suppressed (`SUPPRESS` other than `O`, `E`, `Y`), each string once (case-insensitive).
-pub fn read_mrconso(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<HashMap<String, Vec<String>>, ReviewError> {
+pub(crate) fn read_mrconso(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<HashMap<String, Vec<String>>, ReviewError> {
     let file_path = if path.is_dir() { path.join("MRCONSO.RRF") } else { path.to_path_buf() };
     let file = File::open(&file_path).map_err(|source| ReviewError::Read { path: file_path.clone(), source })?;
     let mut out: HashMap<String, Vec<String>> = HashMap::new();

@@ -67,7 +67,7 @@ impl crate::classify::Classify for RunError {
 
 /// Versions and hashes that make a run reproducible.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Provenance {
+pub(crate) struct Provenance {
     pub conceptree_version: String,
     pub git_commit: Option<String>,
     pub libtorch: String,
@@ -128,7 +128,7 @@ impl RunDir {
     }
 
     /// Open an unfinished run to continue it (exclusive lock).
-    pub fn open_for_resume(path: &Path) -> Result<RunDir, RunError> {
+    pub(crate) fn open_for_resume(path: &Path) -> Result<RunDir, RunError> {
         let run = Self::open(path, Hold::Owner)?;
         if run.file(SUMMARY).exists() {
             return Err(RunError::Finished { dir: path.to_path_buf() });
@@ -168,7 +168,7 @@ impl RunDir {
     }
 
     /// Whether the run has finished training (its summary is written last).
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.file(SUMMARY).is_file()
     }
 
@@ -183,20 +183,20 @@ impl RunDir {
     }
 
     /// Write one of the run's JSON files atomically.
-    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RunError> {
+    pub(crate) fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RunError> {
         let text = serde_json::to_string_pretty(value).expect("run files serialise");
         self.write_bytes(name, text.as_bytes())
     }
 
     /// Write one of the run's files atomically.
-    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), RunError> {
+    pub(crate) fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), RunError> {
         let path = self.file(name);
         write_atomic(&path, |tmp| std::fs::write(tmp, bytes)).map_err(|source| RunError::Write { path, source })
     }
 
     /// `metrics.jsonl` cut to its first `keep` lines (a killed run may have written one more),
     /// opened for appending.
-    pub fn metrics_log(&self, keep: usize) -> Result<MetricsLog, RunError> {
+    pub(crate) fn metrics_log(&self, keep: usize) -> Result<MetricsLog, RunError> {
         let path = self.file(METRICS);
         let kept: String = std::fs::read_to_string(&path).unwrap_or_default().lines().take(keep).map(|l| format!("{l}\n")).collect();
         let w = |source| RunError::Write { path: path.clone(), source };
@@ -206,7 +206,7 @@ impl RunDir {
     }
 
     /// The model's variables (contiguous, sorted by name) as `model.safetensors`.
-    pub fn save_model(&self, vs: &nn::VarStore) -> Result<(), RunError> {
+    pub(crate) fn save_model(&self, vs: &nn::VarStore) -> Result<(), RunError> {
         let named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (n, t.contiguous())).collect();
         self.write_tensors(MODEL, named)
     }
@@ -220,13 +220,13 @@ impl RunDir {
 }
 
 /// `metrics.jsonl`, open for appending one line per epoch.
-pub struct MetricsLog {
+pub(crate) struct MetricsLog {
     path: PathBuf,
     file: File,
 }
 
 impl MetricsLog {
-    pub fn append<T: Serialize>(&mut self, line: &T) -> Result<(), RunError> {
+    pub(crate) fn append<T: Serialize>(&mut self, line: &T) -> Result<(), RunError> {
         let text = serde_json::to_string(line).expect("metrics serialise");
         writeln!(self.file, "{text}").and_then(|_| self.file.sync_data()).map_err(|source| RunError::Write { path: self.path.clone(), source })
     }
@@ -234,7 +234,7 @@ impl MetricsLog {
 
 /// Write `path` through a temporary file beside it: `write` fills the temporary file, which is
 /// then flushed to disk and renamed over `path`. On any failure the temporary file is removed.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let result = write(&tmp).and_then(|_| File::open(&tmp)?.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
@@ -278,7 +278,7 @@ fn take_lock(dir: &Path, hold: Hold) -> Result<Option<File>, RunError> {
 /// lock and the files a run writes first, unless `forced` into a directory that already held
 /// other files (which may have those names); and the directory itself when `made_here` (this
 /// process created it) and it is then empty. A directory holding a run is left as it is.
-pub fn remove_unstarted(path: &Path, made_here: bool, forced: bool) {
+pub(crate) fn remove_unstarted(path: &Path, made_here: bool, forced: bool) {
     if path.join(CONFIG).exists() {
         return;
     }
@@ -293,13 +293,13 @@ pub fn remove_unstarted(path: &Path, made_here: bool, forced: bool) {
 }
 
 /// The first line of a libtorch error (its C++ backtrace is of no use to a user).
-pub fn short_tch_error(e: &tch::TchError) -> String {
+pub(crate) fn short_tch_error(e: &tch::TchError) -> String {
     let s = e.to_string();
     s.lines().next().unwrap_or("").trim().to_string()
 }
 
 /// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // days since 1970-01-01 to a civil date (Howard Hinnant's algorithm)

@@ -17,35 +17,35 @@
 //! | `run.lock` | the lock: held exclusively by the process training the run, shared by readers |
 use std::path::Path;
 
-pub const CONFIG: &str = "config.json";
-pub const MODEL_CONFIG: &str = "model.json";
-pub const PREPROCESSING: &str = "preprocessing.json";
+pub(crate) const CONFIG: &str = "config.json";
+pub(crate) const MODEL_CONFIG: &str = "model.json";
+pub(crate) const PREPROCESSING: &str = "preprocessing.json";
 pub const ONTOLOGY: &str = "ontology.tsv";
-pub const SCHEDULE: &str = "schedule.json";
-pub const SPLIT: &str = "split.json";
-pub const METRICS: &str = "metrics.jsonl";
+pub(crate) const SCHEDULE: &str = "schedule.json";
+pub(crate) const SPLIT: &str = "split.json";
+pub(crate) const METRICS: &str = "metrics.jsonl";
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
-pub const MODEL: &str = "model.safetensors";
-pub const THRESHOLDS: &str = "thresholds.json";
-pub const SUMMARY: &str = "summary.json";
-pub const PROVENANCE: &str = "provenance.json";
+pub(crate) const MODEL: &str = "model.safetensors";
+pub(crate) const THRESHOLDS: &str = "thresholds.json";
+pub(crate) const SUMMARY: &str = "summary.json";
+pub(crate) const PROVENANCE: &str = "provenance.json";
 pub const SKIPPED: &str = "skipped.json";
-pub const LOCK: &str = "run.lock";
-pub const KNN_INDEX: &str = "knn.safetensors";
+pub(crate) const LOCK: &str = "run.lock";
+pub(crate) const KNN_INDEX: &str = "knn.safetensors";
 
 /// Every file a run directory may hold: none of them is ever written by a command that did not
 /// create the run.
-pub const RUN_FILES: [&str; 15] = [CONFIG, MODEL_CONFIG, PREPROCESSING, ONTOLOGY, SCHEDULE, SPLIT, METRICS, CHECKPOINT, MODEL, THRESHOLDS, SUMMARY, PROVENANCE, SKIPPED, LOCK, KNN_INDEX];
+pub(crate) const RUN_FILES: [&str; 15] = [CONFIG, MODEL_CONFIG, PREPROCESSING, ONTOLOGY, SCHEDULE, SPLIT, METRICS, CHECKPOINT, MODEL, THRESHOLDS, SUMMARY, PROVENANCE, SKIPPED, LOCK, KNN_INDEX];
 
 /// Whether `dir` is a conceptree run directory: it holds the lock file (made before anything else
 /// of a run), the weights, a checkpoint, or a configuration beside a model description. (An
 /// export folder holds `model.json` without `config.json`: it is not a run.)
-pub fn is_run_dir(dir: &Path) -> bool {
+pub(crate) fn is_run_dir(dir: &Path) -> bool {
     [LOCK, MODEL, CHECKPOINT].iter().any(|f| dir.join(f).exists()) || (dir.join(CONFIG).is_file() && dir.join(MODEL_CONFIG).is_file())
 }
 
 /// Whether `name` is one of a run directory's own files, or a temporary file of one of them.
-pub fn is_run_file(name: &str) -> bool {
+pub(crate) fn is_run_file(name: &str) -> bool {
     RUN_FILES.iter().any(|f| name == *f || (name.starts_with('.') && name[1..].starts_with(f)))
 }
 

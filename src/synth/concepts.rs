@@ -8,35 +8,35 @@ pub mod cui {
     /// Magnetic Resonance Imaging (modality).
     pub const MRI: &str = "C0024485";
     /// Plain x-ray (modality).
-    pub const XRAY: &str = "C1306645";
+    pub(crate) const XRAY: &str = "C1306645";
     /// Ultrasonography (modality).
-    pub const ULTRASOUND: &str = "C0041618";
+    pub(crate) const ULTRASOUND: &str = "C0041618";
     /// Contrast Media (technique).
-    pub const CONTRAST: &str = "C0009924";
+    pub(crate) const CONTRAST: &str = "C0009924";
     /// Head and Neck (anatomy, root of head).
-    pub const HEAD_AND_NECK: &str = "C0460004";
+    pub(crate) const HEAD_AND_NECK: &str = "C0460004";
     /// Head (anatomy, child of head and neck).
-    pub const HEAD: &str = "C0018670";
+    pub(crate) const HEAD: &str = "C0018670";
     /// Brain (anatomy, child of head).
-    pub const BRAIN: &str = "C0006104";
+    pub(crate) const BRAIN: &str = "C0006104";
     /// Chest (anatomy).
     pub const CHEST: &str = "C0817096";
     /// Abdomen (anatomy).
     pub const ABDOMEN: &str = "C0000726";
     /// Knee (anatomy).
-    pub const KNEE: &str = "C0022742";
+    pub(crate) const KNEE: &str = "C0022742";
     /// Axial plane (DICOM CID 6312).
-    pub const AXIAL: &str = "C0205131";
+    pub(crate) const AXIAL: &str = "C0205131";
     /// Coronal plane (DICOM CID 6312).
-    pub const CORONAL: &str = "C0205123";
+    pub(crate) const CORONAL: &str = "C0205123";
     /// Sagittal plane (DICOM CID 6312).
-    pub const SAGITTAL: &str = "C0205129";
+    pub(crate) const SAGITTAL: &str = "C0205129";
     /// Postero-anterior view (DICOM CID 4010).
-    pub const PA: &str = "C0457409";
+    pub(crate) const PA: &str = "C0457409";
     /// Antero-posterior view (DICOM CID 4010).
-    pub const AP: &str = "C0442212";
+    pub(crate) const AP: &str = "C0442212";
     /// Lateral view (DICOM CID 4010).
-    pub const LATERAL: &str = "C0442197";
+    pub(crate) const LATERAL: &str = "C0442197";
     /// Left (laterality, DICOM CID 244).
     pub const LEFT: &str = "C0205091";
     /// Right (laterality, DICOM CID 244).
@@ -45,13 +45,13 @@ pub mod cui {
     pub const PNEUMONIA: &str = "C0032285";
     /// "Marrow": what MetaMap makes of the word "arrow" in captions (ROCO's most frequent label
     /// noise); the label of a burned-in arrow (`--annotations`). On no level; flagged noise.
-    pub const ARROW_NOISE: &str = "C0376152";
+    pub(crate) const ARROW_NOISE: &str = "C0376152";
     /// Lesion: the label of a circled region (`--annotations`). On no level; not in the ontology.
-    pub const LESION: &str = "C0221198";
+    pub(crate) const LESION: &str = "C0221198";
 }
 
 /// The concepts of the burned-in annotations (`--annotations`), on no level.
-pub static ANNOTATION_CONCEPTS: [(&str, &str, &str, &str); 2] = [(cui::ARROW_NOISE, "Marrow (label of a burned-in arrow)", "", ""), (cui::LESION, "Lesion (label of a circled region)", "", "")];
+pub(crate) static ANNOTATION_CONCEPTS: [(&str, &str, &str, &str); 2] = [(cui::ARROW_NOISE, "Marrow (label of a burned-in arrow)", "", ""), (cui::LESION, "Lesion (label of a circled region)", "", "")];
 
 static CONCEPTS: [(&str, &str, &str, &str); 20] = [
     (cui::CT, "X-Ray Computed Tomography", "modality", ""),

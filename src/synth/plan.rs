@@ -188,7 +188,7 @@ pub struct PhantomSpec {
 
 impl PhantomSpec {
     /// True when the brain label applies: head on CT or MRI (a skull radiograph is labelled head only).
-    pub fn shows_brain(&self) -> bool {
+    pub(crate) fn shows_brain(&self) -> bool {
         self.anatomy == Anatomy::Head && matches!(self.modality, Modality::Ct | Modality::Mri)
     }
 

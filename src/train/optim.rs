@@ -56,7 +56,7 @@ impl Adam {
 
     /// Give each parameter the learning rate `lr_of(name)`, or freeze it (`None`). The moments
     /// and step counts stay: an optimizer reconfigured this way carries its state across stages.
-    pub fn configure(&mut self, lr_of: impl Fn(&str) -> Option<f64>) {
+    pub(crate) fn configure(&mut self, lr_of: impl Fn(&str) -> Option<f64>) {
         for s in &mut self.slots {
             s.lr = lr_of(&s.name);
         }
@@ -73,7 +73,7 @@ impl Adam {
     }
 
     /// Reset the gradients of the optimised parameters.
-    pub fn zero_grad(&mut self) {
+    pub(crate) fn zero_grad(&mut self) {
         for s in self.slots.iter_mut().filter(|s| s.lr.is_some()) {
             let mut g = s.param.grad();
             if g.defined() {
@@ -84,7 +84,7 @@ impl Adam {
     }
 
     /// The defined gradients of the optimised parameters (shallow handles: changing them changes the grads).
-    pub fn grads(&self) -> Vec<Tensor> {
+    pub(crate) fn grads(&self) -> Vec<Tensor> {
         self.slots.iter().filter(|s| s.lr.is_some()).map(|s| s.param.grad()).filter(|g| g.defined()).collect()
     }
 
@@ -132,7 +132,7 @@ impl Adam {
     }
 
     /// Restore state saved by [`Adam::state`]; every optimised parameter must be present.
-    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<(), String> {
+    pub(crate) fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<(), String> {
         for s in &mut self.slots {
             let get = |k: String| state.get(&k).ok_or_else(|| format!("optimizer state lacks '{k}'"));
             let m = get(format!("adam.m.{}", s.name))?;
@@ -177,7 +177,7 @@ impl Default for GradScaler {
 
 impl GradScaler {
     /// The loss to call `backward` on.
-    pub fn scale(&self, loss: &Tensor) -> Tensor {
+    pub(crate) fn scale(&self, loss: &Tensor) -> Tensor {
         loss * self.scale
     }
 
@@ -186,7 +186,7 @@ impl GradScaler {
     ///
     /// A gradient's sum is non-finite when any element is inf or NaN (or when finite elements sum
     /// past f32's range, which is treated the same way: the step is skipped).
-    pub fn unscale_(&self, opt: &Adam) -> Tensor {
+    pub(crate) fn unscale_(&self, opt: &Adam) -> Tensor {
         let inv = 1.0 / self.scale;
         tch::no_grad(|| {
             let sums: Vec<Tensor> = opt
@@ -226,7 +226,7 @@ impl GradScaler {
     }
 
     /// Restore [`GradScaler::state`]; a checkpoint written without mixed precision leaves the defaults.
-    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) {
+    pub(crate) fn load_state(&mut self, state: &HashMap<String, Tensor>) {
         if let (Some(s), Some(g)) = (state.get("amp.scale"), state.get("amp.good_steps")) {
             self.scale = s.double_value(&[]);
             self.good_steps = g.int64_value(&[]) as u32;

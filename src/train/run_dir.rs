@@ -13,7 +13,7 @@ pub use crate::run::names::*;
 
 impl RunDir {
     /// Model variables, optimizer moments, loss-scaler state and progress in one safetensors file.
-    pub fn save_checkpoint(&self, vs: &nn::VarStore, opt: &Adam, scaler: &GradScaler, progress: &Progress) -> Result<(), RunError> {
+    pub(crate) fn save_checkpoint(&self, vs: &nn::VarStore, opt: &Adam, scaler: &GradScaler, progress: &Progress) -> Result<(), RunError> {
         // safetensors holds dense row-major data: channels-last weights (and their moments) are written contiguous.
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t.contiguous())).collect();
         named.extend(opt.state().into_iter().map(|(n, t)| (n, t.contiguous())));
@@ -27,7 +27,7 @@ impl RunDir {
 
     /// Load the checkpoint into `vs`; returns what else it holds. No checkpoint: `Ok(None)` (the
     /// run was stopped before its first epoch ended and starts from the beginning).
-    pub fn load_checkpoint(&self, vs: &nn::VarStore) -> Result<Option<Checkpoint>, RunError> {
+    pub(crate) fn load_checkpoint(&self, vs: &nn::VarStore) -> Result<Option<Checkpoint>, RunError> {
         let path = self.file(CHECKPOINT);
         if !path.exists() {
             return Ok(None);
@@ -78,7 +78,7 @@ impl Default for Progress {
 }
 
 /// What a checkpoint holds besides the model: progress and optimizer/scaler state.
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     pub progress: Progress,
     /// `adam.*` and `scaler.*` tensors by name.
     pub state: HashMap<String, Tensor>,
@@ -98,7 +98,7 @@ fn used_settings(cfg: &TrainConfig) -> TrainConfig {
 /// The settings in which two configurations differ, as `name: stored -> wanted`, in field order.
 /// Where the run and its split files live (`out`, `train_labels`, `val_labels`, `weights`) is left
 /// out: an experiment folder may be moved; what is in those files is checked where they are read.
-pub fn config_differences(stored: &TrainConfig, wanted: &TrainConfig) -> Vec<String> {
+pub(crate) fn config_differences(stored: &TrainConfig, wanted: &TrainConfig) -> Vec<String> {
     const LOCATIONS: [&str; 4] = ["out", "train_labels", "val_labels", "weights"];
     let value = |c: &TrainConfig| serde_json::to_value(used_settings(c)).expect("configs serialise");
     let (a, b) = (value(stored), value(wanted));

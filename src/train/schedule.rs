@@ -35,7 +35,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// Epochs over all stages.
-    pub fn total_epochs(&self) -> usize {
+    pub(crate) fn total_epochs(&self) -> usize {
         self.stages.iter().map(|s| s.epochs).sum()
     }
 }
