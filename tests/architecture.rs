@@ -260,6 +260,8 @@ fn only_the_command_line_prints() {
     let printing = ["print!", "println!", "eprint!", "eprintln!", "dbg!", "indicatif", "stderr()", "stdout()"];
     let found: Vec<String> = modules(&src()).iter().flat_map(|(m, code)| printing.iter().filter(|p| code.contains(*p)).map(move |p| format!("src/{m}: {p}"))).collect();
     assert!(found.is_empty(), "the library prints (emit an events::Event to the sink it is given instead): {found:?}");
+}
+
 /// The most lines a function in `src/` may span, from its `fn` line to its closing brace (test
 /// functions included): a longer one is split into named steps.
 const MAX_FUNCTION_LINES: usize = 120;

@@ -4,14 +4,17 @@
 //! [`TrainConfig`](super::TrainConfig) is what was typed (and what a run stores as `config.json`):
 //! one flat record of every option, so the command line, old runs and `experiment`'s variants can
 //! all fill it. [`TrainConfig::check`](super::TrainConfig::check) turns it into a
-//! [`CheckedConfig`], the only form training reads (ripgrep's low and high arguments, linfa's
+//! [`CheckedConfig`] (after the value checks here, each error naming its option), the only form training reads (ripgrep's low and high arguments, linfa's
 //! checked parameters). There an option lives where it applies: [`Common`] holds what every run
 //! has (its inputs, split, trunk and runtime), [`Fit`] what a trained run adds (the optimiser, the
 //! stages, augmentation), and [`ModeOptions`] one variant per mode carrying only that mode's
 //! options, so a flat run cannot read a hierarchical option by mistake: it has none to read.
 use std::path::PathBuf;
 
-use super::config::{Calibration, ClassWeights, DeviceChoice, HeadWeights, HierSchedule, Keep, LabelSpec, LevelHeads, Mode, Strategy, TrainConfig};
+use std::borrow::Cow;
+
+use super::config::{Calibration, ClassWeights, ConfigError, DeviceChoice, HeadWeights, HierSchedule, Keep, LabelSpec, LevelHeads, Mode, Strategy, TrainConfig};
+use super::config::{BATCH_SIZE_RULE, EPOCHS_RULE, IMAGE_SIZE_RULE, MAX_BATCH_SIZE, MAX_EPOCHS};
 use crate::data::augment::AugmentConfig;
 use crate::model::{HeadLayers, MemoryFormat, Neck, Pooling, SingleValuedRule, TrunkKind};
 use crate::ontology::Level;
@@ -112,6 +115,88 @@ pub enum ModeOptions {
     Knn { concepts: TopK, k: usize },
 }
 
+/// `Err(ConfigError::Value)` unless `ok`.
+fn require(ok: bool, option: &'static str, value: impl std::fmt::Display, rule: impl Into<Cow<'static, str>>) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Value { option, value: value.to_string(), rule: rule.into() })
+    }
+}
+
+impl TrainConfig {
+    /// Check every value before any work starts.
+    pub fn check(self) -> Result<CheckedConfig, ConfigError> {
+        self.canonical().check_values()
+    }
+
+    fn check_values(self) -> Result<CheckedConfig, ConfigError> {
+        require((1..=MAX_EPOCHS).contains(&self.epochs), "epochs", self.epochs, EPOCHS_RULE)?;
+        require((1..=MAX_BATCH_SIZE).contains(&self.batch_size), "batch-size", self.batch_size, BATCH_SIZE_RULE)?;
+        require((16..=1024).contains(&self.image_size), "image-size", self.image_size, IMAGE_SIZE_RULE)?;
+        require(self.lr > 0.0 && self.lr < 1.0, "lr", self.lr, "must be in (0, 1)")?;
+        require(self.stage_lr_decay > 0.0 && self.stage_lr_decay <= 1.0, "stage-lr-decay", self.stage_lr_decay, "must be in (0, 1]")?;
+        require(self.layerwise_lr_decay > 0.0 && self.layerwise_lr_decay <= 1.0, "layerwise-lr-decay", self.layerwise_lr_decay, "must be in (0, 1]")?;
+        require(self.feature_cache_gib >= 0.0, "feature-cache-gib", self.feature_cache_gib, "must be 0 or more")?;
+        require(self.prefetch >= 1, "prefetch", self.prefetch, "must be at least 1")?;
+        if self.val_labels.is_none() {
+            require(self.val_split > 0.0 && self.val_split < 1.0, "val-split", self.val_split, "must be in (0, 1) when no --val-labels is given")?;
+        }
+        if matches!(self.mode, Mode::Flat | Mode::Knn) {
+            require(self.top_k >= 1, "top-k", self.top_k, "must be at least 1")?;
+        }
+        if self.mode == Mode::Knn {
+            require(self.knn_k >= 1, "knn-k", self.knn_k, "must be at least 1")?;
+        }
+        if self.mode.has_levels() && self.levels.is_empty() {
+            return Err(ConfigError::Combination("--levels must name at least one level in hierarchical and hybrid mode".into()));
+        }
+        if self.mode.has_levels() {
+            // one head per level: a level named twice would be two heads of one name
+            if let Some(twice) = self.levels.iter().enumerate().find(|(i, l)| self.levels[..*i].contains(l)).map(|(_, l)| l) {
+                let given: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
+                return Err(ConfigError::Value { option: "levels", value: given.join(","), rule: format!("level '{twice}' is named twice; name each level once").into() });
+            }
+            if let HeadWeights::Custom(m) = &self.head_weights {
+                let mut heads: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
+                if self.mode == Mode::Hybrid {
+                    heads.push(crate::model::REST);
+                }
+                if let Some(unknown) = m.keys().find(|k| !heads.contains(&k.as_str())) {
+                    return Err(ConfigError::Value {
+                        option: "head-weights",
+                        value: self.head_weights.to_string(),
+                        rule: format!("'{unknown}' is not a head of this run (its heads: {})", heads.join(", ")).into(),
+                    });
+                }
+            }
+            if self.strategy == Strategy::Layerwise && self.schedule != HierSchedule::Joint {
+                return Err(ConfigError::Combination(
+                    "--strategy layerwise needs --schedule joint in hierarchical and hybrid mode (stepwise and curriculum schedules add the heads stage by stage, not the trunk's blocks)".into(),
+                ));
+            }
+        }
+        if self.mode.has_levels() && self.conditional_epochs >= self.epochs {
+            return Err(ConfigError::Value { option: "conditional-epochs", value: self.conditional_epochs.to_string(), rule: format!("must be below --epochs ({}): the last epochs train every concept on every image", self.epochs).into() });
+        }
+        if self.mode.has_levels() && self.level_heads == LevelHeads::Sigmoid && self.calibration != Calibration::LogitAdjust {
+            return Err(ConfigError::Combination("--calibration applies to softmax level heads; with --level-heads sigmoid every level is a set of sigmoids decided by its thresholds".into()));
+        }
+        if self.mode.has_levels() && self.neck == crate::model::Neck::Shared && self.pooling != crate::model::Pooling::Avg {
+            return Err(ConfigError::Combination("--pooling avg-max needs per-head necks (--neck per-head): a shared neck averages".into()));
+        }
+        if self.mode == Mode::Hybrid {
+            require(self.rest_top_k >= 1, "rest-top-k", self.rest_top_k, "must be at least 1")?;
+        }
+        if let Some(a) = &self.augment {
+            require(a.rotation_deg.is_finite() && (0.0..=180.0).contains(&a.rotation_deg), "rotation", a.rotation_deg, "must be in 0..=180 degrees")?;
+            require(a.zoom.is_finite() && (0.0..1.0).contains(&a.zoom), "zoom", a.zoom, "must be in [0, 1)")?;
+            require(a.shear_deg.is_finite() && (0.0..90.0).contains(&a.shear_deg), "shear", a.shear_deg, "must be in [0, 90) degrees")?;
+        }
+        Ok(CheckedConfig::new(self))
+    }
+}
+
 /// A [`TrainConfig`] whose values passed [`TrainConfig::check`] (only that function makes one),
 /// read through its typed parts: [`Common`] (also by `Deref`), [`CheckedConfig::fit`],
 /// [`CheckedConfig::levels`], [`CheckedConfig::rest`] and [`CheckedConfig::options`].
@@ -132,7 +217,7 @@ impl std::ops::Deref for CheckedConfig {
 
 impl CheckedConfig {
     /// Split a configuration that passed its checks into its typed parts.
-    pub(super) fn new(c: TrainConfig) -> CheckedConfig {
+    fn new(c: TrainConfig) -> CheckedConfig {
         let common = Common {
             train_labels: c.train_labels.clone(),
             images: c.images.clone(),

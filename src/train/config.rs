@@ -7,7 +7,7 @@
 //! [`TrainConfig::defaults`] (so `--help` and the library cannot disagree). [`OPTION_SCOPES`] says
 //! which option applies to which runs: an option given where it does not apply is refused, and
 //! [`TrainConfig::used_settings`] sets the ones that do not apply back to their defaults. A
-//! configuration is checked once, before any work, into a [`CheckedConfig`] (`checked.rs`: the
+//! configuration is checked once, before any work, into a [`CheckedConfig`](super::CheckedConfig) (`checked.rs`: the
 //! parts every run has, and the mode with only its own options), the only form training reads:
 //! value checks here, with a [`ConfigError`] naming the option; the files a run reads are checked
 //! when they are opened, by the stage that reads them.
@@ -17,7 +17,6 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::checked::CheckedConfig;
 use crate::data::augment::AugmentConfig;
 use crate::model::{MemoryFormat, TrunkKind};
 use crate::ontology::Level;
@@ -474,9 +473,9 @@ pub fn whole_number_rule(option: &str) -> Option<&'static str> {
     })
 }
 
-const EPOCHS_RULE: &str = "must be in 1..=10000";
-const BATCH_SIZE_RULE: &str = "must be in 1..=65536";
-const IMAGE_SIZE_RULE: &str = "must be in 16..=1024";
+pub(super) const EPOCHS_RULE: &str = "must be in 1..=10000";
+pub(super) const BATCH_SIZE_RULE: &str = "must be in 1..=65536";
+pub(super) const IMAGE_SIZE_RULE: &str = "must be in 16..=1024";
 
 /// Where a training option applies (see [`OPTION_SCOPES`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -600,15 +599,6 @@ pub fn scope_of(option: &str) -> Option<Scope> {
     OPTION_SCOPES.iter().find(|(o, _)| *o == option).map(|(_, s)| *s)
 }
 
-/// `Err(ConfigError::Value)` unless `ok`.
-fn require(ok: bool, option: &'static str, value: impl std::fmt::Display, rule: impl Into<Cow<'static, str>>) -> Result<(), ConfigError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Value { option, value: value.to_string(), rule: rule.into() })
-    }
-}
-
 impl TrainConfig {
     /// The defaults, for the command line's `default_value_t`.
     pub fn defaults() -> &'static TrainConfig {
@@ -624,77 +614,6 @@ impl TrainConfig {
             }
         }
         self
-    }
-
-    /// Check every value before any work starts.
-    pub fn check(self) -> Result<CheckedConfig, ConfigError> {
-        self.canonical().check_values()
-    }
-
-    fn check_values(self) -> Result<CheckedConfig, ConfigError> {
-        require((1..=MAX_EPOCHS).contains(&self.epochs), "epochs", self.epochs, EPOCHS_RULE)?;
-        require((1..=MAX_BATCH_SIZE).contains(&self.batch_size), "batch-size", self.batch_size, BATCH_SIZE_RULE)?;
-        require((16..=1024).contains(&self.image_size), "image-size", self.image_size, IMAGE_SIZE_RULE)?;
-        require(self.lr > 0.0 && self.lr < 1.0, "lr", self.lr, "must be in (0, 1)")?;
-        require(self.stage_lr_decay > 0.0 && self.stage_lr_decay <= 1.0, "stage-lr-decay", self.stage_lr_decay, "must be in (0, 1]")?;
-        require(self.layerwise_lr_decay > 0.0 && self.layerwise_lr_decay <= 1.0, "layerwise-lr-decay", self.layerwise_lr_decay, "must be in (0, 1]")?;
-        require(self.feature_cache_gib >= 0.0, "feature-cache-gib", self.feature_cache_gib, "must be 0 or more")?;
-        require(self.prefetch >= 1, "prefetch", self.prefetch, "must be at least 1")?;
-        if self.val_labels.is_none() {
-            require(self.val_split > 0.0 && self.val_split < 1.0, "val-split", self.val_split, "must be in (0, 1) when no --val-labels is given")?;
-        }
-        if matches!(self.mode, Mode::Flat | Mode::Knn) {
-            require(self.top_k >= 1, "top-k", self.top_k, "must be at least 1")?;
-        }
-        if self.mode == Mode::Knn {
-            require(self.knn_k >= 1, "knn-k", self.knn_k, "must be at least 1")?;
-        }
-        if self.mode.has_levels() && self.levels.is_empty() {
-            return Err(ConfigError::Combination("--levels must name at least one level in hierarchical and hybrid mode".into()));
-        }
-        if self.mode.has_levels() {
-            // one head per level: a level named twice would be two heads of one name
-            if let Some(twice) = self.levels.iter().enumerate().find(|(i, l)| self.levels[..*i].contains(l)).map(|(_, l)| l) {
-                let given: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
-                return Err(ConfigError::Value { option: "levels", value: given.join(","), rule: format!("level '{twice}' is named twice; name each level once").into() });
-            }
-            if let HeadWeights::Custom(m) = &self.head_weights {
-                let mut heads: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
-                if self.mode == Mode::Hybrid {
-                    heads.push(crate::model::REST);
-                }
-                if let Some(unknown) = m.keys().find(|k| !heads.contains(&k.as_str())) {
-                    return Err(ConfigError::Value {
-                        option: "head-weights",
-                        value: self.head_weights.to_string(),
-                        rule: format!("'{unknown}' is not a head of this run (its heads: {})", heads.join(", ")).into(),
-                    });
-                }
-            }
-            if self.strategy == Strategy::Layerwise && self.schedule != HierSchedule::Joint {
-                return Err(ConfigError::Combination(
-                    "--strategy layerwise needs --schedule joint in hierarchical and hybrid mode (stepwise and curriculum schedules add the heads stage by stage, not the trunk's blocks)".into(),
-                ));
-            }
-        }
-        if self.mode.has_levels() && self.conditional_epochs >= self.epochs {
-            return Err(ConfigError::Value { option: "conditional-epochs", value: self.conditional_epochs.to_string(), rule: format!("must be below --epochs ({}): the last epochs train every concept on every image", self.epochs).into() });
-        }
-        if self.mode.has_levels() && self.level_heads == LevelHeads::Sigmoid && self.calibration != Calibration::LogitAdjust {
-            return Err(ConfigError::Combination("--calibration applies to softmax level heads; with --level-heads sigmoid every level is a set of sigmoids decided by its thresholds".into()));
-        }
-        if self.mode.has_levels() && self.neck == crate::model::Neck::Shared && self.pooling != crate::model::Pooling::Avg {
-            return Err(ConfigError::Combination("--pooling avg-max needs per-head necks (--neck per-head): a shared neck averages".into()));
-        }
-        if self.mode == Mode::Hybrid {
-            require(self.rest_top_k >= 1, "rest-top-k", self.rest_top_k, "must be at least 1")?;
-        }
-        if let Some(a) = &self.augment {
-            require(a.rotation_deg.is_finite() && (0.0..=180.0).contains(&a.rotation_deg), "rotation", a.rotation_deg, "must be in 0..=180 degrees")?;
-            require(a.zoom.is_finite() && (0.0..1.0).contains(&a.zoom), "zoom", a.zoom, "must be in [0, 1)")?;
-            require(a.shear_deg.is_finite() && (0.0..90.0).contains(&a.shear_deg), "shear", a.shear_deg, "must be in [0, 90) degrees")?;
-        }
-        Ok(CheckedConfig::new(self))
     }
 
     /// Refuse the first of `given` (options named as on the command line, e.g. the ones a user

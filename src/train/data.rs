@@ -166,7 +166,7 @@ fn level_heads(cfg: &LevelOptions, rest: Option<&RestOptions>, train: &Dataset, 
 pub fn model_config(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology, events: &dyn Events) -> Result<ModelConfig, TrainError> {
     let mut heads = head_specs(cfg, train, ontology, events)?;
     // kNN trains nothing: its (unused) head has the defaults
-    let defaults = crate::train::TrainConfig::defaults();
+    let defaults = super::config::TrainConfig::defaults();
     let (pooling, head_layers) = cfg.fit().map_or((defaults.pooling, defaults.head_layers), |f| (f.pooling, f.head_layers));
     let rest_pooling = cfg.rest().map_or(defaults.rest_pooling, |r| r.pooling);
     if let Some(levels) = cfg.levels() {
