@@ -103,6 +103,7 @@ struct Found<'p> {
 }
 
 impl Found<'_> {
+    /// Records one problem of this line (the row it is on will be left out).
     fn push(&mut self, kind: ProblemKind, message: String) {
         self.problems.push(Problem { source: self.source.to_string(), line: Some(self.line), kind, message });
     }
