@@ -411,9 +411,7 @@ pub fn export_folders(labels: &Path, images: &Path, out: &Path, top_k: usize) ->
 
 /// `conceptree data cache`: decode and resize the images of one or more label files once.
 pub fn data_cache(labels: &[PathBuf], images: &Path, size: u32, out: &Path, skip_bad: bool, force: bool) -> Result<(), Error> {
-    if !(16..=1024).contains(&size) {
-        return Err(Error::usage(format!("--image-size {size}: must be in 16..=1024")));
-    }
+    conceptree::train::config::check_image_size(size)?;
     Plan::new().inputs("--labels", labels).input("--images", images).folder("--out", out).check()?;
     data::output::prepare(out, force)?;
     let (paths, skipped) = data::cache::images_of_label_files(labels, images, skip_bad)?;

@@ -328,15 +328,6 @@ impl Model {
     }
 }
 
-/// Count the elements of the variables whose names start with one of `prefixes`.
-pub fn count_parameters(vs: &nn::VarStore, prefixes: &[String]) -> i64 {
-    vs.variables()
-        .iter()
-        .filter(|(n, _)| prefixes.iter().any(|p| has_prefix(n, p)))
-        .map(|(_, t)| t.numel() as i64)
-        .sum()
-}
-
 /// `name` is `prefix` or lies under it (`layer4` matches `layer4.0.conv1.weight`, not `layer40`).
 pub fn has_prefix(name: &str, prefix: &str) -> bool {
     name == prefix || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::borrow::Cow;
 
 use super::config::{Calibration, ClassWeights, ConfigError, DeviceChoice, HeadWeights, HierSchedule, Keep, LabelSpec, LevelHeads, Mode, Strategy, TrainConfig};
-use super::config::{BATCH_SIZE_RULE, EPOCHS_RULE, IMAGE_SIZE_RULE, MAX_BATCH_SIZE, MAX_EPOCHS};
+use super::config::{BATCH_SIZE_RULE, EPOCHS_RULE, MAX_BATCH_SIZE, MAX_EPOCHS};
 use crate::data::augment::AugmentConfig;
 use crate::model::{HeadLayers, MemoryFormat, Neck, Pooling, SingleValuedRule, TrunkKind};
 use crate::ontology::Level;
@@ -133,7 +133,7 @@ impl TrainConfig {
     fn check_values(self) -> Result<CheckedConfig, ConfigError> {
         require((1..=MAX_EPOCHS).contains(&self.epochs), "epochs", self.epochs, EPOCHS_RULE)?;
         require((1..=MAX_BATCH_SIZE).contains(&self.batch_size), "batch-size", self.batch_size, BATCH_SIZE_RULE)?;
-        require((16..=1024).contains(&self.image_size), "image-size", self.image_size, IMAGE_SIZE_RULE)?;
+        super::config::check_image_size(self.image_size)?;
         require(self.lr > 0.0 && self.lr < 1.0, "lr", self.lr, "must be in (0, 1)")?;
         require(self.stage_lr_decay > 0.0 && self.stage_lr_decay <= 1.0, "stage-lr-decay", self.stage_lr_decay, "must be in (0, 1]")?;
         require(self.layerwise_lr_decay > 0.0 && self.layerwise_lr_decay <= 1.0, "layerwise-lr-decay", self.layerwise_lr_decay, "must be in (0, 1]")?;

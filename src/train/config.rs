@@ -475,7 +475,16 @@ pub fn whole_number_rule(option: &str) -> Option<&'static str> {
 
 pub(super) const EPOCHS_RULE: &str = "must be in 1..=10000";
 pub(super) const BATCH_SIZE_RULE: &str = "must be in 1..=65536";
-pub(super) const IMAGE_SIZE_RULE: &str = "must be in 16..=1024";
+const IMAGE_SIZE_RULE: &str = "must be in 16..=1024";
+
+/// The image-size rule of training and of the image cache (`data cache`), one check for both.
+pub fn check_image_size(size: u32) -> Result<(), ConfigError> {
+    if (16..=1024).contains(&size) {
+        Ok(())
+    } else {
+        Err(ConfigError::Value { option: "image-size", value: size.to_string(), rule: IMAGE_SIZE_RULE.into() })
+    }
+}
 
 /// Where a training option applies (see [`OPTION_SCOPES`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
