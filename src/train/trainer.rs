@@ -17,6 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
+mod knn;
+
 use super::checked::{CheckedConfig, Fit, ModeOptions};
 use crate::run::preprocessing::Preprocessing;
 use super::config::{ConfigError, Keep, Mode, TrainConfig};
@@ -355,8 +357,18 @@ impl<'o> Trainer<'o> {
         &self.run
     }
 
-    /// Train every remaining stage and epoch, then tune thresholds and write the summary.
+    /// Fit the run (a trained model's stages and epochs, or a kNN run's index: [`super::knn`]),
+    /// then tune thresholds and write the summary.
     pub fn run(mut self) -> Result<TrainSummary, TrainError> {
+        let val_probs = match knn_k(&self.cfg) {
+            Some(k) => self.fit_knn(k)?,
+            None => self.fit_stages()?,
+        };
+        self.finish(val_probs)
+    }
+
+    /// Train every remaining stage and epoch, and return the kept epoch's validation scores.
+    fn fit_stages(&mut self) -> Result<Array2<f32>, TrainError> {
         let mut first_epoch = 1;
         for si in 0..self.schedule.stages.len() {
             let n = self.schedule.stages[si].epochs;
@@ -372,7 +384,7 @@ impl<'o> Trainer<'o> {
                 self.end_epoch(&stage, epoch, stats)?;
             }
         }
-        self.finish()
+        self.kept_val_probs()
     }
 
     /// Make exactly stage `si`'s parameters trainable at their learning rates, and cache a frozen
@@ -613,20 +625,24 @@ impl<'o> Trainer<'o> {
         self.data.val.ids.iter().cloned().zip(self.data.val.labels.iter().cloned()).collect()
     }
 
-    /// Put back the kept epoch's weights (`--keep best`), tune the thresholds on validation,
-    /// write `thresholds.json` and `summary.json`.
-    pub fn finish(mut self) -> Result<TrainSummary, TrainError> {
+    /// The kept epoch's validation scores: the last epoch's, or those of the best one after its
+    /// weights are put back (`--keep best`).
+    fn kept_val_probs(&mut self) -> Result<Array2<f32>, TrainError> {
         let last_is_kept = self.progress.best_epoch == self.progress.completed_epochs;
-        let val_probs = match (knn_k(&self.cfg), self.last_val_probs.take(), last_is_kept) {
-            (Some(k), _, _) => self.build_knn_index(k)?,
-            (None, Some(p), true) => p,
-            (None, _, false) => {
+        Ok(match (self.last_val_probs.take(), last_is_kept) {
+            (Some(p), true) => p,
+            (_, false) => {
                 self.events.emit(Event::KeepingEpoch { epoch: self.progress.best_epoch, f1: self.progress.best_f1, last: self.progress.completed_epochs });
                 self.load_kept_weights()?;
                 self.validate(&[])?.0
             }
-            (None, None, true) => self.validate(&[])?.0,
-        };
+            (None, true) => self.validate(&[])?.0,
+        })
+    }
+
+    /// Tune the thresholds on the validation scores `val_probs` of the fitted model, write
+    /// `thresholds.json` and `summary.json`.
+    fn finish(self, val_probs: Array2<f32>) -> Result<TrainSummary, TrainError> {
         let (thresholds, tuned_f1) = self.tune(&val_probs)?;
         self.run.write_json(run_dir::THRESHOLDS, &thresholds)?;
         let truth = self.val_truth();
@@ -645,26 +661,6 @@ impl<'o> Trainer<'o> {
         };
         self.run.write_json(run_dir::SUMMARY, &summary)?;
         Ok(summary)
-    }
-
-    /// kNN mode (`k` neighbours vote): embed the training images, write the index (`knn.safetensors`) and the trunk's
-    /// weights (`model.safetensors`), and return the validation images' scores.
-    fn build_knn_index(&mut self, k: usize) -> Result<Array2<f32>, TrainError> {
-        use crate::infer::knn::{embeddings, KnnIndex, INDEX};
-        let pipe = Pipeline { size: self.cfg.image_size, augment: None };
-        let labels = match &self.train_targets[0] {
-            HeadTargets::Multi(v, k) => Tensor::from_slice(v).view([-1, *k as i64]).to_device(self.device),
-            HeadTargets::Single(_) => unreachable!("a kNN label space is multi-label"),
-        };
-        let index = KnnIndex { embeddings: embeddings(&self.model, &pipe, &self.data.train_source, self.cfg.batch_size, self.device)?, labels, k };
-        let path = self.run.file(INDEX);
-        run_dir::write_atomic(&path, |tmp| index.save(tmp).map_err(|e| std::io::Error::other(run_dir::short_tch_error(&e)))).map_err(|source| RunError::Write { path, source })?;
-        self.run.save_model(&self.vs)?;
-        let scores = index.scores(&embeddings(&self.model, &pipe, &self.data.val_source, self.cfg.batch_size, self.device)?);
-        let mut out = Array2::<f32>::zeros((self.data.val.len(), self.model_cfg.concepts().len()));
-        store_rows(&mut out, &(0..self.data.val.len()).collect::<Vec<_>>(), &scores)?;
-        self.events.emit(Event::KnnIndex { images: self.data.train.len(), concepts: self.model_cfg.concepts().len(), k: k });
-        Ok(out)
     }
 
     /// Load `model.safetensors` (the kept epoch's weights) into the model.
