@@ -11,7 +11,7 @@
 # BENCH_SKIP_TRAIN=1, BENCH_PREDICT_N (1024 images predicted by the tiny run; the ResNet50 run
 # predicts the first 128 of them), BENCH_TRUNKS (densenet121 efficientnet_b0 convnext_tiny: the
 # trunks with training and inference rows besides ResNet50), BENCH_ONLY_TRUNKS=1 (only the rows
-# of those trunks, after the pipeline).
+# of those trunks), BENCH_SKIP_PIPELINE=1 (no pipeline rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,7 +67,7 @@ else
 fi
 
 # ---- (1) pipeline: decode + resize to 224 + augment + normalise, 1 core and all cores
-[ -n "${BENCH_ONLY_TRUNKS:-}" ] && sets=()
+{ [ -n "${BENCH_ONLY_TRUNKS:-}" ] || [ -n "${BENCH_SKIP_PIPELINE:-}" ]; } && sets=()
 for s in "${sets[@]}"; do
     IFS=: read -r tag dir limit rep <<<"$s"
     echo ">> pipeline on $tag ($dir)"
