@@ -26,3 +26,11 @@ pub mod eval {
 
 #[path = "../../src/cui.rs"]
 pub mod cui;
+
+// the bounded line reader and the FNV fingerprint the parsers above call (`crate::text`,
+// `crate::fingerprint`); both are std-only leaves
+#[path = "../../src/text.rs"]
+pub mod text;
+
+#[path = "../../src/fingerprint.rs"]
+pub mod fingerprint;
