@@ -11,13 +11,16 @@
 # BENCH_SKIP_TRAIN=1, BENCH_PREDICT_N (1024 images predicted by the tiny run; the ResNet50 run
 # predicts the first 128 of them), BENCH_TRUNKS (densenet121 efficientnet_b0 convnext_tiny: the
 # trunks with training and inference rows besides ResNet50), BENCH_ONLY_TRUNKS=1 (only the rows
-# of those trunks), BENCH_SKIP_PIPELINE=1 (no pipeline rows).
+# of those trunks), BENCH_SKIP_PIPELINE=1 (no pipeline rows), BENCH_BIN_DIR (take conceptree and
+# conceptree-bench from that folder instead of building them: another commit's binaries, to compare
+# before and after a change on one machine), BENCH_OUT (target/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=target/bench
+OUT=${BENCH_OUT:-target/bench}
 PY=.venv/bin/python
-BENCH=target/release/conceptree-bench
+BIN_DIR=${BENCH_BIN_DIR:-target/release}
+BENCH=$BIN_DIR/conceptree-bench
 NPROC=$(nproc)
 THREADS=${BENCH_THREADS:-$NPROC}
 REALRAD=${BENCH_REALRAD:-../shared/realrad/images}
@@ -40,8 +43,12 @@ if ! "$PY" -c "import torchvision, PIL, numpy" 2>/dev/null; then
         || die "could not install torchvision==0.26.0 pillow into .venv"
 fi
 
-echo ">> building $BENCH and target/release/conceptree"
-cargo build --release -j "${CARGO_JOBS:-2}" --bin conceptree-bench --bin conceptree
+if [ -z "${BENCH_BIN_DIR:-}" ]; then
+    echo ">> building $BENCH and target/release/conceptree"
+    cargo build --release -j "${CARGO_JOBS:-2}" --bin conceptree-bench --bin conceptree
+else
+    echo ">> binaries from $BIN_DIR (BENCH_BIN_DIR; not built here)"
+fi
 
 mkdir -p "$OUT"
 C="$OUT/conceptree.jsonl"
@@ -139,7 +146,7 @@ pair infer infer_resnet50_224_b32_both_cl "--steps $INFER_STEPS --memory-format 
 # `conceptree export`: the same weights, fp32 both), each process timed from outside alike
 # (bench/e2e.py: img/s over the whole run, start-up included, and peak RSS). Runs and exports are
 # kept between runs of the benchmark.
-CT=target/release/conceptree
+CT=$BIN_DIR/conceptree
 PRED="$OUT/predict"
 mkdir -p "$PRED"
 if [ -d "$REALRAD" ]; then PRED_IMAGES="$REALRAD"; else
