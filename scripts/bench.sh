@@ -122,17 +122,18 @@ else
 fi
 
 # ---- (2b) the trunks the field uses (issue 29): training and inference, each side as it runs by
-# default and both channels-last, like for like against torchvision's own model of that name
+# default and both channels-last, like for like against torchvision's own model of that name; conceptree's
+# side with linear heads (pooling into the output layer), as torchvision's classifier is
 for trunk in $TRUNKS; do
     if [ -z "${BENCH_SKIP_TRAIN:-}" ]; then
         echo ">> training ($trunk, 224, batch 32, $TRAIN_WARMUP warm-up + $TRAIN_STEPS timed steps, $REPEAT runs per side) on $TRAIN_DIR"
         t="--images $TRAIN_DIR --steps $TRAIN_STEPS --warmup $TRAIN_WARMUP"
-        pair train "train_${trunk}_224_b32" "$t --trunk $trunk" "$t --workers $THREADS --arch $trunk"
-        pair train "train_${trunk}_224_b32_both_cl" "$t --trunk $trunk --memory-format channels-last" "$t --workers $THREADS --arch $trunk --channels-last"
+        pair train "train_${trunk}_224_b32" "$t --trunk $trunk --head-layers linear" "$t --workers $THREADS --arch $trunk"
+        pair train "train_${trunk}_224_b32_both_cl" "$t --trunk $trunk --head-layers linear --memory-format channels-last" "$t --workers $THREADS --arch $trunk --channels-last"
     fi
     echo ">> inference ($trunk, 224, batch 32, $INFER_STEPS steps, $REPEAT runs per side)"
-    pair infer "infer_${trunk}_224_b32" "--steps $INFER_STEPS --trunk $trunk" "--steps $INFER_STEPS --arch $trunk"
-    pair infer "infer_${trunk}_224_b32_both_cl" "--steps $INFER_STEPS --trunk $trunk --memory-format channels-last" "--steps $INFER_STEPS --arch $trunk --channels-last"
+    pair infer "infer_${trunk}_224_b32" "--steps $INFER_STEPS --trunk $trunk --head-layers linear" "--steps $INFER_STEPS --arch $trunk"
+    pair infer "infer_${trunk}_224_b32_both_cl" "--steps $INFER_STEPS --trunk $trunk --head-layers linear --memory-format channels-last" "--steps $INFER_STEPS --arch $trunk --channels-last"
 done
 [ -n "${BENCH_ONLY_TRUNKS:-}" ] && { "$BENCH" report --conceptree "$C" --reference "$R" --out "$OUT"; exit 0; }
 

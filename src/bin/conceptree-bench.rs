@@ -20,7 +20,7 @@ use conceptree::data::decode::{decode, decode_jpeg_scaled, decode_jpeg_zune, dec
 use conceptree::data::loader::{ImageSource, Loader};
 use conceptree::eval::metrics::{evaluate, imageclef_f1, EvalHooks, LabelMap};
 use conceptree::events::Event;
-use conceptree::model::{HeadKind, HeadSpec, MemoryFormat, Model, ModelConfig, TrunkKind};
+use conceptree::model::{HeadKind, HeadLayers, HeadSpec, MemoryFormat, Model, ModelConfig, TrunkKind};
 use conceptree::ontology::Ontology;
 use conceptree::train::{DeviceChoice, Mode, TrainConfig, Trainer};
 use itertools::Itertools;
@@ -143,6 +143,11 @@ struct ModelArgs {
     /// auto (as the trainer: channels-last on CPU and with --amp), channels-last, contiguous.
     #[arg(long, value_enum, default_value_t = MemoryFormat::Auto)]
     memory_format: MemoryFormat,
+    /// The layers between the trunk and the outputs, as the trainer's --head-layers: the paper's
+    /// (1x1 convolution, dense layers) or linear (pooling into the output layer, as torchvision's
+    /// classifiers are).
+    #[arg(long, value_enum, default_value_t = HeadLayers::Paper)]
+    head_layers: HeadLayers,
 }
 
 impl ModelArgs {
@@ -369,7 +374,9 @@ fn sync(device: Device) {
 /// The trainer's flat model, with its precision and memory format set as the trainer sets them.
 fn bench_model(vs: &nn::VarStore, m: &ModelArgs, n_labels: usize) -> Result<Model> {
     let heads = vec![HeadSpec::new("flat", (0..n_labels).map(|i| format!("C{i:07}")).collect(), HeadKind::MultiLabel)];
-    let mut model = Model::new(&vs.root(), ModelConfig::new(m.trunk, heads));
+    let mut cfg = ModelConfig::new(m.trunk, heads);
+    cfg.head.layers = m.head_layers;
+    let mut model = Model::new(&vs.root(), cfg);
     let channels_last = m.memory_format.channels_last(vs.device(), m.amp);
     model.set_channels_last(vs, channels_last);
     model.amp = m.amp;
@@ -407,6 +414,7 @@ fn train(images: &Path, m: &ModelArgs, warmup: usize, name: &str) -> Result<()> 
         device: m.device,
         amp: m.amp,
         memory_format: m.memory_format,
+        head_layers: m.head_layers,
         val_split: 0.05,
         seed: 0,
         ..TrainConfig::default()
