@@ -157,31 +157,25 @@ impl LabelSpace {
         LabelSpace { concepts: v.iter().map(|(c, _)| (*c).clone()).collect(), counts: v.iter().map(|(_, n)| **n).collect() }
     }
 
-    pub fn len(&self) -> usize {
-        self.concepts.len()
-    }
     pub fn is_empty(&self) -> bool {
         self.concepts.is_empty()
     }
+}
 
-    pub fn index(&self) -> HashMap<&str, usize> {
-        self.concepts.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect()
-    }
-
-    /// Multi-hot targets `[N, K]` (row-major) for the given label sets.
-    pub(crate) fn multi_hot(&self, labels: &[BTreeSet<String>]) -> Vec<f32> {
-        let idx = self.index();
-        let k = self.len();
-        let mut out = vec![0f32; labels.len() * k];
-        for (i, set) in labels.iter().enumerate() {
-            for c in set {
-                if let Some(&j) = idx.get(c.as_str()) {
-                    out[i * k + j] = 1.0;
-                }
+/// Multi-hot targets `[N, K]` (row-major) of `labels` over `concepts` (in output order); a concept
+/// outside `concepts` sets nothing.
+pub(crate) fn multi_hot(concepts: &[String], labels: &[BTreeSet<String>]) -> Vec<f32> {
+    let idx: HashMap<&str, usize> = concepts.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let k = concepts.len();
+    let mut out = vec![0f32; labels.len() * k];
+    for (i, set) in labels.iter().enumerate() {
+        for c in set {
+            if let Some(&j) = idx.get(c.as_str()) {
+                out[i * k + j] = 1.0;
             }
         }
-        out
     }
+    out
 }
 
 /// scikit-learn "balanced" weights over label occurrences: `w_k = M / (K * n_k)`, used as BCE
@@ -304,9 +298,8 @@ mod tests {
 
     #[test]
     fn multi_hot_ignores_concepts_outside_the_space() {
-        let ls = LabelSpace { concepts: vec!["A".into(), "B".into()], counts: vec![1, 1] };
         let labels = vec![["B", "Z"].iter().map(|s| s.to_string()).collect(), BTreeSet::new()];
-        assert_eq!(ls.multi_hot(&labels), vec![0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(multi_hot(&["A".into(), "B".into()], &labels), vec![0.0, 1.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ndarray::ArrayView1;
 use tch::{Reduction, Tensor};
 
 use super::behaviour::{HeadBehaviour, HeadTargets, SingleLabelDecoding};
-use crate::data::dataset::{balanced_pos_weights, LabelSpace};
+use crate::data::dataset::{balanced_pos_weights, multi_hot};
 
 /// [`HeadBehaviour`] of [`super::HeadKind::MultiLabel`].
 pub struct MultiLabelHead;
@@ -64,8 +64,7 @@ impl HeadBehaviour for MultiLabelHead {
 
     fn targets(&self, concepts: &[String], descendants: &[Vec<usize>], labels: &[BTreeSet<String>]) -> HeadTargets {
         let k = concepts.len();
-        let space = LabelSpace { concepts: concepts.to_vec(), counts: vec![0; k] };
-        let mut rows = space.multi_hot(labels);
+        let mut rows = multi_hot(concepts, labels);
         // with a max-constraint a target holds its ancestors within the head (C-HMCNN's
         // hierarchy-consistent labels), whether or not the label file lists them
         for row in rows.chunks_mut(k.max(1)).filter(|_| !descendants.is_empty()) {

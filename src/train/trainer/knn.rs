@@ -7,7 +7,7 @@ use tch::Tensor;
 
 use super::Trainer;
 use crate::data::augment::Pipeline;
-use crate::data::dataset::LabelSpace;
+use crate::data::dataset::multi_hot;
 use crate::events::Event;
 use crate::infer::batch::store_rows;
 use crate::infer::knn::{embeddings, KnnIndex, INDEX};
@@ -20,8 +20,7 @@ impl Trainer<'_> {
     pub(super) fn fit_knn(&mut self, k: usize) -> Result<Array2<f32>, TrainError> {
         let pipe = Pipeline { size: self.cfg.image_size, augment: None };
         let concepts = self.model_cfg.concepts();
-        let space = LabelSpace { counts: vec![0; concepts.len()], concepts: concepts.clone() };
-        let labels = Tensor::from_slice(&space.multi_hot(&self.data.train.labels)).view([-1, concepts.len() as i64]).to_device(self.device);
+        let labels = Tensor::from_slice(&multi_hot(&concepts, &self.data.train.labels)).view([-1, concepts.len() as i64]).to_device(self.device);
         let index = KnnIndex { embeddings: embeddings(&self.model, &pipe, &self.data.train_source, self.cfg.batch_size, self.device)?, labels, k };
         let path = self.run.file(INDEX);
         run_dir::write_atomic(&path, |tmp| index.save(tmp).map_err(|e| std::io::Error::other(run_dir::short_tch_error(&e)))).map_err(|source| RunError::Write { path, source })?;
