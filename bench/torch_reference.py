@@ -6,7 +6,9 @@ Each measurement prints one JSON object per line: {"name", "unit", "value"}.
             Normalize in a DataLoader with N workers (same work as conceptree's pipeline).
   train:    ResNet50 (or --arch), batch B, Adam 1e-4, BCE-with-logits, img/s end to end (loader included),
             optionally AMP (bf16 autocast) on CUDA and channels_last.
-  infer:    img/s under no_grad, and peak memory (RSS; CUDA max allocated).
+  infer:    img/s under no_grad, and peak memory (RSS; CUDA max allocated); with --weights, a trunk
+            state dict loaded first (the one `weights` wrote, which conceptree-bench loads too).
+  weights:  torchvision's random initialisation of --arch (seed 0), its trunk written to --out.
   predict:  end to end as the README tells a Python user to do it: its snippet (Pillow decode +
             BILINEAR resize, normalise, decode) with the module of `conceptree export`, images in a
             DataLoader with N workers, one submission row per image written (timed from outside by
@@ -118,8 +120,31 @@ def bench_train(paths, size, workers, batch, arch, device, amp, steps, channels_
     return n / (time.perf_counter() - t)
 
 
-def bench_infer(size, batch, arch, device, amp, steps, channels_last, amp_dtype=torch.bfloat16):
-    m = model_for(arch, 25).to(device).eval()
+def load_trunk(m, path):
+    """Copy a safetensors trunk state dict (torchvision names, no classifier) into `m`: every
+    trunk tensor must be there, as `conceptree-bench --weights` requires too."""
+    from safetensors.torch import load_file
+    missing, unexpected = m.load_state_dict(load_file(path), strict=False)
+    missing = [k for k in missing if not (k.startswith("fc.") or k.startswith("classifier."))]
+    if missing or unexpected:
+        sys.exit(f"{path}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def save_trunk(arch, path, seed=0):
+    """torchvision's own random initialisation of `arch` (seed `seed`), its trunk written as a
+    safetensors state dict: the weights both sides of an inference row load."""
+    from safetensors.torch import save_file
+    torch.manual_seed(seed)
+    sd = model_for(arch, 25).state_dict()
+    save_file({k: v.contiguous() for k, v in sd.items()
+               if not (k.startswith("fc.") or k.startswith("classifier.") or k.endswith("num_batches_tracked"))}, path)
+
+
+def bench_infer(size, batch, arch, device, amp, steps, channels_last, amp_dtype=torch.bfloat16, weights=None):
+    m = model_for(arch, 25)
+    if weights:
+        load_trunk(m, weights)
+    m = m.to(device).eval()
     x = torch.randn(batch, 3, size, size, device=device)
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
@@ -238,7 +263,7 @@ def bench_eval(gt_path, pred_path, repeats=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["pipeline", "train", "infer", "predict", "eval"])
+    ap.add_argument("what", choices=["pipeline", "train", "infer", "predict", "eval", "weights"])
     ap.add_argument("--name", default=None, help="measurement name (default: derived from the options)")
     ap.add_argument("--amp-dtype", default="bf16", choices=["bf16", "fp16"])
     ap.add_argument("--gt", default=None)
@@ -259,7 +284,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--export", default=None, help="predict: the folder `conceptree export` wrote")
     ap.add_argument("--ids", default=None, help="predict: the ids to predict (first column)")
-    ap.add_argument("--out", default=None, help="predict: the submission to write")
+    ap.add_argument("--out", default=None, help="predict: the submission to write; weights: the safetensors file")
+    ap.add_argument("--weights", default=None, help="infer: load this trunk state dict (safetensors) instead of a random one")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -275,6 +301,10 @@ def main():
     elif a.what == "train":
         name = a.name or f"train_{a.arch}_{a.size}_b{a.batch}{amp_tag}"
         emit(name, "img/s", bench_train(paths, a.size, a.workers, a.batch, a.arch, device, a.amp, a.steps, a.channels_last, amp_dtype, a.warmup))
+    elif a.what == "weights":
+        if not a.out:
+            ap.error("weights needs --out")
+        save_trunk(a.arch, a.out)
     elif a.what == "predict":
         if not (a.export and a.ids and a.out and a.images):
             ap.error("predict needs --export, --images, --ids and --out")
@@ -283,7 +313,7 @@ def main():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         name = a.name or f"infer_{a.arch}_{a.size}_b{a.batch}{amp_tag}"
-        emit(name, "img/s", bench_infer(a.size, a.batch, a.arch, device, a.amp, a.steps, a.channels_last, amp_dtype))
+        emit(name, "img/s", bench_infer(a.size, a.batch, a.arch, device, a.amp, a.steps, a.channels_last, amp_dtype, a.weights))
         emit(f"{name}_peak_rss", "MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         if device.type == "cuda":
             emit(f"{name}_peak_gpu_mem", "MiB", torch.cuda.max_memory_allocated() / 2**20)

@@ -61,6 +61,10 @@ echo ">> $(date -u +%Y-%m-%dT%H:%M:%SZ) on $NPROC cores ($(grep -m1 'model name'
 
 # Each side's JSON lines go to its file (and the terminal); their stderr stays on the terminal.
 ours() { "$BENCH" "$@" | tee -a "$C"; }
+# conceptree's training and prediction keep freed memory for reuse (src/alloc.rs: mallopt
+# M_MMAP_MAX 0, M_TRIM_THRESHOLD i32::MAX); the `_same_malloc` rows give both sides that setting
+# through glibc's environment (conceptree leaves an explicit GLIBC_TUNABLES alone)
+SAME_MALLOC="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"
 ref() { "$PY" bench/torch_reference.py "$@" | tee -a "$R"; }
 
 # ---- data: synthetic 1024 px JPEGs (kept between runs), real radiographs when present
@@ -131,9 +135,15 @@ for trunk in $TRUNKS; do
         pair train "train_${trunk}_224_b32" "$t --trunk $trunk --head-layers linear" "$t --workers $THREADS --arch $trunk"
         pair train "train_${trunk}_224_b32_both_cl" "$t --trunk $trunk --head-layers linear --memory-format channels-last" "$t --workers $THREADS --arch $trunk --channels-last"
     fi
-    echo ">> inference ($trunk, 224, batch 32, $INFER_STEPS steps, $REPEAT runs per side)"
-    pair infer "infer_${trunk}_224_b32" "--steps $INFER_STEPS --trunk $trunk --head-layers linear" "--steps $INFER_STEPS --arch $trunk"
-    pair infer "infer_${trunk}_224_b32_both_cl" "--steps $INFER_STEPS --trunk $trunk --head-layers linear --memory-format channels-last" "--steps $INFER_STEPS --arch $trunk --channels-last"
+    # both sides run one set of weights: torchvision's own random initialisation (seed 0) of the trunk
+    w="$OUT/weights_$trunk.safetensors"
+    [ -f "$w" ] || "$PY" bench/torch_reference.py weights --arch "$trunk" --out "$w"
+    echo ">> inference ($trunk, 224, batch 32, $INFER_STEPS steps, $REPEAT runs per side, the weights of $w on both sides)"
+    i="--steps $INFER_STEPS --weights $w"
+    pair infer "infer_${trunk}_224_b32" "$i --trunk $trunk --head-layers linear" "$i --arch $trunk"
+    pair infer "infer_${trunk}_224_b32_both_cl" "$i --trunk $trunk --head-layers linear --memory-format channels-last" "$i --arch $trunk --channels-last"
+    # and with one allocator setting for both (conceptree's, given through glibc, which conceptree then leaves alone)
+    GLIBC_TUNABLES=$SAME_MALLOC pair infer "infer_${trunk}_224_b32_both_cl_same_malloc" "$i --trunk $trunk --head-layers linear --memory-format channels-last" "$i --arch $trunk --channels-last"
 done
 [ -n "${BENCH_ONLY_TRUNKS:-}" ] && { "$BENCH" report --conceptree "$C" --reference "$R" --out "$OUT"; exit 0; }
 
@@ -141,6 +151,7 @@ done
 echo ">> inference (ResNet50, 224, batch 32, $INFER_STEPS steps, $REPEAT runs per side)"
 pair infer infer_resnet50_224_b32 "--steps $INFER_STEPS" "--steps $INFER_STEPS"
 pair infer infer_resnet50_224_b32_both_cl "--steps $INFER_STEPS --memory-format channels-last" "--steps $INFER_STEPS --channels-last"
+GLIBC_TUNABLES=$SAME_MALLOC pair infer infer_resnet50_224_b32_both_cl_same_malloc "--steps $INFER_STEPS --memory-format channels-last" "--steps $INFER_STEPS --channels-last"
 
 # ---- (4) prediction end to end: `conceptree predict` (decode, resize, model, decide concepts,
 # write) against the README's Python (its snippet with Pillow in a DataLoader, the module of

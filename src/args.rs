@@ -376,6 +376,9 @@ pub(crate) enum ExperimentCmd {
         /// A concept gets its own threshold (--thresholds per-concept) only where validation holds at least this many cases of it (groups with --groups, else images); the level's or the global one otherwise.
         #[arg(long, default_value_t = 3)]
         threshold_min_cases: usize,
+        /// TRUNK=FILE: the trunk weights of the rows on TRUNK (a row names its own trunk as `flat@densenet121`; --weights serves --trunk). Repeat for each trunk.
+        #[arg(long, value_parser = parse_trunk_weights)]
+        trunk_weights: Vec<(TrunkKind, PathBuf)>,
         #[command(flatten)]
         common: CommonTrain,
     },
@@ -861,4 +864,14 @@ mod tests {
         let want = TrainConfig { train_labels: "l.csv".into(), images: "i".into(), out: "o".into(), ..TrainConfig::default() };
         assert_eq!(cfg, want);
     }
+}
+
+/// `TRUNK=FILE` of `experiment compare --trunk-weights`.
+fn parse_trunk_weights(s: &str) -> Result<(TrunkKind, PathBuf), String> {
+    let (trunk, file) = s.split_once('=').ok_or_else(|| format!("'{s}': expected TRUNK=FILE, e.g. densenet121=densenet121_imagenet.safetensors"))?;
+    let trunk = <TrunkKind as clap::ValueEnum>::from_str(trunk, false).map_err(|_| format!("'{trunk}': not a trunk (one of {})", <TrunkKind as clap::ValueEnum>::value_variants().iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")))?;
+    if file.is_empty() {
+        return Err(format!("'{s}': no file after '='"));
+    }
+    Ok((trunk, PathBuf::from(file)))
 }

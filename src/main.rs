@@ -71,11 +71,11 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<(), Error> {
             conceptree::experiment::paper::refuse_unused_options(&cfg, given.iter().map(String::as_str))?;
             commands::experiment_paper(cfg)
         }
-        Command::Experiment(ExperimentCmd::Compare { labels, images, out, groups, test_labels, test_images, runs, seeds, split_seed, baseline, threshold_min_cases, common }) => {
+        Command::Experiment(ExperimentCmd::Compare { labels, images, out, groups, test_labels, test_images, runs, seeds, split_seed, baseline, threshold_min_cases, trunk_weights, common }) => {
             let given = explicit_options(experiment_matches(matches, "compare"), &[]);
             let base = common.into_config(TrainConfig { train_labels: labels.clone(), images: images.clone(), out: out.clone(), ..TrainConfig::default() });
             let test = test_labels.zip(test_images);
-            let cfg = conceptree::experiment::compare::CompareConfig { labels, images, groups, test, out, base, runs, seeds: (1..=seeds).collect(), split_seed, baseline, threshold_min_cases };
+            let cfg = conceptree::experiment::compare::CompareConfig { labels, images, groups, test, out, base, runs, seeds: (1..=seeds).collect(), split_seed, baseline, threshold_min_cases, trunk_weights: one_file_per_trunk(trunk_weights)? };
             conceptree::experiment::compare::refuse_unused_options(&cfg, given.iter().map(String::as_str))?;
             commands::experiment_compare(cfg)
         }
@@ -168,4 +168,15 @@ fn explicit_options(m: &clap::ArgMatches, allowed: &[&str]) -> Vec<String> {
         .collect();
     given.sort();
     given
+}
+
+/// `--trunk-weights` as a map, refusing a trunk named twice (the second file would silently win).
+fn one_file_per_trunk(given: Vec<(conceptree::model::TrunkKind, std::path::PathBuf)>) -> Result<std::collections::BTreeMap<conceptree::model::TrunkKind, std::path::PathBuf>, Error> {
+    let mut map = std::collections::BTreeMap::new();
+    for (trunk, file) in given {
+        if let Some(first) = map.insert(trunk, file) {
+            return Err(Error::usage(format!("--trunk-weights names {trunk} twice ({} and another file): give one file per trunk", first.display())));
+        }
+    }
+    Ok(map)
 }

@@ -223,6 +223,47 @@ fn experiment_paper_runs_on_phantoms_and_resumes() {
     assert_eq!(std::fs::metadata(&model).unwrap().modified().unwrap(), before);
 }
 
+/// `experiment compare` end to end on phantoms, with rows on two trunks: each trunk's flat run is
+/// trained once and serves its decodings and its kNN row, every row is paired with the baseline on
+/// the same test images, and a second invocation trains nothing.
+#[test]
+fn experiment_compare_pairs_rows_on_their_own_trunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    synth(&data, 90, 5);
+    let out = tmp.path().join("cmp");
+    let (labels, images, meta) = (data.join("labels.csv"), data.join("images"), data.join("meta.csv"));
+    let args = [
+        "experiment", "compare", "--labels", s(&labels), "--images", s(&images), "--groups", s(&meta), "--out", s(&out),
+        "--runs", "flat,flat+knn,flat@resnet18,knn@resnet18,flat@resnet18+knn", "--baseline", "flat", "--seeds", "2",
+        "--trunk", "tiny", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--lr", "1e-3",
+    ];
+    run_ok(&args);
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["run"].as_str().unwrap()).collect();
+    assert_eq!(names, ["flat", "flat+knn", "flat@resnet18", "knn@resnet18", "flat@resnet18+knn"]);
+    for r in &rows[1..] {
+        assert_eq!(r["versus_baseline"]["per_seed"].as_array().unwrap().len(), 2, "{}", r["run"]);
+    }
+    assert!(rows[2]["changes"].as_str().unwrap().contains("on the resnet18 trunk"), "{}", rows[2]["changes"]);
+    // one run folder per trained run and seed, each on its trunk; the kNN row embeds with flat@resnet18's trunk
+    let mut dirs: Vec<String> = std::fs::read_dir(out.join("runs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    dirs.sort();
+    assert_eq!(dirs, ["flat", "flat@resnet18", "knn@resnet18"]);
+    for (run, trunk) in [("flat", "tiny"), ("flat@resnet18", "resnet18"), ("knn@resnet18", "resnet18")] {
+        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("runs").join(run).join("seed1/config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["trunk"], trunk, "{run}");
+    }
+    let knn: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("runs/knn@resnet18/seed2/config.json")).unwrap()).unwrap();
+    assert!(knn["weights"].as_str().unwrap().ends_with("flat@resnet18/seed2/model.safetensors"), "{}", knn["weights"]);
+    let model = out.join("runs/flat@resnet18/seed1/model.safetensors");
+    let before = std::fs::metadata(&model).unwrap().modified().unwrap();
+    let o = bin().args(args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::metadata(&model).unwrap().modified().unwrap(), before, "a finished run is reused");
+}
+
 #[test]
 fn data_stats_reports_counts_and_plot() {
     let tmp = tempfile::tempdir().unwrap();
@@ -389,6 +430,19 @@ fn options_that_do_not_apply_to_the_run_are_refused_with_the_reason() {
     assert!(err.contains("unknown decoding '+fast'"), "{err}");
     let err = run_fails(&compare(&["--runs", "flat,bogus+knn"]), 2);
     assert!(err.contains("unknown run 'bogus'") && err.contains("flat-coherent is flat+coherent"), "{err}");
+    // rows on a trunk of their own, and their weights: refused before any work
+    let _ = std::fs::remove_dir_all(tmp.path().join("cmp"));
+    let err = run_fails(&compare(&["--runs", "flat,flat@vgg16+knn"]), 2);
+    assert!(err.contains("unknown trunk 'vgg16'") && err.contains("densenet121"), "{err}");
+    let err = run_fails(&compare(&["--runs", "flat,flat@densenet121", "--weights", "r50.safetensors"]), 2);
+    assert!(err.contains("rows on densenet121 would train from random weights") && err.contains("--trunk-weights densenet121=FILE"), "{err}");
+    let err = run_fails(&compare(&["--runs", "flat,flat@densenet121", "--trunk-weights", "densenet121=a.safetensors", "--trunk-weights", "densenet121=b.safetensors"]), 2);
+    assert!(err.contains("--trunk-weights names densenet121 twice"), "{err}");
+    let err = run_fails(&compare(&["--runs", "flat", "--trunk-weights", "densenet121"]), 2);
+    assert!(err.contains("expected TRUNK=FILE"), "{err}");
+    let err = run_fails(&compare(&["--runs", "flat", "--trunk-weights", "convnext_tiny=c.safetensors"]), 2);
+    assert!(err.contains("no row trains convnext_tiny"), "{err}");
+    assert!(!tmp.path().join("cmp").exists());
 }
 
 #[test]

@@ -148,6 +148,11 @@ struct ModelArgs {
     /// classifiers are).
     #[arg(long, value_enum, default_value_t = HeadLayers::Paper)]
     head_layers: HeadLayers,
+    /// A safetensors state dict with torchvision's names for the trunk (as `train --weights`),
+    /// e.g. the one `bench/torch_reference.py --save-weights` wrote, so both sides run the same
+    /// weights; without it each side initialises its own at random.
+    #[arg(long)]
+    weights: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -377,6 +382,10 @@ fn bench_model(vs: &nn::VarStore, m: &ModelArgs, n_labels: usize) -> Result<Mode
     let mut cfg = ModelConfig::new(m.trunk, heads);
     cfg.head.layers = m.head_layers;
     let mut model = Model::new(&vs.root(), cfg);
+    if let Some(path) = &m.weights {
+        let report = conceptree::model::weights::load_trunk_weights(vs, path)?;
+        eprintln!("model: {} trunk tensors from {}", report.loaded, path.display());
+    }
     let channels_last = m.memory_format.channels_last(vs.device(), m.amp);
     model.set_channels_last(vs, channels_last);
     model.amp = m.amp;
@@ -460,6 +469,8 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn infer(m: &ModelArgs, name: &str) -> Result<()> {
+    // as `predict` runs its forward passes (and the trainer its steps): freed memory kept for reuse
+    conceptree::alloc::keep_freed_memory();
     let (size, batch, steps) = (m.size, m.batch, m.steps);
     let device = m.device.resolve()?;
     tch::manual_seed(0);

@@ -14,7 +14,9 @@
 //! image lacking the level, and per-source F1 when the groups file has a `source` column.
 //!
 //! Runs are named by what they change: `flat` (the paper's baseline), `hier` (the hierarchical
-//! model with its defaults), and variants with one component switched, listed in [`VARIANTS`].
+//! model with its defaults), and variants with one component switched, listed in [`VARIANTS`]. A
+//! row may train on a trunk of its own (`flat@densenet121`, its weights from `--trunk-weights`), so
+//! trunks are compared on one split, label space and budget, paired like any other rows.
 //! Output: `compare.md`, `compare.json`, `compare.svg` (+ `.png`) and `runs/<run>/seed<s>/`.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -35,7 +37,7 @@ use crate::train::config::{LabelSpec, LevelHeads};
 use crate::error::Error;
 pub use crate::eval::stats::{bootstrap_ci, MeanSd};
 use crate::eval::stats::group_bootstrap_ci;
-use crate::model::{Neck, Pooling};
+use crate::model::{Neck, Pooling, TrunkKind};
 use crate::ontology::{Level, Ontology};
 use crate::report::plot;
 use crate::train::{Calibration, ClassWeights, HeadWeights, HierSchedule, Keep, Mode, TrainConfig};
@@ -208,6 +210,9 @@ pub struct CompareConfig {
     /// A concept gets its own threshold (`--thresholds per-concept`) only with at least this many
     /// validation cases; the level's or the global one otherwise.
     pub threshold_min_cases: usize,
+    /// Trunk weights per trunk (`--trunk-weights TRUNK=FILE`), for rows on a trunk of their own
+    /// (`flat@densenet121`); `base.weights` serves the rows on `base.trunk`.
+    pub trunk_weights: BTreeMap<TrunkKind, PathBuf>,
 }
 
 impl CompareConfig {
@@ -264,15 +269,49 @@ pub struct CompareRow {
     pub kept_epochs: Vec<usize>,
 }
 
-/// Each row's run and decoding, checked against [`VARIANTS`].
-fn rows_asked(runs: &[String]) -> Result<Vec<(&'static Variant, Decoding)>, Error> {
-    runs.iter()
-        .map(|name| {
-            let (base, d) = decoding::parse_row(name).map_err(Error::usage)?;
-            let v = VARIANTS.iter().find(|v| v.name == base).ok_or_else(|| Error::usage(format!("unknown run '{base}' (known: {}; each may end in +coherent, +second or +knn, and flat-coherent is flat+coherent)", VARIANTS.iter().map(|v| v.name).collect::<Vec<_>>().join(", "))))?;
-            Ok((v, d))
-        })
-        .collect()
+/// A row of the table: a run of [`VARIANTS`], on the comparison's `--trunk` or on a trunk of its
+/// own (`flat@densenet121`), and its decoding.
+#[derive(Clone, Copy)]
+pub(crate) struct Row {
+    pub variant: &'static Variant,
+    pub trunk: Option<TrunkKind>,
+    pub decoding: Decoding,
+}
+
+impl Row {
+    /// The trained run behind the row (rows that differ only in decoding share it): the variant's
+    /// name, then `@trunk` when the row names one. Also its folder under `runs/`.
+    pub fn run_name(&self) -> String {
+        match self.trunk {
+            Some(t) => format!("{}@{t}", self.variant.name),
+            None => self.variant.name.to_string(),
+        }
+    }
+}
+
+/// A row name, `RUN[@TRUNK][+DECODING...]`: its `@trunk` taken out, the rest a run and its
+/// decoding ([`decoding::parse_row`]).
+fn parse_row(name: &str) -> Result<Row, Error> {
+    let (rest, trunk) = match name.find('@') {
+        None => (name.to_string(), None),
+        Some(at) => {
+            let end = name[at..].find('+').map_or(name.len(), |e| at + e);
+            let word = &name[at + 1..end];
+            let trunk = <TrunkKind as clap::ValueEnum>::from_str(word, false).map_err(|_| {
+                let known: Vec<String> = <TrunkKind as clap::ValueEnum>::value_variants().iter().map(|t| t.to_string()).collect();
+                Error::usage(format!("'{name}': unknown trunk '{word}' after '@' (known: {})", known.join(", ")))
+            })?;
+            (format!("{}{}", &name[..at], &name[end..]), Some(trunk))
+        }
+    };
+    let (base, decoding) = decoding::parse_row(&rest).map_err(Error::usage)?;
+    let variant = VARIANTS.iter().find(|v| v.name == base).ok_or_else(|| Error::usage(format!("unknown run '{base}' (known: {}; each may name a trunk of its own with @TRUNK, then end in +coherent, +second or +knn; flat-coherent is flat+coherent)", VARIANTS.iter().map(|v| v.name).collect::<Vec<_>>().join(", "))))?;
+    Ok(Row { variant, trunk, decoding })
+}
+
+/// Each row's run, trunk and decoding, checked against [`VARIANTS`].
+fn rows_asked(runs: &[String]) -> Result<Vec<Row>, Error> {
+    runs.iter().map(|name| parse_row(name)).collect()
 }
 
 /// Refuse a training option in `given` (named as on the command line) that applies to none of
@@ -280,10 +319,10 @@ fn rows_asked(runs: &[String]) -> Result<Vec<(&'static Variant, Decoding)>, Erro
 pub fn refuse_unused_options<'a>(cfg: &CompareConfig, given: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
     // an unknown run name is the first thing to say (not that an option applies to none of the runs)
     let rows = rows_asked(&cfg.runs)?;
+    check_trunk_weights(cfg, &rows)?;
     let mut configs = Vec::new();
-    for (v, _) in &rows {
-        let mut c = cfg.base.clone();
-        (v.apply)(&mut c);
+    for row in &rows {
+        let c = row_config(cfg, row);
         if c.mode == Mode::Knn && c.weights.is_none() {
             configs.push(TrainConfig { mode: Mode::Flat, ..c.clone() });
         }
@@ -292,16 +331,50 @@ pub fn refuse_unused_options<'a>(cfg: &CompareConfig, given: impl IntoIterator<I
     super::setup::refuse_unused(&configs, &cfg.runs, given)
 }
 
-/// The configuration of run `v` with `seed` in the comparison `cfg` (its label space the shared one).
-fn run_config(cfg: &CompareConfig, split: &Split, v: &Variant, seed: u64) -> TrainConfig {
-    let mut rc = cfg.base.clone();
-    (v.apply)(&mut rc);
+/// The shared options with the row's change and trunk (and that trunk's weights) applied.
+fn row_config(cfg: &CompareConfig, row: &Row) -> TrainConfig {
+    let mut c = cfg.base.clone();
+    (row.variant.apply)(&mut c);
+    if let Some(trunk) = row.trunk {
+        if trunk != cfg.base.trunk {
+            c.weights = None;
+        }
+        c.trunk = trunk;
+    }
+    if let Some(w) = cfg.trunk_weights.get(&c.trunk) {
+        c.weights = Some(w.clone());
+    }
+    c
+}
+
+/// Rows on different trunks learn from the same kind of start: with `--weights` (which serves
+/// `--trunk`), every other trunk a row names needs its own `--trunk-weights`; weights given for a
+/// trunk no row trains are refused, as is naming `--trunk`'s twice.
+fn check_trunk_weights(cfg: &CompareConfig, rows: &[Row]) -> Result<(), Error> {
+    let trunks: BTreeSet<TrunkKind> = rows.iter().map(|r| r.trunk.unwrap_or(cfg.base.trunk)).collect();
+    if let Some(t) = cfg.trunk_weights.keys().find(|t| !trunks.contains(t)) {
+        return Err(Error::usage(format!("--trunk-weights {t}=...: no row trains {t} (rows: {})", cfg.runs.join(", "))));
+    }
+    if cfg.base.weights.is_some() && cfg.trunk_weights.contains_key(&cfg.base.trunk) {
+        return Err(Error::usage(format!("--weights and --trunk-weights {}=... both give --trunk {} its weights: give one", cfg.base.trunk, cfg.base.trunk)));
+    }
+    let pretrained = cfg.base.weights.is_some() || !cfg.trunk_weights.is_empty();
+    if let Some(t) = trunks.iter().find(|t| pretrained && !(cfg.trunk_weights.contains_key(t) || (**t == cfg.base.trunk && cfg.base.weights.is_some()))) {
+        return Err(Error::usage(format!("rows on {t} would train from random weights while other rows start from given weights: give --trunk-weights {t}=FILE (or no weights for any trunk)")));
+    }
+    Ok(())
+}
+
+/// The configuration of the run behind `row` with `seed` in the comparison `cfg` (its label space
+/// the shared one).
+fn run_config(cfg: &CompareConfig, split: &Split, row: &Row, seed: u64) -> TrainConfig {
+    let mut rc = row_config(cfg, row);
     rc.seed = seed;
     rc.concepts = Some(cfg.label_space());
     rc.train_labels = split.train.clone();
     rc.val_labels = Some(split.val.clone());
     rc.images = cfg.images.clone();
-    rc.out = cfg.out.join("runs").join(v.name).join(format!("seed{seed}"));
+    rc.out = cfg.out.join("runs").join(row.run_name()).join(format!("seed{seed}"));
     rc.canonical()
 }
 
@@ -323,15 +396,16 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events
     let scoring = Scoring::new(cfg, ontology, &split, groups.as_ref(), events)?;
     // per row: per seed, the test figures and each image's F1
     let mut scored: Vec<Vec<SeedScore>> = vec![Vec::new(); asked.len()];
-    let mut done: Vec<&str> = Vec::new();
-    for (v, _) in &asked {
-        if done.contains(&v.name) {
+    let mut done: Vec<String> = Vec::new();
+    for row in &asked {
+        let run = row.run_name();
+        if done.contains(&run) {
             continue;
         }
-        done.push(v.name);
-        let mine: Vec<usize> = (0..asked.len()).filter(|&r| asked[r].0.name == v.name).collect();
+        let mine: Vec<usize> = (0..asked.len()).filter(|&r| asked[r].run_name() == run).collect();
+        done.push(run);
         for &seed in &cfg.seeds {
-            score_seed(&scoring, &asked, v, &mine, seed, &mut scored)?;
+            score_seed(&scoring, &asked, row, &mine, seed, &mut scored)?;
         }
     }
     let baseline = cfg.runs.iter().position(|n| *n == cfg.baseline).map(|b| scored[b].clone());
@@ -340,9 +414,9 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events
         .iter()
         .zip(&asked)
         .zip(&scored)
-        .map(|((name, (v, d)), per_seed)| {
+        .map(|((name, row), per_seed)| {
             let versus_baseline = baseline.as_ref().filter(|_| *name != cfg.baseline).map(|b| difference(per_seed, b, groups.as_ref()));
-            compare_row(name, v, d, per_seed, versus_baseline, sources.as_ref())
+            compare_row(name, row, per_seed, versus_baseline, sources.as_ref())
         })
         .collect();
     write_tables(cfg, &rows)?;
@@ -351,7 +425,7 @@ pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events
 
 /// The rows asked for, refused before any work when there is no seed, the baseline is not one
 /// of them, or a kNN run is asked to fuse with itself.
-fn check_rows(cfg: &CompareConfig) -> Result<Vec<(&'static Variant, Decoding)>, Error> {
+fn check_rows(cfg: &CompareConfig) -> Result<Vec<Row>, Error> {
     if cfg.seeds.is_empty() {
         return Err(Error::usage("--seeds must name at least one seed"));
     }
@@ -359,9 +433,10 @@ fn check_rows(cfg: &CompareConfig) -> Result<Vec<(&'static Variant, Decoding)>, 
     if !cfg.runs.contains(&cfg.baseline) {
         return Err(Error::usage(format!("--baseline {}: not one of the rows asked for ({})", cfg.baseline, cfg.runs.join(", "))));
     }
-    if let Some((name, _)) = cfg.runs.iter().zip(&asked).find(|(_, (v, d))| d.knn && v.name == "knn") {
+    if let Some((name, _)) = cfg.runs.iter().zip(&asked).find(|(_, r)| r.decoding.knn && r.variant.name == "knn") {
         return Err(Error::usage(format!("'{name}': a kNN run is already the votes (+knn fuses a trained model with them)")));
     }
+    check_trunk_weights(cfg, &asked)?;
     Ok(asked)
 }
 
@@ -403,19 +478,19 @@ impl<'a> Scoring<'a> {
 
 /// Trains (or reuses) run `v` with `seed`, then decodes and scores on test each of `rows` (the
 /// rows asked for that decode this run), adding a [`SeedScore`] to each.
-fn score_seed(s: &Scoring, asked: &[(&Variant, Decoding)], v: &Variant, rows: &[usize], seed: u64, scored: &mut [Vec<SeedScore>]) -> Result<(), Error> {
+fn score_seed(s: &Scoring, asked: &[Row], row: &Row, rows: &[usize], seed: u64, scored: &mut [Vec<SeedScore>]) -> Result<(), Error> {
     let cfg = s.cfg;
-    let rc = train_seed(s, v, seed)?;
+    let rc = train_seed(s, row, seed)?;
     let run = LoadedRun::open(&rc.out, cfg.base.device.resolve()?, &LoadOptions::default())?;
     let summary: crate::train::TrainSummary = run.run.read_json(crate::train::run_dir::SUMMARY, "train the run again")?;
     let space: BTreeSet<String> = run.model_cfg.concepts().into_iter().collect();
     let single_valued = run.ontology.single_valued_levels(&Level::ALL, &s.train.labels, Some(&space));
-    let with_embeddings = rows.iter().any(|&r| asked[r].1.knn);
+    let with_embeddings = rows.iter().any(|&r| asked[r].decoding.knn);
     let outputs = Outputs::compute(&run, &s.val, &s.test, &s.train, with_embeddings, cfg.base.batch_size.max(1))?;
     let truth = &s.split.test_truth;
     for &r in rows {
-        let decoder = decoding::row_decoder(&run, asked[r].1, &single_valued);
-        let d = decode(&decoder, &outputs, asked[r].1.knn, &s.val, &s.test, &s.train, &s.tuning)?;
+        let decoder = decoding::row_decoder(&run, asked[r].decoding, &single_valued);
+        let d = decode(&decoder, &outputs, asked[r].decoding.knn, &s.val, &s.test, &s.train, &s.tuning)?;
         let report = metrics::evaluate(truth, &d.predictions, &ontology_hooks(&run.ontology, s.vocab.clone()));
         let strict = d.predictions.values().filter(|set| is_strictly_coherent(&run.ontology, set, &space, &single_valued)).count() as f64 / d.predictions.len().max(1) as f64;
         let per_image = truth.iter().filter_map(|(id, g)| metrics::per_image_f1(g, d.predictions.get(id).unwrap_or(&BTreeSet::new())).map(|f| (id.clone(), f))).collect();
@@ -426,30 +501,40 @@ fn score_seed(s: &Scoring, asked: &[(&Variant, Decoding)], v: &Variant, rows: &[
     Ok(())
 }
 
-/// Trains run `v` with `seed` unless it is trained already, and returns its configuration; a kNN
-/// run without `--weights` embeds with the flat baseline's trunk of the same seed (trained first
-/// if absent).
-fn train_seed(s: &Scoring, v: &Variant, seed: u64) -> Result<TrainConfig, Error> {
+/// Trains the run behind `row` with `seed` unless it is trained already, and returns its
+/// configuration; a kNN run without weights embeds with the trunk of the flat run on its trunk of
+/// the same seed (trained first if absent).
+fn train_seed(s: &Scoring, row: &Row, seed: u64) -> Result<TrainConfig, Error> {
     let (cfg, ontology) = (s.cfg, s.ontology);
-    let mut rc = run_config(cfg, s.split, v, seed);
+    let v = row.variant;
+    let mut rc = run_config(cfg, s.split, row, seed);
     if rc.mode == Mode::Knn && rc.weights.is_none() {
         let mut flat = rc.clone();
         flat.mode = Mode::Flat;
-        flat.out = cfg.out.join("runs").join("flat").join(format!("seed{seed}"));
+        let flat_row = Row { variant: VARIANTS.iter().find(|v| v.name == "flat").expect("flat is a variant"), trunk: row.trunk, decoding: Decoding::default() };
+        flat.out = cfg.out.join("runs").join(flat_row.run_name()).join(format!("seed{seed}"));
         train_or_reuse(&flat, ontology, &format!("flat (seed {seed}): the trunk of the kNN run"), s.events)?;
         rc.weights = Some(flat.out.join(crate::train::run_dir::MODEL));
     }
-    train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", v.name, v.changes), s.events)?;
+    train_or_reuse(&rc, ontology, &format!("{} (seed {seed}): {}", row.run_name(), v.changes), s.events)?;
     Ok(rc)
 }
 
 /// One row of the table from its seeds' scores.
-fn compare_row(name: &str, v: &Variant, d: &Decoding, per_seed: &[SeedScore], versus_baseline: Option<Difference>, sources: Option<&HashMap<String, String>>) -> CompareRow {
+fn compare_row(name: &str, row: &Row, per_seed: &[SeedScore], versus_baseline: Option<Difference>, sources: Option<&HashMap<String, String>>) -> CompareRow {
     let f1: Vec<f64> = per_seed.iter().map(|s| s.report.imageclef_f1).collect();
-    let extra = d.describe();
+    let mut changes = row.variant.changes.to_string();
+    if let Some(t) = row.trunk {
+        changes.push_str(&format!("; on the {t} trunk"));
+    }
+    let extra = row.decoding.describe();
+    if !extra.is_empty() {
+        changes.push_str("; ");
+        changes.push_str(&extra);
+    }
     CompareRow {
         run: name.to_string(),
-        changes: if extra.is_empty() { v.changes.to_string() } else { format!("{}; {extra}", v.changes) },
+        changes,
         seeds: per_seed.iter().map(|s| s.seed).collect(),
         imageclef_f1_mean_sd: MeanSd::of(&f1),
         imageclef_f1: f1,
@@ -703,6 +788,53 @@ mod tests {
         assert_eq!(apply("hybrid-no-class-weights"), TrainConfig { mode: Mode::Hybrid, class_weights: ClassWeights::None, ..TrainConfig::default() });
         assert_eq!(apply("hier-balanced-model"), TrainConfig { mode: Mode::Hierarchical, class_weights: ClassWeights::BalancedModel, ..TrainConfig::default() });
         assert_eq!(apply("hybrid-balanced-model"), TrainConfig { mode: Mode::Hybrid, class_weights: ClassWeights::BalancedModel, ..TrainConfig::default() });
+    }
+
+    /// `RUN@TRUNK+DECODING`: the trunk is taken out wherever the decodings start, rows that differ
+    /// only in decoding share a run, and a row's trunk (and its weights) reach its configuration.
+    #[test]
+    fn a_row_may_name_its_own_trunk() {
+        let r = parse_row("flat@densenet121+knn").unwrap();
+        assert_eq!((r.variant.name, r.trunk, r.decoding.knn, r.run_name()), ("flat", Some(TrunkKind::Densenet121), true, "flat@densenet121".to_string()));
+        let r = parse_row("flat-coherent@efficientnet_b0").unwrap();
+        assert_eq!((r.variant.name, r.trunk, r.decoding.coherent), ("flat", Some(TrunkKind::EfficientnetB0), true));
+        let r = parse_row("knn@resnet50").unwrap();
+        assert_eq!((r.run_name(), r.decoding), ("knn@resnet50".to_string(), Decoding::default()));
+        assert_eq!(parse_row("hier+second").unwrap().run_name(), "hier");
+        let err = parse_row("flat@vgg16+knn").err().unwrap().to_string();
+        assert!(err.contains("unknown trunk 'vgg16'") && err.contains("densenet121"), "{err}");
+
+        let mut cfg = CompareConfig {
+            labels: PathBuf::new(),
+            images: PathBuf::new(),
+            groups: None,
+            test: None,
+            out: PathBuf::from("cmp"),
+            base: TrainConfig { trunk: TrunkKind::Resnet50, ..TrainConfig::default() },
+            runs: vec!["flat".into(), "flat@densenet121+knn".into()],
+            seeds: vec![1],
+            split_seed: 42,
+            baseline: "flat".into(),
+            threshold_min_cases: 3,
+            trunk_weights: BTreeMap::new(),
+        };
+        let rows = rows_asked(&cfg.runs).unwrap();
+        assert_eq!((row_config(&cfg, &rows[0]).trunk, row_config(&cfg, &rows[1]).trunk), (TrunkKind::Resnet50, TrunkKind::Densenet121));
+        assert!(check_trunk_weights(&cfg, &rows).is_ok(), "no weights for any trunk: both from random");
+        // weights for resnet50 only: densenet121 would start from random, which is refused
+        cfg.base.weights = Some(PathBuf::from("r50.safetensors"));
+        let err = check_trunk_weights(&cfg, &rows).err().unwrap().to_string();
+        assert!(err.contains("densenet121") && err.contains("--trunk-weights"), "{err}");
+        cfg.trunk_weights.insert(TrunkKind::Densenet121, PathBuf::from("d121.safetensors"));
+        assert!(check_trunk_weights(&cfg, &rows).is_ok());
+        assert_eq!(row_config(&cfg, &rows[0]).weights, Some(PathBuf::from("r50.safetensors")));
+        assert_eq!(row_config(&cfg, &rows[1]).weights, Some(PathBuf::from("d121.safetensors")));
+        // weights for a trunk no row trains, or --trunk's weights given twice
+        cfg.trunk_weights.insert(TrunkKind::ConvnextTiny, PathBuf::from("c.safetensors"));
+        assert!(check_trunk_weights(&cfg, &rows).err().unwrap().to_string().contains("no row trains convnext_tiny"));
+        cfg.trunk_weights.remove(&TrunkKind::ConvnextTiny);
+        cfg.trunk_weights.insert(TrunkKind::Resnet50, PathBuf::from("r50b.safetensors"));
+        assert!(check_trunk_weights(&cfg, &rows).err().unwrap().to_string().contains("give one"));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::efficientnet::EfficientNet;
 use super::resnet::{ResNet, ResNetSpec};
 
 /// Which trunk to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TrunkKind {
     /// A narrow 4-stage ResNet (one basic block per stage, 16..128 channels) for tests and CPU demos.
