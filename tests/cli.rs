@@ -247,6 +247,8 @@ fn experiment_compare_pairs_rows_on_their_own_trunks() {
         assert_eq!(r["versus_baseline"]["per_seed"].as_array().unwrap().len(), 2, "{}", r["run"]);
     }
     assert!(rows[2]["changes"].as_str().unwrap().contains("on the resnet18 trunk"), "{}", rows[2]["changes"]);
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(md.contains("trunk tiny (random initialisation), resnet18 (random initialisation) (rows named RUN@TRUNK train on their own)"), "{}", md.lines().next().unwrap());
     // one run folder per trained run and seed, each on its trunk; the kNN row embeds with flat@resnet18's trunk
     let mut dirs: Vec<String> = std::fs::read_dir(out.join("runs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     dirs.sort();

@@ -660,6 +660,21 @@ fn shared_non_defaults(b: &TrainConfig) -> Vec<String> {
     out
 }
 
+/// `--trunk`, and the trunks rows name of their own, each with where its weights come from.
+fn trunks_line(cfg: &CompareConfig) -> String {
+    let rows = rows_asked(&cfg.runs).unwrap_or_default();
+    let trunks: BTreeSet<TrunkKind> = rows.iter().map(|r| r.trunk.unwrap_or(cfg.base.trunk)).collect();
+    let start = |t: &TrunkKind| match cfg.trunk_weights.get(t).or(cfg.base.weights.as_ref().filter(|_| *t == cfg.base.trunk)) {
+        Some(w) => format!("{t} (weights {})", w.display()),
+        None => format!("{t} (random initialisation)"),
+    };
+    if trunks.len() <= 1 && cfg.trunk_weights.is_empty() && cfg.base.weights.is_none() {
+        return cfg.base.trunk.to_string();
+    }
+    let all: Vec<String> = trunks.iter().map(start).collect();
+    format!("{} (rows named RUN@TRUNK train on their own)", all.join(", "))
+}
+
 /// The comparison as a Markdown table (and a per-level table).
 pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
     let b = &cfg.base;
@@ -671,7 +686,7 @@ pub fn compare_markdown(rows: &[CompareRow], cfg: &CompareConfig) -> String {
     let _ = writeln!(
         s,
         "Paired comparison: trunk {}, {} px, batch {}, lr {:.0e}, {} epochs per run{}; seeds {}; one split (split seed {}), test: {}.\n",
-        b.trunk,
+        trunks_line(cfg),
         b.image_size,
         b.batch_size,
         b.lr,
