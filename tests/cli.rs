@@ -427,13 +427,13 @@ fn options_that_do_not_apply_to_the_run_are_refused_with_the_reason() {
     assert!(!tmp.path().join("cmp").exists() && !tmp.path().join("p").exists());
     let err = run_fails(&compare(&["--runs", "flat,hier", "--levels", "modality"]), 2);
     assert!(!err.contains("applies to"), "hier takes --levels: {err}");
+    assert!(err.contains("missing.csv") && !tmp.path().join("cmp").exists(), "a missing label file leaves no output folder: {err}");
     // rows: a run and its decodings
     let err = run_fails(&compare(&["--runs", "flat,hier+fast"]), 2);
     assert!(err.contains("unknown decoding '+fast'"), "{err}");
     let err = run_fails(&compare(&["--runs", "flat,bogus+knn"]), 2);
     assert!(err.contains("unknown run 'bogus'") && err.contains("flat-coherent is flat+coherent"), "{err}");
     // rows on a trunk of their own, and their weights: refused before any work
-    let _ = std::fs::remove_dir_all(tmp.path().join("cmp"));
     let err = run_fails(&compare(&["--runs", "flat,flat@vgg16+knn"]), 2);
     assert!(err.contains("unknown trunk 'vgg16'") && err.contains("densenet121"), "{err}");
     let err = run_fails(&compare(&["--runs", "flat,flat@densenet121", "--weights", "r50.safetensors"]), 2);

@@ -381,8 +381,9 @@ fn run_config(cfg: &CompareConfig, split: &Split, row: &Row, seed: u64) -> Train
 /// Run (or reuse) every run for every seed, decode each row and tabulate.
 pub fn run_compare(cfg: &CompareConfig, ontology: &Ontology, events: &dyn Events) -> Result<Vec<CompareRow>, Error> {
     let asked = check_rows(cfg)?;
-    std::fs::create_dir_all(&cfg.out).map_err(Error::write(&cfg.out))?;
+    // the labels are read before anything is written: a bad or missing label file leaves no folder
     let (rows, skipped) = read_labels(&cfg.labels, ParseOptions { skip_bad: cfg.base.skip_bad, ..Default::default() })?;
+    std::fs::create_dir_all(&cfg.out).map_err(Error::write(&cfg.out))?;
     if !skipped.is_empty() {
         events.emit(Event::Text(skipped.to_string()));
     }
