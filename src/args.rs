@@ -869,7 +869,7 @@ mod tests {
 /// `TRUNK=FILE` of `experiment compare --trunk-weights`.
 fn parse_trunk_weights(s: &str) -> Result<(TrunkKind, PathBuf), String> {
     let (trunk, file) = s.split_once('=').ok_or_else(|| format!("'{s}': expected TRUNK=FILE, e.g. densenet121=densenet121_imagenet.safetensors"))?;
-    let trunk = <TrunkKind as clap::ValueEnum>::from_str(trunk, false).map_err(|_| format!("'{trunk}': not a trunk (one of {})", <TrunkKind as clap::ValueEnum>::value_variants().iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")))?;
+    let trunk = TrunkKind::parse(trunk)?;
     if file.is_empty() {
         return Err(format!("'{s}': no file after '='"));
     }

@@ -149,7 +149,7 @@ struct ModelArgs {
     #[arg(long, value_enum, default_value_t = HeadLayers::Paper)]
     head_layers: HeadLayers,
     /// A safetensors state dict with torchvision's names for the trunk (as `train --weights`),
-    /// e.g. the one `bench/torch_reference.py --save-weights` wrote, so both sides run the same
+    /// e.g. the one `bench/torch_reference.py weights` wrote, so both sides run the same
     /// weights; without it each side initialises its own at random.
     #[arg(long)]
     weights: Option<PathBuf>,

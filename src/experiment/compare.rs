@@ -216,6 +216,12 @@ pub struct CompareConfig {
 }
 
 impl CompareConfig {
+    /// The weights the rows on `trunk` start from: its `--trunk-weights`, or `--weights` for
+    /// `--trunk`; none (random initialisation) otherwise.
+    fn weights_of(&self, trunk: TrunkKind) -> Option<&PathBuf> {
+        self.trunk_weights.get(&trunk).or(self.base.weights.as_ref().filter(|_| trunk == self.base.trunk))
+    }
+
     /// The label space every run learns: `--concepts`, else the top `--top-k` (25).
     pub(crate) fn label_space(&self) -> LabelSpec {
         self.base.concepts.unwrap_or(LabelSpec::TopK(self.base.top_k))
@@ -297,10 +303,7 @@ fn parse_row(name: &str) -> Result<Row, Error> {
         Some(at) => {
             let end = name[at..].find('+').map_or(name.len(), |e| at + e);
             let word = &name[at + 1..end];
-            let trunk = <TrunkKind as clap::ValueEnum>::from_str(word, false).map_err(|_| {
-                let known: Vec<String> = <TrunkKind as clap::ValueEnum>::value_variants().iter().map(|t| t.to_string()).collect();
-                Error::usage(format!("'{name}': unknown trunk '{word}' after '@' (known: {})", known.join(", ")))
-            })?;
+            let trunk = TrunkKind::parse(word).map_err(|e| Error::usage(format!("'{name}': {e} after '@'")))?;
             (format!("{}{}", &name[..at], &name[end..]), Some(trunk))
         }
     };
@@ -335,15 +338,8 @@ pub fn refuse_unused_options<'a>(cfg: &CompareConfig, given: impl IntoIterator<I
 fn row_config(cfg: &CompareConfig, row: &Row) -> TrainConfig {
     let mut c = cfg.base.clone();
     (row.variant.apply)(&mut c);
-    if let Some(trunk) = row.trunk {
-        if trunk != cfg.base.trunk {
-            c.weights = None;
-        }
-        c.trunk = trunk;
-    }
-    if let Some(w) = cfg.trunk_weights.get(&c.trunk) {
-        c.weights = Some(w.clone());
-    }
+    c.trunk = row.trunk.unwrap_or(cfg.base.trunk);
+    c.weights = cfg.weights_of(c.trunk).cloned();
     c
 }
 
@@ -359,7 +355,7 @@ fn check_trunk_weights(cfg: &CompareConfig, rows: &[Row]) -> Result<(), Error> {
         return Err(Error::usage(format!("--weights and --trunk-weights {}=... both give --trunk {} its weights: give one", cfg.base.trunk, cfg.base.trunk)));
     }
     let pretrained = cfg.base.weights.is_some() || !cfg.trunk_weights.is_empty();
-    if let Some(t) = trunks.iter().find(|t| pretrained && !(cfg.trunk_weights.contains_key(t) || (**t == cfg.base.trunk && cfg.base.weights.is_some()))) {
+    if let Some(t) = trunks.iter().find(|t| pretrained && cfg.weights_of(**t).is_none()) {
         return Err(Error::usage(format!("rows on {t} would train from random weights while other rows start from given weights: give --trunk-weights {t}=FILE (or no weights for any trunk)")));
     }
     Ok(())
@@ -665,7 +661,7 @@ fn shared_non_defaults(b: &TrainConfig) -> Vec<String> {
 fn trunks_line(cfg: &CompareConfig) -> String {
     let rows = rows_asked(&cfg.runs).unwrap_or_default();
     let trunks: BTreeSet<TrunkKind> = rows.iter().map(|r| r.trunk.unwrap_or(cfg.base.trunk)).collect();
-    let start = |t: &TrunkKind| match cfg.trunk_weights.get(t).or(cfg.base.weights.as_ref().filter(|_| *t == cfg.base.trunk)) {
+    let start = |t: &TrunkKind| match cfg.weights_of(*t) {
         Some(w) => format!("{t} (weights {})", w.display()),
         None => format!("{t} (random initialisation)"),
     };

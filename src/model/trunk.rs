@@ -50,6 +50,16 @@ pub enum TrunkKind {
     ConvnextTiny,
 }
 
+impl TrunkKind {
+    /// The trunk named `word` (as `--trunk` takes it); the error lists the known names.
+    pub fn parse(word: &str) -> Result<TrunkKind, String> {
+        <TrunkKind as clap::ValueEnum>::from_str(word, false).map_err(|_| {
+            let known: Vec<String> = <TrunkKind as clap::ValueEnum>::value_variants().iter().map(|t| t.to_string()).collect();
+            format!("unknown trunk '{word}' (known: {})", known.join(", "))
+        })
+    }
+}
+
 impl fmt::Display for TrunkKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
