@@ -27,6 +27,8 @@ pub mod run;
 pub mod review;
 pub mod synth;
 pub mod text;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod train;
 
 pub use error::{Error, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};

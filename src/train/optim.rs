@@ -237,7 +237,6 @@ impl GradScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
 
     #[test]
     fn matches_pytorch_adam_on_a_hand_checked_case() {
@@ -296,8 +295,7 @@ mod tests {
     #[test]
     fn state_round_trip_continues_identically() {
         let run = |split: bool| -> Vec<f32> {
-            tch::manual_seed(0);
-            let p = Tensor::randn([3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+            let p = Tensor::from_slice(&[1.2f32, -0.4, 0.05]).set_requires_grad(true);
             let mut opt = Adam::new(vec![(vec![("p".into(), p.shallow_clone())], 0.05)]);
             let target = Tensor::from_slice(&[0.3f32, -0.1, 0.7]);
             for i in 0..6 {
