@@ -312,16 +312,30 @@ fn parse_row(name: &str) -> Result<Row, Error> {
     Ok(Row { variant, trunk, decoding })
 }
 
-/// Each row's run, trunk and decoding, checked against [`VARIANTS`].
-fn rows_asked(runs: &[String]) -> Result<Vec<Row>, Error> {
-    runs.iter().map(|name| parse_row(name)).collect()
+/// Each row's run, trunk and decoding, checked against [`VARIANTS`]. A row that names `--trunk`
+/// (`flat@resnet50` with `--trunk resnet50`) is that trunk's row (`flat`) and shares its run; two
+/// rows that are the same run and decoding are refused, naming both.
+fn rows_asked(cfg: &CompareConfig) -> Result<Vec<Row>, Error> {
+    let mut rows: Vec<Row> = Vec::with_capacity(cfg.runs.len());
+    for name in &cfg.runs {
+        let mut row = parse_row(name)?;
+        if row.trunk == Some(cfg.base.trunk) {
+            row.trunk = None;
+        }
+        if let Some(i) = rows.iter().position(|r| r.run_name() == row.run_name() && r.decoding == row.decoding) {
+            let what = if cfg.runs[i] == *name { format!("names '{name}' twice") } else { format!("names one row twice: '{name}' is '{}' (--trunk is {})", cfg.runs[i], cfg.base.trunk) };
+            return Err(Error::usage(format!("--runs {what}: name each row once")));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// Refuse a training option in `given` (named as on the command line) that applies to none of
 /// the runs asked for, nor to the flat run a kNN run without `--weights` takes its trunk from.
 pub fn refuse_unused_options<'a>(cfg: &CompareConfig, given: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
     // an unknown run name is the first thing to say (not that an option applies to none of the runs)
-    let rows = rows_asked(&cfg.runs)?;
+    let rows = rows_asked(cfg)?;
     check_trunk_weights(cfg, &rows)?;
     let mut configs = Vec::new();
     for row in &rows {
@@ -426,7 +440,7 @@ fn check_rows(cfg: &CompareConfig) -> Result<Vec<Row>, Error> {
     if cfg.seeds.is_empty() {
         return Err(Error::usage("--seeds must name at least one seed"));
     }
-    let asked = rows_asked(&cfg.runs)?;
+    let asked = rows_asked(cfg)?;
     if !cfg.runs.contains(&cfg.baseline) {
         return Err(Error::usage(format!("--baseline {}: not one of the rows asked for ({})", cfg.baseline, cfg.runs.join(", "))));
     }
@@ -659,7 +673,7 @@ fn shared_non_defaults(b: &TrainConfig) -> Vec<String> {
 
 /// `--trunk`, and the trunks rows name of their own, each with where its weights come from.
 fn trunks_line(cfg: &CompareConfig) -> String {
-    let rows = rows_asked(&cfg.runs).unwrap_or_default();
+    let rows = rows_asked(cfg).unwrap_or_default();
     let trunks: BTreeSet<TrunkKind> = rows.iter().map(|r| r.trunk.unwrap_or(cfg.base.trunk)).collect();
     let start = |t: &TrunkKind| match cfg.weights_of(*t) {
         Some(w) => format!("{t} (weights {})", w.display()),
@@ -780,7 +794,21 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), VARIANTS.len());
-        assert!(rows_asked(&DEFAULT_RUNS.split(',').map(String::from).collect::<Vec<_>>()).is_ok(), "every default row is a run and its decoding");
+        let defaults = CompareConfig {
+            labels: PathBuf::new(),
+            images: PathBuf::new(),
+            groups: None,
+            test: None,
+            out: PathBuf::new(),
+            base: TrainConfig::default(),
+            runs: DEFAULT_RUNS.split(',').map(String::from).collect(),
+            seeds: vec![1],
+            split_seed: 42,
+            baseline: "flat".into(),
+            threshold_min_cases: 3,
+            trunk_weights: BTreeMap::new(),
+        };
+        assert!(rows_asked(&defaults).is_ok(), "every default row is a run and its decoding, each once");
         let apply = |name: &str| {
             let mut c = TrainConfig::default();
             (VARIANTS.iter().find(|v| v.name == name).unwrap().apply)(&mut c);
@@ -830,7 +858,7 @@ mod tests {
             threshold_min_cases: 3,
             trunk_weights: BTreeMap::new(),
         };
-        let rows = rows_asked(&cfg.runs).unwrap();
+        let rows = rows_asked(&cfg).unwrap();
         assert_eq!((row_config(&cfg, &rows[0]).trunk, row_config(&cfg, &rows[1]).trunk), (TrunkKind::Resnet50, TrunkKind::Densenet121));
         assert!(check_trunk_weights(&cfg, &rows).is_ok(), "no weights for any trunk: both from random");
         // weights for resnet50 only: densenet121 would start from random, which is refused
@@ -847,6 +875,19 @@ mod tests {
         cfg.trunk_weights.remove(&TrunkKind::ConvnextTiny);
         cfg.trunk_weights.insert(TrunkKind::Resnet50, PathBuf::from("r50b.safetensors"));
         assert!(check_trunk_weights(&cfg, &rows).err().unwrap().to_string().contains("give one"));
+
+        // a row naming --trunk is that trunk's row and shares its run; the same row twice is refused
+        cfg.trunk_weights.clear();
+        cfg.runs = vec!["flat@resnet50+knn".into(), "flat@densenet121".into()];
+        let rows = rows_asked(&cfg).unwrap();
+        assert_eq!((rows[0].run_name(), rows[0].trunk, rows[1].run_name()), ("flat".to_string(), None, "flat@densenet121".to_string()));
+        cfg.runs = vec!["flat+knn".into(), "flat@resnet50+knn".into()];
+        let err = rows_asked(&cfg).err().unwrap().to_string();
+        assert!(err.contains("'flat@resnet50+knn' is 'flat+knn' (--trunk is resnet50)"), "{err}");
+        cfg.runs = vec!["hier+knn+second".into(), "hier+second+knn".into()];
+        assert!(rows_asked(&cfg).err().unwrap().to_string().contains("twice"));
+        cfg.runs = vec!["flat".into(), "flat+knn".into(), "flat@resnet50+coherent".into()];
+        assert_eq!(rows_asked(&cfg).unwrap().len(), 3, "rows that differ in decoding share a run and are not duplicates");
     }
 
     #[test]
