@@ -269,6 +269,9 @@ pub(crate) struct CommonTrain {
     /// Hierarchical: the first N epochs train a concept that has an ancestor in its level only on the images where one of its ancestors is present (conditional training, Chen et al. 2019), the rest on every image (0: never).
     #[arg(long, default_value_t = d().conditional_epochs)]
     pub(crate) conditional_epochs: usize,
+    /// Hierarchical: a multi-label level whose concepts nest (Heart under Chest) becomes a local classifier per parent (HiClass's LCPN): a child is learned only on its parents' images and its probability is its sigmoid times its parent's; coherent by construction, in place of the max-constraint on those levels.
+    #[arg(long)]
+    pub(crate) local_per_parent: bool,
     /// Hierarchical: per-head (each head has the paper's whole head) or shared (one auxiliary convolution and dense layer for all heads, one output layer each).
     #[arg(long, value_enum, default_value_t = d().neck)]
     pub(crate) neck: Neck,
@@ -791,6 +794,7 @@ impl CommonTrain {
             single_valued: self.single_valued,
             concepts: self.concepts,
             conditional_epochs: self.conditional_epochs,
+            local_per_parent: self.local_per_parent,
             neck: self.neck,
             rest_top_k: self.rest_top_k,
             pooling: self.pooling,

@@ -131,6 +131,10 @@ pub(crate) const VARIANTS: &[Variant] = &[
         c.level_heads = LevelHeads::Sigmoid;
         c.conditional_epochs = c.epochs / 2;
     } },
+    Variant { name: "hier-lcpn", changes: "a local classifier per parent on levels whose concepts nest: a child learned on its parents' images, its probability its sigmoid times its parent's (HiClass's LCPN)", apply: |c| {
+        hierarchical(c);
+        c.local_per_parent = true;
+    } },
     Variant { name: "hier-softmax", changes: "a softmax head with \"none\" per single-valued level (the level heads before 2026-12-07)", apply: |c| {
         hierarchical(c);
         c.level_heads = LevelHeads::Softmax;

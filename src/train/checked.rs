@@ -92,6 +92,7 @@ pub struct LevelOptions {
     pub level_heads: LevelHeads,
     pub single_valued: SingleValuedRule,
     pub conditional_epochs: usize,
+    pub local_per_parent: bool,
     /// The label space (`--concepts`); `None`: every concept of the levels on at least `min_count` images.
     pub concepts: Option<LabelSpec>,
     pub min_count: usize,
@@ -178,6 +179,9 @@ impl TrainConfig {
         }
         if self.mode.has_levels() && self.conditional_epochs >= self.epochs {
             return Err(ConfigError::Value { option: "conditional-epochs", value: self.conditional_epochs.to_string(), rule: format!("must be below --epochs ({}): the last epochs train every concept on every image", self.epochs).into() });
+        }
+        if self.mode.has_levels() && self.local_per_parent && self.conditional_epochs > 0 {
+            return Err(ConfigError::Combination("--conditional-epochs and --local-per-parent: a local classifier per parent learns a child on its parents' images in every epoch; give one".into()));
         }
         if self.mode.has_levels() && self.level_heads == LevelHeads::Sigmoid && self.calibration != Calibration::LogitAdjust {
             return Err(ConfigError::Combination("--calibration applies to softmax level heads; with --level-heads sigmoid every level is a set of sigmoids decided by its thresholds".into()));
@@ -266,6 +270,7 @@ impl CheckedConfig {
             level_heads: c.level_heads,
             single_valued: c.single_valued,
             conditional_epochs: c.conditional_epochs,
+            local_per_parent: c.local_per_parent,
             concepts: c.concepts,
             min_count: c.min_count,
         };

@@ -364,6 +364,11 @@ pub struct TrainConfig {
     /// Chen et al. 2019), the rest on every image. 0: never.
     #[serde(default)]
     pub conditional_epochs: usize,
+    /// Hierarchical mode: a multi-label level whose concepts nest is a local classifier per parent
+    /// (HiClass's LCPN): a child learned only on its parents' images, its probability its sigmoid
+    /// times its parent's ([`crate::model::heads::local_per_parent`]), instead of the max-constraint.
+    #[serde(default)]
+    pub local_per_parent: bool,
     /// The label space of a hierarchical or hybrid model (`--concepts`); a flat or kNN model's is
     /// its `top_k` and `min_count` (`--concepts` sets them). `None`: every concept of the levels
     /// on at least `min_count` training images.
@@ -425,6 +430,7 @@ impl Default for TrainConfig {
             single_valued: crate::model::SingleValuedRule::Argmax,
             concepts: None,
             conditional_epochs: 0,
+            local_per_parent: false,
         }
     }
 }
@@ -520,6 +526,7 @@ pub const OPTION_SCOPES: &[(&str, Scope)] = &[
     ("level-heads", Scope::Modes(LEVELS)),
     ("single-valued", Scope::ThresholdedLevels),
     ("conditional-epochs", Scope::Modes(LEVELS)),
+    ("local-per-parent", Scope::Modes(LEVELS)),
     ("rest-top-k", Scope::Modes(&[Mode::Hybrid])),
     ("rest-pooling", Scope::Modes(&[Mode::Hybrid])),
     ("noise", Scope::Modes(&[Mode::Hybrid])),

@@ -175,9 +175,16 @@ pub fn model_config(cfg: &CheckedConfig, train: &Dataset, ontology: &Ontology, e
             if kind.exclusive() && levels.calibration == Calibration::LogitAdjust && uses_class_weights(spec, cfg) {
                 spec.logit_adjustment = HeadTargets::build(spec, &train.labels).weights(spec, None).iter().map(|w| w.ln()).collect();
             }
-            if kind.takes_max_constraint() && levels.max_constraint {
+            if kind.takes_max_constraint() && (levels.max_constraint || levels.local_per_parent) {
                 spec.descendants = ontology.descendants_within(&spec.concepts);
             }
+            // a level whose concepts nest learns each child against its parents' images
+            if levels.local_per_parent && !spec.descendants.is_empty() {
+                spec.kind = HeadKind::LocalPerParent;
+            }
+        }
+        if levels.local_per_parent && !heads.iter().any(|h| h.kind == HeadKind::LocalPerParent) {
+            events.emit(Event::Note("--local-per-parent: no multi-label level's concepts nest among the concepts learned, so every level trains as without it".into()));
         }
     }
     let neck = cfg.levels().map_or(Neck::PerHead, |l| l.neck);
@@ -268,6 +275,33 @@ mod tests {
         // the same labels with softmax levels: modality is a softmax head with "none"
         let soft = model_config(&TrainConfig { level_heads: LevelHeads::Softmax, ..cfg }.check().unwrap(), &train, &onto, &Silent).unwrap();
         assert_eq!(soft.heads[0].kind, HeadKind::SingleLabel);
+    }
+
+    #[test]
+    fn local_per_parent_takes_the_levels_whose_concepts_nest_and_says_when_none_does() {
+        let onto = Ontology::builtin();
+        let (ct, mri, hn, head, brain, chest) = ("C0040405", "C0024485", "C0460004", "C0018670", "C0006104", "C0817096");
+        let train = dataset(&[&[ct, hn, head, brain], &[mri, chest], &[ct, hn, head]]);
+        for level_heads in [LevelHeads::Softmax, LevelHeads::Sigmoid] {
+            let cfg = TrainConfig { mode: Mode::Hierarchical, level_heads, local_per_parent: true, ..TrainConfig::default() }.check().unwrap();
+            let model = model_config(&cfg, &train, &onto, &Silent).unwrap();
+            // anatomy nests (head and neck > head > brain): a local classifier per parent with its nesting
+            let anatomy = model.heads.iter().find(|h| h.name == "anatomy").unwrap();
+            assert_eq!(anatomy.kind, HeadKind::LocalPerParent, "{level_heads:?}");
+            assert!(!anatomy.descendants.is_empty());
+            // modality does not nest: unchanged
+            let modality = &model.heads[0];
+            assert_ne!(modality.kind, HeadKind::LocalPerParent);
+        }
+        // conditional training on top of it is refused
+        assert!(TrainConfig { mode: Mode::Hierarchical, local_per_parent: true, conditional_epochs: 2, ..TrainConfig::default() }.check().is_err());
+        // no level nests: the run says so
+        let cfg = TrainConfig { mode: Mode::Hierarchical, levels: vec![crate::ontology::Level::Modality], local_per_parent: true, ..TrainConfig::default() }.check().unwrap();
+        let events = Collect::default();
+        let model = model_config(&cfg, &train, &onto, &events).unwrap();
+        assert!(model.heads.iter().all(|h| h.kind != HeadKind::LocalPerParent));
+        let notes: Vec<String> = events.take().into_iter().filter_map(|e| if let Event::Note(n) = e { Some(n) } else { None }).collect();
+        assert!(notes.iter().any(|n| n.contains("--local-per-parent: no multi-label level")), "{notes:?}");
     }
 
     /// Preparing a run reports what it noticed to the sink it is given, and prints nothing: the

@@ -11,11 +11,11 @@
 //! `concepts` gives head h the weight `K_h / K` (its concepts over the model's), so every concept
 //! weighs the same whatever head it sits in and a flat model's loss is its head's; `equal` gives
 //! every head 1.
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::checked::CheckedConfig;
 use super::config::{Calibration, ClassWeights, HeadWeights};
-use crate::model::heads::multi_label::max_constraint;
+use crate::model::heads::local_per_parent::{ancestors as ancestor_matrix, conditional_bce};
 use crate::model::HeadSpec;
 pub use crate::model::heads::HeadTargets;
 
@@ -67,17 +67,7 @@ impl Losses {
         let model_mean = cfg.fit().is_some_and(|f| f.class_weights == ClassWeights::BalancedModel).then(|| mean_concept_count(specs, train_targets));
         let weights = specs.iter().zip(train_targets).map(|(s, t)| uses_class_weights(s, cfg).then(|| Tensor::from_slice(&t.weights(s, model_mean)).to_device(device))).collect();
         let constraints: Vec<Option<Tensor>> = specs.iter().map(|s| s.constraint_matrix(device)).collect();
-        let ancestors = constraints
-            .iter()
-            .map(|r| {
-                r.as_ref().map(|r| {
-                    let k = r.size()[0];
-                    let a = r.tr() - Tensor::eye(k, (Kind::Float, device));
-                    let has = a.sum_dim_intlist([1].as_slice(), false, Kind::Float).gt(0.0);
-                    (a, has)
-                })
-            })
-            .collect();
+        let ancestors = constraints.iter().map(|r| r.as_ref().map(ancestor_matrix)).collect();
         Losses { specs: specs.to_vec(), weights, head_weights: head_weights(specs, cfg.levels().map_or(&HeadWeights::Concepts, |l| &l.head_weights)), constraints, ancestors, conditional: false }
     }
 
@@ -99,15 +89,6 @@ impl Losses {
         }
         total
     }
-}
-
-/// Binary cross-entropy where a concept with an ancestor in its head (`has`, `A[a, p]` the
-/// ancestor matrix) counts only on the images where one of its ancestors is present; the others
-/// count everywhere. The mean is over every entry, as [`Losses::head`]'s plain BCE.
-pub fn conditional_bce(logits: &Tensor, y: &Tensor, a: &Tensor, has: &Tensor, pos_weight: Option<&Tensor>) -> Tensor {
-    let parent_present = max_constraint(y, a);
-    let mask = parent_present.where_self(has, &Tensor::ones_like(y));
-    logits.binary_cross_entropy_with_logits(y, Some(&mask), pos_weight, Reduction::Mean)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! Everything that differs between kinds (output width, probabilities from logits, training
 //! targets, class weights, loss, decoding, the words `model.json` uses) is an operation of
 //! [`HeadBehaviour`], implemented once in the kind's own file: `multi_label.rs` (independent
-//! sigmoids), `single_label.rs` (softmax with a "none" class). Callers (the model, training's
+//! sigmoids), `single_label.rs` (softmax with a "none" class), `local_per_parent.rs` (a child learned
+//! against its parent's images, its probability the chain rule's). Callers (the model, training's
 //! targets and losses, the decoder, the trainer's plan, export) ask `spec.kind.behaviour()` and
 //! never match on the kind. A new kind is a new file implementing [`HeadBehaviour`], a variant of
 //! [`HeadKind`] and its arm in [`HeadKind::behaviour`].
@@ -11,6 +12,7 @@
 //! `behaviour.rs` holds what the kinds share (the trait, [`HeadTargets`], [`SingleLabelDecoding`])
 //! below them, so that no file here imports one that imports it.
 pub mod behaviour;
+pub mod local_per_parent;
 pub mod multi_label;
 pub mod single_label;
 
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 pub use self::behaviour::{HeadBehaviour, HeadTargets, SingleLabelDecoding};
+use self::local_per_parent::LocalPerParentHead;
 use self::multi_label::MultiLabelHead;
 use self::single_label::SingleLabelHead;
 use crate::model::pooling::Pooling;
@@ -32,17 +35,21 @@ pub enum HeadKind {
     MultiLabel,
     /// Softmax over the concepts plus an explicit "none of these" class (at most one present).
     SingleLabel,
+    /// Sigmoids over a level whose concepts nest: a child learned only on its parents' images,
+    /// its probability the product down the chain (`--local-per-parent`, HiClass's LCPN).
+    LocalPerParent,
 }
 
 impl HeadKind {
     /// Every kind, in declaration order.
-    pub const ALL: [HeadKind; 2] = [HeadKind::MultiLabel, HeadKind::SingleLabel];
+    pub const ALL: [HeadKind; 3] = [HeadKind::MultiLabel, HeadKind::SingleLabel, HeadKind::LocalPerParent];
 
     /// The kind's operations.
     pub fn behaviour(self) -> &'static dyn HeadBehaviour {
         match self {
             HeadKind::MultiLabel => &MultiLabelHead,
             HeadKind::SingleLabel => &SingleLabelHead,
+            HeadKind::LocalPerParent => &LocalPerParentHead,
         }
     }
 }
@@ -133,15 +140,15 @@ mod tests {
             let back: HeadKind = serde_json::from_str(&serde_json::to_string(&kind).unwrap()).unwrap();
             assert_eq!(back, kind);
         }
-        assert_eq!(serde_json::to_string(&HeadKind::ALL).unwrap(), r#"["multi_label","single_label"]"#);
+        assert_eq!(serde_json::to_string(&HeadKind::ALL).unwrap(), r#"["multi_label","single_label","local_per_parent"]"#);
     }
 
     #[test]
     fn all_lists_every_kind() {
         // a new kind stops this match compiling: list it here and in `HeadKind::ALL`
         let listed = |kind: HeadKind| match kind {
-            HeadKind::MultiLabel | HeadKind::SingleLabel => HeadKind::ALL.contains(&kind),
+            HeadKind::MultiLabel | HeadKind::SingleLabel | HeadKind::LocalPerParent => HeadKind::ALL.contains(&kind),
         };
-        assert!(listed(HeadKind::MultiLabel) && listed(HeadKind::SingleLabel));
+        assert!(listed(HeadKind::MultiLabel) && listed(HeadKind::SingleLabel) && listed(HeadKind::LocalPerParent));
     }
 }
