@@ -89,19 +89,23 @@ impl HeadBehaviour for LocalPerParentHead {
         conditional_bce(logits, targets, &a, &has, weights)
     }
 
+    // at decoding it is a multi-label head: it decides nothing alone, unless over a single-valued level
+
     fn exclusive(&self) -> bool {
-        false
+        MultiLabelHead.exclusive()
     }
 
     fn takes_max_constraint(&self) -> bool {
-        true
+        MultiLabelHead.takes_max_constraint()
     }
 
-    fn single_valued_group(&self, single_valued: bool, _single_label: SingleLabelDecoding) -> bool {
-        single_valued
+    fn single_valued_group(&self, single_valued: bool, single_label: SingleLabelDecoding) -> bool {
+        MultiLabelHead.single_valued_group(single_valued, single_label)
     }
 
-    fn choose(&self, _probs: ArrayView1<f32>, _scores: &mut [f32], _single_label: SingleLabelDecoding) {}
+    fn choose(&self, probs: ArrayView1<f32>, scores: &mut [f32], single_label: SingleLabelDecoding) {
+        MultiLabelHead.choose(probs, scores, single_label)
+    }
 
     fn describe_probabilities(&self) -> &'static str {
         "on a local-per-parent head (`--local-per-parent`), a concept's sigmoid times its nearest ancestor's probability within the head (the chain rule: the sigmoid estimates the concept given its parent)"
@@ -118,7 +122,7 @@ mod tests {
     use tch::Device;
 
     fn values(t: &Tensor) -> Vec<f32> {
-        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+        Vec::try_from(t.flatten(0, -1)).unwrap()
     }
 
     /// Chest > Heart > Left ventricle, and a root Knee: `R` of that head.
