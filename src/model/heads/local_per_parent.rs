@@ -47,10 +47,11 @@ pub fn conditional_bce(logits: &Tensor, y: &Tensor, a: &Tensor, has: &Tensor, po
 /// concept with ancestors, `s[c]` otherwise (`s`: `[B, K]` conditional sigmoids).
 pub fn chain_probabilities(s: &Tensor, r: &Tensor) -> Tensor {
     let (a, has) = ancestors(r);
-    // a chain of d concepts needs d - 1 passes; the deepest concept has `depth` ancestors
-    let depth = a.sum_dim_intlist([1].as_slice(), false, Kind::Float).max().int64_value(&[]);
+    // a chain of d concepts needs d - 1 passes, and K - 1 is enough for any head; a pass after the
+    // fixed point changes nothing. (Counting the passes from `a` would read a value back from the
+    // device on every forward.)
     let mut p = s.shallow_clone();
-    for _ in 0..depth {
+    for _ in 1..r.size()[0] {
         // smallest ancestor probability = 1 - the largest (1 - p) over the ancestors (0 without any)
         let parent: Tensor = 1.0 - max_constraint(&(1.0 - &p), &a);
         p = (s * parent).where_self(&has, s);
