@@ -592,24 +592,29 @@ pub struct Served {
     pub total: usize,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the Ctrl-C and SIGTERM handlers now and returns the future that waits for either.
+/// Registering before the address is announced matters: a signal sent as soon as a client has read
+/// the address must stop the server cleanly, not meet the default action and kill it (tokio's
+/// `ctrl_c()`, or a signal stream created inside the shutdown future, registers only when first
+/// polled, which can be after the first request is answered on a loaded machine).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -640,8 +645,9 @@ pub fn serve(p: Prepared, cfg: &ServeConfig, events: Arc<dyn Events + Send + Syn
         let (images, models) = (p.set.items.len(), p.set.models.len());
         let app = Arc::new(App::new(p, cfg, local, events));
         let (url, remote_url) = urls(local, cfg.token.as_deref());
+        let shutdown = shutdown_signal().map_err(ReviewError::Serve)?;
         ready(&Ready { addr: local, url, remote_url, images, models, done });
-        axum::serve(listener, router(app.clone())).with_graceful_shutdown(shutdown_signal()).await.map_err(ReviewError::Serve)?;
+        axum::serve(listener, router(app.clone())).with_graceful_shutdown(shutdown).await.map_err(ReviewError::Serve)?;
         let total = app.store.lock().unwrap_or_else(|p| p.into_inner()).event_count()?;
         Ok(Served { actions: total - before, total })
     })
