@@ -46,7 +46,7 @@ pub fn conditional_bce(logits: &Tensor, y: &Tensor, a: &Tensor, has: &Tensor, po
 /// The chain rule down the head's nesting: `p[c] = s[c] * min over ancestors q of p[q]` for a
 /// concept with ancestors, `s[c]` otherwise (`s`: `[B, K]` conditional sigmoids).
 pub fn chain_probabilities(s: &Tensor, r: &Tensor) -> Tensor {
-    let (a, has) = ancestors(r);
+    let (a, _) = ancestors(r);
     // a chain of d concepts needs d - 1 passes, and K - 1 is enough for any head; a pass after the
     // fixed point changes nothing. (Counting the passes from `a` would read a value back from the
     // device on every forward.)
@@ -54,11 +54,11 @@ pub fn chain_probabilities(s: &Tensor, r: &Tensor) -> Tensor {
     let a = a.unsqueeze(0);
     let mut p = s.shallow_clone();
     for _ in 1..r.size()[0] {
-        // smallest ancestor probability (1 without any), taken exactly: `p * 1 + 0` is `p` and
-        // `p * 0 + 1` is 1 in floating point, where `1 - max(1 - p)` can round above `p` and let a
-        // child exceed its parent
+        // smallest ancestor probability, taken exactly: `p * 1 + 0` is `p` and `p * 0 + 1` is 1 in
+        // floating point, where `1 - max(1 - p)` can round above `p` and let a child exceed its
+        // parent; a concept without ancestors gets exactly 1, so `s * 1` keeps its own sigmoid
         let parent = (p.unsqueeze(1) * &a + &elsewhere).amin([2].as_slice(), false);
-        p = (s * parent).where_self(&has, s);
+        p = s * parent;
     }
     p
 }
