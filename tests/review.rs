@@ -100,6 +100,11 @@ impl Fixture {
     }
 }
 
+/// `review serve` arguments that resume the review in `db` as `reviewer` (the database holds the rest).
+fn resume_args(db: &Path, reviewer: &str) -> Vec<String> {
+    ["review", "serve", "--db", s(db), "--reviewer", reviewer, "--port", "0"].iter().map(|a| a.to_string()).collect()
+}
+
 /// A running `review serve`, its address and what it printed.
 struct Server {
     child: Child,
@@ -259,7 +264,7 @@ fn a_signal_right_after_the_address_stops_the_server_cleanly() {
     let (code, out) = Server::start(&f.serve_args(&db, "ann")).stop("INT");
     assert_eq!(code, 0, "{out}");
     for (i, signal) in ["TERM", "INT"].iter().cycle().take(12).enumerate() {
-        let server = Server::start(&["review".into(), "serve".into(), "--db".into(), s(&db).into(), "--reviewer".into(), "ann".into(), "--port".into(), "0".into()]);
+        let server = Server::start(&resume_args(&db, "ann"));
         let (code, out) = server.stop(signal);
         assert_eq!(code, 0, "start {i}, SIG{signal}: {out}");
         assert!(out.contains("stopped:"), "start {i}: {out}");
@@ -318,7 +323,7 @@ fn kill_9_loses_no_acknowledged_verdict() {
     let ok: String = db_conn(&db).query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ok, "ok");
     // the review resumes from the database alone, with every verdict
-    let resumed = Server::start(&["review".into(), "serve".into(), "--db".into(), s(&db).into(), "--reviewer".into(), "ann".into(), "--port".into(), "0".into()]);
+    let resumed = Server::start(&resume_args(&db, "ann"));
     let (code, state) = resumed.client().get("/api/state").unwrap();
     assert_eq!(code, 200, "{state}");
     let (code, out) = resumed.stop("TERM");
